@@ -1,0 +1,467 @@
+// Package sqlite owns Coditect's embedded storage backend: the kv contract
+// (FoundationDB's semantics) over one SQLite file in WAL mode, through the
+// pure-Go driver modernc.org/sqlite. Several processes may open the same file
+// at once; they see each other's commits and watches fire across them.
+//
+// How the contract maps onto SQLite:
+//   - One table, kv(key BLOB PRIMARY KEY, value BLOB) STRICT, WITHOUT ROWID:
+//     BLOBs compare with memcmp, FoundationDB's order.
+//   - Update runs under BEGIN IMMEDIATE on the process's single writer
+//     connection. Writers in this process queue on a mutex; writers in other
+//     processes are met with SQLITE_BUSY, which is retried with a short
+//     jittered backoff (never SQLite's own sleeping busy handler, whose
+//     sleeps reach 100 ms). Holding the write lock for the whole transaction
+//     makes every Update serializable.
+//   - View runs a deferred read transaction on a pool of reader connections:
+//     one consistent WAL snapshot, concurrent with writers.
+//   - Versionstamps come from a commit counter in the meta table, bumped by
+//     every transaction that writes; writers are serialised, so it strictly
+//     increases across processes. The 10-byte stamp is the counter as 8 bytes
+//     big-endian followed by 2 zero bytes (FDB's commit version and batch
+//     order).
+//   - Watches are driven by PRAGMA data_version, polled by one connection
+//     while any watch is pending, and by a signal after each local commit.
+//
+// Durability: synchronous=FULL by default, so an Update that returned nil
+// survives power loss. Synchronous NORMAL is several times faster in WAL mode
+// and survives a crash of the process, but the last commits before a power
+// loss or OS crash may be rolled back.
+//
+// This package must not import any layer above storage/kv.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coditect/coditect/storage/kv"
+	msqlite "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// Synchronous is SQLite's durability setting for commits.
+type Synchronous string
+
+const (
+	// SyncFull fsyncs the WAL at every commit: acknowledged commits survive
+	// power loss. The default.
+	SyncFull Synchronous = "FULL"
+	// SyncNormal fsyncs only at checkpoints: acknowledged commits survive a
+	// process crash but the last ones may be lost on power loss or OS crash.
+	SyncNormal Synchronous = "NORMAL"
+)
+
+// Options tune a store. The zero value is the documented default.
+type Options struct {
+	// Synchronous is the commit durability (default SyncFull).
+	Synchronous Synchronous
+	// MaxTransactionAge overrides kv.MaxTransactionAge. Tests shorten it;
+	// production code leaves it alone so both backends agree.
+	MaxTransactionAge time.Duration
+	// LockTimeout bounds how long a transaction waits for a store another
+	// process keeps locked before failing with kv.ErrUnavailable (default
+	// 30 s). The caller's context can end the wait sooner.
+	LockTimeout time.Duration
+	// Readers is the size of the reader connection pool (default 4).
+	Readers int
+	// WatchPoll is how often PRAGMA data_version is polled while a watch is
+	// pending (default 2 ms; one poll costs a few microseconds).
+	WatchPoll time.Duration
+}
+
+func (o Options) withDefaults() Options {
+	if o.Synchronous == "" {
+		o.Synchronous = SyncFull
+	}
+	if o.MaxTransactionAge <= 0 {
+		o.MaxTransactionAge = kv.MaxTransactionAge
+	}
+	if o.LockTimeout <= 0 {
+		o.LockTimeout = 30 * time.Second
+	}
+	if o.Readers <= 0 {
+		o.Readers = 4
+	}
+	if o.WatchPoll <= 0 {
+		o.WatchPoll = 2 * time.Millisecond
+	}
+	return o
+}
+
+// Store is an open SQLite store. It implements kv.Store.
+type Store struct {
+	path string
+	opts Options
+
+	writer  *sql.DB // one connection, BEGIN IMMEDIATE
+	readers *sql.DB // snapshot reads
+	writeMu sync.Mutex
+
+	stmts statements
+
+	watches *watchHub
+
+	closed    atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ kv.Store = (*Store)(nil)
+
+// Open opens (creating if needed) the store at path.
+func Open(ctx context.Context, path string, opts Options) (*Store, error) {
+	opts = opts.withDefaults()
+	switch opts.Synchronous {
+	case SyncFull, SyncNormal:
+	default:
+		return nil, fmt.Errorf("kv/sqlite: synchronous must be FULL or NORMAL, not %q", opts.Synchronous)
+	}
+	if path == "" {
+		return nil, errors.New("kv/sqlite: empty path")
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("kv/sqlite: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
+		return nil, fmt.Errorf("kv/sqlite: create directory for %s: %w", abs, err)
+	}
+	_, statErr := os.Stat(abs)
+	created := errors.Is(statErr, os.ErrNotExist)
+
+	s := &Store{path: abs, opts: opts}
+	// busy_timeout(0): SQLite's own busy handler sleeps 1..100 ms at a time;
+	// we retry busy ourselves with a much shorter backoff.
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(0)")
+	q.Add("_pragma", "synchronous("+string(opts.Synchronous)+")")
+	q.Add("_pragma", "foreign_keys(0)")
+	base := "file:" + (&url.URL{Path: abs}).EscapedPath() + "?"
+	wq := cloneValues(q)
+	wq.Set("_txlock", "immediate")
+	s.writer, err = sql.Open("sqlite", base+wq.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("kv/sqlite: open %s: %w", abs, err)
+	}
+	s.writer.SetMaxOpenConns(1)
+	s.writer.SetMaxIdleConns(1)
+	s.writer.SetConnMaxLifetime(0)
+	s.writer.SetConnMaxIdleTime(0)
+
+	rq := cloneValues(q)
+	rq.Set("_txlock", "deferred")
+	s.readers, err = sql.Open("sqlite", base+rq.Encode())
+	if err != nil {
+		s.writer.Close()
+		return nil, fmt.Errorf("kv/sqlite: open %s: %w", abs, err)
+	}
+	s.readers.SetMaxOpenConns(opts.Readers + 1) // +1: the watch poller's connection
+	s.readers.SetMaxIdleConns(opts.Readers + 1)
+	s.readers.SetConnMaxLifetime(0)
+	s.readers.SetConnMaxIdleTime(0)
+
+	if err := s.init(ctx, created); err != nil {
+		s.writer.Close()
+		s.readers.Close()
+		return nil, err
+	}
+	s.watches = newWatchHub(s)
+	return s, nil
+}
+
+func cloneValues(v url.Values) url.Values {
+	out := url.Values{}
+	for k, vs := range v {
+		out[k] = append([]string(nil), vs...)
+	}
+	return out
+}
+
+const schema = `
+CREATE TABLE IF NOT EXISTS kv (
+	key   BLOB PRIMARY KEY NOT NULL,
+	value BLOB NOT NULL
+) STRICT, WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (
+	name  TEXT PRIMARY KEY NOT NULL,
+	value INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+INSERT OR IGNORE INTO meta(name, value) VALUES ('commit', 0);
+`
+
+// init puts the file in WAL mode and creates the schema, retrying while
+// another process holds a lock (two processes may open a new file at once).
+func (s *Store) init(ctx context.Context, created bool) error {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.LockTimeout)
+	defer cancel()
+	err := retryBusy(ctx, func() error {
+		conn, err := s.writer.Conn(ctx)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		var mode string
+		if err := conn.QueryRowContext(ctx, "PRAGMA journal_mode=WAL").Scan(&mode); err != nil {
+			return err
+		}
+		if !strings.EqualFold(mode, "wal") {
+			return fmt.Errorf("journal_mode is %q, not wal (is the file on a filesystem without shared memory?)", mode)
+		}
+		if created {
+			// Tokens and audit history live here: keep the file private.
+			// Chmod does not open the file, so no POSIX lock is disturbed.
+			if err := os.Chmod(s.path, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return err
+			}
+		}
+		_, err = conn.ExecContext(ctx, schema)
+		return err
+	})
+	if err != nil {
+		if isBusy(err) || (errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil) {
+			return fmt.Errorf("kv/sqlite: open %s: %w: locked by another process for %v", s.path, kv.ErrUnavailable, s.opts.LockTimeout)
+		}
+		return fmt.Errorf("kv/sqlite: open %s: %w", s.path, err)
+	}
+	return s.stmts.prepare(ctx, s.writer, s.readers)
+}
+
+// Path returns the absolute path of the database file.
+func (s *Store) Path() string { return s.path }
+
+// Close releases the store; pending watches return kv.ErrClosed.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.closed.Store(true)
+		s.watches.close()
+		// Taking the write mutex waits for an Update in flight.
+		s.writeMu.Lock()
+		defer s.writeMu.Unlock()
+		s.stmts.close()
+		err1 := s.writer.Close()
+		err2 := s.readers.Close()
+		s.closeErr = errors.Join(err1, err2)
+	})
+	return s.closeErr
+}
+
+// isBusy reports whether err is SQLite's BUSY or LOCKED, in any extended form.
+func isBusy(err error) bool {
+	var se *msqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+			return true
+		}
+	}
+	return false
+}
+
+// backoff is the wait before busy retry n: 50 µs doubling to 2 ms, jittered
+// so that processes released together do not collide again in step.
+func backoff(n int) time.Duration {
+	d := 50 * time.Microsecond << min(n, 6)
+	if d > 2*time.Millisecond {
+		d = 2 * time.Millisecond
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// retryBusy runs f until it returns something other than a busy error or
+// ctx is done.
+func retryBusy(ctx context.Context, f func() error) error {
+	for n := 0; ; n++ {
+		err := f()
+		if err == nil || !isBusy(err) {
+			return err
+		}
+		if err := sleepCtx(ctx, backoff(n)); err != nil {
+			return err
+		}
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// lockWait tracks one transaction's wait for a busy store.
+type lockWait struct {
+	start   time.Time
+	retries int
+}
+
+// wait sleeps before the next busy retry, or reports why not to retry.
+func (s *Store) wait(ctx context.Context, w *lockWait, cause error) error {
+	if w.start.IsZero() {
+		w.start = time.Now()
+	}
+	if time.Since(w.start) > s.opts.LockTimeout {
+		return fmt.Errorf("kv/sqlite: %s: %w: locked by another process for %v (%v)",
+			s.path, kv.ErrUnavailable, s.opts.LockTimeout, cause)
+	}
+	if err := sleepCtx(ctx, backoff(w.retries)); err != nil {
+		return fmt.Errorf("kv/sqlite: %s: waiting for a lock held by another process: %w", s.path, err)
+	}
+	w.retries++
+	return nil
+}
+
+// Update implements kv.Store.
+func (s *Store) Update(ctx context.Context, fn func(kv.Tx) error) (kv.Versionstamp, error) {
+	var w lockWait
+	for {
+		if s.closed.Load() {
+			return kv.Versionstamp{}, kv.ErrClosed
+		}
+		if err := ctx.Err(); err != nil {
+			return kv.Versionstamp{}, err
+		}
+		stamp, err := s.updateOnce(ctx, fn)
+		if err == nil {
+			return stamp, nil
+		}
+		if !isBusy(err) {
+			return kv.Versionstamp{}, err
+		}
+		if err := s.wait(ctx, &w, err); err != nil {
+			return kv.Versionstamp{}, err
+		}
+	}
+}
+
+func (s *Store) updateOnce(ctx context.Context, fn func(kv.Tx) error) (stamp kv.Versionstamp, err error) {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	if s.closed.Load() {
+		return stamp, kv.ErrClosed
+	}
+	sqlTx, err := s.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return stamp, err
+	}
+	t := newTxn(ctx, s, sqlTx, true)
+	defer func() {
+		t.finish()
+		if err != nil {
+			_ = sqlTx.Rollback()
+		}
+	}()
+	if err := fn(t); err != nil {
+		return stamp, err
+	}
+	if err := t.firstErr(); err != nil {
+		return stamp, err
+	}
+	if err := t.checkAge(); err != nil {
+		return stamp, err
+	}
+	if t.wrote {
+		commit, err := t.commitVersion()
+		if err != nil {
+			return stamp, err
+		}
+		if _, err := sqlTx.Stmt(s.stmts.setCommit).ExecContext(ctx, int64(commit)); err != nil {
+			return stamp, t.wrap("commit", nil, err)
+		}
+		stamp = stampFor(commit)
+	}
+	if err := t.readWatchBaselines(); err != nil {
+		return kv.Versionstamp{}, err
+	}
+	if err := sqlTx.Commit(); err != nil {
+		return kv.Versionstamp{}, t.wrap("commit", nil, err)
+	}
+	t.activateWatches()
+	if t.wrote {
+		s.watches.localCommit()
+	}
+	return stamp, nil
+}
+
+// stampFor renders commit counter n as FDB's 10-byte commit version (8 bytes
+// big-endian) and 2-byte batch order (0), with user order 0.
+func stampFor(n uint64) kv.Versionstamp {
+	var v kv.Versionstamp
+	for i := 7; i >= 0; i-- {
+		v[i] = byte(n)
+		n >>= 8
+	}
+	return v
+}
+
+// View implements kv.Store.
+func (s *Store) View(ctx context.Context, fn func(kv.ReadTx) error) error {
+	var w lockWait
+	for {
+		if s.closed.Load() {
+			return kv.ErrClosed
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		err := s.viewOnce(ctx, fn)
+		if err == nil || !isBusy(err) {
+			return err
+		}
+		if err := s.wait(ctx, &w, err); err != nil {
+			return err
+		}
+	}
+}
+
+func (s *Store) viewOnce(ctx context.Context, fn func(kv.ReadTx) error) error {
+	sqlTx, err := s.readers.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	t := newTxn(ctx, s, sqlTx, false)
+	defer func() {
+		t.finish()
+		_ = sqlTx.Rollback()
+	}()
+	if err := fn(t); err != nil {
+		return err
+	}
+	if err := t.firstErr(); err != nil {
+		return err
+	}
+	if err := t.readWatchBaselines(); err != nil {
+		return err
+	}
+	if err := sqlTx.Commit(); err != nil {
+		return t.wrap("commit", nil, err)
+	}
+	t.activateWatches()
+	return nil
+}
+
+// Watch implements kv.Store.
+func (s *Store) Watch(ctx context.Context, key []byte) error {
+	var w kv.Watch
+	if err := s.View(ctx, func(tx kv.ReadTx) error {
+		w = tx.Watch(key)
+		return nil
+	}); err != nil {
+		return err
+	}
+	defer w.Cancel()
+	return w.Wait(ctx)
+}

@@ -1,0 +1,578 @@
+package sqlite
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coditect/coditect/storage/kv"
+)
+
+// statements are the prepared statements of one *sql.DB. database/sql
+// prepares each lazily on every connection it runs on and keeps it there.
+type stmtSet struct {
+	get, set, clear, clearRange, clearFrom *sql.Stmt
+	rangeFwd, rangeFwdOpen                 *sql.Stmt
+	rangeRev, rangeRevOpen                 *sql.Stmt
+	getCommit                              *sql.Stmt
+}
+
+type statements struct {
+	w, r      stmtSet
+	setCommit *sql.Stmt
+}
+
+func (st *stmtSet) prepare(ctx context.Context, db *sql.DB) error {
+	var err error
+	p := func(q string) *sql.Stmt {
+		if err != nil {
+			return nil
+		}
+		var s *sql.Stmt
+		s, err = db.PrepareContext(ctx, q)
+		return s
+	}
+	st.get = p(`SELECT value FROM kv WHERE key = ?`)
+	st.set = p(`INSERT INTO kv(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`)
+	st.clear = p(`DELETE FROM kv WHERE key = ?`)
+	st.clearRange = p(`DELETE FROM kv WHERE key >= ? AND key < ?`)
+	st.clearFrom = p(`DELETE FROM kv WHERE key >= ?`)
+	st.rangeFwd = p(`SELECT key, value FROM kv WHERE key >= ? AND key < ? ORDER BY key LIMIT ?`)
+	st.rangeFwdOpen = p(`SELECT key, value FROM kv WHERE key >= ? ORDER BY key LIMIT ?`)
+	st.rangeRev = p(`SELECT key, value FROM kv WHERE key >= ? AND key < ? ORDER BY key DESC LIMIT ?`)
+	st.rangeRevOpen = p(`SELECT key, value FROM kv WHERE key >= ? ORDER BY key DESC LIMIT ?`)
+	st.getCommit = p(`SELECT value FROM meta WHERE name = 'commit'`)
+	return err
+}
+
+func (st *stmtSet) close() {
+	for _, s := range []*sql.Stmt{st.get, st.set, st.clear, st.clearRange, st.clearFrom,
+		st.rangeFwd, st.rangeFwdOpen, st.rangeRev, st.rangeRevOpen, st.getCommit} {
+		if s != nil {
+			s.Close()
+		}
+	}
+}
+
+func (st *statements) prepare(ctx context.Context, w, r *sql.DB) error {
+	if err := st.w.prepare(ctx, w); err != nil {
+		return fmt.Errorf("kv/sqlite: prepare: %w", err)
+	}
+	if err := st.r.prepare(ctx, r); err != nil {
+		return fmt.Errorf("kv/sqlite: prepare: %w", err)
+	}
+	var err error
+	st.setCommit, err = w.PrepareContext(ctx, `UPDATE meta SET value = ? WHERE name = 'commit'`)
+	if err != nil {
+		return fmt.Errorf("kv/sqlite: prepare: %w", err)
+	}
+	return nil
+}
+
+func (st *statements) close() {
+	st.w.close()
+	st.r.close()
+	if st.setCommit != nil {
+		st.setCommit.Close()
+	}
+}
+
+// txn is one attempt of a transaction. It implements kv.Tx; read-only
+// transactions refuse writes.
+type txn struct {
+	ctx      context.Context
+	s        *Store
+	tx       *sql.Tx
+	st       *stmtSet
+	writable bool
+	start    time.Time
+	done     atomic.Bool
+
+	mu         sync.Mutex
+	err        error // first deferred write error
+	size       int
+	wrote      bool
+	commit     uint64 // this transaction's commit counter, once read
+	haveCommit bool
+	unreadable [][]byte // keys written with a versionstamp in this transaction
+	watches    []*watch
+}
+
+func newTxn(ctx context.Context, s *Store, tx *sql.Tx, writable bool) *txn {
+	t := &txn{ctx: ctx, s: s, tx: tx, writable: writable, start: time.Now()}
+	if writable {
+		t.st = &s.stmts.w
+	} else {
+		t.st = &s.stmts.r
+	}
+	return t
+}
+
+// finish ends the attempt; watches it set but did not activate fail with err.
+func (t *txn) finish() {
+	t.done.Store(true)
+	t.mu.Lock()
+	ws := t.watches
+	t.watches = nil
+	err := t.err
+	t.mu.Unlock()
+	if err == nil {
+		err = errors.New("kv: the transaction that set this watch did not commit")
+	}
+	for _, w := range ws {
+		w.fire(err)
+	}
+}
+
+func (t *txn) firstErr() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.err
+}
+
+func (t *txn) fail(err error) {
+	t.mu.Lock()
+	if t.err == nil {
+		t.err = err
+	}
+	t.mu.Unlock()
+}
+
+func (t *txn) checkAge() error {
+	if age := time.Since(t.start); age > t.s.opts.MaxTransactionAge {
+		return fmt.Errorf("kv/sqlite: %w: running for %v, the limit is %v",
+			kv.ErrTransactionTooOld, age.Round(time.Millisecond), t.s.opts.MaxTransactionAge)
+	}
+	return nil
+}
+
+// usable reports why the transaction cannot run another operation, if so.
+func (t *txn) usable() error {
+	if t.done.Load() {
+		return kv.ErrTransactionDone
+	}
+	return t.checkAge()
+}
+
+// wrap turns a driver error into one that names the operation and key; busy
+// errors keep their identity so the retry loop sees them.
+func (t *txn) wrap(op string, key []byte, err error) error {
+	if err == nil {
+		return nil
+	}
+	if isBusy(err) {
+		return err
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	if key == nil {
+		return fmt.Errorf("kv/sqlite: %s: %w", op, err)
+	}
+	return fmt.Errorf("kv/sqlite: %s %s: %w", op, kv.DisplayKey(key), err)
+}
+
+func (t *txn) isUnreadable(begin, end []byte) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, k := range t.unreadable {
+		if bytes.Compare(k, begin) >= 0 && (end == nil || bytes.Compare(k, end) < 0) {
+			return true
+		}
+	}
+	return false
+}
+
+func (t *txn) unreadableErr(key []byte) error {
+	return fmt.Errorf("kv/sqlite: get %s: %w", kv.DisplayKey(key), kv.ErrAccessedUnreadable)
+}
+
+// Get implements kv.ReadTx.
+func (t *txn) Get(key []byte) ([]byte, error) {
+	if err := t.usable(); err != nil {
+		return nil, err
+	}
+	if err := kv.CheckKey("get", key); err != nil {
+		return nil, err
+	}
+	if t.writable && t.isUnreadable(key, kv.KeyAfter(key)) {
+		return nil, t.unreadableErr(key)
+	}
+	return t.get(key)
+}
+
+func (t *txn) get(key []byte) ([]byte, error) {
+	var v []byte
+	err := t.tx.StmtContext(t.ctx, t.st.get).QueryRowContext(t.ctx, key).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, t.wrap("get", key, err)
+	}
+	if v == nil {
+		v = []byte{}
+	}
+	return v, nil
+}
+
+// GetRange implements kv.ReadTx.
+func (t *txn) GetRange(begin, end []byte, opts kv.RangeOptions) kv.Iterator {
+	if err := t.usable(); err != nil {
+		return kv.ErrIterator{E: err}
+	}
+	if end != nil && bytes.Compare(begin, end) > 0 {
+		return kv.ErrIterator{E: fmt.Errorf("kv/sqlite: range %s..%s: %w: begin is after end",
+			kv.DisplayKey(begin), kv.DisplayKey(end), kv.ErrInvalidRange)}
+	}
+	if opts.Limit < 0 {
+		return kv.ErrIterator{E: fmt.Errorf("kv/sqlite: %w: negative limit %d", kv.ErrInvalidRange, opts.Limit)}
+	}
+	if t.writable && t.isUnreadable(begin, end) {
+		return kv.ErrIterator{E: fmt.Errorf("kv/sqlite: range %s..%s: %w",
+			kv.DisplayKey(begin), kv.DisplayKey(end), kv.ErrAccessedUnreadable)}
+	}
+	if begin == nil {
+		begin = []byte{}
+	}
+	return &iterator{t: t, begin: append([]byte{}, begin...), end: cloneOrNil(end),
+		reverse: opts.Reverse, limit: opts.Limit, page: firstPage(opts.Limit)}
+}
+
+func cloneOrNil(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	return append([]byte{}, b...)
+}
+
+// Page sizes: small first (most reads want a few keys), growing to amortise
+// long scans, as FDB's iterator streaming mode does.
+const (
+	minPage = 64
+	maxPage = 4096
+)
+
+func firstPage(limit int) int {
+	if limit > 0 && limit <= maxPage {
+		return limit
+	}
+	return minPage
+}
+
+type iterator struct {
+	t       *txn
+	begin   []byte
+	end     []byte // nil: end of the keyspace
+	reverse bool
+	limit   int // 0: none
+	page    int
+	seen    int
+
+	buf       []kv.KeyValue
+	idx       int
+	exhausted bool
+	cur       kv.KeyValue
+	err       error
+}
+
+func (it *iterator) Next() bool {
+	if it.err != nil {
+		return false
+	}
+	if it.idx >= len(it.buf) {
+		if it.exhausted || (it.limit > 0 && it.seen >= it.limit) {
+			return false
+		}
+		if err := it.fetch(); err != nil {
+			it.err = err
+			return false
+		}
+		if len(it.buf) == 0 {
+			return false
+		}
+	}
+	it.cur = it.buf[it.idx]
+	it.idx++
+	it.seen++
+	return true
+}
+
+func (it *iterator) fetch() error {
+	if err := it.t.usable(); err != nil {
+		return err
+	}
+	n := it.page
+	if it.limit > 0 && it.limit-it.seen < n {
+		n = it.limit - it.seen
+	}
+	st := it.t.st
+	var stmt *sql.Stmt
+	args := []any{it.begin}
+	switch {
+	case !it.reverse && it.end != nil:
+		stmt = st.rangeFwd
+		args = append(args, it.end)
+	case !it.reverse:
+		stmt = st.rangeFwdOpen
+	case it.end != nil:
+		stmt = st.rangeRev
+		args = append(args, it.end)
+	default:
+		stmt = st.rangeRevOpen
+	}
+	args = append(args, n)
+	rows, err := it.t.tx.StmtContext(it.t.ctx, stmt).QueryContext(it.t.ctx, args...)
+	if err != nil {
+		return it.t.wrap("range", it.begin, err)
+	}
+	defer rows.Close()
+	it.buf = it.buf[:0]
+	it.idx = 0
+	for rows.Next() {
+		var p kv.KeyValue
+		if err := rows.Scan(&p.Key, &p.Value); err != nil {
+			return it.t.wrap("range", it.begin, err)
+		}
+		if p.Value == nil {
+			p.Value = []byte{}
+		}
+		it.buf = append(it.buf, p)
+	}
+	if err := rows.Err(); err != nil {
+		return it.t.wrap("range", it.begin, err)
+	}
+	if len(it.buf) < n {
+		it.exhausted = true
+	} else if len(it.buf) > 0 {
+		last := it.buf[len(it.buf)-1].Key
+		if it.reverse {
+			it.end = last
+		} else {
+			it.begin = kv.KeyAfter(last)
+		}
+	}
+	if it.page < maxPage {
+		it.page *= 2
+	}
+	return nil
+}
+
+func (it *iterator) KeyValue() kv.KeyValue { return it.cur }
+func (it *iterator) Err() error            { return it.err }
+
+// Watch implements kv.ReadTx.
+func (t *txn) Watch(key []byte) kv.Watch {
+	w := &watch{key: append([]byte(nil), key...), done: make(chan struct{})}
+	if err := t.usable(); err != nil {
+		w.fire(err)
+		return w
+	}
+	if err := kv.CheckKey("watch", key); err != nil {
+		w.fire(err)
+		return w
+	}
+	t.mu.Lock()
+	t.watches = append(t.watches, w)
+	t.mu.Unlock()
+	return w
+}
+
+// readWatchBaselines reads, at the end of the transaction and inside it,
+// the value each watch compares against: what this transaction sees,
+// including its own writes.
+func (t *txn) readWatchBaselines() error {
+	t.mu.Lock()
+	ws := t.watches
+	t.mu.Unlock()
+	for _, w := range ws {
+		v, err := t.get(w.key)
+		if err != nil {
+			return err
+		}
+		w.baseline, w.exists = v, v != nil
+	}
+	return nil
+}
+
+func (t *txn) activateWatches() {
+	t.mu.Lock()
+	ws := t.watches
+	t.watches = nil
+	t.mu.Unlock()
+	for _, w := range ws {
+		t.s.watches.register(w)
+	}
+}
+
+// write runs one mutation's checks and accounting; it returns false when the
+// mutation must not run.
+func (t *txn) write(op string, key []byte, size int) bool {
+	if !t.writable {
+		t.fail(fmt.Errorf("kv/sqlite: %s in a read-only transaction", op))
+		return false
+	}
+	if err := t.usable(); err != nil {
+		t.fail(err)
+		return false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.err != nil {
+		return false
+	}
+	t.size += size
+	if t.size > kv.MaxTransactionSize {
+		t.err = &kv.LimitError{Err: kv.ErrTransactionTooLarge, Op: op, Key: key, Size: t.size, Limit: kv.MaxTransactionSize}
+		return false
+	}
+	t.wrote = true
+	return true
+}
+
+func (t *txn) exec(op string, key []byte, stmt *sql.Stmt, args ...any) {
+	if _, err := t.tx.StmtContext(t.ctx, stmt).ExecContext(t.ctx, args...); err != nil {
+		t.fail(t.wrap(op, key, err))
+	}
+}
+
+// Set implements kv.Tx.
+func (t *txn) Set(key, value []byte) {
+	if err := errors.Join(kv.CheckKey("set", key), kv.CheckValue("set", key, value)); err != nil {
+		t.fail(err)
+		return
+	}
+	if t.write("set", key, len(key)+len(value)) {
+		t.exec("set", key, t.st.set, key, nonNil(value))
+	}
+}
+
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+// Clear implements kv.Tx.
+func (t *txn) Clear(key []byte) {
+	if err := kv.CheckKey("clear", key); err != nil {
+		t.fail(err)
+		return
+	}
+	if t.write("clear", key, len(key)) {
+		t.exec("clear", key, t.st.clear, key)
+	}
+}
+
+// ClearRange implements kv.Tx.
+func (t *txn) ClearRange(begin, end []byte) {
+	if end != nil && bytes.Compare(begin, end) > 0 {
+		t.fail(fmt.Errorf("kv/sqlite: clear range %s..%s: %w: begin is after end",
+			kv.DisplayKey(begin), kv.DisplayKey(end), kv.ErrInvalidRange))
+		return
+	}
+	if !t.write("clear range", begin, len(begin)+len(end)) {
+		return
+	}
+	if end == nil {
+		t.exec("clear range", begin, t.st.clearFrom, nonNil(begin))
+	} else {
+		t.exec("clear range", begin, t.st.clearRange, nonNil(begin), end)
+	}
+}
+
+// Add implements kv.Tx.
+func (t *txn) Add(key []byte, delta int64) {
+	if err := kv.CheckKey("add", key); err != nil {
+		t.fail(err)
+		return
+	}
+	if !t.write("add", key, len(key)+8) {
+		return
+	}
+	old, err := t.get(key)
+	if err != nil {
+		t.fail(err)
+		return
+	}
+	t.exec("add", key, t.st.set, key, kv.AddLE(old, delta))
+}
+
+// commitVersion returns the commit counter this transaction will commit
+// with. The write lock is held from BEGIN IMMEDIATE, so no other writer can
+// take the same number.
+func (t *txn) commitVersion() (uint64, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.haveCommit {
+		return t.commit, nil
+	}
+	var n int64
+	if err := t.tx.StmtContext(t.ctx, t.st.getCommit).QueryRowContext(t.ctx).Scan(&n); err != nil {
+		return 0, t.wrap("read commit counter", nil, err)
+	}
+	t.commit, t.haveCommit = uint64(n)+1, true
+	return t.commit, nil
+}
+
+func (t *txn) stamped(template []byte, offset int) ([]byte, error) {
+	if err := kv.CheckStampOffset(template, offset); err != nil {
+		return nil, err
+	}
+	c, err := t.commitVersion()
+	if err != nil {
+		return nil, err
+	}
+	stamp := stampFor(c)
+	out := append([]byte(nil), template...)
+	copy(out[offset:offset+kv.StampSize], stamp[:kv.StampSize])
+	return out, nil
+}
+
+// SetVersionstampedKey implements kv.Tx.
+func (t *txn) SetVersionstampedKey(template []byte, offset int, value []byte) {
+	if err := errors.Join(kv.CheckKey("set versionstamped key", template),
+		kv.CheckValue("set versionstamped key", template, value)); err != nil {
+		t.fail(err)
+		return
+	}
+	if !t.write("set versionstamped key", template, len(template)+len(value)) {
+		return
+	}
+	key, err := t.stamped(template, offset)
+	if err != nil {
+		t.fail(err)
+		return
+	}
+	t.exec("set versionstamped key", key, t.st.set, key, nonNil(value))
+	t.mu.Lock()
+	t.unreadable = append(t.unreadable, key)
+	t.mu.Unlock()
+}
+
+// SetVersionstampedValue implements kv.Tx.
+func (t *txn) SetVersionstampedValue(key, template []byte, offset int) {
+	if err := errors.Join(kv.CheckKey("set versionstamped value", key),
+		kv.CheckValue("set versionstamped value", key, template)); err != nil {
+		t.fail(err)
+		return
+	}
+	if !t.write("set versionstamped value", key, len(key)+len(template)) {
+		return
+	}
+	value, err := t.stamped(template, offset)
+	if err != nil {
+		t.fail(err)
+		return
+	}
+	t.exec("set versionstamped value", key, t.st.set, key, value)
+	t.mu.Lock()
+	t.unreadable = append(t.unreadable, append([]byte(nil), key...))
+	t.mu.Unlock()
+}
