@@ -51,14 +51,22 @@ const (
 	envArgs    = "KVTEST_ARGS"
 )
 
+// Role is a child-process role a backend adds for its own tests, such as a
+// baseline that bypasses the kv contract.
+type Role struct {
+	Name string
+	Args int
+	Run  func(locator string, args []int) error
+}
+
 // Main runs a child-process role when the test binary was started as one,
 // and the tests otherwise. Call it from TestMain with the backend's opener.
-func Main(m *testing.M, open func(locator string) (kv.Store, error)) {
+func Main(m *testing.M, open func(locator string) (kv.Store, error), extra ...Role) {
 	role := os.Getenv(envRole)
 	if role == "" {
 		os.Exit(m.Run())
 	}
-	err := runChild(role, os.Getenv(envLocator), strings.Fields(os.Getenv(envArgs)), open)
+	err := runChild(role, os.Getenv(envLocator), strings.Fields(os.Getenv(envArgs)), open, extra)
 	if err != nil {
 		fmt.Fprintf(os.Stdout, "error %v\n", err)
 		fmt.Fprintf(os.Stderr, "kvtest child %s: %v\n", role, err)
@@ -67,7 +75,7 @@ func Main(m *testing.M, open func(locator string) (kv.Store, error)) {
 	os.Exit(0)
 }
 
-func runChild(role, locator string, args []string, open func(string) (kv.Store, error)) error {
+func runChild(role, locator string, args []string, open func(string) (kv.Store, error), extra []Role) error {
 	ints := make([]int, len(args))
 	for i, a := range args {
 		n, err := strconv.Atoi(a)
@@ -76,7 +84,15 @@ func runChild(role, locator string, args []string, open func(string) (kv.Store, 
 		}
 		ints[i] = n
 	}
-	need := map[string]int{"incr": 3, "stamp": 2, "watch": 0, "crash": 1, "write": 2}
+	need := map[string]int{"incr": 3, "stamp": 2, "watch": 0, "crash": 1, "write": 2, "watchlat": 1}
+	for _, r := range extra {
+		if r.Name == role {
+			if len(ints) != r.Args {
+				return fmt.Errorf("role %s takes %d arguments, got %d", role, r.Args, len(ints))
+			}
+			return r.Run(locator, ints)
+		}
+	}
 	n, ok := need[role]
 	if !ok {
 		return fmt.Errorf("unknown role %q", role)
@@ -103,8 +119,37 @@ func runChild(role, locator string, args []string, open func(string) (kv.Store, 
 		return childCrash(ctx, s, ints[0])
 	case "write":
 		return childWrite(ctx, s, ints[0], ints[1])
+	case "watchlat":
+		return childWatchLat(ctx, s, ints[0])
 	}
 	return fmt.Errorf("unknown role %q", role)
+}
+
+// Child is a child process started with StartRole.
+type Child struct{ c *child }
+
+// StartRole starts the test binary in a role (one of the backend's own,
+// passed to Main) and returns a handle to it.
+func StartRole(t testing.TB, role, locator string, args ...int) *Child {
+	t.Helper()
+	return &Child{startChild(t, role, locator, args...)}
+}
+
+// Expect waits for a line with the given prefix and returns the rest.
+func (c *Child) Expect(t testing.TB, prefix string, timeout time.Duration) string {
+	t.Helper()
+	return c.c.expect(t, prefix, timeout)
+}
+
+// Kill kills the child with SIGKILL and waits for it to exit.
+func (c *Child) Kill(t testing.TB) {
+	t.Helper()
+	if err := c.c.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	for range c.c.lines {
+	}
+	<-c.c.errc
 }
 
 // child is a running child process whose stdout lines arrive on lines.

@@ -210,12 +210,26 @@ func (s *Store) init(ctx context.Context, created bool) error {
 			return err
 		}
 		defer conn.Close()
+		// An existing store needs no lock to open: another process may be
+		// in a long write transaction.
 		var mode string
-		if err := conn.QueryRowContext(ctx, "PRAGMA journal_mode=WAL").Scan(&mode); err != nil {
+		if err := conn.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
 			return err
 		}
 		if !strings.EqualFold(mode, "wal") {
-			return fmt.Errorf("journal_mode is %q, not wal (is the file on a filesystem without shared memory?)", mode)
+			if err := conn.QueryRowContext(ctx, "PRAGMA journal_mode=WAL").Scan(&mode); err != nil {
+				return err
+			}
+			if !strings.EqualFold(mode, "wal") {
+				return fmt.Errorf("journal_mode is %q, not wal (is the file on a filesystem without shared memory?)", mode)
+			}
+		}
+		var ready int
+		if err := conn.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE name IN ('kv', 'meta')`).Scan(&ready); err != nil {
+			return err
+		}
+		if ready == 2 {
+			return nil
 		}
 		if created {
 			// Tokens and audit history live here: keep the file private.
@@ -224,8 +238,16 @@ func (s *Store) init(ctx context.Context, created bool) error {
 				return err
 			}
 		}
-		_, err = conn.ExecContext(ctx, schema)
-		return err
+		// One transaction, so a crash cannot leave meta without its row.
+		tx, err := conn.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, schema); err != nil {
+			_ = tx.Rollback()
+			return err
+		}
+		return tx.Commit()
 	})
 	if err != nil {
 		if isBusy(err) || (errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil) {
@@ -374,12 +396,9 @@ func (s *Store) updateOnce(ctx context.Context, fn func(kv.Tx) error) (stamp kv.
 		return stamp, err
 	}
 	if t.wrote {
-		commit, err := t.commitVersion()
+		commit, err := t.bumpCommit()
 		if err != nil {
 			return stamp, err
-		}
-		if _, err := sqlTx.Stmt(s.stmts.setCommit).ExecContext(ctx, int64(commit)); err != nil {
-			return stamp, t.wrap("commit", nil, err)
 		}
 		stamp = stampFor(commit)
 	}

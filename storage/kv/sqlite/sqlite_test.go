@@ -15,7 +15,7 @@ func open(path string) (kv.Store, error) {
 	return sqlite.Open(context.Background(), path, sqlite.Options{})
 }
 
-func TestMain(m *testing.M) { kvtest.Main(m, open) }
+func TestMain(m *testing.M) { kvtest.Main(m, open, rawWrite, holdLock) }
 
 func newStore(t testing.TB, opts sqlite.Options) (*sqlite.Store, string) {
 	t.Helper()

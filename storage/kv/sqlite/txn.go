@@ -23,8 +23,8 @@ type stmtSet struct {
 }
 
 type statements struct {
-	w, r      stmtSet
-	setCommit *sql.Stmt
+	w, r                  stmtSet
+	setCommit, bumpCommit *sql.Stmt
 }
 
 func (st *stmtSet) prepare(ctx context.Context, db *sql.DB) error {
@@ -71,14 +71,20 @@ func (st *statements) prepare(ctx context.Context, w, r *sql.DB) error {
 	if err != nil {
 		return fmt.Errorf("kv/sqlite: prepare: %w", err)
 	}
+	st.bumpCommit, err = w.PrepareContext(ctx, `UPDATE meta SET value = value + 1 WHERE name = 'commit' RETURNING value`)
+	if err != nil {
+		return fmt.Errorf("kv/sqlite: prepare: %w", err)
+	}
 	return nil
 }
 
 func (st *statements) close() {
 	st.w.close()
 	st.r.close()
-	if st.setCommit != nil {
-		st.setCommit.Close()
+	for _, s := range []*sql.Stmt{st.setCommit, st.bumpCommit} {
+		if s != nil {
+			s.Close()
+		}
 	}
 }
 
@@ -518,6 +524,26 @@ func (t *txn) commitVersion() (uint64, error) {
 		return 0, t.wrap("read commit counter", nil, err)
 	}
 	t.commit, t.haveCommit = uint64(n)+1, true
+	return t.commit, nil
+}
+
+// bumpCommit advances the commit counter as the transaction commits and
+// returns this transaction's number. Without a versionstamp operation the
+// counter is read and bumped in one statement.
+func (t *txn) bumpCommit() (uint64, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.haveCommit {
+		if _, err := t.tx.StmtContext(t.ctx, t.s.stmts.setCommit).ExecContext(t.ctx, int64(t.commit)); err != nil {
+			return 0, t.wrap("commit", nil, err)
+		}
+		return t.commit, nil
+	}
+	var n int64
+	if err := t.tx.StmtContext(t.ctx, t.s.stmts.bumpCommit).QueryRowContext(t.ctx).Scan(&n); err != nil {
+		return 0, t.wrap("commit", nil, err)
+	}
+	t.commit, t.haveCommit = uint64(n), true
 	return t.commit, nil
 }
 

@@ -1,0 +1,46 @@
+# Coditect build. `make run` starts the main job; `make test` is what CI runs.
+GO        ?= go
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -X main.version=$(VERSION)
+BIN       := bin/coditect
+PKGS      := ./...
+BENCHTIME ?= 1x
+
+.PHONY: build run test vet unit fdb-check crash bench lint fmt clean
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/coditect
+
+# Until the daemon lands, run opens the default store and reports its health.
+run: build
+	./$(BIN) store status
+
+# vet, the FDB type check, the unit and integration tests and the short
+# (10-kill) crash test.
+test: vet fdb-check unit
+
+vet:
+	$(GO) vet $(PKGS)
+
+unit:
+	$(GO) test -short -count=1 -timeout 20m $(PKGS)
+
+# Type-checks every `fdb`-tagged package without fdb_c.h or libfdb_c.
+fdb-check:
+	$(GO) run ./internal/fdbcheck
+
+# The long crash test: 200 SIGKILLs of writer processes.
+crash:
+	$(GO) test -count=1 -timeout 60m -run 'TestCrash' -v ./storage/kv/sqlite/
+
+# Benchmarks: 5 runs each, medians in docs/BENCHMARKS.md.
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -count 5 -timeout 60m ./storage/... | tee bench.out
+
+lint:
+	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo 'gofmt: the files above need formatting'; exit 1; }
+	$(GO) vet $(PKGS)
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@latest $(PKGS)
+
+clean:
+	rm -rf bin bench.out

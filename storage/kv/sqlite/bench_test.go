@@ -1,0 +1,301 @@
+package sqlite_test
+
+import (
+	"bufio"
+	"context"
+	"database/sql"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coditect/coditect/storage/kv"
+	"github.com/coditect/coditect/storage/kv/kvtest"
+	"github.com/coditect/coditect/storage/kv/sqlite"
+)
+
+// The baselines are plain database/sql against the same table, the same
+// pragmas (WAL, synchronous=FULL) and the same driver, measured in the same
+// run: the ratio is the cost of the kv contract.
+
+func openRaw(b testing.TB, path string, busyTimeoutMS int) *sql.DB {
+	b.Helper()
+	dsn := fmt.Sprintf("file:%s?_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)", path, busyTimeoutMS)
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	db.SetMaxOpenConns(1)
+	b.Cleanup(func() { db.Close() })
+	return db
+}
+
+// freshPath returns the path of a new store with the kv schema, closed.
+func freshPath(b testing.TB) string {
+	s, path := newStore(b, sqlite.Options{})
+	if err := s.Close(); err != nil {
+		b.Fatal(err)
+	}
+	return path
+}
+
+func benchKey(i int) []byte { return []byte(fmt.Sprintf("bench/%010d", i)) }
+
+var benchValue = []byte("a value of about the size of an audit index entry")
+
+// BenchmarkCommitSingle: one durable single-record transaction per op.
+func BenchmarkCommitSingle(b *testing.B) {
+	b.Run("raw", func(b *testing.B) {
+		db := openRaw(b, freshPath(b), 5000)
+		stmt, err := db.Prepare(`INSERT INTO kv(key, value) VALUES (?, ?)`)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer stmt.Close()
+		lats := make([]time.Duration, 0, b.N)
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			start := time.Now()
+			if _, err := stmt.Exec(benchKey(i), benchValue); err != nil {
+				b.Fatal(err)
+			}
+			lats = append(lats, time.Since(start))
+		}
+		b.StopTimer()
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "commits/s")
+		kvtest.ReportLatency(b, lats)
+	})
+	b.Run("kv", func(b *testing.B) {
+		s, _ := newStore(b, sqlite.Options{})
+		ctx := context.Background()
+		lats := make([]time.Duration, 0, b.N)
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			start := time.Now()
+			if _, err := s.Update(ctx, func(tx kv.Tx) error {
+				tx.Set(benchKey(i), benchValue)
+				return nil
+			}); err != nil {
+				b.Fatal(err)
+			}
+			lats = append(lats, time.Since(start))
+		}
+		b.StopTimer()
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "commits/s")
+		kvtest.ReportLatency(b, lats)
+	})
+}
+
+// BenchmarkCommitBatch100: one durable 100-record transaction per op.
+func BenchmarkCommitBatch100(b *testing.B) {
+	const per = 100
+	b.Run("raw", func(b *testing.B) {
+		db := openRaw(b, freshPath(b), 5000)
+		stmt, err := db.Prepare(`INSERT INTO kv(key, value) VALUES (?, ?)`)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer stmt.Close()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			tx, err := db.Begin()
+			if err != nil {
+				b.Fatal(err)
+			}
+			st := tx.Stmt(stmt)
+			for j := 0; j < per; j++ {
+				if _, err := st.Exec(benchKey(i*per+j), benchValue); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := tx.Commit(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.N*per)/b.Elapsed().Seconds(), "records/s")
+	})
+	b.Run("kv", func(b *testing.B) {
+		s, _ := newStore(b, sqlite.Options{})
+		ctx := context.Background()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			if _, err := s.Update(ctx, func(tx kv.Tx) error {
+				for j := 0; j < per; j++ {
+					tx.Set(benchKey(i*per+j), benchValue)
+				}
+				return nil
+			}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.N*per)/b.Elapsed().Seconds(), "records/s")
+	})
+}
+
+// largeStore returns the path of a store holding n keys, built once and kept
+// in the temporary directory across runs (benchmarks only read it).
+var largeStores sync.Map // n -> path
+
+func largeStore(b *testing.B, n int) string {
+	if p, ok := largeStores.Load(n); ok {
+		return p.(string)
+	}
+	path := filepath.Join(os.TempDir(), fmt.Sprintf("coditect-bench-%d-v1.db", n))
+	if _, err := os.Stat(path); err != nil {
+		b.Logf("building a %d-key store at %s (kept for later runs)", n, path)
+		tmp := path + ".building"
+		for _, suffix := range []string{"", "-wal", "-shm"} {
+			os.Remove(tmp + suffix)
+		}
+		s, err := sqlite.Open(context.Background(), tmp, sqlite.Options{Synchronous: sqlite.SyncNormal})
+		if err != nil {
+			b.Fatal(err)
+		}
+		s.Close()
+		db := openRaw(b, tmp, 5000)
+		const batch = 20_000
+		for i := 0; i < n; i += batch {
+			tx, err := db.Begin()
+			if err != nil {
+				b.Fatal(err)
+			}
+			for j := i; j < min(i+batch, n); j++ {
+				if _, err := tx.Exec(`INSERT INTO kv(key, value) VALUES (?, ?)`, benchKey(j), benchValue); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := tx.Commit(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if _, err := db.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+			b.Fatal(err)
+		}
+		db.Close()
+		if err := os.Rename(tmp, path); err != nil {
+			b.Fatal(err)
+		}
+		os.Remove(tmp + "-wal")
+		os.Remove(tmp + "-shm")
+	}
+	largeStores.Store(n, path)
+	return path
+}
+
+// BenchmarkRange1000: read 1,000 consecutive keys at a random place in a
+// store of 1,000,000 keys (100,000 with -short).
+func BenchmarkRange1000(b *testing.B) {
+	n := 1_000_000
+	if testing.Short() {
+		n = 100_000
+	}
+	path := largeStore(b, n)
+	const width = 1000
+	b.Run("raw", func(b *testing.B) {
+		db := openRaw(b, path, 5000)
+		stmt, err := db.Prepare(`SELECT key, value FROM kv WHERE key >= ? AND key < ? ORDER BY key LIMIT 1000`)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer stmt.Close()
+		lats := make([]time.Duration, 0, b.N)
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			start := time.Now()
+			at := rand.IntN(n - width)
+			tx, err := db.Begin()
+			if err != nil {
+				b.Fatal(err)
+			}
+			rows, err := tx.Stmt(stmt).Query(benchKey(at), []byte("bench0"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			got := 0
+			for rows.Next() {
+				var k, v []byte
+				if err := rows.Scan(&k, &v); err != nil {
+					b.Fatal(err)
+				}
+				got++
+			}
+			rows.Close()
+			tx.Rollback()
+			if got != width {
+				b.Fatalf("read %d keys", got)
+			}
+			lats = append(lats, time.Since(start))
+		}
+		b.StopTimer()
+		kvtest.ReportLatency(b, lats)
+	})
+	b.Run("kv", func(b *testing.B) {
+		s, err := sqlite.Open(context.Background(), path, sqlite.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer s.Close()
+		ctx := context.Background()
+		lats := make([]time.Duration, 0, b.N)
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			start := time.Now()
+			at := rand.IntN(n - width)
+			got := 0
+			if err := s.View(ctx, func(tx kv.ReadTx) error {
+				got = 0
+				it := tx.GetRange(benchKey(at), []byte("bench0"), kv.RangeOptions{Limit: width})
+				for it.Next() {
+					got++
+				}
+				return it.Err()
+			}); err != nil {
+				b.Fatal(err)
+			}
+			if got != width {
+				b.Fatalf("read %d keys", got)
+			}
+			lats = append(lats, time.Since(start))
+		}
+		b.StopTimer()
+		kvtest.ReportLatency(b, lats)
+	})
+}
+
+// BenchmarkWatchCrossProcess: commit here, a watch in another process wakes.
+func BenchmarkWatchCrossProcess(b *testing.B) { kvtest.BenchWatchLatency(b, harness) }
+
+// BenchmarkContention3: three processes committing single-record
+// transactions at once. The raw baseline relies on SQLite's busy_timeout
+// handler, which sleeps 1..100 ms between tries.
+func BenchmarkContention3(b *testing.B) {
+	b.Run("raw", func(b *testing.B) { kvtest.BenchContention(b, freshPath(b), "rawwrite", 3) })
+	b.Run("kv", func(b *testing.B) { kvtest.BenchContention(b, freshPath(b), "write", 3) })
+}
+
+// rawWrite is the baseline writer role: n autocommit inserts through
+// database/sql with SQLite's own busy handler.
+var rawWrite = kvtest.Role{Name: "rawwrite", Args: 2, Run: func(path string, args []int) error {
+	id, n := args[0], args[1]
+	db, err := sql.Open("sqlite", fmt.Sprintf("file:%s?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)", path))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	out := bufio.NewWriter(os.Stdout)
+	defer out.Flush()
+	for i := 0; i < n; i++ {
+		key := []byte(fmt.Sprintf("write/%d/%08d", id, i))
+		start := time.Now()
+		if _, err := db.Exec(`INSERT INTO kv(key, value) VALUES (?, ?)`, key, key); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "lat %d\n", time.Since(start).Nanoseconds())
+	}
+	fmt.Fprintln(out, "done")
+	return nil
+}}

@@ -1,0 +1,118 @@
+// Package storage owns the choice of backend: Open turns a store URL into an
+// open kv.Store, and DefaultURL says where the embedded store lives when the
+// user names none. The domain layers live in its subpackages and take a
+// kv.Store; they never know which backend they run on.
+//
+// This package may import the backends; the backends and the layers must not
+// import it.
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/coditect/coditect/storage/kv"
+	"github.com/coditect/coditect/storage/kv/sqlite"
+)
+
+// Open opens the store a URL names:
+//
+//	sqlite:///abs/path/to/coditect.db[?synchronous=normal]
+//	sqlite:relative/path.db
+//	/abs/path/to/coditect.db             (a bare path means sqlite)
+//	fdb:///etc/foundationdb/fdb.cluster[?prefix=…]   (binaries built with -tags fdb)
+//	fdb://                               (the default cluster file)
+func Open(ctx context.Context, rawURL string) (kv.Store, error) {
+	if rawURL == "" {
+		return nil, errors.New("storage: empty store URL")
+	}
+	if !strings.Contains(rawURL, ":") {
+		rawURL = "sqlite:" + rawURL
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("storage: store URL %q: %w", rawURL, err)
+	}
+	switch u.Scheme {
+	case "sqlite", "file":
+		path, opts, err := sqliteParams(u)
+		if err != nil {
+			return nil, fmt.Errorf("storage: store URL %q: %w", rawURL, err)
+		}
+		return sqlite.Open(ctx, path, opts)
+	case "fdb":
+		return openFDB(ctx, u)
+	default:
+		return nil, fmt.Errorf("storage: store URL %q: unknown scheme %q (want sqlite: or fdb:)", rawURL, u.Scheme)
+	}
+}
+
+func sqliteParams(u *url.URL) (string, sqlite.Options, error) {
+	var opts sqlite.Options
+	path := u.Path
+	if u.Opaque != "" {
+		path = u.Opaque
+	}
+	if u.Host != "" && u.Host != "localhost" {
+		return "", opts, fmt.Errorf("a sqlite store is a local file; host %q is not allowed", u.Host)
+	}
+	if path == "" {
+		return "", opts, errors.New("no file path")
+	}
+	q := u.Query()
+	for k := range q {
+		switch k {
+		case "synchronous", "lock_timeout":
+		default:
+			return "", opts, fmt.Errorf("unknown parameter %q (known: synchronous, lock_timeout)", k)
+		}
+	}
+	switch s := strings.ToUpper(q.Get("synchronous")); s {
+	case "":
+	case "FULL", "NORMAL":
+		opts.Synchronous = sqlite.Synchronous(s)
+	default:
+		return "", opts, fmt.Errorf("synchronous=%q: want full or normal", q.Get("synchronous"))
+	}
+	if v := q.Get("lock_timeout"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return "", opts, fmt.Errorf("lock_timeout=%q: want a positive duration such as 30s", v)
+		}
+		opts.LockTimeout = d
+	}
+	return path, opts, nil
+}
+
+// DefaultPath is the embedded store's file when none is named:
+// $XDG_DATA_HOME/coditect/coditect.db, else ~/.local/share/coditect/coditect.db.
+func DefaultPath() (string, error) {
+	dir := os.Getenv("XDG_DATA_HOME")
+	if dir == "" || !filepath.IsAbs(dir) {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", fmt.Errorf("storage: no XDG_DATA_HOME and no home directory: %w", err)
+		}
+		dir = filepath.Join(home, ".local", "share")
+	}
+	return filepath.Join(dir, "coditect", "coditect.db"), nil
+}
+
+// DefaultURL is the store URL used when none is named: CODITECT_STORE if set,
+// else the embedded store at DefaultPath.
+func DefaultURL() (string, error) {
+	if v := os.Getenv("CODITECT_STORE"); v != "" {
+		return v, nil
+	}
+	p, err := DefaultPath()
+	if err != nil {
+		return "", err
+	}
+	return "sqlite://" + (&url.URL{Path: p}).EscapedPath(), nil
+}

@@ -1,0 +1,70 @@
+package storage
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/coditect/coditect/storage/kv"
+)
+
+func TestOpenURLs(t *testing.T) {
+	dir := t.TempDir()
+	good := []string{
+		"sqlite://" + filepath.Join(dir, "a.db"),
+		"sqlite:" + filepath.Join(dir, "b.db"),
+		filepath.Join(dir, "c.db"),
+		"sqlite://" + filepath.Join(dir, "d.db") + "?synchronous=normal",
+		"sqlite://" + filepath.Join(dir, "e.db") + "?synchronous=FULL&lock_timeout=5s",
+		"sqlite://" + filepath.Join(dir, "sub dir", "f.db"),
+	}
+	for _, u := range good {
+		s, err := Open(context.Background(), u)
+		if err != nil {
+			t.Errorf("Open(%q): %v", u, err)
+			continue
+		}
+		if _, err := s.Update(context.Background(), func(tx kv.Tx) error { tx.Set([]byte("k"), nil); return nil }); err != nil {
+			t.Errorf("Open(%q): write: %v", u, err)
+		}
+		s.Close()
+	}
+	if _, err := os.Stat(filepath.Join(dir, "sub dir", "f.db")); err != nil {
+		t.Errorf("a path with a space did not land where named: %v", err)
+	}
+	bad := map[string]string{
+		"":                                 "empty",
+		"mysql://x/y":                      "unknown scheme",
+		"sqlite://remote-host/x.db":        "local file",
+		"sqlite://" + dir + "/g.db?sync=1": "unknown parameter",
+		"sqlite://" + dir + "/h.db?synchronous=off":   "want full or normal",
+		"sqlite://" + dir + "/i.db?lock_timeout=soon": "positive duration",
+		"sqlite://": "no file path",
+	}
+	for u, want := range bad {
+		_, err := Open(context.Background(), u)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Open(%q) = %v, want an error saying %q", u, err, want)
+		}
+	}
+}
+
+func TestDefaultURL(t *testing.T) {
+	t.Setenv("CODITECT_STORE", "")
+	t.Setenv("XDG_DATA_HOME", "/data/xdg")
+	u, err := DefaultURL()
+	if err != nil || u != "sqlite:///data/xdg/coditect/coditect.db" {
+		t.Fatalf("DefaultURL with XDG_DATA_HOME = %q, %v", u, err)
+	}
+	t.Setenv("XDG_DATA_HOME", "")
+	t.Setenv("HOME", "/home/alice")
+	if p, _ := DefaultPath(); p != "/home/alice/.local/share/coditect/coditect.db" {
+		t.Fatalf("DefaultPath without XDG_DATA_HOME = %q", p)
+	}
+	t.Setenv("CODITECT_STORE", "fdb://")
+	if u, _ := DefaultURL(); u != "fdb://" {
+		t.Fatalf("CODITECT_STORE ignored: %q", u)
+	}
+}
