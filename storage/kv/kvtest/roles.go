@@ -14,9 +14,45 @@ import (
 // The child roles. Each prints its acknowledgements on stdout, one line
 // each, flushed only after the acknowledged commit returned.
 
+// barrier makes the children of one test start their work together, so
+// that their transactions really overlap: each child counts itself in
+// "barrier/ready" and waits, with a watch, for the parent to set
+// "barrier/go" (see releaseBarrier).
+func barrier(ctx context.Context, s kv.Store) error {
+	if _, err := s.Update(ctx, func(tx kv.Tx) error {
+		tx.Add([]byte("barrier/ready"), 1)
+		return nil
+	}); err != nil {
+		return err
+	}
+	for {
+		var w kv.Watch
+		var goSet bool
+		if err := s.View(ctx, func(tx kv.ReadTx) error {
+			v, err := tx.Get([]byte("barrier/go"))
+			goSet = v != nil
+			if err == nil && !goSet {
+				w = tx.Watch([]byte("barrier/go"))
+			}
+			return err
+		}); err != nil {
+			return err
+		}
+		if goSet {
+			return nil
+		}
+		if err := w.Wait(ctx); err != nil {
+			return err
+		}
+	}
+}
+
 // childIncr: goroutines × iters read-modify-write increments (Get then Set,
 // no atomic op) spread over keys shared with the other processes.
 func childIncr(ctx context.Context, s kv.Store, keys, goroutines, iters int) error {
+	if err := barrier(ctx, s); err != nil {
+		return err
+	}
 	errs := make(chan error, goroutines)
 	for g := 0; g < goroutines; g++ {
 		go func() {
@@ -54,15 +90,27 @@ func stampTemplate(u uint16) ([]byte, int) {
 	return append([]byte("vs/"), inc[:]...), 3
 }
 
-// childStamp commits n transactions, each writing two versionstamped keys
-// (user orders 0 and 1) whose values name the process and sequence, and
+// childStamp commits n transactions, each incrementing the shared "order"
+// counter and writing two versionstamped keys (user orders 0 and 1) whose
+// values name the process, sequence, user order and commit order, and
 // prints "stamp <proc> <seq> <hex>" with the commit's returned stamp.
 func childStamp(ctx context.Context, s kv.Store, out *bufio.Writer, proc, n int) error {
+	if err := barrier(ctx, s); err != nil {
+		return err
+	}
 	for i := 0; i < n; i++ {
 		stamp, err := s.Update(ctx, func(tx kv.Tx) error {
+			// A shared counter, read and written, numbers the commits in
+			// the order the store serialised them.
+			v, err := tx.Get([]byte("order"))
+			if err != nil {
+				return err
+			}
+			order := kv.Int64(v) + 1
+			tx.Set([]byte("order"), kv.EncodeInt64(order))
 			for u := uint16(0); u < 2; u++ {
 				tmpl, off := stampTemplate(u)
-				tx.SetVersionstampedKey(tmpl, off, []byte(fmt.Sprintf("%d/%d/%d", proc, i, u)))
+				tx.SetVersionstampedKey(tmpl, off, []byte(fmt.Sprintf("%d/%d/%d/%d", proc, i, u, order)))
 			}
 			return nil
 		})

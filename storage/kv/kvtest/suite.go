@@ -577,6 +577,33 @@ func testReadOnlyUpdate(t *testing.T, h Harness) {
 	}
 }
 
+// releaseBarrier waits until n children have reached the barrier, then
+// lets them all go.
+func releaseBarrier(t testing.TB, s kv.Store, n int) {
+	t.Helper()
+	ctx := ctxT(t)
+	for {
+		var ready int64
+		var w kv.Watch
+		if err := s.View(ctx, func(tx kv.ReadTx) error {
+			v, err := tx.Get([]byte("barrier/ready"))
+			ready = kv.Int64(v)
+			w = tx.Watch([]byte("barrier/ready"))
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if ready >= int64(n) {
+			w.Cancel()
+			break
+		}
+		if err := w.Wait(ctx); err != nil {
+			t.Fatalf("waiting for %d children at the barrier (%d there): %v", n, ready, err)
+		}
+	}
+	set(t, s, []byte("barrier/go"), []byte("go"))
+}
+
 // procs returns the counts for the multi-process tests.
 func procCounts() (procs, goroutines, iters int) {
 	if testing.Short() {
@@ -593,6 +620,7 @@ func testSerializableAcrossProcesses(t *testing.T, h Harness) {
 	for i := range children {
 		children[i] = startChild(t, "incr", loc, keys, goroutines, iters)
 	}
+	releaseBarrier(t, s, procs)
 	for _, c := range children {
 		c.wait(t, 3*time.Minute)
 	}
@@ -617,6 +645,7 @@ func testVersionstampsAcrossProcesses(t *testing.T, h Harness) {
 	for i := range children {
 		children[i] = startChild(t, "stamp", loc, i, n)
 	}
+	releaseBarrier(t, s, procs)
 	returned := map[string]string{} // stamp hex -> "proc/seq"
 	for p, c := range children {
 		var last kv.Versionstamp
@@ -644,16 +673,33 @@ func testVersionstampsAcrossProcesses(t *testing.T, h Harness) {
 	if len(got) != 2*procs*n {
 		t.Fatalf("%d versionstamped keys, want %d", len(got), 2*procs*n)
 	}
-	for _, p := range got {
+	// In stamp order, the commit order the store serialised (the shared
+	// counter each transaction incremented) must strictly increase: stamps
+	// order commits across processes, not just within one.
+	lastOrder := 0
+	for i, p := range got {
 		st, _ := kv.VersionstampFromBytes(p.Key[3:])
 		base := st.WithUserVersion(0)
 		who, ok := returned[base.String()]
 		if !ok {
 			t.Fatalf("stored stamp %s was never returned by a commit", st)
 		}
-		if want := fmt.Sprintf("%s/%d", who, st.UserVersion()); string(p.Value) != want {
-			t.Fatalf("key with stamp %s holds %q, want %q", st, p.Value, want)
+		prefix := fmt.Sprintf("%s/%d/", who, st.UserVersion())
+		rest, ok := strings.CutPrefix(string(p.Value), prefix)
+		if !ok {
+			t.Fatalf("key with stamp %s holds %q, want %q…", st, p.Value, prefix)
 		}
+		order, err := strconv.Atoi(rest)
+		if err != nil {
+			t.Fatalf("value %q", p.Value)
+		}
+		if (i%2 == 0 && order <= lastOrder) || (i%2 == 1 && order != lastOrder) {
+			t.Fatalf("stamp %s has commit order %d after order %d: stamps do not follow commit order", st, order, lastOrder)
+		}
+		lastOrder = order
+	}
+	if lastOrder != procs*n {
+		t.Fatalf("last commit order %d, want %d", lastOrder, procs*n)
 	}
 }
 

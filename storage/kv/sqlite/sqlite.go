@@ -107,7 +107,8 @@ type Store struct {
 	readers *sql.DB // snapshot reads
 	writeMu sync.Mutex
 
-	stmts statements
+	stmts  statements
+	stamps stampBlock // guarded by writeMu
 
 	watches *watchHub
 
@@ -396,7 +397,7 @@ func (s *Store) updateOnce(ctx context.Context, fn func(kv.Tx) error) (stamp kv.
 		return stamp, err
 	}
 	if t.wrote {
-		commit, err := t.bumpCommit()
+		commit, err := t.commitVersion()
 		if err != nil {
 			return stamp, err
 		}
@@ -407,6 +408,9 @@ func (s *Store) updateOnce(ctx context.Context, fn func(kv.Tx) error) (stamp kv.
 	}
 	if err := sqlTx.Commit(); err != nil {
 		return kv.Versionstamp{}, t.wrap("commit", nil, err)
+	}
+	if t.haveCommit {
+		s.stamps.committed(t.commit)
 	}
 	t.activateWatches()
 	if t.wrote {

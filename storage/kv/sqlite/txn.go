@@ -23,8 +23,9 @@ type stmtSet struct {
 }
 
 type statements struct {
-	w, r                  stmtSet
-	setCommit, bumpCommit *sql.Stmt
+	w, r        stmtSet
+	setCommit   *sql.Stmt
+	dataVersion *sql.Stmt
 }
 
 func (st *stmtSet) prepare(ctx context.Context, db *sql.DB) error {
@@ -71,7 +72,7 @@ func (st *statements) prepare(ctx context.Context, w, r *sql.DB) error {
 	if err != nil {
 		return fmt.Errorf("kv/sqlite: prepare: %w", err)
 	}
-	st.bumpCommit, err = w.PrepareContext(ctx, `UPDATE meta SET value = value + 1 WHERE name = 'commit' RETURNING value`)
+	st.dataVersion, err = w.PrepareContext(ctx, `PRAGMA data_version`)
 	if err != nil {
 		return fmt.Errorf("kv/sqlite: prepare: %w", err)
 	}
@@ -81,7 +82,7 @@ func (st *statements) prepare(ctx context.Context, w, r *sql.DB) error {
 func (st *statements) close() {
 	st.w.close()
 	st.r.close()
-	for _, s := range []*sql.Stmt{st.setCommit, st.bumpCommit} {
+	for _, s := range []*sql.Stmt{st.setCommit, st.dataVersion} {
 		if s != nil {
 			s.Close()
 		}
@@ -510,41 +511,20 @@ func (t *txn) Add(key []byte, delta int64) {
 	t.exec("add", key, t.st.set, key, kv.AddLE(old, delta))
 }
 
-// commitVersion returns the commit counter this transaction will commit
-// with. The write lock is held from BEGIN IMMEDIATE, so no other writer can
-// take the same number.
+// commitVersion returns the commit number this transaction will commit
+// with, reserving it on first use. See stampBlock.
 func (t *txn) commitVersion() (uint64, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.haveCommit {
 		return t.commit, nil
 	}
-	var n int64
-	if err := t.tx.StmtContext(t.ctx, t.st.getCommit).QueryRowContext(t.ctx).Scan(&n); err != nil {
-		return 0, t.wrap("read commit counter", nil, err)
+	c, err := t.s.stamps.reserve(t)
+	if err != nil {
+		return 0, t.wrap("reserve commit number", nil, err)
 	}
-	t.commit, t.haveCommit = uint64(n)+1, true
-	return t.commit, nil
-}
-
-// bumpCommit advances the commit counter as the transaction commits and
-// returns this transaction's number. Without a versionstamp operation the
-// counter is read and bumped in one statement.
-func (t *txn) bumpCommit() (uint64, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.haveCommit {
-		if _, err := t.tx.StmtContext(t.ctx, t.s.stmts.setCommit).ExecContext(t.ctx, int64(t.commit)); err != nil {
-			return 0, t.wrap("commit", nil, err)
-		}
-		return t.commit, nil
-	}
-	var n int64
-	if err := t.tx.StmtContext(t.ctx, t.s.stmts.bumpCommit).QueryRowContext(t.ctx).Scan(&n); err != nil {
-		return 0, t.wrap("commit", nil, err)
-	}
-	t.commit, t.haveCommit = uint64(n), true
-	return t.commit, nil
+	t.commit, t.haveCommit = c, true
+	return c, nil
 }
 
 func (t *txn) stamped(template []byte, offset int) ([]byte, error) {
