@@ -121,3 +121,33 @@ func TestOptions(t *testing.T) {
 		t.Fatalf("Path() = %q, want %q", s.Path(), path)
 	}
 }
+
+// Several processes creating the same new store at once all succeed and
+// share it.
+func TestConcurrentCreate(t *testing.T) {
+	path := t.TempDir() + "/new.db"
+	const procs, n = 4, 20
+	children := make([]*kvtest.Child, procs)
+	for i := range children {
+		children[i] = kvtest.StartRole(t, "write", path, i, n)
+	}
+	for _, c := range children {
+		c.Expect(t, "done", time.Minute)
+	}
+	s, err := sqlite.Open(context.Background(), path, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var got []kv.KeyValue
+	if err := s.View(context.Background(), func(tx kv.ReadTx) error {
+		b, e := kv.PrefixRange([]byte("write/"))
+		got, err = kv.Collect(tx.GetRange(b, e, kv.RangeOptions{}))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != procs*n {
+		t.Fatalf("%d records from %d processes creating one store at once, want %d", len(got), procs, procs*n)
+	}
+}
