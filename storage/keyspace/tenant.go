@@ -284,3 +284,19 @@ func checkComplete(vs kv.Versionstamp) error {
 	}
 	return nil
 }
+
+// Idempotencies is ("idem"): every idempotency marker, for the sweeper that
+// expires them.
+func (t TenantSpace) Idempotencies() Subspace { return t.space().sub(elIdem) }
+
+// TokenRef is ("token", id): the tenant's reference to one of its API
+// tokens, holding the token's hash, so tokens can be listed per tenant.
+func (t TenantSpace) TokenRef(id string) ([]byte, error) {
+	if err := checkID("token", id, MaxIDSize); err != nil {
+		return nil, err
+	}
+	return t.space().strings(elToken, id), nil
+}
+
+// TokenRefs is ("token"): every token reference of the tenant.
+func (t TenantSpace) TokenRefs() Subspace { return t.space().sub(elToken) }

@@ -1,0 +1,416 @@
+// Package tenant owns tenants, users and API tokens, and the one way to get
+// a tenant-bound handle on the domain layers: a Scope, obtained from a
+// Principal that a token (or a trusted local identity) resolved to. Layers
+// take a *Scope; no layer API takes a tenant id from a request.
+//
+// Every mutation here is one transaction that also appends its audit event
+// to the tenant's log. This package imports the kv contract, the keyspace
+// and the audit log; the other layers import it.
+package tenant
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/coditect/coditect/storage/audit"
+	"github.com/coditect/coditect/storage/keyspace"
+	"github.com/coditect/coditect/storage/kv"
+)
+
+// Role is what a principal may do in its tenant.
+type Role string
+
+// Roles, most powerful first.
+const (
+	RoleAdmin  Role = "admin"  // everything, including tokens and users
+	RoleMember Role = "member" // read and write the tenant's work
+	RoleViewer Role = "viewer" // read only
+)
+
+// ParseRole checks a role name.
+func ParseRole(s string) (Role, error) {
+	switch r := Role(s); r {
+	case RoleAdmin, RoleMember, RoleViewer:
+		return r, nil
+	}
+	return "", fmt.Errorf("tenant: %w: role %q (want admin, member or viewer)", ErrInvalid, s)
+}
+
+// Errors. Each is wrapped with detail; match with errors.Is.
+var (
+	ErrInvalid         = errors.New("invalid argument")
+	ErrNotFound        = errors.New("not found")
+	ErrExists          = errors.New("already exists")
+	ErrUnauthenticated = errors.New("unknown or malformed token")
+	ErrTokenRevoked    = errors.New("token revoked")
+	ErrTokenExpired    = errors.New("token expired")
+	ErrTenantDisabled  = errors.New("tenant disabled")
+	ErrUserDisabled    = errors.New("user disabled")
+	ErrForbidden       = errors.New("not allowed for this role")
+)
+
+// Tenant is a tenant's record.
+type Tenant struct {
+	ID        string          `json:"id"`
+	Name      string          `json:"name,omitempty"`
+	Disabled  bool            `json:"disabled,omitempty"`
+	Created   time.Time       `json:"created"`
+	Retention audit.Retention `json:"retention"`
+}
+
+// User is a user of one tenant.
+type User struct {
+	ID       string    `json:"id"`
+	Name     string    `json:"name,omitempty"`
+	Disabled bool      `json:"disabled,omitempty"`
+	Created  time.Time `json:"created"`
+}
+
+// Directory is the operator's view of every tenant: it creates tenants,
+// users and tokens, and resolves tokens to scopes. Transports use it only
+// to Authenticate.
+type Directory struct {
+	store    kv.Store
+	now      func() time.Time
+	operator string
+}
+
+// NewDirectory returns the directory of a store. operator names who runs
+// the operator commands (for the audit trail), e.g. "cli:alice".
+func NewDirectory(store kv.Store, operator string) *Directory {
+	if operator == "" {
+		operator = "operator"
+	}
+	return &Directory{store: store, now: time.Now, operator: operator}
+}
+
+// Store returns the underlying store.
+func (d *Directory) Store() kv.Store { return d.store }
+
+func checkName(what, s string) error {
+	if len(s) > 200 {
+		return fmt.Errorf("tenant: %w: %s of %d bytes exceeds 200", ErrInvalid, what, len(s))
+	}
+	return nil
+}
+
+func space(id string) (keyspace.TenantSpace, error) {
+	sp, err := keyspace.Tenant(id)
+	if err != nil {
+		return sp, fmt.Errorf("tenant: %w: %v", ErrInvalid, err)
+	}
+	return sp, nil
+}
+
+func getJSON(tx kv.ReadTx, key []byte, v any) (bool, error) {
+	b, err := tx.Get(key)
+	if err != nil || b == nil {
+		return false, err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return false, fmt.Errorf("tenant: corrupt record %s: %w", kv.DisplayKey(key), err)
+	}
+	return true, nil
+}
+
+func setJSON(tx kv.Tx, key []byte, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	tx.Set(key, b)
+	return nil
+}
+
+// loadTenant reads a tenant record in tx.
+func loadTenant(tx kv.ReadTx, id string) (Tenant, error) {
+	key, err := keyspace.TenantIndex(id)
+	if err != nil {
+		return Tenant{}, fmt.Errorf("tenant: %w: %v", ErrInvalid, err)
+	}
+	var t Tenant
+	ok, err := getJSON(tx, key, &t)
+	if err != nil {
+		return t, err
+	}
+	if !ok {
+		return t, fmt.Errorf("tenant: %w: tenant %q", ErrNotFound, id)
+	}
+	return t, nil
+}
+
+// CreateTenant creates a tenant.
+func (d *Directory) CreateTenant(ctx context.Context, id, name string) (Tenant, error) {
+	sp, err := space(id)
+	if err != nil {
+		return Tenant{}, err
+	}
+	if err := checkName("name", name); err != nil {
+		return Tenant{}, err
+	}
+	key, _ := keyspace.TenantIndex(id)
+	t := Tenant{ID: id, Name: name, Created: d.now().UTC()}
+	_, err = d.store.Update(ctx, func(tx kv.Tx) error {
+		if v, err := tx.Get(key); err != nil {
+			return err
+		} else if v != nil {
+			return fmt.Errorf("tenant: %w: tenant %q", ErrExists, id)
+		}
+		if err := setJSON(tx, key, t); err != nil {
+			return err
+		}
+		_, err := audit.NewLog(d.store, sp).Writer(tx).Append(audit.Event{
+			Kind: "tenant.created", Summary: fmt.Sprintf("tenant %s created", id),
+			Attrs: map[string]any{"by": d.operator, "name": name},
+		})
+		return err
+	})
+	return t, err
+}
+
+// GetTenant returns a tenant's record.
+func (d *Directory) GetTenant(ctx context.Context, id string) (Tenant, error) {
+	var t Tenant
+	err := d.store.View(ctx, func(tx kv.ReadTx) error {
+		var err error
+		t, err = loadTenant(tx, id)
+		return err
+	})
+	return t, err
+}
+
+// ListTenants returns every tenant, by id.
+func (d *Directory) ListTenants(ctx context.Context) ([]Tenant, error) {
+	var out []Tenant
+	err := d.store.View(ctx, func(tx kv.ReadTx) error {
+		out = out[:0]
+		b, e := keyspace.TenantIndexes().Range()
+		it := tx.GetRange(b, e, kv.RangeOptions{})
+		for it.Next() {
+			var t Tenant
+			if err := json.Unmarshal(it.KeyValue().Value, &t); err != nil {
+				return fmt.Errorf("tenant: corrupt tenant record: %w", err)
+			}
+			out = append(out, t)
+		}
+		return it.Err()
+	})
+	return out, err
+}
+
+// updateTenant applies change to a tenant record and logs kind.
+func (d *Directory) updateTenant(ctx context.Context, id, kind, summary string, change func(*Tenant)) error {
+	sp, err := space(id)
+	if err != nil {
+		return err
+	}
+	key, _ := keyspace.TenantIndex(id)
+	_, err = d.store.Update(ctx, func(tx kv.Tx) error {
+		t, err := loadTenant(tx, id)
+		if err != nil {
+			return err
+		}
+		change(&t)
+		if err := setJSON(tx, key, t); err != nil {
+			return err
+		}
+		_, err = audit.NewLog(d.store, sp).Writer(tx).Append(audit.Event{
+			Kind: kind, Summary: summary, Attrs: map[string]any{"by": d.operator},
+		})
+		return err
+	})
+	return err
+}
+
+// SetTenantDisabled disables or enables a tenant. A disabled tenant's
+// tokens are refused everywhere.
+func (d *Directory) SetTenantDisabled(ctx context.Context, id string, disabled bool) error {
+	kind, word := "tenant.enabled", "enabled"
+	if disabled {
+		kind, word = "tenant.disabled", "disabled"
+	}
+	return d.updateTenant(ctx, id, kind, fmt.Sprintf("tenant %s %s", id, word), func(t *Tenant) { t.Disabled = disabled })
+}
+
+// SetRetention sets a tenant's audit retention policy.
+func (d *Directory) SetRetention(ctx context.Context, id string, r audit.Retention) error {
+	if r.MaxAge < 0 || r.MaxEvents < 0 {
+		return fmt.Errorf("tenant: %w: negative retention", ErrInvalid)
+	}
+	return d.updateTenant(ctx, id, "tenant.updated",
+		fmt.Sprintf("retention set to max age %v, max events %d", r.MaxAge, r.MaxEvents),
+		func(t *Tenant) { t.Retention = r })
+}
+
+// CreateUser adds a user to a tenant.
+func (d *Directory) CreateUser(ctx context.Context, tenantID, id, name string) (User, error) {
+	sp, err := space(tenantID)
+	if err != nil {
+		return User{}, err
+	}
+	key, err := sp.User(id)
+	if err != nil {
+		return User{}, fmt.Errorf("tenant: %w: %v", ErrInvalid, err)
+	}
+	if err := checkName("name", name); err != nil {
+		return User{}, err
+	}
+	u := User{ID: id, Name: name, Created: d.now().UTC()}
+	_, err = d.store.Update(ctx, func(tx kv.Tx) error {
+		if _, err := loadTenant(tx, tenantID); err != nil {
+			return err
+		}
+		if v, err := tx.Get(key); err != nil {
+			return err
+		} else if v != nil {
+			return fmt.Errorf("tenant: %w: user %q in tenant %q", ErrExists, id, tenantID)
+		}
+		if err := setJSON(tx, key, u); err != nil {
+			return err
+		}
+		_, err := audit.NewLog(d.store, sp).Writer(tx).Append(audit.Event{
+			Kind: "user.created", User: id, Summary: fmt.Sprintf("user %s created", id),
+			Attrs: map[string]any{"by": d.operator},
+		})
+		return err
+	})
+	return u, err
+}
+
+// ListUsers returns a tenant's users, by id.
+func (d *Directory) ListUsers(ctx context.Context, tenantID string) ([]User, error) {
+	sp, err := space(tenantID)
+	if err != nil {
+		return nil, err
+	}
+	var out []User
+	err = d.store.View(ctx, func(tx kv.ReadTx) error {
+		out = out[:0]
+		if _, err := loadTenant(tx, tenantID); err != nil {
+			return err
+		}
+		b, e := sp.Users().Range()
+		it := tx.GetRange(b, e, kv.RangeOptions{})
+		for it.Next() {
+			var u User
+			if err := json.Unmarshal(it.KeyValue().Value, &u); err != nil {
+				return fmt.Errorf("tenant: corrupt user record: %w", err)
+			}
+			out = append(out, u)
+		}
+		return it.Err()
+	})
+	return out, err
+}
+
+// SetUserDisabled disables or enables a user; a disabled user's tokens are
+// refused.
+func (d *Directory) SetUserDisabled(ctx context.Context, tenantID, id string, disabled bool) error {
+	sp, err := space(tenantID)
+	if err != nil {
+		return err
+	}
+	key, err := sp.User(id)
+	if err != nil {
+		return fmt.Errorf("tenant: %w: %v", ErrInvalid, err)
+	}
+	kind := "user.enabled"
+	if disabled {
+		kind = "user.disabled"
+	}
+	_, err = d.store.Update(ctx, func(tx kv.Tx) error {
+		var u User
+		ok, err := getJSON(tx, key, &u)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("tenant: %w: user %q in tenant %q", ErrNotFound, id, tenantID)
+		}
+		u.Disabled = disabled
+		if err := setJSON(tx, key, u); err != nil {
+			return err
+		}
+		_, err = audit.NewLog(d.store, sp).Writer(tx).Append(audit.Event{
+			Kind: kind, User: id, Summary: fmt.Sprintf("user %s %s", id, kind[len("user."):]),
+			Attrs: map[string]any{"by": d.operator},
+		})
+		return err
+	})
+	return err
+}
+
+// Local returns a scope for a trusted local identity: the OS user of a
+// machine that owns the embedded store file (stdio modes without a token).
+// It creates the tenant and the user when they do not exist yet. The
+// principal is an admin of the tenant.
+func (d *Directory) Local(ctx context.Context, tenantID, userID string) (*Scope, error) {
+	sp, err := space(tenantID)
+	if err != nil {
+		return nil, err
+	}
+	ukey, err := sp.User(userID)
+	if err != nil {
+		return nil, fmt.Errorf("tenant: %w: %v", ErrInvalid, err)
+	}
+	tkey, _ := keyspace.TenantIndex(tenantID)
+	_, err = d.store.Update(ctx, func(tx kv.Tx) error {
+		w := audit.NewLog(d.store, sp).Writer(tx)
+		var t Tenant
+		ok, err := getJSON(tx, tkey, &t)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			t = Tenant{ID: tenantID, Created: d.now().UTC()}
+			if err := setJSON(tx, tkey, t); err != nil {
+				return err
+			}
+			if _, err := w.Append(audit.Event{Kind: "tenant.created", Summary: fmt.Sprintf("tenant %s created for local user %s", tenantID, userID),
+				Attrs: map[string]any{"by": "local:" + userID}}); err != nil {
+				return err
+			}
+		}
+		if t.Disabled {
+			return fmt.Errorf("tenant: %w: %q", ErrTenantDisabled, tenantID)
+		}
+		var u User
+		ok, err = getJSON(tx, ukey, &u)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			u = User{ID: userID, Created: d.now().UTC()}
+			if err := setJSON(tx, ukey, u); err != nil {
+				return err
+			}
+			if _, err := w.Append(audit.Event{Kind: "user.created", User: userID, Summary: fmt.Sprintf("local user %s created", userID),
+				Attrs: map[string]any{"by": "local:" + userID}}); err != nil {
+				return err
+			}
+		}
+		if u.Disabled {
+			return fmt.Errorf("tenant: %w: %q in tenant %q", ErrUserDisabled, userID, tenantID)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return newScope(d, sp, Principal{Tenant: tenantID, User: userID, Role: RoleAdmin, Local: true}), nil
+}
+
+// roleRank orders roles for comparisons.
+func roleRank(r Role) int {
+	i := slices.Index(roles, r)
+	if i < 0 {
+		return 0
+	}
+	return len(roles) - i
+}
+
+var roles = []Role{RoleAdmin, RoleMember, RoleViewer}
