@@ -58,6 +58,9 @@ type Writer struct {
 	next int
 	idem map[string]Ref
 	now  time.Time
+	// batched: the caller adds the head and count deltas once (Log.Append)
+	batched bool
+	added   int64
 }
 
 // Writer returns a Writer for tx.
@@ -115,19 +118,17 @@ func (w *Writer) Append(ev Event) (Ref, error) {
 		}
 		entries = append(entries, entry{tmpl, off})
 	}
-	head := sp.AuditHead()
-	count, err := sp.Counter(counterEvents)
-	if err != nil {
-		return Ref{}, err
-	}
 	w.next++
 	tmpl, off := sp.NewAuditEvent(order)
 	w.tx.SetVersionstampedKey(tmpl, off, val)
 	for _, e := range entries {
 		w.tx.SetVersionstampedKey(e.tmpl, e.off, nil)
 	}
-	w.tx.Add(head, 1)
-	w.tx.Add(count, 1)
+	if w.batched {
+		w.added++
+	} else {
+		w.bump(1)
+	}
 	ref := Ref{order: order}
 	if idemKey != nil {
 		// The marker holds the event's stamp and the time, for the sweeper.
@@ -142,6 +143,13 @@ func (w *Writer) Append(ev Event) (Ref, error) {
 	return ref, nil
 }
 
+// bump adds n to the head and the event counter.
+func (w *Writer) bump(n int64) {
+	count, _ := w.log.space.Counter(counterEvents)
+	w.tx.Add(w.log.space.AuditHead(), n)
+	w.tx.Add(count, n)
+}
+
 // Append appends events in one transaction and returns them with their IDs,
 // times and tenant set. An event whose idempotency key was seen before is
 // not written again; the first event's ID is returned for it.
@@ -153,6 +161,7 @@ func (l *Log) Append(ctx context.Context, evs ...Event) ([]Event, error) {
 	refs := make([]Ref, len(evs))
 	stamp, err := l.store.Update(ctx, func(tx kv.Tx) error {
 		w := l.Writer(tx)
+		w.batched = true
 		for i, ev := range evs {
 			if ev.Time.IsZero() {
 				ev.Time = w.now
@@ -166,6 +175,9 @@ func (l *Log) Append(ctx context.Context, evs ...Event) ([]Event, error) {
 			}
 			refs[i] = r
 			out[i] = ev
+		}
+		if w.added > 0 {
+			w.bump(w.added)
 		}
 		return nil
 	})

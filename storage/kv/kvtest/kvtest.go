@@ -56,7 +56,7 @@ const (
 type Role struct {
 	Name string
 	Args int
-	Run  func(locator string, args []int) error
+	Run  func(locator string, args []string) error
 }
 
 // Main runs a child-process role when the test binary was started as one,
@@ -66,7 +66,11 @@ func Main(m *testing.M, open func(locator string) (kv.Store, error), extra ...Ro
 	if role == "" {
 		os.Exit(m.Run())
 	}
-	err := runChild(role, os.Getenv(envLocator), strings.Fields(os.Getenv(envArgs)), open, extra)
+	var args []string
+	if v := os.Getenv(envArgs); v != "" {
+		args = strings.Split(v, argSep)
+	}
+	err := runChild(role, os.Getenv(envLocator), args, open, extra)
 	if err != nil {
 		fmt.Fprintf(os.Stdout, "error %v\n", err)
 		fmt.Fprintf(os.Stderr, "kvtest child %s: %v\n", role, err)
@@ -75,24 +79,23 @@ func Main(m *testing.M, open func(locator string) (kv.Store, error), extra ...Ro
 	os.Exit(0)
 }
 
+// argSep separates a child's arguments in its environment.
+const argSep = "\x1f"
+
 func runChild(role, locator string, args []string, open func(string) (kv.Store, error), extra []Role) error {
-	ints := make([]int, len(args))
-	for i, a := range args {
-		n, err := strconv.Atoi(a)
-		if err != nil {
-			return fmt.Errorf("argument %q: %w", a, err)
-		}
-		ints[i] = n
-	}
-	need := map[string]int{"incr": 3, "stamp": 2, "watch": 0, "crash": 1, "write": 2, "watchlat": 1}
 	for _, r := range extra {
 		if r.Name == role {
-			if len(ints) != r.Args {
-				return fmt.Errorf("role %s takes %d arguments, got %d", role, r.Args, len(ints))
+			if len(args) != r.Args {
+				return fmt.Errorf("role %s takes %d arguments, got %d", role, r.Args, len(args))
 			}
-			return r.Run(locator, ints)
+			return r.Run(locator, args)
 		}
 	}
+	ints, err := Ints(args)
+	if err != nil {
+		return err
+	}
+	need := map[string]int{"incr": 3, "stamp": 2, "watch": 0, "crash": 1, "write": 2, "watchlat": 1}
 	n, ok := need[role]
 	if !ok {
 		return fmt.Errorf("unknown role %q", role)
@@ -125,14 +128,37 @@ func runChild(role, locator string, args []string, open func(string) (kv.Store, 
 	return fmt.Errorf("unknown role %q", role)
 }
 
+// Ints parses a role's arguments as integers.
+func Ints(args []string) ([]int, error) {
+	ints := make([]int, len(args))
+	for i, a := range args {
+		n, err := strconv.Atoi(a)
+		if err != nil {
+			return nil, fmt.Errorf("argument %q: %w", a, err)
+		}
+		ints[i] = n
+	}
+	return ints, nil
+}
+
 // Child is a child process started with StartRole.
 type Child struct{ c *child }
 
 // StartRole starts the test binary in a role (one of the backend's own,
 // passed to Main) and returns a handle to it.
-func StartRole(t testing.TB, role, locator string, args ...int) *Child {
+func StartRole(t testing.TB, role, locator string, args ...any) *Child {
 	t.Helper()
 	return &Child{startChild(t, role, locator, args...)}
+}
+
+// Lines returns the child's output lines; the channel closes when it exits.
+func (c *Child) Lines() <-chan string { return c.c.lines }
+
+// Wait drains the child's output and waits for it to exit successfully,
+// returning the lines it printed.
+func (c *Child) Wait(t testing.TB, timeout time.Duration) []string {
+	t.Helper()
+	return c.c.wait(t, timeout)
 }
 
 // Expect waits for a line with the given prefix and returns the rest.
@@ -162,14 +188,14 @@ type child struct {
 }
 
 // startChild starts the test binary in a role.
-func startChild(t testing.TB, role, locator string, args ...int) *child {
+func startChild(t testing.TB, role, locator string, args ...any) *child {
 	t.Helper()
 	strs := make([]string, len(args))
 	for i, a := range args {
-		strs[i] = strconv.Itoa(a)
+		strs[i] = fmt.Sprint(a)
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envRole+"="+role, envLocator+"="+locator, envArgs+"="+strings.Join(strs, " "))
+	cmd.Env = append(os.Environ(), envRole+"="+role, envLocator+"="+locator, envArgs+"="+strings.Join(strs, argSep))
 	cmd.Stderr = os.Stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

@@ -278,7 +278,11 @@ func BenchmarkContention3(b *testing.B) {
 
 // rawWrite is the baseline writer role: n autocommit inserts through
 // database/sql with SQLite's own busy handler.
-var rawWrite = kvtest.Role{Name: "rawwrite", Args: 2, Run: func(path string, args []int) error {
+var rawWrite = kvtest.Role{Name: "rawwrite", Args: 2, Run: func(path string, strs []string) error {
+	args, err := kvtest.Ints(strs)
+	if err != nil {
+		return err
+	}
 	id, n := args[0], args[1]
 	db, err := sql.Open("sqlite", fmt.Sprintf("file:%s?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)", path))
 	if err != nil {

@@ -18,7 +18,7 @@ import (
 // holdLock is a child role that takes the store's write lock with a plain
 // SQLite connection, says "locked" and keeps it until it is killed: another
 // program holding a long transaction.
-var holdLock = kvtest.Role{Name: "holdlock", Args: 0, Run: func(path string, _ []int) error {
+var holdLock = kvtest.Role{Name: "holdlock", Args: 0, Run: func(path string, _ []string) error {
 	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
 	if err != nil {
 		return err
