@@ -4,9 +4,9 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -X main.version=$(VERSION)
 BIN       := bin/coditect
 PKGS      := ./...
-BENCHTIME ?= 1x
+BENCHTIME ?= 1s
 
-.PHONY: build run test vet unit fdb-check crash bench lint fmt clean
+.PHONY: build run test vet unit bench-smoke fdb-check crash bench lint fmt clean
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/coditect
@@ -15,15 +15,18 @@ build:
 run: build
 	./$(BIN) store status
 
-# vet, the FDB type check, the unit and integration tests and the short
-# (10-kill) crash test.
-test: vet fdb-check unit
+# vet, the FDB type check, the unit and integration tests, the short
+# (10-kill) crash test and one iteration of every benchmark (reduced sizes).
+test: vet fdb-check unit bench-smoke
 
 vet:
 	$(GO) vet $(PKGS)
 
 unit:
 	$(GO) test -short -count=1 -timeout 20m $(PKGS)
+
+bench-smoke:
+	$(GO) test -short -count=1 -run '^$$' -bench . -benchtime 1x -timeout 20m $(PKGS)
 
 # Type-checks every `fdb`-tagged package without fdb_c.h or libfdb_c.
 fdb-check:
@@ -33,9 +36,10 @@ fdb-check:
 crash:
 	$(GO) test -count=1 -timeout 60m -run 'TestCrash' -v ./storage/kv/sqlite/
 
-# Benchmarks: 5 runs each, medians in docs/BENCHMARKS.md.
+# Benchmarks: 5 runs each; the medians table for docs/BENCHMARKS.md.
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -count 5 -timeout 60m ./storage/... | tee bench.out
+	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -count 5 -timeout 90m $(PKGS) | tee bench.out
+	$(GO) run ./internal/benchtable < bench.out
 
 lint:
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo 'gofmt: the files above need formatting'; exit 1; }
