@@ -97,7 +97,11 @@ func TestTokens(t *testing.T) {
 	if found {
 		t.Fatal("the token secret is stored in the store")
 	}
-	for _, bad := range []string{"", "cdt_", secret + "x", secret[:len(secret)-1] + "A", strings.Repeat("a", 10000), "Bearer " + secret} {
+	last := "A"
+	if strings.HasSuffix(secret, "A") {
+		last = "B"
+	}
+	for _, bad := range []string{"", "cdt_", secret + "x", secret[:len(secret)-1] + last, strings.Repeat("a", 10000), "Bearer " + secret} {
 		if _, err := d.Authenticate(bg, bad); !errors.Is(err, tenant.ErrUnauthenticated) {
 			t.Errorf("token %.20q: %v", bad, err)
 		}
