@@ -18,7 +18,7 @@ func newLogCommand() *cobra.Command {
 		Short: "Read the tenant's audit log: tail (and follow), query a page, export as JSON Lines",
 	}
 	identityFlags(cmd)
-	cmd.AddCommand(newLogTailCommand(), newLogQueryCommand(), newLogExportCommand())
+	cmd.AddCommand(newLogTailCommand(), newLogQueryCommand(), newLogExportCommand(), newLogSweepCommand())
 	return cmd
 }
 
@@ -238,4 +238,40 @@ func newLogExportCommand() *cobra.Command {
 		return err
 	})
 	return cmd
+}
+
+func newLogSweepCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "sweep",
+		Short: "Enforce every tenant's retention policy now (the daemon does it periodically)",
+		Args:  cobra.NoArgs,
+		RunE: withStore(func(e *env, _ []string) error {
+			if err := e.operator(); err != nil {
+				return err
+			}
+			removed, err := e.dir.SweepRetention(e.ctx)
+			if jsonOutput(e.cmd) {
+				if removed == nil {
+					removed = map[string]int{}
+				}
+				if werr := writeJSON(e.cmd.OutOrStdout(), removed); werr != nil {
+					return werr
+				}
+				return err
+			}
+			ids := make([]string, 0, len(removed))
+			for id := range removed {
+				ids = append(ids, id)
+			}
+			slices.Sort(ids)
+			tw := table(e.cmd.OutOrStdout(), "TENANT", "REMOVED")
+			for _, id := range ids {
+				row(tw, id, fmt.Sprint(removed[id]))
+			}
+			if ferr := tw.Flush(); ferr != nil {
+				return ferr
+			}
+			return err
+		}),
+	}
 }

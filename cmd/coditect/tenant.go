@@ -2,10 +2,12 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/coditect/coditect/storage/audit"
 	"github.com/coditect/coditect/storage/tenant"
 )
 
@@ -67,7 +69,29 @@ func newTenantCommand() *cobra.Command {
 			}),
 		}
 	}
-	cmd.AddCommand(create, list,
+	retention := &cobra.Command{
+		Use:   "retention ID",
+		Short: "Set how long a tenant's audit log keeps events (0 keeps everything); `coditect log sweep` enforces it",
+		Args:  cobra.ExactArgs(1),
+		RunE: withStore(func(e *env, args []string) error {
+			if err := e.operator(); err != nil {
+				return err
+			}
+			age, _ := e.cmd.Flags().GetDuration("max-age")
+			n, _ := e.cmd.Flags().GetInt64("max-events")
+			if err := e.dir.SetRetention(e.ctx, args[0], audit.Retention{MaxAge: age, MaxEvents: n}); err != nil {
+				return err
+			}
+			t, err := e.dir.GetTenant(e.ctx, args[0])
+			if err != nil {
+				return err
+			}
+			return printTenants(e.cmd, []tenant.Tenant{t}, true)
+		}),
+	}
+	retention.Flags().Duration("max-age", 0, "remove events older than this, e.g. 2160h for 90 days (0: no age limit)")
+	retention.Flags().Int64("max-events", 0, "keep at most this many events (0: no count limit)")
+	cmd.AddCommand(create, list, retention,
 		setDisabled("disable", "Disable a tenant: its tokens and local users are refused everywhere", true),
 		setDisabled("enable", "Enable a disabled tenant", false))
 	return cmd
@@ -84,13 +108,13 @@ func printTenants(cmd *cobra.Command, ts []tenant.Tenant, one bool) error {
 		}
 		return writeJSON(w, ts)
 	}
-	tw := table(w, "ID", "NAME", "STATE", "CREATED")
+	tw := table(w, "ID", "NAME", "STATE", "CREATED", "RETENTION")
 	for _, t := range ts {
 		state := "enabled"
 		if t.Disabled {
 			state = "disabled"
 		}
-		row(tw, t.ID, t.Name, state, stamp(t.Created))
+		row(tw, t.ID, t.Name, state, stamp(t.Created), retentionText(t.Retention))
 	}
 	return tw.Flush()
 }
@@ -310,4 +334,18 @@ func newTokenCommand() *cobra.Command {
 	}
 	cmd.AddCommand(create, list, revoke)
 	return cmd
+}
+
+func retentionText(r audit.Retention) string {
+	var parts []string
+	if r.MaxAge > 0 {
+		parts = append(parts, "max age "+r.MaxAge.String())
+	}
+	if r.MaxEvents > 0 {
+		parts = append(parts, fmt.Sprintf("max %d events", r.MaxEvents))
+	}
+	if len(parts) == 0 {
+		return "keep all"
+	}
+	return strings.Join(parts, ", ")
 }

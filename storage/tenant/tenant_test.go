@@ -290,3 +290,42 @@ func ok(t *testing.T) func(any, error) {
 		}
 	}
 }
+
+func TestSweepRetention(t *testing.T) {
+	d, _ := setup(t)
+	a, err := d.Local(bg, "a", "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := d.Local(bg, "b", "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 10; i++ {
+		for _, sc := range []*tenant.Scope{a, b} {
+			if _, err := sc.Log().Append(bg, sc.Event("note.added", "n")); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := d.SetRetention(bg, "a", audit.Retention{MaxEvents: 5}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.SetRetention(bg, "a", audit.Retention{MaxEvents: -1}); !errors.Is(err, tenant.ErrInvalid) {
+		t.Fatalf("negative retention: %v", err)
+	}
+	removed, err := d.SweepRetention(bg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// a had 2 (tenant, user) + 10 notes + 1 retention change = 13 events.
+	if removed["a"] != 8 || removed["b"] != 0 {
+		t.Fatalf("removed %v", removed)
+	}
+	if n, _ := a.Log().Count(bg); n != 5 {
+		t.Fatalf("a keeps %d events", n)
+	}
+	if n, _ := b.Log().Count(bg); n != 12 {
+		t.Fatalf("b keeps %d events: another tenant's policy touched it", n)
+	}
+}
