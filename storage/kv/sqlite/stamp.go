@@ -39,7 +39,7 @@ type stampBlock struct {
 // lock, reserving a new block when needed.
 func (b *stampBlock) reserve(t *txn) (uint64, error) {
 	var dv int64
-	if err := t.tx.StmtContext(t.ctx, t.s.stmts.dataVersion).QueryRowContext(t.ctx).Scan(&dv); err != nil {
+	if err := t.stmt(t.s.stmts.dataVersion).QueryRowContext(t.ctx).Scan(&dv); err != nil {
 		return 0, err
 	}
 	b.pendingDV = dv
@@ -48,14 +48,14 @@ func (b *stampBlock) reserve(t *txn) (uint64, error) {
 		return b.next, nil
 	}
 	var cur int64
-	if err := t.tx.StmtContext(t.ctx, t.st.getCommit).QueryRowContext(t.ctx).Scan(&cur); err != nil {
+	if err := t.stmt(t.st.getCommit).QueryRowContext(t.ctx).Scan(&cur); err != nil {
 		return 0, err
 	}
 	if uint64(cur) > 1<<63-blockSize {
 		return 0, fmt.Errorf("%w: commit counter exhausted", kv.ErrUnavailable)
 	}
 	end := uint64(cur) + blockSize
-	if _, err := t.tx.StmtContext(t.ctx, t.s.stmts.setCommit).ExecContext(t.ctx, int64(end)); err != nil {
+	if _, err := t.stmt(t.s.stmts.setCommit).ExecContext(t.ctx, int64(end)); err != nil {
 		return 0, err
 	}
 	b.pendingEnd = end

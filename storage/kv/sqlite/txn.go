@@ -39,7 +39,7 @@ func (st *stmtSet) prepare(ctx context.Context, db *sql.DB) error {
 		return s
 	}
 	st.get = p(`SELECT value FROM kv WHERE key = ?`)
-	st.set = p(`INSERT INTO kv(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`)
+	st.set = p(`INSERT OR REPLACE INTO kv(key, value) VALUES (?, ?)`)
 	st.clear = p(`DELETE FROM kv WHERE key = ?`)
 	st.clearRange = p(`DELETE FROM kv WHERE key >= ? AND key < ?`)
 	st.clearFrom = p(`DELETE FROM kv WHERE key >= ?`)
@@ -108,6 +108,24 @@ type txn struct {
 	haveCommit bool
 	unreadable [][]byte // keys written with a versionstamp in this transaction
 	watches    []*watch
+	smu        sync.Mutex
+	stmts      map[*sql.Stmt]*sql.Stmt // statements bound to this transaction, under smu
+}
+
+// stmt returns s bound to the transaction, binding it once per attempt:
+// Tx.StmtContext allocates and locks on every call.
+func (t *txn) stmt(s *sql.Stmt) *sql.Stmt {
+	t.smu.Lock()
+	defer t.smu.Unlock()
+	if b, ok := t.stmts[s]; ok {
+		return b
+	}
+	if t.stmts == nil {
+		t.stmts = make(map[*sql.Stmt]*sql.Stmt, 4)
+	}
+	b := t.tx.StmtContext(t.ctx, s)
+	t.stmts[s] = b
+	return b
 }
 
 func newTxn(ctx context.Context, s *Store, tx *sql.Tx, writable bool) *txn {
@@ -215,7 +233,7 @@ func (t *txn) Get(key []byte) ([]byte, error) {
 
 func (t *txn) get(key []byte) ([]byte, error) {
 	var v []byte
-	err := t.tx.StmtContext(t.ctx, t.st.get).QueryRowContext(t.ctx, key).Scan(&v)
+	err := t.stmt(t.st.get).QueryRowContext(t.ctx, key).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
@@ -334,7 +352,7 @@ func (it *iterator) fetch() error {
 		stmt = st.rangeRevOpen
 	}
 	args = append(args, n)
-	rows, err := it.t.tx.StmtContext(it.t.ctx, stmt).QueryContext(it.t.ctx, args...)
+	rows, err := it.t.stmt(stmt).QueryContext(it.t.ctx, args...)
 	if err != nil {
 		return it.t.wrap("range", it.begin, err)
 	}
@@ -443,7 +461,7 @@ func (t *txn) write(op string, key []byte, size int) bool {
 }
 
 func (t *txn) exec(op string, key []byte, stmt *sql.Stmt, args ...any) {
-	if _, err := t.tx.StmtContext(t.ctx, stmt).ExecContext(t.ctx, args...); err != nil {
+	if _, err := t.stmt(stmt).ExecContext(t.ctx, args...); err != nil {
 		t.fail(t.wrap(op, key, err))
 	}
 }
