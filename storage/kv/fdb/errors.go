@@ -26,19 +26,27 @@ const (
 	codeValueTooLarge        = 2103 // value_too_large
 )
 
-// translated maps the FoundationDB errors that mean a sentinel of the
-// contract to that sentinel, with the code's name for the message.
-var translated = map[int]struct {
-	sentinel error
-	name     string
-}{
-	codeTransactionTooOld:    {kv.ErrTransactionTooOld, "transaction_too_old"},
-	codeTooManyWatches:       {kv.ErrTooManyWatches, "too_many_watches"},
-	codeAccessedUnreadable:   {kv.ErrAccessedUnreadable, "accessed_unreadable"},
-	codeKeyOutsideLegalRange: {kv.ErrKeyOutsideLegalRange, "key_outside_legal_range"},
-	codeTransactionTooLarge:  {kv.ErrTransactionTooLarge, "transaction_too_large"},
-	codeKeyTooLarge:          {kv.ErrKeyTooLarge, "key_too_large"},
-	codeValueTooLarge:        {kv.ErrValueTooLarge, "value_too_large"},
+// translate maps the FoundationDB errors that mean a sentinel of the
+// contract to the code's name, for the message, and that sentinel; other
+// codes to nil.
+func translate(code int) (name string, sentinel error) {
+	switch code {
+	case codeTransactionTooOld:
+		return "transaction_too_old", kv.ErrTransactionTooOld
+	case codeTooManyWatches:
+		return "too_many_watches", kv.ErrTooManyWatches
+	case codeAccessedUnreadable:
+		return "accessed_unreadable", kv.ErrAccessedUnreadable
+	case codeKeyOutsideLegalRange:
+		return "key_outside_legal_range", kv.ErrKeyOutsideLegalRange
+	case codeTransactionTooLarge:
+		return "transaction_too_large", kv.ErrTransactionTooLarge
+	case codeKeyTooLarge:
+		return "key_too_large", kv.ErrKeyTooLarge
+	case codeValueTooLarge:
+		return "value_too_large", kv.ErrValueTooLarge
+	}
+	return "", nil
 }
 
 // contractError is a FoundationDB error translated to a sentinel of the
@@ -93,8 +101,8 @@ func opErr(ctx context.Context, op string, key []byte, err error) error {
 	if ctxErr := ctx.Err(); ctxErr != nil && cancelled(fe) {
 		return ctxErr
 	}
-	if t, ok := translated[fe.Code]; ok {
-		return &contractError{op: op, key: key, code: fe.Code, name: t.name, sentinel: t.sentinel}
+	if name, sentinel := translate(fe.Code); sentinel != nil {
+		return &contractError{op: op, key: key, code: fe.Code, name: name, sentinel: sentinel}
 	}
 	return &opError{op: op, key: key, err: fe}
 }

@@ -91,19 +91,33 @@ func newStore(t testing.TB, opts fdb.Options) (*fdb.Store, string) {
 	return s, locator
 }
 
+// harness is the conformance suite's view of this backend.
+// testPrefixLen is the length of newStore's "coditect-test/<16 hex>/".
+const testPrefixLen = len("coditect-test/") + 16 + 1
+
+var harness = kvtest.Harness{
+	Name:       "fdb",
+	MaxKeySize: kv.MaxKeySize - testPrefixLen,
+	New: func(t testing.TB) (kv.Store, string) {
+		return newStore(t, fdb.Options{})
+	},
+	Open: open,
+	NewShortLived: func(t testing.TB, age time.Duration) kv.Store {
+		s, _ := newStore(t, fdb.Options{MaxTransactionAge: age})
+		return s
+	},
+}
+
 func TestConformance(t *testing.T) {
 	clusterFile(t)
-	kvtest.Run(t, kvtest.Harness{
-		Name: "fdb",
-		New: func(t testing.TB) (kv.Store, string) {
-			return newStore(t, fdb.Options{})
-		},
-		Open: open,
-		NewShortLived: func(t testing.TB, age time.Duration) kv.Store {
-			s, _ := newStore(t, fdb.Options{MaxTransactionAge: age})
-			return s
-		},
-	})
+	kvtest.Run(t, harness)
+}
+
+// TestCrash kills client processes mid-commit: every acknowledged commit
+// must be in the cluster, nothing half-applied.
+func TestCrash(t *testing.T) {
+	clusterFile(t)
+	kvtest.RunCrash(t, harness, kvtest.CrashKills())
 }
 
 // appendOnce appends record to a stream's log, ordered by versionstamp,

@@ -42,6 +42,10 @@ type Harness struct {
 	// too old after age instead of kv.MaxTransactionAge, so the limit can be
 	// tested quickly. Without it the test waits the real 5 s.
 	NewShortLived func(t testing.TB, age time.Duration) kv.Store
+	// MaxKeySize is the largest key a caller may use, when the backend
+	// stores keys under a prefix that counts towards kv.MaxKeySize (the
+	// FoundationDB store); zero means kv.MaxKeySize.
+	MaxKeySize int
 }
 
 // Environment of a child process.

@@ -876,17 +876,21 @@ func testWatchAcrossProcesses(t *testing.T, h Harness) {
 func testLimits(t *testing.T, h Harness) {
 	s, _ := h.New(t)
 	big := func(n int) []byte { return bytes.Repeat([]byte{'x'}, n) }
+	maxKey := h.MaxKeySize
+	if maxKey == 0 {
+		maxKey = kv.MaxKeySize
+	}
 	cases := []struct {
 		name string
 		fn   func(kv.Tx)
 		want error
 	}{
-		{"key at limit", func(tx kv.Tx) { tx.Set(big(kv.MaxKeySize), []byte("v")) }, nil},
-		{"key over limit", func(tx kv.Tx) { tx.Set(big(kv.MaxKeySize+1), []byte("v")) }, kv.ErrKeyTooLarge},
+		{"key at limit", func(tx kv.Tx) { tx.Set(big(maxKey), []byte("v")) }, nil},
+		{"key over limit", func(tx kv.Tx) { tx.Set(big(maxKey+1), []byte("v")) }, kv.ErrKeyTooLarge},
 		{"value at limit", func(tx kv.Tx) { tx.Set([]byte("v"), big(kv.MaxValueSize)) }, nil},
 		{"value over limit", func(tx kv.Tx) { tx.Set([]byte("v2"), big(kv.MaxValueSize+1)) }, kv.ErrValueTooLarge},
-		{"add key over limit", func(tx kv.Tx) { tx.Add(big(kv.MaxKeySize+1), 1) }, kv.ErrKeyTooLarge},
-		{"clear key over limit", func(tx kv.Tx) { tx.Clear(big(kv.MaxKeySize + 1)) }, kv.ErrKeyTooLarge},
+		{"add key over limit", func(tx kv.Tx) { tx.Add(big(maxKey+1), 1) }, kv.ErrKeyTooLarge},
+		{"clear key over limit", func(tx kv.Tx) { tx.Clear(big(maxKey + 1)) }, kv.ErrKeyTooLarge},
 		{"versionstamped value over limit", func(tx kv.Tx) {
 			tx.SetVersionstampedValue([]byte("vv"), big(kv.MaxValueSize+1), 0)
 		}, kv.ErrValueTooLarge},
@@ -922,7 +926,7 @@ func testLimits(t *testing.T, h Harness) {
 		})
 	}
 	err := s.View(ctxT(t), func(tx kv.ReadTx) error {
-		_, err := tx.Get(big(kv.MaxKeySize + 1))
+		_, err := tx.Get(big(maxKey + 1))
 		return err
 	})
 	if !errors.Is(err, kv.ErrKeyTooLarge) {
