@@ -18,7 +18,7 @@ func TestPragmas(t *testing.T) {
 		}
 		var mode string
 		var sync, busy int
-		row := s.writer.QueryRowContext(context.Background(), "SELECT * FROM pragma_journal_mode, pragma_synchronous, pragma_busy_timeout")
+		row := s.wconn.QueryRowContext(context.Background(), "SELECT * FROM pragma_journal_mode, pragma_synchronous, pragma_busy_timeout")
 		if err := row.Scan(&mode, &sync, &busy); err != nil {
 			t.Fatal(err)
 		}

@@ -103,8 +103,9 @@ type Store struct {
 	path string
 	opts Options
 
-	writer  *sql.DB // one connection, BEGIN IMMEDIATE
-	readers *sql.DB // snapshot reads
+	writer  *sql.DB   // one connection
+	wconn   *sql.Conn // that connection, pinned; guarded by writeMu
+	readers *sql.DB   // snapshot reads
 	writeMu sync.Mutex
 
 	stmts  statements
@@ -256,7 +257,11 @@ func (s *Store) init(ctx context.Context, created bool) error {
 		}
 		return fmt.Errorf("kv/sqlite: open %s: %w", s.path, err)
 	}
-	return s.stmts.prepare(ctx, s.writer, s.readers)
+	s.wconn, err = s.writer.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("kv/sqlite: open %s: %w", s.path, err)
+	}
+	return s.stmts.prepare(ctx, s.wconn, s.readers)
 }
 
 // Path returns the absolute path of the database file.
@@ -271,6 +276,9 @@ func (s *Store) Close() error {
 		s.writeMu.Lock()
 		defer s.writeMu.Unlock()
 		s.stmts.close()
+		if s.wconn != nil {
+			s.wconn.Close()
+		}
 		err1 := s.writer.Close()
 		err2 := s.readers.Close()
 		s.closeErr = errors.Join(err1, err2)
@@ -376,15 +384,18 @@ func (s *Store) updateOnce(ctx context.Context, fn func(kv.Tx) error) (stamp kv.
 	if s.closed.Load() {
 		return stamp, kv.ErrClosed
 	}
-	sqlTx, err := s.writer.BeginTx(ctx, nil)
-	if err != nil {
+	st := &s.stmts
+	if _, err := st.begin.ExecContext(ctx); err != nil {
 		return stamp, err
 	}
-	t := newTxn(ctx, s, sqlTx, true)
+	t := newTxn(ctx, s, nil, true)
 	defer func() {
 		t.finish()
 		if err != nil {
-			_ = sqlTx.Rollback()
+			// Whatever failed, end the transaction; a rollback with no
+			// transaction open (a failed COMMIT already rolled back) is
+			// harmless.
+			_, _ = st.rollback.ExecContext(context.Background())
 		}
 	}()
 	if err := fn(t); err != nil {
@@ -406,7 +417,7 @@ func (s *Store) updateOnce(ctx context.Context, fn func(kv.Tx) error) (stamp kv.
 	if err := t.readWatchBaselines(); err != nil {
 		return kv.Versionstamp{}, err
 	}
-	if err := sqlTx.Commit(); err != nil {
+	if _, err := st.commit.ExecContext(ctx); err != nil {
 		return kv.Versionstamp{}, t.wrap("commit", nil, err)
 	}
 	if t.haveCommit {

@@ -22,13 +22,21 @@ type stmtSet struct {
 	getCommit                              *sql.Stmt
 }
 
+// statements are the writer connection's statements (w, and the rest,
+// all bound to the one pinned connection) and the readers' (r, prepared on
+// each reader connection as database/sql uses it).
 type statements struct {
-	w, r        stmtSet
-	setCommit   *sql.Stmt
-	dataVersion *sql.Stmt
+	w, r                    stmtSet
+	setCommit, dataVersion  *sql.Stmt
+	begin, commit, rollback *sql.Stmt
 }
 
-func (st *stmtSet) prepare(ctx context.Context, db *sql.DB) error {
+// preparer is a *sql.DB or a *sql.Conn.
+type preparer interface {
+	PrepareContext(ctx context.Context, query string) (*sql.Stmt, error)
+}
+
+func (st *stmtSet) prepare(ctx context.Context, db preparer) error {
 	var err error
 	p := func(q string) *sql.Stmt {
 		if err != nil {
@@ -60,21 +68,29 @@ func (st *stmtSet) close() {
 	}
 }
 
-func (st *statements) prepare(ctx context.Context, w, r *sql.DB) error {
+func (st *statements) prepare(ctx context.Context, w *sql.Conn, r *sql.DB) error {
 	if err := st.w.prepare(ctx, w); err != nil {
 		return fmt.Errorf("kv/sqlite: prepare: %w", err)
 	}
 	if err := st.r.prepare(ctx, r); err != nil {
 		return fmt.Errorf("kv/sqlite: prepare: %w", err)
 	}
-	var err error
-	st.setCommit, err = w.PrepareContext(ctx, `UPDATE meta SET value = ? WHERE name = 'commit'`)
-	if err != nil {
-		return fmt.Errorf("kv/sqlite: prepare: %w", err)
-	}
-	st.dataVersion, err = w.PrepareContext(ctx, `PRAGMA data_version`)
-	if err != nil {
-		return fmt.Errorf("kv/sqlite: prepare: %w", err)
+	// BEGIN and COMMIT prepared once: the driver's own BeginTx compiles
+	// its BEGIN statement at every transaction.
+	for _, p := range []struct {
+		s **sql.Stmt
+		q string
+	}{
+		{&st.setCommit, `UPDATE meta SET value = ? WHERE name = 'commit'`},
+		{&st.dataVersion, `PRAGMA data_version`},
+		{&st.begin, `BEGIN IMMEDIATE`},
+		{&st.commit, `COMMIT`},
+		{&st.rollback, `ROLLBACK`},
+	} {
+		var err error
+		if *p.s, err = w.PrepareContext(ctx, p.q); err != nil {
+			return fmt.Errorf("kv/sqlite: prepare %s: %w", p.q, err)
+		}
 	}
 	return nil
 }
@@ -82,7 +98,7 @@ func (st *statements) prepare(ctx context.Context, w, r *sql.DB) error {
 func (st *statements) close() {
 	st.w.close()
 	st.r.close()
-	for _, s := range []*sql.Stmt{st.setCommit, st.dataVersion} {
+	for _, s := range []*sql.Stmt{st.setCommit, st.dataVersion, st.begin, st.commit, st.rollback} {
 		if s != nil {
 			s.Close()
 		}
@@ -94,7 +110,7 @@ func (st *statements) close() {
 type txn struct {
 	ctx      context.Context
 	s        *Store
-	tx       *sql.Tx
+	tx       *sql.Tx // nil for a write transaction (manual BEGIN on the pinned connection)
 	st       *stmtSet
 	writable bool
 	start    time.Time
@@ -112,9 +128,14 @@ type txn struct {
 	stmts      map[*sql.Stmt]*sql.Stmt // statements bound to this transaction, under smu
 }
 
-// stmt returns s bound to the transaction, binding it once per attempt:
+// stmt returns s bound to the transaction. A write transaction runs on the
+// pinned writer connection, whose statements are already bound to it; a
+// read transaction binds each statement once per attempt, since
 // Tx.StmtContext allocates and locks on every call.
 func (t *txn) stmt(s *sql.Stmt) *sql.Stmt {
+	if t.tx == nil {
+		return s
+	}
 	t.smu.Lock()
 	defer t.smu.Unlock()
 	if b, ok := t.stmts[s]; ok {
