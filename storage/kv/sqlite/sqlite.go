@@ -355,6 +355,15 @@ func (s *Store) wait(ctx context.Context, w *lockWait, cause error) error {
 	return nil
 }
 
+// lockContext says, when the caller's context ended a transaction that had
+// been waiting for another process's lock, that this is what happened.
+func (s *Store) lockContext(ctx context.Context, w *lockWait, err error) error {
+	if w.start.IsZero() || ctx.Err() == nil || !errors.Is(err, ctx.Err()) {
+		return err
+	}
+	return fmt.Errorf("kv/sqlite: %s: waiting for a lock held by another process: %w", s.path, err)
+}
+
 // Update implements kv.Store.
 func (s *Store) Update(ctx context.Context, fn func(kv.Tx) error) (kv.Versionstamp, error) {
 	var w lockWait
@@ -370,7 +379,7 @@ func (s *Store) Update(ctx context.Context, fn func(kv.Tx) error) (kv.Versionsta
 			return stamp, nil
 		}
 		if !isBusy(err) {
-			return kv.Versionstamp{}, err
+			return kv.Versionstamp{}, s.lockContext(ctx, &w, err)
 		}
 		if err := s.wait(ctx, &w, err); err != nil {
 			return kv.Versionstamp{}, err
@@ -452,8 +461,11 @@ func (s *Store) View(ctx context.Context, fn func(kv.ReadTx) error) error {
 			return err
 		}
 		err := s.viewOnce(ctx, fn)
-		if err == nil || !isBusy(err) {
-			return err
+		if err == nil {
+			return nil
+		}
+		if !isBusy(err) {
+			return s.lockContext(ctx, &w, err)
 		}
 		if err := s.wait(ctx, &w, err); err != nil {
 			return err
