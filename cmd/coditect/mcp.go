@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/coditect/coditect/server"
+	"github.com/coditect/coditect/storage"
+	"github.com/coditect/coditect/storage/tenant"
+	"github.com/coditect/coditect/tools"
+)
+
+func newMCPCommand() *cobra.Command {
+	var names []string
+	for _, s := range tools.Catalog() {
+		names = append(names, fmt.Sprintf("%s (%s)", s.Name, s.Summary))
+	}
+	cmd := &cobra.Command{
+		Use:   "mcp",
+		Short: "Serve MCP over stdio for LM Studio, Claude Desktop, Cursor, Cline or any MCP host",
+		Long: "Serve the Model Context Protocol over stdin/stdout, one process per host connection. Only protocol\n" +
+			"messages are written to stdout; logs go to stderr or --log-file.\n\n" +
+			"Identity: $" + server.TokenEnv + " when set (the token's tenant and user); else --tenant/--user on the\n" +
+			"embedded store (default tenant \"" + server.DefaultTenant + "\" and the OS user). The agent is what the host says in\n" +
+			"clientInfo, refined by --agent and --model.\n\n" +
+			"Toolsets: " + strings.Join(names, "; ") + ".",
+		Args: cobra.NoArgs,
+		RunE: runMCP,
+	}
+	f := cmd.Flags()
+	f.String("tenant", "", "tenant of the local identity (default \""+server.DefaultTenant+"\"; not allowed with $"+server.TokenEnv+")")
+	f.String("user", "", "user of the local identity (default: the OS user; not allowed with $"+server.TokenEnv+")")
+	f.String("agent", "", "agent name, to tell apart several agents of one host (default: the host's clientInfo name)")
+	f.String("model", "", "model behind the agent, e.g. qwen2.5-coder-7b-instruct")
+	f.StringSlice("toolsets", tools.DefaultToolsets(), "toolsets to serve, comma-separated, or all")
+	f.String("log-file", "", "append logs to this file instead of stderr")
+	return cmd
+}
+
+func runMCP(cmd *cobra.Command, _ []string) error {
+	// First, before anything can print: stdout belongs to the protocol.
+	proto, err := server.ReserveStdout()
+	if err != nil {
+		return err
+	}
+	defer proto.Close()
+	fl := cmd.Flags()
+	logFile, _ := fl.GetString("log-file")
+	logger, closeLog, err := mcpLogger(logFile)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
+
+	ctx := cmd.Context()
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	u, err := storeURL(cmd)
+	if err != nil {
+		return err
+	}
+	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	st, err := storage.Open(openCtx, u)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	dir := tenant.NewDirectory(st, "mcp")
+
+	ten, _ := fl.GetString("tenant")
+	usr, _ := fl.GetString("user")
+	sc, err := server.ResolveStdio(openCtx, dir, server.StdioIdentity{
+		Token: os.Getenv(server.TokenEnv), Tenant: ten, User: usr, StoreURL: u,
+	})
+	if err != nil {
+		return err
+	}
+	agentName, _ := fl.GetString("agent")
+	model, _ := fl.GetString("model")
+	sets, _ := fl.GetStringSlice("toolsets")
+	srv, err := server.New(dir, server.Options{
+		Version:  strings.Fields(versionString())[1],
+		Toolsets: sets,
+		Agent:    server.AgentFlags{Name: agentName, Model: model},
+		Logger:   logger,
+	})
+	if err != nil {
+		return err
+	}
+	logger.Info("coditect mcp starting", "store", u, "toolsets", sets, "pid", os.Getpid())
+	err = srv.ServeStdio(ctx, sc, os.Stdin, proto)
+	closeCtx, cancelClose := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancelClose()
+	if cerr := srv.Close(closeCtx); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// mcpLogger logs to path (appending) or, when path is empty, to stderr.
+func mcpLogger(path string) (*slog.Logger, func(), error) {
+	var w io.Writer = os.Stderr
+	closeFn := func() {}
+	if path != "" {
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--log-file: %w", err)
+		}
+		w, closeFn = f, func() { f.Close() }
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo})), closeFn, nil
+}

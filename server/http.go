@@ -1,0 +1,228 @@
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	mcpserver "github.com/mark3labs/mcp-go/server"
+
+	"github.com/coditect/coditect/storage/tenant"
+)
+
+// MCPPath is where the daemon mounts the MCP endpoint.
+const MCPPath = "/mcp"
+
+// DefaultMaxBody bounds an MCP request body (1 MiB): tool arguments are
+// limited far below it (tools.MaxArgs).
+const DefaultMaxBody = 1 << 20
+
+// HTTPOptions configure the MCP HTTP handler.
+type HTTPOptions struct {
+	// AllowedOrigins are browser origins allowed besides loopback ones
+	// (http://localhost:*, http://127.0.0.1:*, http://[::1]:*): exact
+	// origins such as "https://dash.example.com", or a scheme pattern
+	// such as "vscode-webview://*". Requests without an Origin header (every
+	// non-browser MCP client) are not affected.
+	AllowedOrigins []string
+	// MaxBody bounds a request body; zero means DefaultMaxBody.
+	MaxBody int64
+}
+
+// HTTPHandler returns the Streamable HTTP handler for MCPPath, serving
+// both protocol eras: 2025-11-25 clients initialize (stateless session
+// ids, which survive a restart), 2026-07-28 clients send server/discover
+// and carry their clientInfo in every request.
+//
+// In order, every request is checked for:
+//   - DNS rebinding: on a loopback connection the Host header must name a
+//     loopback host, and a browser Origin must be loopback or allowed
+//     (403 otherwise; mcp-go's own Host check stays on behind ours);
+//   - a bearer token (Authorization: Bearer cdt_…) that the directory
+//     authenticates: missing or refused is 401 with WWW-Authenticate and
+//     a JSON-RPC error body; a store failure is 503.
+//
+// The authenticated scope is bound to the request through mcp-go's
+// WithHTTPContextFunc: each request acts in exactly one tenant, the
+// token's, and the tools never see another.
+func (s *Server) HTTPHandler(opts HTTPOptions) http.Handler {
+	maxBody := opts.MaxBody
+	if maxBody <= 0 {
+		maxBody = DefaultMaxBody
+	}
+	streamable := mcpserver.NewStreamableHTTPServer(s.mcp,
+		mcpserver.WithHTTPContextFunc(func(ctx context.Context, r *http.Request) context.Context {
+			if p := principalFrom(r.Context()); p != nil {
+				return withPrincipal(ctx, p)
+			}
+			return ctx
+		}),
+		mcpserver.WithStreamableHTTPLogger(s.logger),
+	)
+	tokens := &tokenCache{ttl: s.recheck, byHash: map[[sha256.Size]byte]cachedScope{}}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if msg := rebinding(r, opts.AllowedOrigins); msg != "" {
+			s.logger.Warn("mcp http: refused", "reason", msg, "remote", r.RemoteAddr)
+			writeRPCError(w, http.StatusForbidden, -32000, msg)
+			return
+		}
+		secret, ok := bearer(r)
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="coditect"`)
+			writeRPCError(w, http.StatusUnauthorized, -32001,
+				"Unauthorized: send the header Authorization: Bearer <token>; an operator creates one with `coditect token create`")
+			return
+		}
+		sc, err := tokens.authenticate(r.Context(), s.dir, secret)
+		if err != nil {
+			if !isAuthError(err) {
+				s.logger.Error("mcp http: authentication failed", "err", err)
+				writeRPCError(w, http.StatusServiceUnavailable, -32603, "the store is unavailable; retry shortly")
+				return
+			}
+			desc := strings.TrimPrefix(err.Error(), "tenant: ")
+			w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm="coditect", error="invalid_token", error_description=%q`, desc))
+			writeRPCError(w, http.StatusUnauthorized, -32001, "Unauthorized: "+desc)
+			return
+		}
+		r = r.WithContext(withPrincipal(r.Context(), newPrincipal(sc, 0)))
+		if r.Body != nil {
+			r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		}
+		streamable.ServeHTTP(w, r)
+	})
+}
+
+// tokenCache remembers the scopes of recently authenticated tokens for
+// ttl (the server's Recheck), so that a busy client costs one token lookup
+// per ttl rather than one per request. Revocation, expiry and a disabled
+// tenant therefore take effect within ttl, as for a stdio process. Only
+// successes are cached, by the token's hash.
+type tokenCache struct {
+	ttl time.Duration
+
+	mu     sync.Mutex
+	byHash map[[sha256.Size]byte]cachedScope
+}
+
+type cachedScope struct {
+	sc *tenant.Scope
+	at time.Time
+}
+
+func (c *tokenCache) authenticate(ctx context.Context, dir *tenant.Directory, secret string) (*tenant.Scope, error) {
+	h := sha256.Sum256([]byte(secret))
+	now := time.Now()
+	c.mu.Lock()
+	e, ok := c.byHash[h]
+	c.mu.Unlock()
+	if ok && now.Sub(e.at) < c.ttl {
+		return e.sc, nil
+	}
+	sc, err := dir.Authenticate(ctx, secret)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err != nil {
+		delete(c.byHash, h)
+		return nil, err
+	}
+	if len(c.byHash) >= maxBound {
+		clear(c.byHash)
+	}
+	c.byHash[h] = cachedScope{sc: sc, at: now}
+	return sc, nil
+}
+
+// isAuthError reports whether err refuses the credentials (401) rather
+// than failing to check them.
+func isAuthError(err error) bool {
+	for _, e := range []error{tenant.ErrUnauthenticated, tenant.ErrTokenRevoked, tenant.ErrTokenExpired,
+		tenant.ErrTenantDisabled, tenant.ErrUserDisabled, tenant.ErrInvalid, tenant.ErrNotFound} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// bearer returns the token of an Authorization: Bearer header.
+func bearer(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	tok = strings.TrimSpace(tok)
+	return tok, tok != ""
+}
+
+// rebinding returns why a request looks like DNS rebinding or a foreign
+// browser page, "" when it does not.
+func rebinding(r *http.Request, allowed []string) string {
+	if local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok && local != nil {
+		if loopback(local.String()) && !loopback(r.Host) {
+			return fmt.Sprintf("Forbidden: Host %q is not a loopback name on a loopback connection", r.Host)
+		}
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" || originAllowed(origin, allowed) {
+		return ""
+	}
+	return fmt.Sprintf("Forbidden: Origin %q is not allowed", origin)
+}
+
+func originAllowed(origin string, allowed []string) bool {
+	u, err := url.Parse(origin)
+	if err != nil || u.Scheme == "" {
+		return false
+	}
+	if (u.Scheme == "http" || u.Scheme == "https") && loopback(u.Host) {
+		return true
+	}
+	for _, a := range allowed {
+		if a == origin {
+			return true
+		}
+		if scheme, pattern, ok := strings.Cut(a, "://"); ok && scheme == u.Scheme {
+			if m, _ := path.Match(pattern, u.Host); m {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// loopback reports whether a host or host:port names a loopback address.
+func loopback(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		host = strings.Trim(hostport, "[]")
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
+// writeRPCError answers a refused HTTP request with a JSON-RPC error body,
+// which MCP clients show to the user.
+func writeRPCError(w http.ResponseWriter, status, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(mcp.JSONRPCError{
+		JSONRPC: mcp.JSONRPC_VERSION,
+		Error:   mcp.NewJSONRPCErrorDetails(code, msg, nil),
+	})
+}

@@ -1,0 +1,151 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"os/user"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coditect/coditect/storage/tenant"
+)
+
+// TokenEnv names the environment variable holding an API token for the
+// stdio transports.
+const TokenEnv = "CODITECT_TOKEN"
+
+// DefaultTenant is the tenant of a local identity when none is named.
+const DefaultTenant = "default"
+
+// StdioIdentity is what a stdio process was told about who runs it.
+type StdioIdentity struct {
+	// Token is an API token (CODITECT_TOKEN); when set it decides the
+	// tenant and user.
+	Token string
+	// Tenant and User name a trusted local identity (--tenant, --user);
+	// empty means DefaultTenant and the OS user.
+	Tenant, User string
+	// StoreURL is the store's URL: a local identity is trusted only on an
+	// embedded store, whose file the OS user owns.
+	StoreURL string
+}
+
+// Errors of identity resolution.
+var (
+	// ErrIdentityConflict: a token and a local identity were both given.
+	ErrIdentityConflict = errors.New("both a token and --tenant/--user given")
+	// ErrTokenRequired: the store is shared (FoundationDB), so a local
+	// identity is not trusted.
+	ErrTokenRequired = errors.New("a token is required")
+)
+
+// ResolveStdio returns the scope a stdio process acts in: the token's
+// (Authenticate) when one is set, else the trusted local identity
+// (Directory.Local, which creates the tenant and user on first use) on an
+// embedded store. It never falls back from a refused token to the local
+// identity.
+func ResolveStdio(ctx context.Context, dir *tenant.Directory, id StdioIdentity) (*tenant.Scope, error) {
+	if id.Token != "" {
+		if id.Tenant != "" || id.User != "" {
+			return nil, fmt.Errorf("%w: %s names the tenant and user; drop --tenant/--user or unset %s", ErrIdentityConflict, TokenEnv, TokenEnv)
+		}
+		sc, err := dir.Authenticate(ctx, strings.TrimSpace(id.Token))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", TokenEnv, err)
+		}
+		return sc, nil
+	}
+	if !EmbeddedStore(id.StoreURL) {
+		return nil, fmt.Errorf("%w: the store %s is shared, so a local identity is not trusted there; set %s (coditect token create)",
+			ErrTokenRequired, id.StoreURL, TokenEnv)
+	}
+	ten, usr := id.Tenant, id.User
+	if ten == "" {
+		ten = DefaultTenant
+	}
+	if usr == "" {
+		usr = OSUser()
+	}
+	return dir.Local(ctx, ten, usr)
+}
+
+// EmbeddedStore reports whether a store URL names the embedded (SQLite)
+// store, a file on this machine, as storage.Open reads it.
+func EmbeddedStore(rawURL string) bool {
+	if rawURL == "" {
+		return false
+	}
+	if !strings.Contains(rawURL, ":") {
+		return true
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return false
+	}
+	return u.Scheme == "sqlite" || u.Scheme == "file"
+}
+
+// OSUser is the local identity's default user: the OS account name.
+func OSUser() string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		// Windows reports DOMAIN\name.
+		if i := strings.LastIndexByte(u.Username, '\\'); i >= 0 {
+			return u.Username[i+1:]
+		}
+		return u.Username
+	}
+	for _, k := range []string{"USER", "USERNAME"} {
+		if v := os.Getenv(k); v != "" {
+			return v
+		}
+	}
+	return "local"
+}
+
+// principal is an authenticated scope with the time it was last
+// re-validated. A stdio process holds one for its whole life, so it
+// re-checks the token (revocation, expiry, a disabled tenant) at most every
+// recheck; an HTTP request authenticates afresh.
+type principal struct {
+	sc      *tenant.Scope
+	recheck time.Duration
+
+	mu      sync.Mutex
+	checked time.Time
+}
+
+func newPrincipal(sc *tenant.Scope, recheck time.Duration) *principal {
+	return &principal{sc: sc, recheck: recheck, checked: time.Now()}
+}
+
+// scope returns the principal's scope after re-validating it when due.
+func (p *principal) scope(ctx context.Context) (*tenant.Scope, error) {
+	if p.recheck <= 0 {
+		return p.sc, nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if time.Since(p.checked) < p.recheck {
+		return p.sc, nil
+	}
+	if err := p.sc.Check(ctx); err != nil {
+		return nil, err
+	}
+	p.checked = time.Now()
+	return p.sc, nil
+}
+
+type principalKey struct{}
+
+func withPrincipal(ctx context.Context, p *principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+func principalFrom(ctx context.Context) *principal {
+	p, _ := ctx.Value(principalKey{}).(*principal)
+	return p
+}

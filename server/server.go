@@ -1,0 +1,181 @@
+// Package server owns the wiring of Coditect's MCP endpoints: who is
+// calling (stdio: CODITECT_TOKEN, or --tenant/--user on the embedded
+// store, else tenant "default" and the OS user; HTTP: a bearer token on
+// every request), which agent that is (the host's clientInfo plus
+// --agent/--model, registered with storage/agent), and the transports:
+// stdio for `coditect mcp`, and Streamable HTTP at /mcp for the daemon,
+// in both protocol eras (2025-11-25 with initialize, 2026-07-28 without).
+//
+// Work sessions are Coditect's own handles returned by a tool, never the
+// MCP transport session: with protocol 2026-07-28 there is none, and over
+// stateless HTTP it does not survive a restart.
+//
+// This package imports tools and the storage layers; cmd/coditect imports
+// it. It must not import ide, webview or cmd.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	mcpserver "github.com/mark3labs/mcp-go/server"
+
+	"github.com/coditect/coditect/storage/tenant"
+	"github.com/coditect/coditect/tools"
+)
+
+// Defaults of Options.
+const (
+	// DefaultHeartbeatEvery: calls of one agent within a second share a
+	// heartbeat write (liveness TTLs are tens of seconds).
+	DefaultHeartbeatEvery = time.Second
+	// DefaultRecheck: a long-lived stdio process re-validates its token
+	// (revoked? expired? tenant disabled?) at most this often.
+	DefaultRecheck = 5 * time.Second
+)
+
+// Options configure a Server.
+type Options struct {
+	// Version is the server version reported to hosts.
+	Version string
+	// Toolsets names the toolsets to serve (tools.Select); empty means
+	// tools.DefaultToolsets().
+	Toolsets []string
+	// Agent refines the agent the host's clientInfo describes.
+	Agent AgentFlags
+	// Logger receives the server's logs; nil discards them. In stdio mode
+	// it must not write to stdout.
+	Logger *slog.Logger
+	// HeartbeatEvery is how often one agent's calls write a heartbeat;
+	// zero means DefaultHeartbeatEvery, a negative value every call.
+	HeartbeatEvery time.Duration
+	// Recheck is how often a stdio principal is re-validated; zero means
+	// DefaultRecheck, a negative value every call.
+	Recheck time.Duration
+}
+
+// instructions are sent to hosts at initialize (and server/discover):
+// the one workflow a small model should follow.
+const instructions = "Coditect is shared ground for agents and humans working on the same code. " +
+	"Call session_start before you work and pass its session_id to note and session_end."
+
+// Server is Coditect's MCP server: one set of tools served over stdio
+// and HTTP. It is safe for concurrent use.
+type Server struct {
+	dir      *tenant.Directory
+	mcp      *mcpserver.MCPServer
+	agents   *agents
+	clients  *clients
+	logger   *slog.Logger
+	recheck  time.Duration
+	toolsets []tools.Toolset
+	queue    *tools.AuditQueue
+}
+
+// New returns a server for the tenants of dir.
+func New(dir *tenant.Directory, opts Options) (*Server, error) {
+	sets, err := tools.Select(opts.Toolsets)
+	if err != nil {
+		return nil, err
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	version := opts.Version
+	if version == "" {
+		version = "(devel)"
+	}
+	every := opts.HeartbeatEvery
+	switch {
+	case every == 0:
+		every = DefaultHeartbeatEvery
+	case every < 0:
+		every = 0
+	}
+	recheck := opts.Recheck
+	switch {
+	case recheck == 0:
+		recheck = DefaultRecheck
+	case recheck < 0:
+		recheck = time.Nanosecond
+	}
+	s := &Server{
+		dir:      dir,
+		agents:   newAgents(opts.Agent, logger),
+		clients:  newClients(),
+		logger:   logger,
+		recheck:  recheck,
+		toolsets: sets,
+		queue:    tools.NewAuditQueue(auditQueueSize, logger),
+	}
+	hooks := &mcpserver.Hooks{}
+	hooks.AddAfterInitialize(s.afterInitialize)
+	s.mcp = mcpserver.NewMCPServer("coditect", version,
+		mcpserver.WithToolCapabilities(false),
+		mcpserver.WithInstructions(instructions),
+		mcpserver.WithRecovery(),
+		mcpserver.WithHooks(hooks),
+	)
+	tools.Install(s.mcp, sets, s.resolve, tools.Heartbeat(every, logger), tools.Audit(logger, s.queue))
+	return s, nil
+}
+
+// auditQueueSize bounds the tool.called events of read-only calls that
+// wait for their background commit.
+const auditQueueSize = 4096
+
+// Flush returns once the audit records of every call answered so far are
+// committed (read-only calls' records are committed in the background).
+func (s *Server) Flush(ctx context.Context) error { return s.queue.Flush(ctx) }
+
+// Close commits the remaining audit records and stops the server's
+// background work. Call it after every transport has stopped.
+func (s *Server) Close(ctx context.Context) error { return s.queue.Close(ctx) }
+
+// MCPServer returns the underlying mcp-go server (for in-process use).
+func (s *Server) MCPServer() *mcpserver.MCPServer { return s.mcp }
+
+// Toolsets returns the toolsets the server serves.
+func (s *Server) Toolsets() []tools.Toolset { return s.toolsets }
+
+// errNotAuthenticated: a request reached the tools without a principal,
+// which the transports never allow; it is a wiring defect.
+var errNotAuthenticated = errors.New("not authenticated: the transport resolved no identity for this request")
+
+// resolve is the tools' Resolver: the transport's principal, acting as the
+// caller's agent.
+func (s *Server) resolve(ctx context.Context) (tools.Caller, error) {
+	p := principalFrom(ctx)
+	if p == nil {
+		return tools.Caller{}, errNotAuthenticated
+	}
+	sc, err := p.scope(ctx)
+	if err != nil {
+		return tools.Caller{}, fmt.Errorf("your credentials are no longer valid (%w); ask the operator for a new token", err)
+	}
+	info := s.clients.clientInfo(ctx)
+	return tools.Caller{Scope: s.agents.bind(ctx, sc, info), Client: info}, nil
+}
+
+// afterInitialize remembers a legacy client's clientInfo by MCP session
+// (see clients) and registers its agent right away, so that other agents
+// see it before its first tool call.
+func (s *Server) afterInitialize(ctx context.Context, _ any, req *mcp.InitializeRequest, _ *mcp.InitializeResult) {
+	if sess := mcpserver.ClientSessionFromContext(ctx); sess != nil && req != nil {
+		s.clients.remember(sess.SessionID(), req.Params.ClientInfo)
+	}
+	if p := principalFrom(ctx); p != nil {
+		if sc, err := p.scope(ctx); err == nil {
+			info := s.clients.clientInfo(ctx)
+			if info.Name == "" && req != nil {
+				info = req.Params.ClientInfo
+			}
+			s.agents.bind(ctx, sc, info)
+		}
+	}
+}

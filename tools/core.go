@@ -1,0 +1,573 @@
+package tools
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/coditect/coditect/storage/agent"
+	"github.com/coditect/coditect/storage/audit"
+	"github.com/coditect/coditect/storage/session"
+)
+
+// Core is the default toolset: who am I, work sessions, notes and
+// decisions, and reading the audit log.
+func Core() Toolset {
+	return Toolset{
+		Name:    "core",
+		Summary: "whoami, work sessions, notes and decisions, audit log queries",
+		Tools: []*Tool{
+			whoamiTool(), sessionStartTool(), sessionEndTool(), sessionListTool(), noteTool(), auditQueryTool(),
+		},
+	}
+}
+
+// Page sizes of the listing tools: small, because a model reads them.
+const (
+	defaultPage = 20
+	maxPage     = 50
+)
+
+// --- whoami ---
+
+type whoamiOut struct {
+	Tenant        string `json:"tenant"`
+	User          string `json:"user"`
+	Role          string `json:"role"`
+	AgentID       string `json:"agent_id,omitempty"`
+	AgentName     string `json:"agent_name,omitempty"`
+	Model         string `json:"model,omitempty"`
+	Client        string `json:"client,omitempty"`
+	ClientVersion string `json:"client_version,omitempty"`
+}
+
+func whoamiTool() *Tool {
+	return spec{
+		name: "whoami", title: "Who am I",
+		description: "Show who you are in Coditect: tenant, user, role and agent id.",
+		hints:       readOnly,
+		input:       `{"type":"object","properties":{},"additionalProperties":false}`,
+		output: `{"type":"object","required":["tenant","user","role"],"properties":{
+			"tenant":{"type":"string"},"user":{"type":"string"},"role":{"type":"string"},
+			"agent_id":{"type":"string"},"agent_name":{"type":"string"},"model":{"type":"string"},
+			"client":{"type":"string"},"client_version":{"type":"string"}}}`,
+		example: `{}`,
+		handler: whoami,
+	}.tool()
+}
+
+func whoami(ctx context.Context, c *Call) (Result, error) {
+	if err := decodeArgs(c, &struct{}{}); err != nil {
+		return Result{}, err
+	}
+	p := c.Scope.Principal()
+	out := whoamiOut{Tenant: p.Tenant, User: p.User, Role: string(p.Role), AgentID: p.Agent,
+		Client: c.Client.Name, ClientVersion: c.Client.Version}
+	if p.Agent != "" {
+		a, err := agent.Get(ctx, c.Scope, p.Agent)
+		if err != nil {
+			return Result{}, err
+		}
+		out.AgentName, out.Model = a.Name, a.Model
+	}
+	var b strings.Builder
+	if out.AgentID != "" {
+		fmt.Fprintf(&b, "You are agent %s (%s", out.AgentID, out.AgentName)
+		if out.Model != "" {
+			fmt.Fprintf(&b, ", model %s", out.Model)
+		}
+		fmt.Fprintf(&b, ") acting for ")
+	} else {
+		b.WriteString("You are ")
+	}
+	fmt.Fprintf(&b, "user %s (%s) in tenant %s.", out.User, out.Role, out.Tenant)
+	return Result{Structured: out, Text: b.String()}, nil
+}
+
+// --- sessions ---
+
+// sessionOut is a session as the tools show it: what a model needs to
+// pick one and pass its session_id on.
+type sessionOut struct {
+	SessionID string    `json:"session_id"`
+	Title     string    `json:"title"`
+	Workspace string    `json:"workspace"`
+	State     string    `json:"state"`
+	User      string    `json:"user"`
+	Agent     string    `json:"agent,omitempty"`
+	Started   time.Time `json:"started"`
+	Ended     time.Time `json:"ended,omitzero"`
+	Status    string    `json:"status,omitempty"`
+}
+
+// sessionSchema is sessionOut's schema.
+const sessionSchema = `{"type":"object","required":["session_id","title","workspace","state","started"],"properties":{
+	"session_id":{"type":"string"},"title":{"type":"string"},"workspace":{"type":"string"},
+	"state":{"type":"string"},"user":{"type":"string"},"agent":{"type":"string"},
+	"started":{"type":"string"},"ended":{"type":"string"},"status":{"type":"string"}}}`
+
+func newSessionOut(s session.Session) sessionOut {
+	out := sessionOut{SessionID: s.ID, Title: s.Title, Workspace: s.Workspace, State: string(s.State),
+		User: s.User, Agent: s.Agent, Started: s.Started.UTC(), Ended: s.Ended.UTC()}
+	if s.Outcome != nil {
+		out.Status = string(s.Outcome.Status)
+	}
+	return out
+}
+
+func (s sessionOut) line() string {
+	who := s.User
+	if s.Agent != "" {
+		who += "/" + s.Agent
+	}
+	state := s.State
+	if s.Status != "" {
+		state += " (" + s.Status + ")"
+	}
+	return fmt.Sprintf("%s  %s  %q in %s by %s, started %s", s.SessionID, state, s.Title, s.Workspace, who,
+		s.Started.Format(time.RFC3339))
+}
+
+// sessionID checks and normalises a session_id argument.
+func (c *Call) sessionID(v string, required bool) (string, error) {
+	if v == "" {
+		if required {
+			return "", c.argError("%q is required: use the session_id that session_start returned, or find one with session_list", "session_id")
+		}
+		return "", nil
+	}
+	id, err := session.ParseID(v)
+	if err != nil {
+		return "", c.argError("%q %q is not a session id: use the 26-character session_id that session_start returned, or find one with session_list", "session_id", clip(v, 40))
+	}
+	return id, nil
+}
+
+type sessionStartArgs struct {
+	Title     string `json:"title"`
+	Workspace string `json:"workspace"`
+	Purpose   string `json:"purpose"`
+}
+
+func sessionStartTool() *Tool {
+	return spec{
+		name: "session_start", title: "Start a work session",
+		description: "Start a work session before a task; returns the session_id to pass to note and session_end.",
+		hints:       additive,
+		input: `{"type":"object","required":["title","workspace"],"additionalProperties":false,"properties":{
+			"title":{"type":"string","maxLength":200,"description":"What the work is, in one line"},
+			"workspace":{"type":"string","description":"Absolute path of the project root"},
+			"purpose":{"type":"string","maxLength":2000,"description":"Why, in a few sentences"}}}`,
+		output:  sessionSchema,
+		example: `{"title":"Fix the login redirect","workspace":"/home/me/project"}`,
+		handler: sessionStart,
+	}.tool()
+}
+
+func sessionStart(ctx context.Context, c *Call) (Result, error) {
+	var a sessionStartArgs
+	if err := decodeArgs(c, &a); err != nil {
+		return Result{}, err
+	}
+	if err := c.text("title", a.Title, session.MaxTitle, true, true); err != nil {
+		return Result{}, err
+	}
+	if err := c.text("workspace", a.Workspace, session.MaxWorkspace, true, true); err != nil {
+		return Result{}, err
+	}
+	if _, err := session.Workspace(a.Workspace); err != nil {
+		return Result{}, c.argError("%q %q is not an absolute path: send the project root, e.g. /home/me/project or C:\\src\\project", "workspace", clip(a.Workspace, 80))
+	}
+	if err := c.text("purpose", a.Purpose, session.MaxPurpose, false, false); err != nil {
+		return Result{}, err
+	}
+	s, err := session.Start(ctx, c.Scope, session.Spec{Title: a.Title, Workspace: a.Workspace, Purpose: a.Purpose})
+	if err != nil {
+		return Result{}, err
+	}
+	out := newSessionOut(s)
+	return Result{Structured: out, Text: fmt.Sprintf("Started session %s (%q). Pass session_id %q to note and session_end.",
+		out.SessionID, out.Title, out.SessionID)}, nil
+}
+
+type sessionEndArgs struct {
+	SessionID string `json:"session_id"`
+	Status    string `json:"status"`
+	Summary   string `json:"summary"`
+}
+
+type sessionEndOut struct {
+	SessionID string    `json:"session_id"`
+	State     string    `json:"state"`
+	Status    string    `json:"status"`
+	Ended     time.Time `json:"ended"`
+}
+
+func sessionEndTool() *Tool {
+	return spec{
+		name: "session_end", title: "End a work session",
+		description: "End a work session when its task is done, with status completed, failed or cancelled.",
+		hints:       additive,
+		input: `{"type":"object","required":["session_id","status"],"additionalProperties":false,"properties":{
+			"session_id":{"type":"string"},
+			"status":{"type":"string","enum":["completed","failed","cancelled"]},
+			"summary":{"type":"string","maxLength":2000,"description":"What was done"}}}`,
+		output: `{"type":"object","required":["session_id","state","status","ended"],"properties":{
+			"session_id":{"type":"string"},"state":{"type":"string"},"status":{"type":"string"},"ended":{"type":"string"}}}`,
+		example: `{"session_id":"01JZ3K5V8Q2W7X9Y4N6M1P0R3T","status":"completed","summary":"Fixed it; tests pass"}`,
+		handler: sessionEnd,
+	}.tool()
+}
+
+func sessionEnd(ctx context.Context, c *Call) (Result, error) {
+	var a sessionEndArgs
+	if err := decodeArgs(c, &a); err != nil {
+		return Result{}, err
+	}
+	id, err := c.sessionID(a.SessionID, true)
+	if err != nil {
+		return Result{}, err
+	}
+	if a.Status == "" {
+		return Result{}, c.argError("%q is required: completed, failed or cancelled", "status")
+	}
+	if err := c.oneOf("status", a.Status, "completed", "failed", "cancelled"); err != nil {
+		return Result{}, err
+	}
+	if err := c.text("summary", a.Summary, session.MaxOutcomeSummary, false, false); err != nil {
+		return Result{}, err
+	}
+	s, err := session.End(ctx, c.Scope, id, session.Outcome{Status: session.Status(a.Status), Summary: a.Summary})
+	if err != nil {
+		return Result{}, err
+	}
+	out := sessionEndOut{SessionID: s.ID, State: string(s.State), Ended: s.Ended.UTC()}
+	if s.Outcome != nil {
+		out.Status = string(s.Outcome.Status)
+	}
+	return Result{Structured: out, Text: fmt.Sprintf("Ended session %s as %s.", out.SessionID, out.Status)}, nil
+}
+
+type sessionListArgs struct {
+	State     string `json:"state"`
+	Workspace string `json:"workspace"`
+	Mine      bool   `json:"mine"`
+	Limit     int    `json:"limit"`
+	Cursor    string `json:"cursor"`
+}
+
+type sessionListOut struct {
+	Sessions []sessionOut `json:"sessions"`
+	Next     string       `json:"next,omitempty"`
+}
+
+func sessionListTool() *Tool {
+	return spec{
+		name: "session_list", title: "List work sessions",
+		description: "List work sessions, newest first, to find a session_id or see who works on what.",
+		hints:       readOnly,
+		input: `{"type":"object","additionalProperties":false,"properties":{
+			"state":{"type":"string","enum":["open","ended","abandoned"]},
+			"workspace":{"type":"string","description":"Only this project root"},
+			"mine":{"type":"boolean","description":"Only sessions you started or joined"},
+			"limit":{"type":"integer","minimum":1,"maximum":50},
+			"cursor":{"type":"string","description":"next from the previous page"}}}`,
+		output:  `{"type":"object","required":["sessions"],"properties":{"sessions":{"type":"array","items":` + sessionSchema + `},"next":{"type":"string"}}}`,
+		example: `{"state":"open","limit":10}`,
+		handler: sessionList,
+	}.tool()
+}
+
+func sessionList(ctx context.Context, c *Call) (Result, error) {
+	var a sessionListArgs
+	if err := decodeArgs(c, &a); err != nil {
+		return Result{}, err
+	}
+	limit, err := c.limit(a.Limit, defaultPage, maxPage)
+	if err != nil {
+		return Result{}, err
+	}
+	q := session.Query{Limit: limit, Cursor: a.Cursor}
+	if a.State != "" {
+		if err := c.oneOf("state", a.State, "open", "ended", "abandoned"); err != nil {
+			return Result{}, err
+		}
+		q.State = session.State(a.State)
+	}
+	if a.Workspace != "" {
+		if _, err := session.Workspace(a.Workspace); err != nil {
+			return Result{}, c.argError("%q %q is not an absolute path: send the project root, e.g. /home/me/project", "workspace", clip(a.Workspace, 80))
+		}
+		q.Workspace = a.Workspace
+	}
+	if err := c.text("cursor", a.Cursor, 256, false, true); err != nil {
+		return Result{}, err
+	}
+	if a.Mine {
+		if p := c.Scope.Principal(); p.Agent != "" {
+			q.Agent = p.Agent
+		} else {
+			q.User = p.User
+		}
+	}
+	page, err := session.List(ctx, c.Scope, q)
+	if err != nil {
+		return Result{}, err
+	}
+	out := sessionListOut{Sessions: make([]sessionOut, 0, len(page.Sessions)), Next: page.Next}
+	var b strings.Builder
+	for _, s := range page.Sessions {
+		so := newSessionOut(s)
+		out.Sessions = append(out.Sessions, so)
+		b.WriteString(so.line())
+		b.WriteByte('\n')
+	}
+	if len(out.Sessions) == 0 {
+		b.WriteString("No sessions match.\n")
+	}
+	if out.Next != "" {
+		fmt.Fprintf(&b, "More: call session_list again with cursor %q.\n", out.Next)
+	}
+	return Result{Structured: out, Text: strings.TrimSuffix(b.String(), "\n")}, nil
+}
+
+// --- notes and decisions ---
+
+type noteArgs struct {
+	Text      string `json:"text"`
+	Kind      string `json:"kind"`
+	SessionID string `json:"session_id"`
+	Path      string `json:"path"`
+}
+
+type noteOut struct {
+	EventID   string    `json:"event_id"`
+	Kind      string    `json:"kind"`
+	SessionID string    `json:"session_id,omitempty"`
+	Time      time.Time `json:"time"`
+}
+
+func noteTool() *Tool {
+	return spec{
+		name: "note", title: "Record a note or decision",
+		description: `Record a note, or a decision (kind "decision"), in the shared audit log, optionally for a session_id.`,
+		hints:       additive,
+		input: `{"type":"object","required":["text"],"additionalProperties":false,"properties":{
+			"text":{"type":"string","maxLength":2000},
+			"kind":{"type":"string","enum":["note","decision"]},
+			"session_id":{"type":"string"},
+			"path":{"type":"string","description":"File the note is about"}}}`,
+		output: `{"type":"object","required":["event_id","kind","time"],"properties":{
+			"event_id":{"type":"string"},"kind":{"type":"string"},"session_id":{"type":"string"},"time":{"type":"string"}}}`,
+		example: `{"text":"Chose sqlite over bbolt: several processes must write","kind":"decision"}`,
+		handler: note,
+	}.tool()
+}
+
+func note(ctx context.Context, c *Call) (Result, error) {
+	var a noteArgs
+	if err := decodeArgs(c, &a); err != nil {
+		return Result{}, err
+	}
+	if err := c.text("text", a.Text, audit.MaxSummary, true, false); err != nil {
+		return Result{}, err
+	}
+	kind := "note.added"
+	switch a.Kind {
+	case "", "note":
+	case "decision":
+		kind = "decision.recorded"
+	default:
+		return Result{}, c.argError("%q must be \"note\" or \"decision\", not %q", "kind", clip(a.Kind, 40))
+	}
+	id, err := c.sessionID(a.SessionID, false)
+	if err != nil {
+		return Result{}, err
+	}
+	if err := c.text("path", a.Path, audit.MaxPath, false, true); err != nil {
+		return Result{}, err
+	}
+	if err := c.Scope.CanWrite(); err != nil {
+		return Result{}, err
+	}
+	if id != "" {
+		// A note names a session of the caller's tenant or none: an id
+		// from elsewhere is refused like one that does not exist.
+		if _, err := session.Get(ctx, c.Scope, id); err != nil {
+			return Result{}, err
+		}
+	}
+	ev := c.Scope.Event(kind, a.Text)
+	ev.Session, ev.Path = id, a.Path
+	evs, err := c.Scope.Log().Append(ctx, ev)
+	if err != nil {
+		return Result{}, err
+	}
+	out := noteOut{EventID: evs[0].ID, Kind: kind, SessionID: id, Time: evs[0].Time}
+	what := "Note"
+	if kind == "decision.recorded" {
+		what = "Decision"
+	}
+	text := fmt.Sprintf("%s recorded as event %s", what, out.EventID)
+	if id != "" {
+		text += " in session " + id
+	}
+	return Result{Structured: out, Text: text + "."}, nil
+}
+
+// --- audit log ---
+
+type auditQueryArgs struct {
+	SessionID string `json:"session_id"`
+	Agent     string `json:"agent"`
+	Kind      string `json:"kind"`
+	Path      string `json:"path"`
+	Limit     int    `json:"limit"`
+	Cursor    string `json:"cursor"`
+}
+
+// eventOut is an audit event as the tools show it, with its summary and
+// attributes cut so that a page stays small.
+type eventOut struct {
+	ID        string         `json:"id"`
+	Time      time.Time      `json:"time"`
+	Kind      string         `json:"kind"`
+	User      string         `json:"user,omitempty"`
+	Agent     string         `json:"agent,omitempty"`
+	SessionID string         `json:"session_id,omitempty"`
+	Path      string         `json:"path,omitempty"`
+	Summary   string         `json:"summary,omitempty"`
+	Attrs     map[string]any `json:"attrs,omitempty"`
+}
+
+type auditQueryOut struct {
+	Events []eventOut `json:"events"`
+	Next   string     `json:"next,omitempty"`
+}
+
+// Bounds of an audit_query page.
+const (
+	maxEventSummary = 300
+	maxEventAttrs   = 512
+	// maxQueryPages bounds the log pages one call reads while it skips
+	// tool.called events.
+	maxQueryPages = 5
+)
+
+func auditQueryTool() *Tool {
+	return spec{
+		name: "audit_query", title: "Read the audit log",
+		description: "Read the shared audit log, newest first, filtered by session_id, agent, kind or path.",
+		hints:       readOnly,
+		input: `{"type":"object","additionalProperties":false,"properties":{
+			"session_id":{"type":"string"},"agent":{"type":"string"},
+			"kind":{"type":"string","description":"e.g. note.added, decision.recorded, session.started, tool.called"},
+			"path":{"type":"string"},
+			"limit":{"type":"integer","minimum":1,"maximum":50},
+			"cursor":{"type":"string","description":"next from the previous page"}}}`,
+		output: `{"type":"object","required":["events"],"properties":{"events":{"type":"array","items":{
+			"type":"object","required":["id","time","kind"],"properties":{
+			"id":{"type":"string"},"time":{"type":"string"},"kind":{"type":"string"},"user":{"type":"string"},
+			"agent":{"type":"string"},"session_id":{"type":"string"},"path":{"type":"string"},
+			"summary":{"type":"string"},"attrs":{"type":"object"}}}},"next":{"type":"string"}}}`,
+		example: `{"kind":"decision.recorded","limit":10}`,
+		handler: auditQuery,
+	}.tool()
+}
+
+func auditQuery(ctx context.Context, c *Call) (Result, error) {
+	var a auditQueryArgs
+	if err := decodeArgs(c, &a); err != nil {
+		return Result{}, err
+	}
+	limit, err := c.limit(a.Limit, defaultPage, maxPage)
+	if err != nil {
+		return Result{}, err
+	}
+	f := audit.Filter{Agent: a.Agent, Kind: a.Kind, Path: a.Path}
+	if f.Session, err = c.sessionID(a.SessionID, false); err != nil {
+		return Result{}, err
+	}
+	if err := c.text("agent", a.Agent, audit.MaxIDField, false, true); err != nil {
+		return Result{}, err
+	}
+	if err := c.text("path", a.Path, audit.MaxPath, false, true); err != nil {
+		return Result{}, err
+	}
+	if a.Kind != "" && !audit.KnownKind(a.Kind) {
+		return Result{}, c.argError("%q %q is not an event kind; use one of %s", "kind", clip(a.Kind, 40), strings.Join(audit.Kinds(), ", "))
+	}
+	if a.Cursor != "" {
+		if _, err := audit.ParseID(a.Cursor); err != nil {
+			return Result{}, c.argError("%q is not a cursor: send the next value of the previous page, or leave it out to start at the newest event", "cursor")
+		}
+	}
+	// Every call is itself audited, so tool.called events would crowd out
+	// everything else: they are shown only when asked for by kind.
+	skipCalls := a.Kind == ""
+	out := auditQueryOut{Events: []eventOut{}}
+	q := audit.Query{Filter: f, Order: audit.NewestFirst, Cursor: a.Cursor}
+	for range maxQueryPages {
+		q.Limit = limit - len(out.Events)
+		if skipCalls {
+			q.Limit = min(audit.MaxLimit, 4*q.Limit+20)
+		}
+		page, err := c.Scope.Log().Query(ctx, q)
+		if err != nil {
+			return Result{}, err
+		}
+		out.Next = page.Next
+		for _, ev := range page.Events {
+			if skipCalls && ev.Kind == "tool.called" {
+				continue
+			}
+			out.Events = append(out.Events, newEventOut(ev))
+			if len(out.Events) == limit {
+				out.Next = ev.ID
+				break
+			}
+		}
+		if len(out.Events) == limit || page.Next == "" {
+			break
+		}
+		q.Cursor = page.Next
+	}
+	var b strings.Builder
+	for _, ev := range out.Events {
+		fmt.Fprintf(&b, "%s %s", ev.Time.Format(time.RFC3339), ev.Kind)
+		if ev.Agent != "" {
+			fmt.Fprintf(&b, " agent=%s", ev.Agent)
+		} else if ev.User != "" {
+			fmt.Fprintf(&b, " user=%s", ev.User)
+		}
+		if ev.SessionID != "" {
+			fmt.Fprintf(&b, " session=%s", ev.SessionID)
+		}
+		if ev.Path != "" {
+			fmt.Fprintf(&b, " path=%s", ev.Path)
+		}
+		fmt.Fprintf(&b, ": %s\n", ev.Summary)
+	}
+	if len(out.Events) == 0 {
+		b.WriteString("No events match.\n")
+	}
+	if out.Next != "" {
+		fmt.Fprintf(&b, "More: call audit_query again with cursor %q.\n", out.Next)
+	}
+	return Result{Structured: out, Text: strings.TrimSuffix(b.String(), "\n")}, nil
+}
+
+func newEventOut(ev audit.Event) eventOut {
+	out := eventOut{ID: ev.ID, Time: ev.Time.UTC(), Kind: ev.Kind, User: ev.User, Agent: ev.Agent,
+		SessionID: ev.Session, Path: ev.Path, Summary: clip(ev.Summary, maxEventSummary)}
+	if len(ev.Attrs) > 0 {
+		if b, err := json.Marshal(ev.Attrs); err == nil && len(b) <= maxEventAttrs {
+			out.Attrs = ev.Attrs
+		} else {
+			out.Attrs = map[string]any{"_truncated": true, "_bytes": len(b)}
+		}
+	}
+	return out
+}

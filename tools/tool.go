@@ -1,0 +1,203 @@
+// Package tools owns Coditect's MCP tools: their definitions (name,
+// one-sentence description, input and output schemas, annotations), their
+// thin handlers (decode arguments -> call a storage layer -> encode a
+// result), the middleware every call runs through (audit, heartbeat) and
+// the toolsets a host picks with --toolsets. One file per toolset: core.go
+// now; coord.go and files.go slot in beside it and into Catalog.
+//
+// A handler never sees a tenant id from a request: it acts through the
+// caller's *tenant.Scope, which the transport (package server) resolved
+// from a token or a trusted local identity. Errors are translated into an
+// MCP tool error (isError) exactly once, at the edge (Install), with a
+// sentence a small model can act on.
+//
+// This package imports the storage layers and mcp-go's types. It must not
+// import package server (the transports), ide, webview or watch: imports
+// point down only.
+package tools
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	mcpserver "github.com/mark3labs/mcp-go/server"
+
+	"github.com/coditect/coditect/storage/tenant"
+)
+
+// Caller is who makes a tool call, as the transport resolved it.
+type Caller struct {
+	// Scope is the caller's tenant-bound handle, acting as its agent when
+	// the caller has one (Scope.Principal().Agent).
+	Scope *tenant.Scope
+	// Client is the host's clientInfo (from initialize, or from the
+	// request's _meta in protocol 2026-07-28); empty when it did not say.
+	Client mcp.Implementation
+}
+
+// Resolver resolves the caller of a tool call from the call's context. It
+// fails when the caller is not (or no longer) authenticated.
+type Resolver func(ctx context.Context) (Caller, error)
+
+// Call is one tool call as a handler sees it.
+type Call struct {
+	Caller
+	// Tool is the tool being called.
+	Tool *Tool
+	// Args are the arguments exactly as sent (nil when none were).
+	Args json.RawMessage
+	// Started is when the call reached the middleware chain.
+	Started time.Time
+}
+
+// Result is what a tool returns: the structured content (which matches
+// the tool's output schema) and the text a model reads.
+type Result struct {
+	Structured any
+	Text       string
+}
+
+// Handler runs a tool call. A returned error becomes a tool error whose
+// text is the error's message; wrap layer errors so that the message says
+// what to send instead.
+type Handler func(ctx context.Context, c *Call) (Result, error)
+
+// Middleware wraps a Handler, as net/http middleware wraps an
+// http.Handler.
+type Middleware func(Handler) Handler
+
+// Chain composes middleware so that the first one listed runs outermost.
+func Chain(mw ...Middleware) Middleware {
+	return func(h Handler) Handler {
+		for i := len(mw) - 1; i >= 0; i-- {
+			h = mw[i](h)
+		}
+		return h
+	}
+}
+
+// Tool is one MCP tool: its definition and its handler.
+type Tool struct {
+	Def     mcp.Tool
+	Handler Handler
+	// example is a valid arguments object, quoted in argument errors.
+	example string
+}
+
+// Name returns the tool's name.
+func (t *Tool) Name() string { return t.Def.Name }
+
+// ReadOnly reports whether the tool only reads (its readOnlyHint).
+func (t *Tool) ReadOnly() bool {
+	return t.Def.Annotations.ReadOnlyHint != nil && *t.Def.Annotations.ReadOnlyHint
+}
+
+// Toolset is a named group of tools a host enables with --toolsets.
+type Toolset struct {
+	Name string
+	// Summary says in a few words what the toolset is for (--help).
+	Summary string
+	Tools   []*Tool
+}
+
+// hints are a tool's behaviour annotations. Every tool states all four:
+// none of ours reaches outside Coditect's store, so openWorldHint is false.
+type hints struct {
+	readOnly, destructive, idempotent bool
+}
+
+func (h hints) annotation(title string) mcp.ToolAnnotation {
+	f := false
+	return mcp.ToolAnnotation{
+		Title:           title,
+		ReadOnlyHint:    &h.readOnly,
+		DestructiveHint: &h.destructive,
+		IdempotentHint:  &h.idempotent,
+		OpenWorldHint:   &f,
+	}
+}
+
+var (
+	readOnly = hints{readOnly: true, idempotent: true}
+	additive = hints{}
+)
+
+// spec describes a tool; its schemas are JSON literals (see schema).
+type spec struct {
+	name, title, description string
+	hints                    hints
+	input, output            string
+	// example is a valid arguments object for argument errors.
+	example string
+	handler Handler
+}
+
+func (s spec) tool() *Tool {
+	return &Tool{
+		Def: mcp.Tool{
+			Name:            s.name,
+			Description:     s.description,
+			RawInputSchema:  schema(s.input),
+			RawOutputSchema: schema(s.output),
+			Annotations:     s.hints.annotation(s.title),
+		},
+		Handler: s.handler,
+		example: s.example,
+	}
+}
+
+// schema compacts a JSON schema written in the source for reading,
+// keeping its property order (which argument errors quote). The schemas
+// are literals checked by the tests, so a malformed one is a programming
+// error.
+func schema(s string) json.RawMessage {
+	var b bytes.Buffer
+	if err := json.Compact(&b, []byte(s)); err != nil {
+		panic(fmt.Sprintf("tools: malformed schema literal: %v\n%s", err, s))
+	}
+	return b.Bytes()
+}
+
+// Install adds the tools of the given toolsets to an mcp-go server. Every
+// call resolves its caller with resolve, runs through mw (outermost first)
+// and the tool's handler, and is translated to an MCP result once, here:
+// a Result becomes structuredContent plus a text block, an error becomes a
+// tool error (isError) carrying the error's message.
+func Install(s *mcpserver.MCPServer, sets []Toolset, resolve Resolver, mw ...Middleware) {
+	chain := Chain(mw...)
+	var all []mcpserver.ServerTool
+	for _, set := range sets {
+		for _, t := range set.Tools {
+			h := chain(t.Handler)
+			all = append(all, mcpserver.ServerTool{Tool: t.Def, Handler: adapt(t, h, resolve)})
+		}
+	}
+	s.AddTools(all...)
+}
+
+func adapt(t *Tool, h Handler, resolve Resolver) mcpserver.ToolHandlerFunc {
+	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		start := time.Now()
+		caller, err := resolve(ctx)
+		if err != nil {
+			// Not authenticated (or no longer): nothing to audit against.
+			return mcp.NewToolResultError(fmt.Sprintf("%s: %v", t.Name(), err)), nil
+		}
+		args := req.Params.RawArguments
+		if len(args) == 0 && req.Params.Arguments != nil {
+			// In-process callers hand over decoded arguments.
+			if args, err = json.Marshal(req.Params.Arguments); err != nil {
+				return mcp.NewToolResultError(fmt.Sprintf("%s: arguments are not JSON: %v", t.Name(), err)), nil
+			}
+		}
+		res, err := h(ctx, &Call{Caller: caller, Tool: t, Args: args, Started: start})
+		if err != nil {
+			return mcp.NewToolResultError(errorText(t.Name(), err)), nil
+		}
+		return mcp.NewToolResultStructured(res.Structured, res.Text), nil
+	}
+}
