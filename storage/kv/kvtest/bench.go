@@ -99,14 +99,22 @@ func childWatchLat(ctx context.Context, s kv.Store, n int) error {
 // BenchContention runs procs writer processes at once, b.N single-key
 // commits in all, and reports total commits/s and the p50/p99 commit
 // latency seen by the writers. role is "write" for the kv store; a backend
-// may pass its own role for a baseline.
+// may pass its own role for a baseline, which takes the arguments (id, n,
+// barrier) and, with barrier set, waits in AwaitGo before writing.
 func BenchContention(b *testing.B, loc, role string, procs int) {
 	per := max(1, b.N/procs)
 	children := make([]*child, procs)
+	for i := range children {
+		children[i] = startChild(b, role, loc, i, per, 1)
+	}
+	// All writers start together, so they really contend.
+	for _, c := range children {
+		c.expect(b, "ready", time.Minute)
+	}
 	b.ResetTimer()
 	start := time.Now()
-	for i := range children {
-		children[i] = startChild(b, role, loc, i, per)
+	for _, c := range children {
+		c.release(b)
 	}
 	var lats []time.Duration
 	for _, c := range children {

@@ -99,7 +99,7 @@ func runChild(role, locator string, args []string, open func(string) (kv.Store, 
 	if err != nil {
 		return err
 	}
-	need := map[string]int{"incr": 3, "stamp": 2, "watch": 0, "crash": 1, "write": 2, "watchlat": 1}
+	need := map[string]int{"incr": 3, "stamp": 2, "watch": 0, "crash": 1, "write": 3, "watchlat": 1}
 	n, ok := need[role]
 	if !ok {
 		return fmt.Errorf("unknown role %q", role)
@@ -125,11 +125,32 @@ func runChild(role, locator string, args []string, open func(string) (kv.Store, 
 	case "crash":
 		return childCrash(ctx, s, ints[0])
 	case "write":
-		return childWrite(ctx, s, ints[0], ints[1])
+		return childWrite(ctx, s, ints[0], ints[1], ints[2] != 0)
 	case "watchlat":
 		return childWatchLat(ctx, s, ints[0])
 	}
 	return fmt.Errorf("unknown role %q", role)
+}
+
+// AwaitGo is the child side of a start barrier: it says "ready" and blocks
+// until the parent releases it (Child.Release, or the parent's end).
+func AwaitGo() error {
+	fmt.Fprintln(os.Stdout, "ready")
+	_, err := bufio.NewReader(os.Stdin).ReadString('\n')
+	return err
+}
+
+// Release lets a child waiting in AwaitGo start.
+func (c *Child) Release(t testing.TB) {
+	t.Helper()
+	c.c.release(t)
+}
+
+func (c *child) release(t testing.TB) {
+	t.Helper()
+	if _, err := io.WriteString(c.stdin, "go\n"); err != nil {
+		t.Fatalf("release child: %v", err)
+	}
 }
 
 // Ints parses a role's arguments as integers.
@@ -185,6 +206,7 @@ func (c *Child) Kill(t testing.TB) {
 // child is a running child process whose stdout lines arrive on lines.
 type child struct {
 	cmd   *exec.Cmd
+	stdin io.WriteCloser
 	lines chan string
 	errc  chan error
 	mu    sync.Mutex
@@ -205,10 +227,14 @@ func startChild(t testing.TB, role, locator string, args ...any) *child {
 	if err != nil {
 		t.Fatal(err)
 	}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start child %s: %v", role, err)
 	}
-	c := &child{cmd: cmd, lines: make(chan string, 1024), errc: make(chan error, 1)}
+	c := &child{cmd: cmd, stdin: stdin, lines: make(chan string, 1024), errc: make(chan error, 1)}
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {

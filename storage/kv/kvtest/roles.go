@@ -201,9 +201,15 @@ func childCrash(ctx context.Context, s kv.Store, id int) error {
 }
 
 // childWrite commits n single-key transactions and prints the latency of
-// each in nanoseconds ("lat <ns>"), then "done". Used by contention tests and
-// benchmarks.
-func childWrite(ctx context.Context, s kv.Store, id, n int) error {
+// each in nanoseconds ("lat <ns>"), then "done". With barrier, it first
+// waits in AwaitGo, so that several writers start together. Used by
+// contention tests and benchmarks.
+func childWrite(ctx context.Context, s kv.Store, id, n int, barrier bool) error {
+	if barrier {
+		if err := AwaitGo(); err != nil {
+			return err
+		}
+	}
 	out := bufio.NewWriter(os.Stdout)
 	defer out.Flush()
 	for i := 0; i < n; i++ {

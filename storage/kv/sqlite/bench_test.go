@@ -278,7 +278,7 @@ func BenchmarkContention3(b *testing.B) {
 
 // rawWrite is the baseline writer role: n autocommit inserts through
 // database/sql with SQLite's own busy handler.
-var rawWrite = kvtest.Role{Name: "rawwrite", Args: 2, Run: func(path string, strs []string) error {
+var rawWrite = kvtest.Role{Name: "rawwrite", Args: 3, Run: func(path string, strs []string) error {
 	args, err := kvtest.Ints(strs)
 	if err != nil {
 		return err
@@ -290,6 +290,14 @@ var rawWrite = kvtest.Role{Name: "rawwrite", Args: 2, Run: func(path string, str
 	}
 	defer db.Close()
 	db.SetMaxOpenConns(1)
+	if err := db.Ping(); err != nil {
+		return err
+	}
+	if args[2] != 0 {
+		if err := kvtest.AwaitGo(); err != nil {
+			return err
+		}
+	}
 	out := bufio.NewWriter(os.Stdout)
 	defer out.Flush()
 	for i := 0; i < n; i++ {

@@ -129,7 +129,7 @@ func TestConcurrentCreate(t *testing.T) {
 	const procs, n = 4, 20
 	children := make([]*kvtest.Child, procs)
 	for i := range children {
-		children[i] = kvtest.StartRole(t, "write", path, i, n)
+		children[i] = kvtest.StartRole(t, "write", path, i, n, 0)
 	}
 	for _, c := range children {
 		c.Expect(t, "done", time.Minute)
