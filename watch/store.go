@@ -1,0 +1,153 @@
+package watch
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/coditect/coditect/storage/attrib"
+	"github.com/coditect/coditect/storage/audit"
+	"github.com/coditect/coditect/storage/kv"
+	"github.com/coditect/coditect/storage/lease"
+)
+
+// store attributes a batch and appends it to the audit log in one
+// transaction; a rename moves the old path's evidence to the new one in
+// that transaction too. Then it writes the events file and calls
+// OnStored.
+func (w *Watcher) store(ctx context.Context, batch []Change) error {
+	holders, err := lease.List(ctx, w.sc, "")
+	if err != nil {
+		w.log.Warn("cannot read leases; attributing without them", "err", err)
+	}
+	now := time.Now()
+	events := make([]audit.Event, len(batch))
+	refs := make([]audit.Ref, len(batch))
+	stored := make([]bool, len(batch))
+	var procs []toolProcess
+	procsRead := false
+	stamp, err := w.sc.Store().Update(ctx, func(tx kv.Tx) error {
+		at := &attributor{sc: w.sc, tx: tx, holders: holders, formatWin: w.cfg.FormatWindow, now: now,
+			procs: func() []toolProcess {
+				if !procsRead {
+					procs, procsRead = w.procs.snapshot(now), true
+				}
+				return procs
+			}}
+		aw := w.sc.Log().Writer(tx)
+		for i := range batch {
+			c := &batch[i]
+			stored[i] = false
+			if c.Kind == "file.renamed" {
+				if err := attrib.Move(tx, w.sc, c.From, c.Path, now); err != nil && !errors.Is(err, attrib.ErrInvalid) {
+					return err
+				}
+			}
+			recs, err := attrib.Lookup(tx, w.sc, c.Path, now)
+			if err != nil && !errors.Is(err, attrib.ErrInvalid) {
+				return err
+			}
+			c.Attribution, c.User = at.attribute(c, recs)
+			ev, ok := w.event(c)
+			if !ok {
+				continue
+			}
+			ref, err := aw.Append(ev)
+			if err != nil {
+				return fmt.Errorf("watch: storing %s %s: %w", c.Kind, c.Path, err)
+			}
+			events[i], refs[i], stored[i] = ev, ref, true
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	out := batch[:0]
+	for i := range batch {
+		if !stored[i] {
+			continue
+		}
+		batch[i].ID = refs[i].ID(stamp)
+		events[i].ID = batch[i].ID
+		events[i].Tenant = w.sc.Tenant()
+		events[i].Time = events[i].Time.UTC()
+		if w.cfg.EventsFile != nil {
+			line, err := json.Marshal(events[i])
+			if err == nil {
+				line = append(line, '\n')
+				if _, err := w.cfg.EventsFile.Write(line); err != nil {
+					w.log.Warn("cannot write the events file", "err", err)
+				}
+			}
+		}
+		out = append(out, batch[i])
+	}
+	w.stats.events.Add(int64(len(out)))
+	w.stats.batches.Add(1)
+	if w.cfg.OnStored != nil && len(out) > 0 {
+		w.cfg.OnStored(out)
+	}
+	return nil
+}
+
+// event renders a change as an audit event; ok is false for one the log
+// cannot hold (a path longer than audit.MaxPath).
+func (w *Watcher) event(c *Change) (audit.Event, bool) {
+	attrs := map[string]any{"workspace": c.Root, "rel": c.Rel, "size": c.Size, "lines": c.Lines, "via": string(c.Via)}
+	if c.Hash != "" {
+		attrs["hash"] = c.Hash
+	}
+	if c.LinesDelta != nil {
+		attrs["lines_delta"] = *c.LinesDelta
+	}
+	if c.From != "" {
+		attrs["from"] = clean(c.From, attrs, "from_quoted")
+	}
+	if c.Replaced {
+		attrs["replaced"] = true
+	}
+	p := clean(c.Path, attrs, "path_quoted")
+	if len(p) > audit.MaxPath {
+		w.log.Warn("a path too long for the audit log; its event is not stored", "path", p[:200]+"…", "bytes", len(p))
+		return audit.Event{}, false
+	}
+	ev := audit.Event{Time: c.Time, Kind: c.Kind, Path: p, Session: w.cfg.Session, User: c.User, Summary: summary(c), Attrs: attrs}
+	a := c.Attribution
+	ev.Attribution = &a
+	if a.Actor == audit.ActorAgent && strings.HasPrefix(a.AgentID, "ag_") {
+		ev.Agent = a.AgentID // a registered agent: index the event under it
+	}
+	return ev, true
+}
+
+// clean makes a path valid UTF-8 for the log, keeping the exact bytes
+// quoted in attrs when it was not.
+func clean(p string, attrs map[string]any, key string) string {
+	if utf8.ValidString(p) {
+		return p
+	}
+	attrs[key] = strconv.Quote(p)
+	return strings.ToValidUTF8(p, "\uFFFD")
+}
+
+func summary(c *Change) string {
+	verb := strings.TrimPrefix(c.Kind, "file.")
+	s := verb + " " + c.Rel
+	if c.From != "" {
+		s = verb + " " + relOf(c.Root, c.From) + " → " + c.Rel
+	}
+	if c.LinesDelta != nil {
+		s += fmt.Sprintf(" (%+d lines)", *c.LinesDelta)
+	}
+	if len(s) > audit.MaxSummary {
+		s = s[:audit.MaxSummary-3] + "…"
+		s = strings.ToValidUTF8(s, "")
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
+}
