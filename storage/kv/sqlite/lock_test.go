@@ -65,13 +65,13 @@ func TestLockedByAnotherProcess(t *testing.T) {
 		t.Fatalf("read while another process holds the write lock: %v", err)
 	}
 	// A caller's deadline ends the wait with a clear error.
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
 	s2, err := sqlite.Open(context.Background(), path, sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s2.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
 	_, err = s2.Update(ctx, func(tx kv.Tx) error { tx.Set([]byte("k"), []byte("v")); return nil })
 	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "lock held by another process") {
 		t.Fatalf("deadline while locked: got %v", err)
