@@ -74,7 +74,7 @@ func TestLockedByAnotherProcess(t *testing.T) {
 	defer cancel()
 	_, err = s2.Update(ctx, func(tx kv.Tx) error { tx.Set([]byte("k"), []byte("v")); return nil })
 	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "lock held by another process") {
-		t.Fatalf("deadline while locked: got %v", err)
+		t.Fatalf("deadline while locked: got %v (%#v)", err, err)
 	}
 	// A writer waiting on the lock proceeds once the holder dies.
 	done := make(chan error, 1)

@@ -372,7 +372,7 @@ func (s *Store) Update(ctx context.Context, fn func(kv.Tx) error) (kv.Versionsta
 			return kv.Versionstamp{}, kv.ErrClosed
 		}
 		if err := ctx.Err(); err != nil {
-			return kv.Versionstamp{}, err
+			return kv.Versionstamp{}, s.lockContext(ctx, &w, err)
 		}
 		stamp, err := s.updateOnce(ctx, fn)
 		if err == nil {
@@ -458,7 +458,7 @@ func (s *Store) View(ctx context.Context, fn func(kv.ReadTx) error) error {
 			return kv.ErrClosed
 		}
 		if err := ctx.Err(); err != nil {
-			return err
+			return s.lockContext(ctx, &w, err)
 		}
 		err := s.viewOnce(ctx, fn)
 		if err == nil {
