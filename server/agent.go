@@ -13,6 +13,7 @@ import (
 
 	"github.com/coditect/coditect/storage/agent"
 	"github.com/coditect/coditect/storage/tenant"
+	"github.com/coditect/coditect/tools"
 )
 
 // AgentFlags refine the agent a host's clientInfo describes
@@ -33,14 +34,16 @@ const unknownClient = "unknown"
 
 // agents binds callers to registered agents. An agent's identity is
 // (tenant, user, client, name), so registering is idempotent; the binder
-// remembers the ids it registered so that a process registers each agent
-// once (registration appends an audit event) and heartbeats after that.
+// remembers the agents it registered so that a process registers each agent
+// once (registration appends an audit event) and heartbeats after that, and
+// hands the tools the registered record (tools.Self) so that whoami needs
+// no read.
 type agents struct {
 	flags  AgentFlags
 	logger *slog.Logger
 
 	mu  sync.Mutex
-	ids map[bindKey]string
+	ids map[bindKey]*tools.Self
 }
 
 type bindKey struct {
@@ -52,18 +55,19 @@ type bindKey struct {
 const maxBound = 10_000
 
 func newAgents(flags AgentFlags, logger *slog.Logger) *agents {
-	return &agents{flags: flags, logger: logger, ids: map[bindKey]string{}}
+	return &agents{flags: flags, logger: logger, ids: map[bindKey]*tools.Self{}}
 }
 
 // bind returns sc acting as the caller's agent, registering it on first
-// use. A principal that may not write (a viewer) cannot register an agent
-// and acts as itself, or as the agent its token is bound to. When the
+// use, and the agent's record as registered. A principal that may not write
+// (a viewer) cannot register an agent and acts as itself, or as the agent
+// its token is bound to (with no record: the tools read it). When the
 // registration fails the caller still acts, as itself, and the failure is
 // logged: an agent record is not worth refusing work for.
-func (a *agents) bind(ctx context.Context, sc *tenant.Scope, client mcp.Implementation) *tenant.Scope {
+func (a *agents) bind(ctx context.Context, sc *tenant.Scope, client mcp.Implementation) (*tenant.Scope, *tools.Self) {
 	p := sc.Principal()
 	if sc.CanWrite() != nil {
-		return sc
+		return sc, nil
 	}
 	reg := agent.Registration{
 		Client: clean(client.Name, agent.MaxClient),
@@ -78,31 +82,34 @@ func (a *agents) bind(ctx context.Context, sc *tenant.Scope, client mcp.Implemen
 	}
 	key := bindKey{p.Tenant, p.User, p.TokenID, reg.Client, reg.Name, reg.Model}
 	a.mu.Lock()
-	id, ok := a.ids[key]
+	self, ok := a.ids[key]
 	a.mu.Unlock()
-	if !ok {
+	var id string
+	if ok {
+		id = self.ID()
+	} else {
 		ag, err := agent.Register(ctx, sc, reg)
 		if err != nil {
 			a.logger.Warn("agent not registered; acting as the user", "tenant", p.Tenant, "user", p.User,
 				"client", reg.Client, "name", reg.Name, "err", err)
-			return sc
+			return sc, nil
 		}
-		id = ag.ID
+		id, self = ag.ID, tools.NewSelf(ag)
 		a.logger.Info("agent registered", "tenant", p.Tenant, "user", p.User, "agent", id,
 			"client", reg.Client, "name", reg.Name, "model", reg.Model)
 		a.mu.Lock()
 		if len(a.ids) >= maxBound {
 			clear(a.ids)
 		}
-		a.ids[key] = id
+		a.ids[key] = self
 		a.mu.Unlock()
 	}
 	bound, err := sc.WithAgent(id)
 	if err != nil {
 		a.logger.Warn("cannot act as agent", "agent", id, "err", err)
-		return sc
+		return sc, nil
 	}
-	return bound
+	return bound, self
 }
 
 // clean makes a host-supplied name fit an agent field: control characters

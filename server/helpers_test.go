@@ -78,6 +78,14 @@ func (c *client) names() []string {
 func (c *client) call(name string, args any) (map[string]any, string, bool) {
 	c.t.Helper()
 	res, err := c.cs.CallTool(testContext(c.t), &mcp.CallToolParams{Name: name, Arguments: args})
+	return c.result(name, res, err)
+}
+
+// result interprets a tools/call result as call does; tests that call from
+// several goroutines at once collect the raw results and interpret them on
+// the test's goroutine.
+func (c *client) result(name string, res *mcp.CallToolResult, err error) (map[string]any, string, bool) {
+	c.t.Helper()
 	if err != nil {
 		c.t.Fatalf("%s: protocol error %v", name, err)
 	}
@@ -123,17 +131,28 @@ func (c *client) call(name string, args any) (map[string]any, string, bool) {
 	return m, strings.Join(text, "\n"), false
 }
 
+// Tool hints as the listing must state them.
+var (
+	readOnlyTools = map[string]bool{"whoami": true, "session_list": true, "audit_query": true,
+		"agents_list": true, "task_list": true, "fs_read": true, "fs_list": true}
+	destructiveTools = map[string]bool{"fs_write": true, "fs_edit": true}
+	// idempotentTools besides the read-only ones: calling again with the
+	// same arguments changes nothing more.
+	idempotentTools = map[string]bool{"agent_update": true, "session_join": true, "lease_release": true,
+		"inbox": true, "fs_write": true, "fs_edit": true}
+)
+
 // checkListing checks the listed tools and their annotations.
-func (c *client) checkListing() {
+func (c *client) checkListing(want []string) {
 	c.t.Helper()
-	if got := c.names(); !slices.Equal(got, coreTools) {
-		c.t.Fatalf("tools %v, want %v", got, coreTools)
+	if got := c.names(); !slices.Equal(got, want) {
+		c.t.Fatalf("tools %v, want %v", got, want)
 	}
-	readOnly := map[string]bool{"whoami": true, "session_list": true, "audit_query": true}
 	for name, tool := range c.tools {
 		a := tool.Annotations
-		if a == nil || a.DestructiveHint == nil || a.OpenWorldHint == nil || *a.OpenWorldHint || *a.DestructiveHint ||
-			a.ReadOnlyHint != readOnly[name] || a.IdempotentHint != readOnly[name] {
+		ro := readOnlyTools[name]
+		if a == nil || a.DestructiveHint == nil || a.OpenWorldHint == nil || *a.OpenWorldHint || *a.DestructiveHint != destructiveTools[name] ||
+			a.ReadOnlyHint != ro || a.IdempotentHint != (ro || idempotentTools[name]) {
 			c.t.Errorf("%s: annotations %+v", name, a)
 		}
 		if tool.Description == "" || tool.InputSchema == nil {
@@ -146,7 +165,7 @@ func (c *client) checkListing() {
 // returns the session id it worked in.
 func (c *client) exercise(wantTenant, wantUser string) string {
 	c.t.Helper()
-	c.checkListing()
+	c.checkListing(coreTools)
 	m, _, isErr := c.call("whoami", map[string]any{})
 	if isErr || m["tenant"] != wantTenant || m["user"] != wantUser || m["agent_id"] == nil || m["client"] == nil {
 		c.t.Fatalf("whoami = %v", m)

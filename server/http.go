@@ -19,14 +19,19 @@ import (
 	mcpserver "github.com/mark3labs/mcp-go/server"
 
 	"github.com/coditect/coditect/storage/tenant"
+	"github.com/coditect/coditect/tools"
 )
 
 // MCPPath is where the daemon mounts the MCP endpoint.
 const MCPPath = "/mcp"
 
-// DefaultMaxBody bounds an MCP request body (1 MiB): tool arguments are
-// limited far below it (tools.MaxArgs).
+// DefaultMaxBody bounds an MCP request body (1 MiB) unless a served tool
+// accepts larger arguments (the file writes: tools.MaxArgsOf), in which
+// case the bound is that plus bodyEnvelope.
 const DefaultMaxBody = 1 << 20
+
+// bodyEnvelope is room for the JSON-RPC envelope around a tool's arguments.
+const bodyEnvelope = 64 << 10
 
 // HTTPOptions configure the MCP HTTP handler.
 type HTTPOptions struct {
@@ -36,7 +41,8 @@ type HTTPOptions struct {
 	// such as "vscode-webview://*". Requests without an Origin header (every
 	// non-browser MCP client) are not affected.
 	AllowedOrigins []string
-	// MaxBody bounds a request body; zero means DefaultMaxBody.
+	// MaxBody bounds a request body; zero means DefaultMaxBody, or more
+	// when a served tool accepts larger arguments.
 	MaxBody int64
 }
 
@@ -59,7 +65,7 @@ type HTTPOptions struct {
 func (s *Server) HTTPHandler(opts HTTPOptions) http.Handler {
 	maxBody := opts.MaxBody
 	if maxBody <= 0 {
-		maxBody = DefaultMaxBody
+		maxBody = max(DefaultMaxBody, int64(tools.MaxArgsOf(s.toolsets))+bodyEnvelope)
 	}
 	streamable := mcpserver.NewStreamableHTTPServer(s.mcp,
 		mcpserver.WithHTTPContextFunc(func(ctx context.Context, r *http.Request) context.Context {

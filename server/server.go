@@ -45,6 +45,9 @@ type Options struct {
 	// Toolsets names the toolsets to serve (tools.Select); empty means
 	// tools.DefaultToolsets().
 	Toolsets []string
+	// Tools configures the toolsets (file size limits, the lease a write
+	// takes); the zero value means the defaults.
+	Tools tools.Config
 	// Agent refines the agent the host's clientInfo describes.
 	Agent AgentFlags
 	// Logger receives the server's logs; nil discards them. In stdio mode
@@ -58,10 +61,22 @@ type Options struct {
 	Recheck time.Duration
 }
 
-// instructions are sent to hosts at initialize (and server/discover):
-// the one workflow a small model should follow.
-const instructions = "Coditect is shared ground for agents and humans working on the same code. " +
-	"Call session_start before you work and pass its session_id to note and session_end."
+// instructions returns what hosts are told at initialize (and
+// server/discover): the one workflow a small model should follow, with a
+// sentence for each opt-in toolset served.
+func instructions(sets []tools.Toolset) string {
+	s := "Coditect is shared ground for agents and humans working on the same code. " +
+		"Call session_start before you work and pass its session_id to note and session_end."
+	for _, set := range sets {
+		switch set.Name {
+		case "coord":
+			s += " Check agents_list and inbox to see who else works; take a lease before you change a file or task others may touch, and release it when done."
+		case "files":
+			s += " Read and write files of the session's workspace with fs_read, fs_list, fs_write and fs_edit, paths relative to its root; a write takes the file's lease for you."
+		}
+	}
+	return s
+}
 
 // Server is Coditect's MCP server: one set of tools served over stdio
 // and HTTP. It is safe for concurrent use.
@@ -78,7 +93,7 @@ type Server struct {
 
 // New returns a server for the tenants of dir.
 func New(dir *tenant.Directory, opts Options) (*Server, error) {
-	sets, err := tools.Select(opts.Toolsets)
+	sets, err := tools.Select(opts.Toolsets, opts.Tools)
 	if err != nil {
 		return nil, err
 	}
@@ -117,7 +132,7 @@ func New(dir *tenant.Directory, opts Options) (*Server, error) {
 	hooks.AddAfterInitialize(s.afterInitialize)
 	s.mcp = mcpserver.NewMCPServer("coditect", version,
 		mcpserver.WithToolCapabilities(false),
-		mcpserver.WithInstructions(instructions),
+		mcpserver.WithInstructions(instructions(sets)),
 		mcpserver.WithRecovery(),
 		mcpserver.WithHooks(hooks),
 	)
@@ -159,7 +174,8 @@ func (s *Server) resolve(ctx context.Context) (tools.Caller, error) {
 		return tools.Caller{}, fmt.Errorf("your credentials are no longer valid (%w); ask the operator for a new token", err)
 	}
 	info := s.clients.clientInfo(ctx)
-	return tools.Caller{Scope: s.agents.bind(ctx, sc, info), Client: info}, nil
+	bound, self := s.agents.bind(ctx, sc, info)
+	return tools.Caller{Scope: bound, Client: info, Self: self}, nil
 }
 
 // afterInitialize remembers a legacy client's clientInfo by MCP session

@@ -12,9 +12,10 @@ import (
 	"unicode/utf8"
 )
 
-// MaxArgs is the largest arguments object a tool accepts, in bytes. Every
-// field has its own, smaller limit; this one refuses a huge payload before
-// it is parsed.
+// MaxArgs is the largest arguments object a tool accepts, in bytes, unless
+// the tool sets its own (the file writes, whose content may be larger).
+// Every field has its own, smaller limit; this one refuses a huge payload
+// before it is parsed.
 const MaxArgs = 64 << 10
 
 // decodeArgs decodes a call's arguments strictly into v (a pointer to a
@@ -23,8 +24,8 @@ const MaxArgs = 64 << 10
 // send, including an example call when the tool has one.
 func decodeArgs(c *Call, v any) error {
 	args := bytes.TrimSpace(c.Args)
-	if len(args) > MaxArgs {
-		return c.argError("the arguments are %d bytes; the limit is %d bytes: send shorter values", len(args), MaxArgs)
+	if limit := c.Tool.MaxArgs(); len(args) > limit {
+		return c.argError("the arguments are %d bytes; the limit is %d bytes: send shorter values", len(args), limit)
 	}
 	if len(args) == 0 || bytes.Equal(args, []byte("null")) {
 		args = []byte("{}")

@@ -39,9 +39,11 @@ const (
 // when the caller sees the result, the record is durable. The event of a
 // read-only call goes to queue, when there is one, which commits such
 // events in batches in the background (see AuditQueue): a read then costs
-// no commit of its own. If an append fails, the call's result still
-// reaches the caller and the failure is logged: the tool's own effects (and
-// their events) are already committed.
+// no commit of its own. A handler whose whole effect is one audit append
+// (note) appends its tool.called event in that same transaction
+// (Call.toolEventOK), and the middleware appends nothing. If an append
+// fails, the call's result still reaches the caller and the failure is
+// logged: the tool's own effects (and their events) are already committed.
 func Audit(logger *slog.Logger, queue *AuditQueue) Middleware {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -49,6 +51,9 @@ func Audit(logger *slog.Logger, queue *AuditQueue) Middleware {
 	return func(next Handler) Handler {
 		return func(ctx context.Context, c *Call) (Result, error) {
 			res, err := next(ctx, c)
+			if c.audited {
+				return res, err // committed with the call's own effect
+			}
 			ev := ToolEvent(c, err, time.Since(c.Started))
 			if queue != nil && c.Tool.ReadOnly() {
 				queue.add(c.Scope.Log(), ev)
@@ -192,7 +197,9 @@ func (q *AuditQueue) commit(batch []queued) {
 }
 
 // ToolEvent returns the tool.called event of a call that ended with err
-// after d.
+// after d: the tool, outcome, duration, client, error text and redacted
+// arguments, plus what the handler recorded (Call.record) and the path it
+// touched.
 func ToolEvent(c *Call, err error, d time.Duration) audit.Event {
 	outcome := Classify(err)
 	ms := float64(d.Microseconds()) / 1000
@@ -213,8 +220,14 @@ func ToolEvent(c *Call, err error, d time.Duration) audit.Event {
 	if err != nil {
 		attrs["error"] = clip(errorText(c.Tool.Name(), err), 512)
 	}
+	for k, v := range c.attrs {
+		if _, taken := attrs[k]; !taken {
+			attrs[k] = v
+		}
+	}
 	ev.Attrs = attrs
 	ev.Session = sessionArg(c.Args)
+	ev.Path = c.path
 	return ev
 }
 

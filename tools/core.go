@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/coditect/coditect/storage/agent"
 	"github.com/coditect/coditect/storage/audit"
 	"github.com/coditect/coditect/storage/session"
 )
@@ -66,7 +65,7 @@ func whoami(ctx context.Context, c *Call) (Result, error) {
 	out := whoamiOut{Tenant: p.Tenant, User: p.User, Role: string(p.Role), AgentID: p.Agent,
 		Client: c.Client.Name, ClientVersion: c.Client.Version}
 	if p.Agent != "" {
-		a, err := agent.Get(ctx, c.Scope, p.Agent)
+		a, err := c.agentRecord(ctx)
 		if err != nil {
 			return Result{}, err
 		}
@@ -401,10 +400,12 @@ func note(ctx context.Context, c *Call) (Result, error) {
 	}
 	ev := c.Scope.Event(kind, a.Text)
 	ev.Session, ev.Path = id, a.Path
-	evs, err := c.Scope.Log().Append(ctx, ev)
+	// The note and the call's own record commit together: one commit.
+	evs, err := c.Scope.Log().Append(ctx, ev, c.toolEventOK())
 	if err != nil {
 		return Result{}, err
 	}
+	c.audited = true
 	out := noteOut{EventID: evs[0].ID, Kind: kind, SessionID: id, Time: evs[0].Time}
 	what := "Note"
 	if kind == "decision.recorded" {

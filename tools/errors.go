@@ -4,11 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"strings"
 
 	"github.com/coditect/coditect/storage/agent"
+	"github.com/coditect/coditect/storage/attrib"
 	"github.com/coditect/coditect/storage/audit"
+	"github.com/coditect/coditect/storage/lease"
+	"github.com/coditect/coditect/storage/message"
 	"github.com/coditect/coditect/storage/session"
+	"github.com/coditect/coditect/storage/task"
 	"github.com/coditect/coditect/storage/tenant"
 )
 
@@ -17,6 +22,34 @@ import (
 type ArgError struct{ msg string }
 
 func (e *ArgError) Error() string { return e.msg }
+
+// toolError is a layer's error told for a model: msg replaces the layer's
+// wording (which names Go functions and packages) and err keeps the error
+// for Classify.
+type toolError struct {
+	msg string
+	err error
+}
+
+func (e *toolError) Error() string { return e.msg }
+func (e *toolError) Unwrap() error { return e.err }
+
+// Errors of the files toolset, matched with errors.Is.
+var (
+	// ErrOutsideWorkspace: a path that leaves the session's workspace root
+	// (.., an absolute path, a symbolic link pointing out). Such attempts
+	// are refused and audited with outcome forbidden.
+	ErrOutsideWorkspace = errors.New("path outside the workspace")
+	// ErrTooLarge: a file or content over the files toolset's size limit.
+	ErrTooLarge = errors.New("too large")
+	// ErrNotFile: a directory, device or other non-regular file where a
+	// file was expected (or a file where a directory was).
+	ErrNotFile = errors.New("not a regular file")
+	// ErrNoMatch: fs_edit's search text occurs zero or several times.
+	ErrNoMatch = errors.New("search text does not occur exactly once")
+	// ErrNotText: fs_edit on a file that is not UTF-8 text.
+	ErrNotText = errors.New("not UTF-8 text")
+)
 
 // Outcome classifies how a tool call ended, for the audit trail.
 type Outcome string
@@ -41,14 +74,24 @@ func Classify(err error) Outcome {
 	case errors.As(err, &ae),
 		errors.Is(err, session.ErrInvalid), errors.Is(err, session.ErrBadCursor),
 		errors.Is(err, audit.ErrInvalidEvent), errors.Is(err, audit.ErrUnknownKind), errors.Is(err, audit.ErrBadCursor),
-		errors.Is(err, agent.ErrInvalid), errors.Is(err, tenant.ErrInvalid):
+		errors.Is(err, agent.ErrInvalid), errors.Is(err, tenant.ErrInvalid),
+		errors.Is(err, lease.ErrInvalid), errors.Is(err, message.ErrInvalid), errors.Is(err, task.ErrInvalid),
+		errors.Is(err, attrib.ErrInvalid),
+		errors.Is(err, ErrTooLarge), errors.Is(err, ErrNotFile), errors.Is(err, ErrNoMatch), errors.Is(err, ErrNotText):
 		return OutcomeInvalid
-	case errors.Is(err, tenant.ErrForbidden):
+	case errors.Is(err, tenant.ErrForbidden), errors.Is(err, ErrOutsideWorkspace), errors.Is(err, fs.ErrPermission):
 		return OutcomeForbidden
 	case errors.Is(err, session.ErrNotFound), errors.Is(err, agent.ErrNotFound),
-		errors.Is(err, audit.ErrNotFound), errors.Is(err, tenant.ErrNotFound):
+		errors.Is(err, audit.ErrNotFound), errors.Is(err, tenant.ErrNotFound),
+		errors.Is(err, message.ErrNotFound), errors.Is(err, task.ErrNotFound),
+		errors.Is(err, lease.ErrNotHeld), errors.Is(err, fs.ErrNotExist):
 		return OutcomeNotFound
-	case errors.Is(err, session.ErrNotOpen), errors.Is(err, session.ErrFull):
+	case errors.Is(err, session.ErrNotOpen), errors.Is(err, session.ErrFull),
+		// A lease held by another agent, a stale fencing token, a task that
+		// changed or may not make that move: the world moved on.
+		errors.Is(err, lease.ErrConflict), errors.Is(err, lease.ErrFenced), errors.Is(err, lease.ErrGone),
+		errors.Is(err, lease.ErrTooManyHolders),
+		errors.Is(err, task.ErrVersion), errors.Is(err, task.ErrTransition):
 		return OutcomeConflict
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return OutcomeCanceled
@@ -62,9 +105,11 @@ func Classify(err error) Outcome {
 func errorText(tool string, err error) string {
 	msg := err.Error()
 	var ae *ArgError
-	if !errors.As(err, &ae) {
+	var te *toolError
+	if !errors.As(err, &ae) && !errors.As(err, &te) {
 		for _, sentinel := range []error{
 			session.ErrInvalid, audit.ErrInvalidEvent, agent.ErrInvalid, tenant.ErrInvalid,
+			lease.ErrInvalid, message.ErrInvalid, task.ErrInvalid, attrib.ErrInvalid,
 		} {
 			if errors.Is(err, sentinel) {
 				if i := strings.Index(msg, sentinel.Error()+": "); i >= 0 {
@@ -74,7 +119,7 @@ func errorText(tool string, err error) string {
 			}
 		}
 	}
-	for _, p := range []string{"session: ", "audit: ", "agent: ", "tenant: "} {
+	for _, p := range []string{"session: ", "audit: ", "agent: ", "tenant: ", "lease: ", "message: ", "task: ", "attrib: "} {
 		msg = strings.TrimPrefix(msg, p)
 	}
 	if Classify(err) == OutcomeError {

@@ -3,7 +3,9 @@
 // thin handlers (decode arguments -> call a storage layer -> encode a
 // result), the middleware every call runs through (audit, heartbeat) and
 // the toolsets a host picks with --toolsets. One file per toolset: core.go
-// now; coord.go and files.go slot in beside it and into Catalog.
+// (whoami, sessions, notes, the audit log), coord.go (agents, leases,
+// messages, tasks) and files.go (guarded reads and writes inside a
+// session's workspace).
 //
 // A handler never sees a tenant id from a request: it acts through the
 // caller's *tenant.Scope, which the transport (package server) resolved
@@ -21,11 +23,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	mcpserver "github.com/mark3labs/mcp-go/server"
 
+	"github.com/coditect/coditect/storage/agent"
+	"github.com/coditect/coditect/storage/audit"
 	"github.com/coditect/coditect/storage/tenant"
 )
 
@@ -37,6 +42,64 @@ type Caller struct {
 	// Client is the host's clientInfo (from initialize, or from the
 	// request's _meta in protocol 2026-07-28); empty when it did not say.
 	Client mcp.Implementation
+	// Self is the record of the agent the caller acts as, as this process
+	// registered it; nil when the transport keeps none (then tools read
+	// the record when they need it).
+	Self *Self
+}
+
+// Self holds, per process, the record of one agent that process registered,
+// so that the tools that show who the caller is (whoami) and the writes
+// that record the caller's model need no read of their own. It refreshes
+// itself from the store when it is older than selfMaxAge, because another
+// process (or the CLI) may re-register the same agent with another model.
+// It is safe for concurrent use.
+type Self struct {
+	mu sync.Mutex
+	a  agent.Agent
+	at time.Time
+}
+
+// selfMaxAge bounds how stale a Self may be.
+const selfMaxAge = 5 * time.Second
+
+// NewSelf returns a Self holding a, the record agent.Register returned.
+func NewSelf(a agent.Agent) *Self { return &Self{a: a, at: time.Now()} }
+
+// ID returns the agent's id.
+func (s *Self) ID() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.a.ID
+}
+
+// set replaces the record (after the caller re-registered itself).
+func (s *Self) set(a agent.Agent) {
+	s.mu.Lock()
+	s.a, s.at = a, time.Now()
+	s.mu.Unlock()
+}
+
+// agentRecord returns the record of the agent the caller acts as: from the
+// process's Self while it is fresh, from the store otherwise.
+func (c *Call) agentRecord(ctx context.Context) (agent.Agent, error) {
+	id := c.Scope.Principal().Agent
+	if s := c.Self; s != nil {
+		s.mu.Lock()
+		a, fresh := s.a, s.a.ID == id && time.Since(s.at) < selfMaxAge
+		s.mu.Unlock()
+		if fresh {
+			return a, nil
+		}
+	}
+	a, err := agent.Get(ctx, c.Scope, id)
+	if err != nil {
+		return agent.Agent{}, err
+	}
+	if c.Self != nil && a.ID == id {
+		c.Self.set(a)
+	}
+	return a, nil
 }
 
 // Resolver resolves the caller of a tool call from the call's context. It
@@ -52,7 +115,36 @@ type Call struct {
 	Args json.RawMessage
 	// Started is when the call reached the middleware chain.
 	Started time.Time
+
+	// path and attrs are what the handler adds to the call's tool.called
+	// event (see record); audited is set when the handler committed that
+	// event itself, in its own transaction (see toolEventOK).
+	path    string
+	attrs   map[string]any
+	audited bool
 }
+
+// record adds an attribute to the call's tool.called event, on success and
+// failure alike: the file a call touched, the content hash it wrote, the
+// fencing token it presented, why it was refused. Arguments are recorded
+// cut and redacted; what the audit trail must keep goes here.
+func (c *Call) record(key string, value any) {
+	if c.attrs == nil {
+		c.attrs = map[string]any{}
+	}
+	c.attrs[key] = value
+}
+
+// recordPath sets the path the call's tool.called event is indexed under
+// (an absolute file path), so that audit_query by path finds the call
+// beside the file's changes.
+func (c *Call) recordPath(p string) { c.path = p }
+
+// toolEventOK returns the tool.called event of the call as a success so
+// far, for a handler whose whole effect is one audit append: appending it
+// in the same transaction (and setting audited once that commits) saves the
+// middleware a commit of its own.
+func (c *Call) toolEventOK() audit.Event { return ToolEvent(c, nil, time.Since(c.Started)) }
 
 // Result is what a tool returns: the structured content (which matches
 // the tool's output schema) and the text a model reads.
@@ -86,6 +178,17 @@ type Tool struct {
 	Handler Handler
 	// example is a valid arguments object, quoted in argument errors.
 	example string
+	// maxArgs is the largest arguments object the tool accepts, in bytes;
+	// zero means MaxArgs.
+	maxArgs int
+}
+
+// MaxArgs returns the largest arguments object the tool accepts, in bytes.
+func (t *Tool) MaxArgs() int {
+	if t.maxArgs > 0 {
+		return t.maxArgs
+	}
+	return MaxArgs
 }
 
 // Name returns the tool's name.
@@ -133,6 +236,8 @@ type spec struct {
 	input, output            string
 	// example is a valid arguments object for argument errors.
 	example string
+	// maxArgs is the tool's arguments limit; zero means MaxArgs.
+	maxArgs int
 	handler Handler
 }
 
@@ -147,6 +252,7 @@ func (s spec) tool() *Tool {
 		},
 		Handler: s.handler,
 		example: s.example,
+		maxArgs: s.maxArgs,
 	}
 }
 
@@ -200,4 +306,16 @@ func adapt(t *Tool, h Handler, resolve Resolver) mcpserver.ToolHandlerFunc {
 		}
 		return mcp.NewToolResultStructured(res.Structured, res.Text), nil
 	}
+}
+
+// MaxArgsOf returns the largest arguments object any tool of sets
+// accepts: a transport's request limit must leave room for it.
+func MaxArgsOf(sets []Toolset) int {
+	n := MaxArgs
+	for _, s := range sets {
+		for _, t := range s.Tools {
+			n = max(n, t.MaxArgs())
+		}
+	}
+	return n
 }

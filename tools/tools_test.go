@@ -22,11 +22,12 @@ import (
 // small model reads it on every turn.
 const listBudget = 6 << 10
 
-func TestDefaultToolsListSize(t *testing.T) {
-	sets, err := Select(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+// setBudget is the most bytes one opt-in toolset's definitions may add.
+const setBudget = 12 << 10
+
+// listSize returns the size of the tools/list result of sets.
+func listSize(t *testing.T, sets []Toolset) (int, []mcp.Tool) {
+	t.Helper()
 	var defs []mcp.Tool
 	for _, s := range sets {
 		for _, tool := range s.Tools {
@@ -37,19 +38,41 @@ func TestDefaultToolsListSize(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("default tools/list result: %d tools, %d bytes (budget %d)", len(defs), len(b), listBudget)
-	for _, d := range defs {
-		one, _ := json.Marshal(d)
-		t.Logf("  %-14s %4d bytes", d.Name, len(one))
+	return len(b), defs
+}
+
+func TestToolsListSize(t *testing.T) {
+	sets, err := Select(nil, Config{})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if len(b) > listBudget {
-		t.Errorf("the default tools/list is %d bytes, over the budget of %d", len(b), listBudget)
+	n, defs := listSize(t, sets)
+	t.Logf("default tools/list result: %d tools, %d bytes (budget %d)", len(defs), n, listBudget)
+	if n > listBudget {
+		t.Errorf("the default tools/list is %d bytes, over the budget of %d", n, listBudget)
+	}
+	all, err := Select([]string{"all"}, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, defs = listSize(t, all)
+	t.Logf("full catalog (--toolsets all): %d tools, %d bytes", len(defs), n)
+	for _, s := range all {
+		sn, sdefs := listSize(t, []Toolset{s})
+		t.Logf("  toolset %-6s %2d tools, %5d bytes", s.Name, len(sdefs), sn)
+		if s.Name != "core" && sn > setBudget {
+			t.Errorf("toolset %s is %d bytes, over the budget of %d", s.Name, sn, setBudget)
+		}
+		for _, d := range sdefs {
+			one, _ := json.Marshal(d)
+			t.Logf("    %-14s %4d bytes", d.Name, len(one))
+		}
 	}
 }
 
 func TestToolDefinitions(t *testing.T) {
 	seen := map[string]bool{}
-	for _, set := range Catalog() {
+	for _, set := range Catalog(Config{}) {
 		for _, tool := range set.Tools {
 			d := tool.Def
 			t.Run(d.Name, func(t *testing.T) {
@@ -109,18 +132,21 @@ func TestSelect(t *testing.T) {
 		{nil, "core"},
 		{[]string{"core"}, "core"},
 		{[]string{" Core ", ""}, "core"},
-		{[]string{"all"}, "core"},
+		{[]string{"all"}, "core,coord,files"},
+		{[]string{"files", "core"}, "core,files"},
 		{[]string{"nope"}, `unknown toolset "nope"`},
 		{[]string{""}, "no toolset selected"},
 	} {
-		sets, err := Select(c.names)
+		sets, err := Select(c.names, Config{})
 		var got string
 		if err != nil {
 			got = err.Error()
 		} else {
+			var names []string
 			for _, s := range sets {
-				got += s.Name
+				names = append(names, s.Name)
 			}
+			got = strings.Join(names, ",")
 		}
 		if !strings.Contains(got, c.want) {
 			t.Errorf("Select(%q) = %q, want %q", c.names, got, c.want)
@@ -203,7 +229,7 @@ func setup(t *testing.T) *env {
 
 func findTool(t *testing.T, name string) *Tool {
 	t.Helper()
-	for _, s := range Catalog() {
+	for _, s := range Catalog(Config{}) {
 		for _, tool := range s.Tools {
 			if tool.Name() == name {
 				return tool
@@ -218,9 +244,17 @@ func findTool(t *testing.T, name string) *Tool {
 // successful result against the tool's output schema.
 func call(t *testing.T, sc *tenant.Scope, name, args string) (map[string]any, string, error) {
 	t.Helper()
-	tool := findTool(t, name)
+	return callTool(t, sc, nil, findTool(t, name), args)
+}
+
+// callTool is call for a given tool (of a toolset built with its own
+// Config), with the caller's Self when self is not nil.
+func callTool(t *testing.T, sc *tenant.Scope, self *Self, tool *Tool, args string) (map[string]any, string, error) {
+	t.Helper()
+	name := tool.Name()
 	h := Chain(Heartbeat(0, nil), Audit(nil, nil))(tool.Handler)
-	c := &Call{Caller: Caller{Scope: sc, Client: mcp.Implementation{Name: "go-test", Version: "1"}}, Tool: tool, Args: json.RawMessage(args), Started: time.Now()}
+	c := &Call{Caller: Caller{Scope: sc, Client: mcp.Implementation{Name: "go-test", Version: "1"}, Self: self},
+		Tool: tool, Args: json.RawMessage(args), Started: time.Now()}
 	res, err := h(context.Background(), c)
 	if err != nil {
 		return nil, errorText(name, err), err

@@ -4,26 +4,41 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 )
 
 // DefaultToolsets returns the toolsets a host gets without --toolsets:
-// small enough for a 7B model's context.
+// small enough for a 7B model's context. Agents that share a project with
+// others add coord and files (--toolsets core,coord,files or all).
 func DefaultToolsets() []string { return []string{"core"} }
 
+// Config configures the toolsets; its zero value means the defaults.
+type Config struct {
+	// MaxFileRead bounds the files fs_read returns and fs_edit edits, in
+	// bytes; zero means DefaultMaxFile.
+	MaxFileRead int
+	// MaxFileWrite bounds what fs_write and fs_edit write, in bytes; zero
+	// means DefaultMaxFile.
+	MaxFileWrite int
+	// WriteLeaseTTL is how long the lease fs_write takes for an agent that
+	// holds none lasts; zero means lease.DefaultTTL.
+	WriteLeaseTTL time.Duration
+}
+
 // Catalog returns every toolset, in the order tools/list shows them. A new
-// toolset is one file (coord.go, files.go) and one entry here.
-func Catalog() []Toolset {
-	return []Toolset{Core()}
+// toolset is one file (core.go, coord.go, files.go) and one entry here.
+func Catalog(cfg Config) []Toolset {
+	return []Toolset{Core(), Coord(), Files(cfg)}
 }
 
 // Select returns the named toolsets from the catalog, in catalog order.
 // "all" names every toolset; an empty list means DefaultToolsets(). An
 // unknown name is an error that lists the known ones.
-func Select(names []string) ([]Toolset, error) {
+func Select(names []string, cfg Config) ([]Toolset, error) {
 	if len(names) == 0 {
 		names = DefaultToolsets()
 	}
-	cat := Catalog()
+	cat := Catalog(cfg)
 	known := make([]string, len(cat))
 	for i, s := range cat {
 		known[i] = s.Name

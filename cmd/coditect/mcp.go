@@ -19,7 +19,7 @@ import (
 
 func newMCPCommand() *cobra.Command {
 	var names []string
-	for _, s := range tools.Catalog() {
+	for _, s := range tools.Catalog(tools.Config{}) {
 		names = append(names, fmt.Sprintf("%s (%s)", s.Name, s.Summary))
 	}
 	cmd := &cobra.Command{
@@ -39,7 +39,8 @@ func newMCPCommand() *cobra.Command {
 	f.String("user", "", "user of the local identity (default: the OS user; not allowed with $"+server.TokenEnv+")")
 	f.String("agent", "", "agent name, to tell apart several agents of one host (default: the host's clientInfo name)")
 	f.String("model", "", "model behind the agent, e.g. qwen2.5-coder-7b-instruct")
-	f.StringSlice("toolsets", tools.DefaultToolsets(), "toolsets to serve, comma-separated, or all")
+	f.StringSlice("toolsets", tools.DefaultToolsets(), "toolsets to serve, comma-separated, or all (agents sharing a project: core,coord,files)")
+	f.Int("max-file-size", tools.DefaultMaxFile, "largest file, in bytes, the files toolset reads or writes")
 	f.String("log-file", "", "append logs to this file instead of stderr")
 	return cmd
 }
@@ -87,9 +88,14 @@ func runMCP(cmd *cobra.Command, _ []string) error {
 	agentName, _ := fl.GetString("agent")
 	model, _ := fl.GetString("model")
 	sets, _ := fl.GetStringSlice("toolsets")
+	maxFile, _ := fl.GetInt("max-file-size")
+	if maxFile <= 0 {
+		return fmt.Errorf("--max-file-size must be positive, not %d", maxFile)
+	}
 	srv, err := server.New(dir, server.Options{
 		Version:  strings.Fields(versionString())[1],
 		Toolsets: sets,
+		Tools:    tools.Config{MaxFileRead: maxFile, MaxFileWrite: maxFile},
 		Agent:    server.AgentFlags{Name: agentName, Model: model},
 		Logger:   logger,
 	})
