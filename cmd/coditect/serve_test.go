@@ -1,0 +1,218 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/coder/websocket/wsjson"
+
+	"github.com/coditect/coditect/internal/testbin"
+)
+
+// daemonProc is a running `coditect serve`.
+type daemonProc struct {
+	cmd    *exec.Cmd
+	url    string // http://127.0.0.1:PORT
+	token  string // from the login URL, on a first start
+	stderr *strings.Builder
+}
+
+var urlRE = regexp.MustCompile(`(http://127\.0\.0\.1:\d+)/(#token=(\S+))?`)
+
+// startServe starts the daemon and reads its stdout until it names its URL.
+func startServe(t *testing.T, storeURL string, args ...string) *daemonProc {
+	t.Helper()
+	bin := testbin.Coditect(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.Command(bin, append([]string{"serve", "--addr", "127.0.0.1:0", "--store", storeURL, "--sweep-every", "1s"}, args...)...)
+	cmd.Env = append(os.Environ(), "CODITECT_TOKEN=")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &daemonProc{cmd: cmd, stderr: &strings.Builder{}}
+	cmd.Stderr = p.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	found := make(chan []string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if m := urlRE.FindStringSubmatch(sc.Text()); m != nil {
+				found <- m
+				break
+			}
+		}
+		io.Copy(io.Discard, out)
+	}()
+	select {
+	case m := <-found:
+		p.url, p.token = m[1], m[3]
+	case <-ctx.Done():
+		t.Fatalf("serve printed no URL; stderr:\n%s", p.stderr)
+	}
+	return p
+}
+
+func (p *daemonProc) get(t *testing.T, path, token string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", p.url+path, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (p *daemonProc) stop(t *testing.T) {
+	t.Helper()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- p.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve exited with %v; stderr:\n%s", err, p.stderr)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("serve did not stop on SIGTERM; stderr:\n%s", p.stderr)
+	}
+}
+
+func TestServeFirstStartLoginAndShutdown(t *testing.T) {
+	store := "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "c.db"))
+	ws := t.TempDir()
+	p := startServe(t, store, "--watch", ws)
+	if p.token == "" {
+		t.Fatal("first start printed no login token")
+	}
+	if code, body := p.get(t, "/api/v1/whoami", p.token); code != 200 || !strings.Contains(body, `"role":"admin"`) {
+		t.Fatalf("login token: %d %s", code, body)
+	}
+	if code, _ := p.get(t, "/api/v1/whoami", ""); code != 401 {
+		t.Fatalf("no token: %d", code)
+	}
+	if code, body := p.get(t, "/", ""); code != 200 || !strings.Contains(body, "<!doctype html>") {
+		t.Fatalf("dashboard: %d", code)
+	}
+	// The watcher records a file change; the feed delivers it.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(p.url, "http")+"/api/v1/feed", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	c.SetReadLimit(1 << 20)
+	if err := wsjson.Write(ctx, c, map[string]any{"type": "subscribe", "token": p.token, "filter": map[string]string{"kind": "file.created"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(ws, "hello.go"), []byte("package hello\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for seen := false; !seen; {
+		var m struct {
+			Type   string `json:"type"`
+			Events []struct {
+				Path string `json:"path"`
+			} `json:"events"`
+		}
+		if err := wsjson.Read(ctx, c, &m); err != nil {
+			t.Fatalf("waiting for the watcher's event: %v\n%s", err, p.stderr)
+		}
+		for _, e := range m.Events {
+			seen = seen || strings.HasSuffix(e.Path, "hello.go")
+		}
+	}
+	c.Close(websocket.StatusNormalClosure, "")
+	if code, body := p.get(t, "/readyz", ""); code != 200 {
+		t.Fatalf("readyz: %d %s", code, body)
+	}
+	if code, body := p.get(t, "/metrics", ""); code != 200 || !strings.Contains(body, "coditect_watch_events_total 1") {
+		t.Fatalf("metrics: %d\n%s", code, body)
+	}
+	p.stop(t)
+	if strings.Contains(p.stderr.String(), p.token) {
+		t.Fatal("the token reached the log")
+	}
+
+	// A later start prints how to get a token, not a token.
+	p2 := startServe(t, store)
+	if p2.token != "" {
+		t.Fatal("second start printed a token")
+	}
+	if code, _ := p2.get(t, "/api/v1/whoami", p.token); code != 200 {
+		t.Fatal("the first token stopped working after a restart")
+	}
+	p2.stop(t)
+}
+
+func TestServeRefusesRemoteBindWithoutFlag(t *testing.T) {
+	bin := testbin.Coditect(t)
+	store := "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "c.db"))
+	out, err := exec.Command(bin, "serve", "--addr", "0.0.0.0:0", "--store", store).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "--allow-remote") {
+		t.Fatalf("binding 0.0.0.0 without --allow-remote: %v %s", err, out)
+	}
+}
+
+func TestServeCoreRoleServesNoAPI(t *testing.T) {
+	store := "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "c.db"))
+	bin := testbin.Coditect(t)
+	// Core prints no URL: read its address from the log instead.
+	cmd := exec.Command(bin, "serve", "--role", "core", "--addr", "127.0.0.1:0", "--store", store, "--log-format", "json")
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+	sc := bufio.NewScanner(stderr)
+	var url string
+	for sc.Scan() {
+		var line struct {
+			Msg string `json:"msg"`
+			URL string `json:"url"`
+		}
+		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "ready" {
+			url = line.URL
+			break
+		}
+	}
+	go io.Copy(io.Discard, stderr)
+	if url == "" {
+		t.Fatal("core never logged ready")
+	}
+	p := &daemonProc{url: url}
+	if code, _ := p.get(t, "/healthz", ""); code != 200 {
+		t.Fatalf("core /healthz: %d", code)
+	}
+	if code, _ := p.get(t, "/api/v1/whoami", "x"); code != 404 {
+		t.Fatalf("core serves the API: %d", code)
+	}
+}

@@ -1,0 +1,441 @@
+// Coditect dashboard: plain ES module, no build step, no remote code.
+// The token arrives once in the URL fragment (#token=…), is kept in
+// localStorage and removed from the address bar at once.
+
+const TOKEN_KEY = 'coditect.token';
+const ROW_CAP = 5000;       // events kept in the live list
+const HISTORY = 200;        // events loaded when the tail starts
+const ROW_H = 28;           // px, matches --row
+
+const $ = (id) => document.getElementById(id);
+const el = (tag, props = {}, ...kids) => {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (k === 'class') e.className = v;
+    else if (k === 'text') e.textContent = v;
+    else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
+    else if (v !== undefined && v !== null) e.setAttribute(k, v);
+  }
+  for (const k of kids) if (k !== null && k !== undefined) e.append(k);
+  return e;
+};
+
+// ---- auth -------------------------------------------------------------
+
+function takeTokenFromURL() {
+  const m = /(?:^#|&)token=([^&]+)/.exec(location.hash);
+  if (m) {
+    localStorage.setItem(TOKEN_KEY, decodeURIComponent(m[1]));
+    history.replaceState(null, '', location.pathname + location.search);
+  }
+}
+const token = () => localStorage.getItem(TOKEN_KEY) || '';
+
+class AuthError extends Error {}
+
+async function api(path) {
+  const r = await fetch(path, { headers: { Authorization: 'Bearer ' + token() }, cache: 'no-store' });
+  if (r.status === 401) throw new AuthError('unauthorized');
+  const body = await r.json();
+  if (!r.ok) throw new Error(body.error ? body.error.message : r.statusText);
+  return body;
+}
+
+function showLogin(message) {
+  $('views').hidden = true;
+  $('login').hidden = false;
+  $('login-error').textContent = message || '';
+  $('login-token').focus();
+}
+
+$('login-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  localStorage.setItem(TOKEN_KEY, $('login-token').value.trim());
+  $('login-token').value = '';
+  start();
+});
+
+// ---- formatting ---------------------------------------------------------
+
+const pad = (n, w = 2) => String(n).padStart(w, '0');
+function clock(t) {
+  const d = new Date(t);
+  return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`;
+}
+function ago(t, now = Date.now()) {
+  const s = Math.max(0, Math.round((now - new Date(t).getTime()) / 1000));
+  if (s < 90) return `${s} s ago`;
+  if (s < 5400) return `${Math.round(s / 60)} min ago`;
+  if (s < 172800) return `${Math.round(s / 3600)} h ago`;
+  return `${Math.round(s / 86400)} d ago`;
+}
+const who = (ev) => ev.agent ? ev.agent : (ev.user || '');
+
+// ---- tabs ---------------------------------------------------------------
+
+const views = {};
+let current = 'live';
+const tabs = [...document.querySelectorAll('#tabs [role=tab]')];
+function show(name) {
+  current = name;
+  for (const t of tabs) {
+    const on = t.dataset.view === name;
+    t.setAttribute('aria-selected', String(on));
+    t.tabIndex = on ? 0 : -1;
+    $('view-' + t.dataset.view).hidden = !on;
+  }
+  if (views[name]) views[name]().catch(report);
+}
+for (const t of tabs) {
+  t.addEventListener('click', () => show(t.dataset.view));
+  t.addEventListener('keydown', (e) => {
+    const i = tabs.indexOf(t);
+    const j = e.key === 'ArrowRight' ? (i + 1) % tabs.length : e.key === 'ArrowLeft' ? (i + tabs.length - 1) % tabs.length : -1;
+    if (j >= 0) { tabs[j].focus(); show(tabs[j].dataset.view); }
+  });
+}
+
+function report(err) {
+  if (err instanceof AuthError) { showLogin('That token was refused (unknown, revoked or expired).'); return; }
+  console.warn('coditect:', err.message || err);
+}
+
+// ---- live tail ------------------------------------------------------------
+
+const live = {
+  events: [],        // newest first
+  pending: [],       // arrived while paused, oldest first
+  filter: {},
+  cursor: '',        // id of the newest event received
+  paused: false,
+  capped: false,
+  ws: null,
+  gen: 0,            // subscription generation: stale sockets are ignored
+  backoff: 500,
+};
+
+function filterQuery(f) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(f)) if (v) q.set(k, v);
+  return q;
+}
+
+function setConn(state) {
+  const c = $('conn');
+  c.textContent = state;
+  c.className = 'pill ' + (state === 'live' ? 'ok' : state === 'offline' ? 'bad' : '');
+}
+
+// subscribe (re)opens the feed. With a cursor it resumes after it; without
+// one it follows from the head and then loads the history up to that head,
+// so that nothing falls between the two.
+function subscribe(resume) {
+  const gen = ++live.gen;
+  if (live.ws) live.ws.close(1000);
+  const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  const ws = new WebSocket(`${proto}//${location.host}/api/v1/feed`);
+  live.ws = ws;
+  ws.addEventListener('open', () => {
+    ws.send(JSON.stringify({ type: 'subscribe', token: token(), cursor: resume ? live.cursor : 'head', filter: live.filter }));
+  });
+  ws.addEventListener('message', async (m) => {
+    if (gen !== live.gen) return;
+    const msg = JSON.parse(m.data);
+    if (msg.type === 'subscribed') {
+      setConn('live');
+      live.backoff = 500;
+      if (!resume) { live.cursor = msg.cursor; await loadHistory(msg.cursor, gen); }
+    } else if (msg.type === 'events') {
+      for (const ev of msg.events) arrive(ev);
+      render();
+    }
+  });
+  ws.addEventListener('close', (e) => {
+    if (gen !== live.gen) return;
+    if (e.code === 4401) { showLogin('The server refused the token: ' + e.reason); setConn('offline'); return; }
+    setConn('reconnecting');
+    const wait = live.backoff;
+    live.backoff = Math.min(live.backoff * 2, 5000);
+    setTimeout(() => { if (gen === live.gen) subscribe(live.cursor !== ''); }, wait);
+  });
+}
+
+async function loadHistory(head, gen) {
+  if (!head) { render(); return; }
+  const q = filterQuery(live.filter);
+  q.set('limit', String(HISTORY));
+  q.set('order', 'newest');
+  let page = await api('/api/v1/events?' + q);
+  if (gen !== live.gen) return;
+  // Only what is at or before the head: the feed brings the rest.
+  const older = page.events.filter((e) => e.id <= head);
+  const seen = new Set(live.events.map((e) => e.id));
+  live.events.push(...older.filter((e) => !seen.has(e.id)));
+  live.events.sort((a, b) => (a.id < b.id ? 1 : -1));
+  render();
+}
+
+function arrive(ev) {
+  if (live.cursor && ev.id <= live.cursor) return; // never twice
+  live.cursor = ev.id;
+  if (live.paused) { live.pending.push(ev); return; }
+  live.events.unshift(ev);
+  cap();
+}
+
+function cap() {
+  if (live.events.length > ROW_CAP) { live.events.length = ROW_CAP; live.capped = true; }
+}
+
+function setPaused(p) {
+  live.paused = p;
+  $('pause').setAttribute('aria-pressed', String(p));
+  $('pause').hidden = p;
+  $('resume').hidden = !p;
+  if (!p && live.pending.length) {
+    live.events.unshift(...live.pending.reverse());
+    live.pending = [];
+    cap();
+    $('events').scrollTop = 0;
+  }
+  render();
+}
+$('pause').addEventListener('click', () => setPaused(true));
+$('resume').addEventListener('click', () => { setPaused(false); $('events').scrollTop = 0; });
+
+// Scrolling away from the newest events pauses; scrolling back resumes.
+$('events').addEventListener('scroll', () => {
+  const top = $('events').scrollTop;
+  if (top > ROW_H && !live.paused) setPaused(true);
+  else if (top === 0 && live.paused && live.scrollPaused) setPaused(false);
+  live.scrollPaused = live.paused && top > 0;
+  render();
+});
+
+function applyFilter(f) {
+  live.filter = f;
+  const form = $('filters');
+  for (const k of ['user', 'session', 'agent', 'kind', 'path']) form.elements[k].value = f[k] || '';
+  live.events = [];
+  live.pending = [];
+  live.cursor = '';
+  live.capped = false;
+  setPaused(false);
+  subscribe(false);
+}
+$('filters').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const f = {};
+  for (const k of ['user', 'session', 'agent', 'kind', 'path']) {
+    const v = e.target.elements[k].value.trim();
+    if (v) f[k] = v;
+  }
+  applyFilter(f);
+});
+$('clear-filters').addEventListener('click', () => applyFilter({}));
+
+// A value in a row filters by it.
+function valueButton(field, value, label) {
+  if (!value) return el('span');
+  return el('button', {
+    type: 'button', class: 'v', title: `Show only ${field} ${value}`, 'data-filter': field,
+    onclick: () => { applyFilter({ ...live.filter, [field]: value }); show('live'); },
+  }, label || value);
+}
+
+// render draws only the rows in view (virtualised list).
+function render() {
+  const box = $('events');
+  const spacer = box.firstElementChild;
+  const rows = live.events;
+  spacer.style.height = rows.length * ROW_H + 'px';
+  const first = Math.max(0, Math.floor(box.scrollTop / ROW_H) - 10);
+  const last = Math.min(rows.length, Math.ceil((box.scrollTop + box.clientHeight) / ROW_H) + 10);
+  const keep = new Map();
+  for (const r of [...box.querySelectorAll('.row')]) keep.set(r.dataset.id, r);
+  const want = new Set();
+  for (let i = first; i < last; i++) {
+    const ev = rows[i];
+    want.add(ev.id);
+    let r = keep.get(ev.id);
+    if (!r) {
+      r = el('div', { class: 'row', 'data-id': ev.id, 'data-kind': ev.kind },
+        el('span', { class: 't', title: ev.time, text: clock(ev.time) }),
+        el('span', { class: 'k' }, valueButton('kind', ev.kind)),
+        el('span', { class: 'w' }, ev.agent ? valueButton('agent', ev.agent) : valueButton('user', ev.user)),
+        el('span', { class: 'p' }, valueButton('path', ev.path)),
+        el('span', { class: 's', text: ev.summary || '' }),
+        ev.session ? el('span', { class: 'w' }, valueButton('session', ev.session, 'session ' + ev.session.slice(-6))) : null);
+      box.append(r);
+    }
+    r.style.transform = `translateY(${i * ROW_H}px)`;
+  }
+  for (const [id, r] of keep) if (!want.has(id)) r.remove();
+  $('events-empty').hidden = rows.length > 0 || live.pending.length > 0;
+  const n = live.pending.length;
+  $('newcount').hidden = n === 0;
+  $('newcount').textContent = `${n} new`;
+  $('capnotice').hidden = !live.capped;
+  $('capnotice').textContent = `Showing the newest ${ROW_CAP} events; filter or use the REST API for older ones.`;
+  $('count').textContent = `${rows.length} events`;
+}
+new ResizeObserver(() => render()).observe($('events'));
+$('events').addEventListener('keydown', (e) => {
+  const box = $('events');
+  if (e.key === 'ArrowDown') box.scrollTop += ROW_H;
+  else if (e.key === 'ArrowUp') box.scrollTop -= ROW_H;
+  else if (e.key === 'Home') box.scrollTop = 0;
+  else return;
+  e.preventDefault();
+});
+
+views.live = async () => render();
+
+// ---- sessions -------------------------------------------------------------
+
+views.sessions = async () => {
+  const { sessions } = await api('/api/v1/sessions?limit=100');
+  const body = $('sessions');
+  body.replaceChildren(...sessions.map((s) => el('tr', { class: 'clickable', tabindex: '0', 'data-id': s.id,
+    onclick: () => timeline(s), onkeydown: (e) => { if (e.key === 'Enter') timeline(s); } },
+  el('td', { text: s.title }), el('td', { class: s.state === 'open' ? 'alive' : s.state === 'abandoned' ? 'stale' : '', text: s.state }),
+  el('td', { text: s.user }), el('td', { text: s.agent || '' }), el('td', { title: s.started, text: ago(s.started) }))));
+  $('sessions-empty').hidden = sessions.length > 0;
+};
+
+async function timeline(s) {
+  const [rep, page] = await Promise.all([
+    api(`/api/v1/sessions/${encodeURIComponent(s.id)}/summary`),
+    api(`/api/v1/events?session=${encodeURIComponent(s.id)}&order=oldest&limit=500`),
+  ]);
+  const mins = Math.round(rep.duration_ns / 6e10);
+  $('timeline').replaceChildren(
+    el('h2', { text: s.title }),
+    el('p', { class: 'muted', text: `${s.state} · ${rep.events} events · ${mins} min · ${rep.files.length} files · agents: ${rep.agents.map((a) => a.id).join(', ') || 'none'}` }),
+    el('button', { type: 'button', onclick: () => { applyFilter({ session: s.id }); show('live'); } }, 'Follow live'),
+    el('ol', {}, ...page.events.map((ev) => el('li', {},
+      el('span', { class: 'muted', text: clock(ev.time) + ' ' }), el('strong', { text: ev.kind }), ' ',
+      el('span', { text: who(ev) + (ev.path ? ' · ' + ev.path : '') + (ev.summary ? ' — ' + ev.summary : '') })))));
+}
+
+// ---- agents -----------------------------------------------------------------
+
+views.agents = async () => {
+  const { agents, now } = await api('/api/v1/agents');
+  const t = new Date(now).getTime();
+  $('agents').replaceChildren(...agents.map((a) => el('tr', { 'data-id': a.id },
+    el('td', {}, valueButton('agent', a.id, a.name + ' (' + a.client + ')')),
+    el('td', { class: a.liveness, text: a.retired ? 'retired' : a.liveness }),
+    el('td', { title: a.last_seen, text: 'last seen ' + ago(a.last_seen, t) }),
+    el('td', { text: a.model || '' }), el('td', { text: a.cohort || '' }),
+    el('td', { text: a.leases.map((l) => l.resource).join(', ') || '—' }),
+    el('td', { text: a.inbox < 0 ? '—' : String(a.inbox) }))));
+  $('agents-empty').hidden = agents.length > 0;
+};
+
+// ---- files --------------------------------------------------------------------
+
+views.files = async () => {
+  const { events } = await api('/api/v1/files?limit=200');
+  $('files').replaceChildren(...events.map((ev) => {
+    const a = ev.attribution || {};
+    return el('tr', { 'data-id': ev.id },
+      el('td', { title: ev.time, text: ago(ev.time) }), el('td', { text: ev.kind.replace('file.', '') }),
+      el('td', {}, valueButton('path', ev.path)),
+      el('td', { text: (a.actor || 'unknown') + (a.agent_id ? ' ' + a.agent_id : ev.user ? ' ' + ev.user : '') }),
+      el('td', { text: (a.evidence || 'none').split(':')[0] + (a.confidence ? ` (${Math.round(a.confidence * 100)}%)` : '') }));
+  }));
+  $('files-empty').hidden = events.length > 0;
+};
+
+// ---- tasks ----------------------------------------------------------------------
+
+views.tasks = async () => {
+  const { tasks, states } = await api('/api/v1/tasks?limit=1000');
+  $('board').replaceChildren(...states.map((st) => el('div', { class: 'col', 'data-state': st },
+    el('h3', { text: st.replace('_', ' ') }),
+    ...tasks.filter((t) => t.state === st).map((t) => el('div', { class: 'card', tabindex: '0' },
+      el('div', { text: t.title }), el('div', { class: 'muted', text: t.assignee ? 'assigned to ' + t.assignee : 'unassigned' }))))));
+  $('tasks-empty').hidden = tasks.length > 0;
+};
+
+// ---- activity swimlanes ------------------------------------------------------------
+
+const KIND_COLOURS = { file: '#2da44e', session: '#8250df', agent: '#bf8700', lease: '#0969da', message: '#e16f24', task: '#cf222e', tool: '#6e7781', note: '#1f883d', decision: '#a475f9' };
+views.activity = async () => {
+  const since = new Date(Date.now() - 3600e3);
+  let evs = [];
+  let cursor = '';
+  for (let i = 0; i < 10; i++) {
+    const page = await api(`/api/v1/events?order=oldest&limit=1000&since=${since.toISOString()}` + (cursor ? '&cursor=' + cursor : ''));
+    evs.push(...page.events);
+    if (!page.next) break;
+    cursor = page.next;
+  }
+  const lanes = new Map();
+  for (const ev of evs) {
+    const k = ev.agent || (ev.attribution && ev.attribution.agent_id) || (ev.user ? 'user ' + ev.user : '');
+    if (!k) continue;
+    if (!lanes.has(k)) lanes.set(k, []);
+    lanes.get(k).push(ev);
+  }
+  const NS = 'http://www.w3.org/2000/svg';
+  const W = 900, L = 180, H = 26;
+  const svg = document.createElementNS(NS, 'svg');
+  svg.setAttribute('viewBox', `0 0 ${W} ${lanes.size * H + 24}`);
+  svg.setAttribute('role', 'img');
+  svg.setAttribute('aria-label', `Activity of ${lanes.size} agents and users over the last hour`);
+  const x = (t) => L + ((new Date(t) - since) / 3600e3) * (W - L - 10);
+  let y = 0;
+  for (const [name, list] of lanes) {
+    const label = document.createElementNS(NS, 'text');
+    label.setAttribute('x', '4'); label.setAttribute('y', String(y + 17));
+    label.textContent = name.length > 26 ? name.slice(0, 25) + '…' : name;
+    const line = document.createElementNS(NS, 'line');
+    for (const [a, v] of [['x1', L], ['x2', W - 10], ['y1', y + H / 2], ['y2', y + H / 2], ['class', 'axis']]) line.setAttribute(a, String(v));
+    svg.append(label, line);
+    for (const ev of list) {
+      const r = document.createElementNS(NS, 'rect');
+      for (const [a, v] of [['x', x(ev.time)], ['y', y + 5], ['width', 3], ['height', H - 10], ['fill', KIND_COLOURS[ev.kind.split('.')[0]] || '#6e7781']]) r.setAttribute(a, String(v));
+      const tip = document.createElementNS(NS, 'title');
+      tip.textContent = `${clock(ev.time)} ${ev.kind} ${ev.path || ev.summary || ''}`;
+      r.append(tip);
+      svg.append(r);
+    }
+    y += H;
+  }
+  for (let m = 0; m <= 60; m += 15) {
+    const t = document.createElementNS(NS, 'text');
+    t.setAttribute('x', String(L + (m / 60) * (W - L - 10) - 12)); t.setAttribute('y', String(y + 18));
+    t.textContent = m === 60 ? 'now' : `-${60 - m} min`;
+    svg.append(t);
+  }
+  $('lanes').replaceChildren(svg);
+  $('activity-empty').hidden = lanes.size > 0;
+};
+
+// Views other than Live refresh while shown.
+setInterval(() => { if (current !== 'live' && !document.hidden && views[current]) views[current]().catch(report); }, 5000);
+
+// ---- start -------------------------------------------------------------------------------
+
+async function start() {
+  if (!token()) { showLogin(); return; }
+  try {
+    const me = await api('/api/v1/whoami');
+    $('who').textContent = `${me.user} · ${me.tenant} · ${me.role}`;
+    const { kinds } = await api('/api/v1/kinds');
+    $('kinds').replaceChildren(...kinds.map((k) => el('option', { value: k })));
+  } catch (err) {
+    if (err instanceof AuthError) { showLogin(token() ? 'That token was refused (unknown, revoked or expired).' : ''); return; }
+    showLogin('Cannot reach the server: ' + err.message);
+    return;
+  }
+  $('login').hidden = true;
+  $('views').hidden = false;
+  show(current);
+  subscribe(false);
+}
+
+takeTokenFromURL();
+start();

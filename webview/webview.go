@@ -1,0 +1,274 @@
+package webview
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coditect/coditect/storage/tenant"
+)
+
+// APIPrefix is where the REST API and the feed are mounted.
+const APIPrefix = "/api/v1/"
+
+// FeedPath is the WebSocket feed.
+const FeedPath = "/api/v1/feed"
+
+// Defaults of Options.
+const (
+	DefaultQueueSize    = 1024
+	DefaultWriteTimeout = 10 * time.Second
+	DefaultAuthTimeout  = 10 * time.Second
+	DefaultRecheck      = 5 * time.Second
+	DefaultMaxBatch     = 256
+	DefaultSlowAfter    = 5 * time.Second
+)
+
+// Options configure a Handler. The zero value of every field is a sensible
+// default.
+type Options struct {
+	// Logger receives the handler's diagnostics; nil discards them. Tokens
+	// are never logged.
+	Logger *slog.Logger
+	// OriginPatterns are the WebSocket origins allowed besides the page's
+	// own, as coder/websocket patterns ("vscode-webview://*",
+	// "dash.example.com"); nil means just "vscode-webview://*".
+	OriginPatterns []string
+	// QueueSize bounds the events waiting for one feed client; a client
+	// whose queue stays full for SlowAfter is disconnected (status 4408)
+	// and resumes from its cursor. DefaultQueueSize when zero.
+	QueueSize int
+	// SlowAfter is how long a feed client's queue may stay full before the
+	// client counts as slow. DefaultSlowAfter when zero.
+	SlowAfter time.Duration
+	// MaxBatch is the most events sent in one feed message.
+	MaxBatch int
+	// WriteTimeout bounds one feed write. DefaultWriteTimeout when zero.
+	WriteTimeout time.Duration
+	// AuthTimeout is how long a feed client has to send its subscription.
+	AuthTimeout time.Duration
+	// Recheck is how often a feed re-validates its token, so revocation
+	// closes open feeds. DefaultRecheck when zero.
+	Recheck time.Duration
+	// Version is shown by the dashboard.
+	Version string
+}
+
+func (o Options) withDefaults() Options {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.OriginPatterns == nil {
+		o.OriginPatterns = []string{"vscode-webview://*"}
+	}
+	if o.QueueSize <= 0 {
+		o.QueueSize = DefaultQueueSize
+	}
+	if o.SlowAfter <= 0 {
+		o.SlowAfter = DefaultSlowAfter
+	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = DefaultMaxBatch
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = DefaultWriteTimeout
+	}
+	if o.AuthTimeout <= 0 {
+		o.AuthTimeout = DefaultAuthTimeout
+	}
+	if o.Recheck <= 0 {
+		o.Recheck = DefaultRecheck
+	}
+	return o
+}
+
+// Stats are the handler's counters, for metrics.
+type Stats struct {
+	FeedClients     int64 // open feed connections
+	FeedEvents      int64 // events sent on feeds
+	FeedSlow        int64 // clients disconnected for falling behind
+	AuthFailures    int64 // requests refused for a missing or bad token
+	APIRequests     int64 // REST requests served
+	FeedConnections int64 // feed connections accepted, ever
+}
+
+// Handler serves the dashboard, the REST API and the feed. It is safe for
+// concurrent use. Mount it at "/" (it routes /api/v1/ itself).
+type Handler struct {
+	dir  *tenant.Directory
+	opts Options
+	mux  *http.ServeMux
+
+	// feeds is canceled by Shutdown: it ends every open feed.
+	feeds      context.Context
+	stopFeeds  context.CancelFunc
+	feedsWG    sync.WaitGroup
+	shutdownMu sync.Mutex
+	closed     bool
+
+	clients, events, slow, authFail, requests, accepted atomic.Int64
+}
+
+// New returns the handler of dir's tenants.
+func New(dir *tenant.Directory, opts Options) *Handler {
+	h := &Handler{dir: dir, opts: opts.withDefaults(), mux: http.NewServeMux()}
+	h.feeds, h.stopFeeds = context.WithCancel(context.Background())
+	h.routes()
+	return h
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+
+// Stats returns the handler's counters.
+func (h *Handler) Stats() Stats {
+	return Stats{
+		FeedClients: h.clients.Load(), FeedEvents: h.events.Load(), FeedSlow: h.slow.Load(),
+		AuthFailures: h.authFail.Load(), APIRequests: h.requests.Load(), FeedConnections: h.accepted.Load(),
+	}
+}
+
+// Shutdown closes every open feed with status 1001 (going away), so that
+// clients reconnect elsewhere or later from their cursor, and waits for
+// them to end or ctx to be done. http.Server.Shutdown does not wait for
+// WebSockets (they are hijacked): call this beside it.
+func (h *Handler) Shutdown(ctx context.Context) error {
+	h.shutdownMu.Lock()
+	h.closed = true
+	h.shutdownMu.Unlock()
+	h.stopFeeds()
+	done := make(chan struct{})
+	go func() { h.feedsWG.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (h *Handler) routes() {
+	api := func(pattern string, fn func(http.ResponseWriter, *http.Request, *tenant.Scope)) {
+		h.mux.Handle(pattern, h.authenticated(fn))
+	}
+	api("GET /api/v1/whoami", h.whoami)
+	api("GET /api/v1/kinds", h.kinds)
+	api("GET /api/v1/events", h.listEvents)
+	api("GET /api/v1/events/{id}", h.getEvent)
+	api("GET /api/v1/files", h.listFiles)
+	api("GET /api/v1/sessions", h.listSessions)
+	api("GET /api/v1/sessions/{id}", h.getSession)
+	api("GET /api/v1/sessions/{id}/summary", h.sessionSummary)
+	api("GET /api/v1/agents", h.listAgents)
+	api("GET /api/v1/agents/{id}", h.getAgent)
+	api("GET /api/v1/leases", h.listLeases)
+	api("GET /api/v1/tasks", h.listTasks)
+	api("GET /api/v1/tasks/{id}", h.getTask)
+	api("GET /api/v1/tenant", h.getTenant)
+	api("GET /api/v1/users", h.listUsers)
+	api("GET /api/v1/tokens", h.listTokens)
+	api("POST /api/v1/tokens", h.createToken)
+	api("DELETE /api/v1/tokens/{id}", h.revokeToken)
+	h.mux.HandleFunc("GET "+FeedPath, h.feed)
+	// Everything else under the API is a JSON 404 (after authentication,
+	// so that probing reveals nothing about which routes exist).
+	h.mux.Handle(APIPrefix, h.authenticated(func(w http.ResponseWriter, r *http.Request, _ *tenant.Scope) {
+		writeError(w, http.StatusNotFound, "not_found", "no such API route: "+r.Method+" "+r.URL.Path)
+	}))
+	h.mux.Handle("/", h.static())
+}
+
+// authenticated resolves the request's bearer token to a scope and calls
+// fn with it; without a valid token it answers 401 with a JSON error.
+func (h *Handler) authenticated(fn func(http.ResponseWriter, *http.Request, *tenant.Scope)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.requests.Add(1)
+		setAPIHeaders(w)
+		sc, ok := h.authenticate(w, r)
+		if !ok {
+			return
+		}
+		fn(w, r, sc)
+	})
+}
+
+// authenticate resolves the Authorization header, writing the error
+// response when it fails.
+func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (*tenant.Scope, bool) {
+	secret, ok := bearer(r)
+	if !ok {
+		h.authFail.Add(1)
+		w.Header().Set("WWW-Authenticate", `Bearer realm="coditect"`)
+		writeError(w, http.StatusUnauthorized, "unauthorized",
+			"send the header Authorization: Bearer <token>; create one with `coditect token create`")
+		return nil, false
+	}
+	sc, err := h.dir.Authenticate(r.Context(), secret)
+	if err != nil {
+		if authError(err) {
+			h.authFail.Add(1)
+			w.Header().Set("WWW-Authenticate", `Bearer realm="coditect", error="invalid_token"`)
+			writeError(w, http.StatusUnauthorized, "unauthorized", strings.TrimPrefix(err.Error(), "tenant: "))
+			return nil, false
+		}
+		h.opts.Logger.Error("webview: authentication failed", "err", err)
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "the store is unavailable; retry shortly")
+		return nil, false
+	}
+	return sc, true
+}
+
+// authError reports whether err refuses the credentials (401) rather than
+// failing to check them.
+func authError(err error) bool {
+	for _, e := range []error{tenant.ErrUnauthenticated, tenant.ErrTokenRevoked, tenant.ErrTokenExpired,
+		tenant.ErrTenantDisabled, tenant.ErrUserDisabled, tenant.ErrInvalid, tenant.ErrNotFound} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// bearer returns the token of an Authorization: Bearer header.
+func bearer(r *http.Request) (string, bool) {
+	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	tok = strings.TrimSpace(tok)
+	return tok, tok != ""
+}
+
+func setAPIHeaders(w http.ResponseWriter) {
+	hd := w.Header()
+	hd.Set("Cache-Control", "no-store")
+	hd.Set("X-Content-Type-Options", "nosniff")
+}
+
+// APIError is the body of every error response: {"error":{"code":…,"message":…}}.
+type APIError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, struct {
+		Error APIError `json:"error"`
+	}{APIError{Code: code, Message: msg}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(true)
+	_ = enc.Encode(v)
+}
