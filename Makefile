@@ -11,9 +11,10 @@ BENCHTIME ?= 1s
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/coditect
 
-# Until the daemon lands, run opens the default store and reports its health.
+# The daemon on the embedded store; it prints the dashboard URL (on the first
+# start, with a login token in it).
 run: build
-	./$(BIN) store status
+	./$(BIN) serve
 
 # vet, the FDB type check, the unit and integration tests, the short
 # (10-kill) crash test and one iteration of every benchmark (reduced sizes).

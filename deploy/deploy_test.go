@@ -78,6 +78,8 @@ func contains(s []string, v string) bool {
 
 // Each systemd unit has its sections and an ExecStart of the binary's
 // serve command with existing flags.
+func TestMain(m *testing.M) { testbin.Main(m) }
+
 func TestSystemdUnits(t *testing.T) {
 	flags := serveFlags(t)
 	files, _ := filepath.Glob("systemd/*.service")

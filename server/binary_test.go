@@ -6,14 +6,13 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"github.com/coditect/coditect/internal/testbin"
 )
 
 // Binaries are built once per test run into binDir.
 var (
 	binDir   string
-	binOnce  sync.Once
-	binPath  string
-	binErr   error
 	bareOnce sync.Once
 	barePath string
 	bareErr  error
@@ -27,30 +26,14 @@ func TestMain(m *testing.M) {
 	binDir = dir
 	code := m.Run()
 	os.RemoveAll(dir)
+	testbin.Cleanup()
 	os.Exit(code)
 }
 
-// coditectBinary builds ./cmd/coditect once per run.
+// coditectBinary is ./cmd/coditect, built once per run.
 func coditectBinary(t testing.TB) string {
 	t.Helper()
-	binOnce.Do(func() {
-		root, err := filepath.Abs("..")
-		if err != nil {
-			binErr = err
-			return
-		}
-		binPath = filepath.Join(binDir, "coditect")
-		args := []string{"build", "-o", binPath}
-		cmd := exec.Command("go", append(args, "./cmd/coditect")...)
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			binErr = &buildError{err: err, out: string(out)}
-		}
-	})
-	if binErr != nil {
-		t.Fatalf("building coditect: %v", binErr)
-	}
-	return binPath
+	return testbin.Coditect(t)
 }
 
 // bareBinary builds the bare mcp-go server of the benchmarks once per run.

@@ -7,17 +7,16 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/coditect/coditect/internal/testbin"
 )
 
-// binary builds the coditect binary once per test run.
+func TestMain(m *testing.M) { testbin.Main(m) }
+
+// binary is the coditect binary, built once per test process.
 func binary(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "coditect")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
+	return testbin.Coditect(t)
 }
 
 func run(t *testing.T, bin string, env []string, args ...string) (stdout, stderr string, code int) {
