@@ -3,12 +3,18 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/coditect/coditect/storage"
 	"github.com/coditect/coditect/storage/kv"
+	"github.com/coditect/coditect/storage/tenant"
+	"github.com/coditect/coditect/storage/transfer"
 )
 
 func newStoreCommand() *cobra.Command {
@@ -22,7 +28,188 @@ func newStoreCommand() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE:  runStoreStatus,
 	})
+	jsonFlag(cmd)
+	cp := &cobra.Command{
+		Use:   "copy SRC DST",
+		Short: "Copy a whole store (or one tenant) to another store, e.g. sqlite:///… to fdb:///…; resumable, verified by a checksum per range",
+		Args:  cobra.ExactArgs(2),
+		RunE:  runStoreCopy,
+	}
+	cp.Flags().String("tenant", "", "copy only this tenant (its keys, tokens and session index)")
+	verify := &cobra.Command{
+		Use:   "verify",
+		Short: "Check every tenant's audit log: every index entry points at an event and every event is indexed",
+		Args:  cobra.NoArgs,
+		RunE:  runStoreVerify,
+	}
+	backup := &cobra.Command{
+		Use:   "backup FILE",
+		Short: "Write the store (or one tenant) to a portable backup file (- for stdout)",
+		Args:  cobra.ExactArgs(1),
+		RunE:  runStoreBackup,
+	}
+	backup.Flags().String("tenant", "", "back up only this tenant")
+	restore := &cobra.Command{
+		Use:   "restore FILE",
+		Short: "Restore a backup file into an empty store (- for stdin); a damaged file restores nothing",
+		Args:  cobra.ExactArgs(1),
+		RunE:  runStoreRestore,
+	}
+	cmd.AddCommand(cp, verify, backup, restore)
 	return cmd
+}
+
+func openURL(cmd *cobra.Command, u string) (kv.Store, error) {
+	ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
+	defer cancel()
+	return storage.Open(ctx, u)
+}
+
+func runStoreCopy(cmd *cobra.Command, args []string) error {
+	src, err := openURL(cmd, args[0])
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	dst, err := openURL(cmd, args[1])
+	if err != nil {
+		return err
+	}
+	defer dst.Close()
+	t, _ := cmd.Flags().GetString("tenant")
+	r, err := transfer.Copy(cmd.Context(), src, dst, transfer.Scope{Tenant: t})
+	if jsonOutput(cmd) {
+		if werr := writeJSON(cmd.OutOrStdout(), r); werr != nil {
+			return werr
+		}
+		return err
+	}
+	w := cmd.OutOrStdout()
+	fmt.Fprintf(w, "copied:   %d keys, %d bytes%s\n", r.Keys, r.Bytes, map[bool]string{true: " (resumed)", false: ""}[r.Resumed])
+	fmt.Fprintf(w, "verified: %d ranges, %d differ\n", r.Ranges, len(r.Mismatch))
+	return err
+}
+
+func runStoreVerify(cmd *cobra.Command, _ []string) error {
+	u, err := storeURL(cmd)
+	if err != nil {
+		return err
+	}
+	s, err := openURL(cmd, u)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	reps, err := tenant.NewDirectory(s, "cli:"+osUser()).VerifyAudit(cmd.Context())
+	if err != nil {
+		return err
+	}
+	bad := 0
+	ids := make([]string, 0, len(reps))
+	for id, r := range reps {
+		ids = append(ids, id)
+		if !r.OK() {
+			bad++
+		}
+	}
+	slices.Sort(ids)
+	if jsonOutput(cmd) {
+		if err := writeJSON(cmd.OutOrStdout(), reps); err != nil {
+			return err
+		}
+	} else {
+		tw := table(cmd.OutOrStdout(), "TENANT", "EVENTS", "INDEX ENTRIES", "MISSING", "DANGLING", "MISMATCHED", "STATE")
+		for _, id := range ids {
+			r := reps[id]
+			state := "ok"
+			if !r.OK() {
+				state = "INCONSISTENT"
+			}
+			row(tw, id, fmt.Sprint(r.Events), fmt.Sprint(r.IndexEntries), fmt.Sprint(r.Missing), fmt.Sprint(r.Dangling), fmt.Sprint(r.Mismatched), state)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		for _, id := range ids {
+			for _, p := range reps[id].Problems {
+				fmt.Fprintf(cmd.ErrOrStderr(), "%s: %s\n", id, p)
+			}
+		}
+	}
+	if bad > 0 {
+		return fmt.Errorf("%d tenant logs are inconsistent", bad)
+	}
+	return nil
+}
+
+func runStoreBackup(cmd *cobra.Command, args []string) error {
+	u, err := storeURL(cmd)
+	if err != nil {
+		return err
+	}
+	s, err := openURL(cmd, u)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	t, _ := cmd.Flags().GetString("tenant")
+	var w io.Writer = cmd.OutOrStdout()
+	var f *os.File
+	if args[0] != "-" {
+		// Written beside, renamed when complete: a failed backup never
+		// leaves a file that looks whole.
+		f, err = os.CreateTemp(filepath.Dir(args[0]), filepath.Base(args[0])+".partial-*")
+		if err != nil {
+			return err
+		}
+		defer os.Remove(f.Name())
+		defer f.Close()
+		w = f
+	}
+	r, err := transfer.Backup(cmd.Context(), s, transfer.Scope{Tenant: t}, w)
+	if err != nil {
+		return err
+	}
+	if f != nil {
+		if err := f.Sync(); err != nil {
+			return err
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+		if err := os.Rename(f.Name(), args[0]); err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "backed up %d keys (%d bytes) to %s, sha256 %s\n", r.Keys, r.Bytes, args[0], r.Checksum)
+	}
+	return nil
+}
+
+func runStoreRestore(cmd *cobra.Command, args []string) error {
+	u, err := storeURL(cmd)
+	if err != nil {
+		return err
+	}
+	s, err := openURL(cmd, u)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	var in io.Reader = cmd.InOrStdin()
+	if args[0] != "-" {
+		f, err := os.Open(args[0])
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		in = f
+	}
+	r, err := transfer.Restore(cmd.Context(), s, in)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "restored %d keys (%d bytes), sha256 %s\n", r.Keys, r.Bytes, r.Checksum)
+	return nil
 }
 
 // storeURL resolves --store, then CODITECT_STORE, then the default path.

@@ -472,3 +472,38 @@ func TestTenantIsolation(t *testing.T) {
 		t.Fatalf("b has %d events after a's activity", n)
 	}
 }
+
+func TestVerify(t *testing.T) {
+	s, _ := openStore(t)
+	l := newLog(t, s, "acme")
+	evs := appendN(t, l, 1200, func(i int) audit.Event {
+		return audit.Event{Kind: "file.modified", User: "u", Session: fmt.Sprint("s", i%7), Path: fmt.Sprint("f", i%11)}
+	})
+	r, err := l.Verify(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.OK() || r.Events != 1200 || r.IndexEntries != 1200*4 || len(r.Problems) != 0 {
+		t.Fatalf("a consistent log: %+v", r)
+	}
+	// Damage it: remove one index entry, and one event behind its entries.
+	sp, _ := keyspace.Tenant("acme")
+	vs0, _ := audit.ParseID(evs[0].ID)
+	vs1, _ := audit.ParseID(evs[1].ID)
+	entry, _ := sp.AuditIndexEntry(keyspace.IndexPath, evs[0].Path, vs0)
+	event, _ := sp.AuditEvent(vs1)
+	if _, err := s.Update(ctx(t), func(tx kv.Tx) error {
+		tx.Clear(entry)
+		tx.Clear(event)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r, err = l.Verify(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.OK() || r.Missing != 1 || r.Dangling != 4 || r.Events != 1199 || r.Counted != 1200 || len(r.Problems) == 0 {
+		t.Fatalf("a damaged log: %+v", r)
+	}
+}

@@ -148,3 +148,14 @@ type Iterator interface {
 	// Err returns the error that stopped the iteration, if any.
 	Err() error
 }
+
+// VersionAdvancer is implemented by stores whose commit order can be moved
+// forward: after AdvanceVersion(past), every later commit's versionstamp is
+// greater than past. Copying data between stores keeps its versionstamped
+// keys; advancing the destination past the largest of them keeps later
+// appends after the copied history. (A FoundationDB cluster's versions
+// advance by about a million a second and cannot be set; the embedded
+// store's commit counter can.)
+type VersionAdvancer interface {
+	AdvanceVersion(ctx context.Context, past Versionstamp) error
+}

@@ -440,3 +440,25 @@ func (d *Directory) SweepRetention(ctx context.Context) (map[string]int, error) 
 	}
 	return out, nil
 }
+
+// VerifyAudit checks the index consistency of every tenant's audit log
+// (see audit.Log.Verify).
+func (d *Directory) VerifyAudit(ctx context.Context) (map[string]audit.VerifyReport, error) {
+	ts, err := d.ListTenants(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]audit.VerifyReport{}
+	for _, t := range ts {
+		sp, err := space(t.ID)
+		if err != nil {
+			return out, err
+		}
+		r, err := audit.NewLog(d.store, sp).Verify(ctx)
+		out[t.ID] = r
+		if err != nil {
+			return out, fmt.Errorf("tenant %s: verify: %w", t.ID, err)
+		}
+	}
+	return out, nil
+}

@@ -1,6 +1,8 @@
 package sqlite
 
 import (
+	"context"
+	"encoding/binary"
 	"fmt"
 
 	"github.com/coditect/coditect/storage/kv"
@@ -65,4 +67,30 @@ func (b *stampBlock) reserve(t *txn) (uint64, error) {
 // committed records that the transaction with commit number c committed.
 func (b *stampBlock) committed(c uint64) {
 	b.next, b.end, b.dv, b.valid = c+1, b.pendingEnd, b.pendingDV, true
+}
+
+// AdvanceVersion implements kv.VersionAdvancer: it raises the commit
+// counter to past's commit number, so every later stamp is greater.
+func (s *Store) AdvanceVersion(ctx context.Context, past kv.Versionstamp) error {
+	want := binary.BigEndian.Uint64(past[:8])
+	if want >= 1<<63-blockSize {
+		return fmt.Errorf("kv/sqlite: cannot advance the commit counter to %d", want)
+	}
+	_, err := s.Update(ctx, func(tx kv.Tx) error {
+		t := tx.(*txn)
+		var cur int64
+		if err := t.stmt(t.st.getCommit).QueryRowContext(t.ctx).Scan(&cur); err != nil {
+			return err
+		}
+		// The block this process holds, if any, is below want now (or
+		// would be reused past another writer's): drop it. writeMu is
+		// held while this function runs.
+		s.stamps.valid = false
+		if uint64(cur) >= want {
+			return nil
+		}
+		_, err := t.stmt(s.stmts.setCommit).ExecContext(t.ctx, int64(want))
+		return err
+	})
+	return err
 }
