@@ -6,7 +6,14 @@ BIN       := bin/coditect
 PKGS      := ./...
 BENCHTIME ?= 1s
 
-.PHONY: build run test vet unit bench-smoke fdb-check crash bench lint fmt clean
+.PHONY: build run test vet unit bench-smoke fuzz-short fuzz fdb-check crash bench lint fmt clean
+
+# Fuzz targets, package:function. make fuzz runs each for FUZZTIME; make
+# test runs each briefly (fuzz-short).
+FUZZ_TARGETS := storage/tuple:FuzzUnpack storage/tuple:FuzzRoundTrip storage/tuple:FuzzOrder \
+	storage/keyspace:FuzzTenantIsolation storage/lease:FuzzOverlapSymmetric storage/audit:FuzzAppend \
+	tools:FuzzToolArgs watch:FuzzIgnorePattern
+FUZZTIME ?= 2m
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/coditect
@@ -17,8 +24,9 @@ run: build
 	./$(BIN) serve
 
 # vet, the FDB type check, the unit and integration tests, the short
-# (10-kill) crash test and one iteration of every benchmark (reduced sizes).
-test: vet fdb-check unit bench-smoke
+# (10-kill) crash test, one iteration of every benchmark (reduced sizes) and
+# a few seconds of every fuzz target.
+test: vet fdb-check unit bench-smoke fuzz-short
 
 vet:
 	$(GO) vet $(PKGS)
@@ -28,6 +36,16 @@ unit:
 
 bench-smoke:
 	$(GO) test -short -count=1 -run '^$$' -bench . -benchtime 1x -timeout 20m $(PKGS)
+
+fuzz-short:
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=3s
+
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) ./$$pkg; \
+	done
 
 # Type-checks every `fdb`-tagged package without fdb_c.h or libfdb_c.
 fdb-check:
