@@ -93,8 +93,12 @@ func run(in io.Reader, out io.Writer) error {
 	// latency metric.
 	var ratios []string
 	for _, b := range order {
-		base, variant, ok := strings.Cut(b.name, "/")
-		if !ok || (variant != "kv" && variant != "coditect") {
+		i := strings.LastIndex(b.name, "/")
+		if i < 0 {
+			continue
+		}
+		base, variant := b.name[:i], b.name[i+1:]
+		if variant != "kv" && variant != "coditect" {
 			continue
 		}
 		ref := byName[b.pkg+" "+base+"/raw"]
