@@ -33,9 +33,11 @@ const (
 	// DefaultHeartbeatEvery: calls of one agent within a second share a
 	// heartbeat write (liveness TTLs are tens of seconds).
 	DefaultHeartbeatEvery = time.Second
-	// DefaultRecheck: a long-lived stdio process re-validates its token
-	// (revoked? expired? tenant disabled?) at most this often.
-	DefaultRecheck = 5 * time.Second
+	// DefaultRecheck: a long-lived stdio process, and the HTTP handler's
+	// token cache, re-validate a token (revoked? expired? tenant
+	// disabled?) at most this often, so a revocation takes effect within a
+	// second on MCP; one point read per client per second.
+	DefaultRecheck = time.Second
 )
 
 // Options configure a Server.
