@@ -6,7 +6,7 @@ BIN       := bin/coditect
 PKGS      := ./...
 BENCHTIME ?= 1s
 
-.PHONY: build run test vet unit bench-smoke fuzz-short fuzz fdb-check crash bench lint fmt clean
+.PHONY: build run test setup vet unit bench-smoke fuzz-short fuzz fdb-check crash bench lint fmt clean
 
 # Fuzz targets, package:function. make fuzz runs each for FUZZTIME; make
 # test runs each briefly (fuzz-short).
@@ -26,7 +26,12 @@ run: build
 # vet, the FDB type check, the unit and integration tests, the short
 # (10-kill) crash test, one iteration of every benchmark (reduced sizes) and
 # a few seconds of every fuzz target.
-test: vet fdb-check unit bench-smoke fuzz-short
+test: setup vet fdb-check unit bench-smoke fuzz-short
+
+# What the tests need beyond Go, installed idempotently: Debian's Chromium
+# and playwright-core for the dashboard's browser tests.
+setup:
+	sh webview/e2e/setup.sh
 
 vet:
 	$(GO) vet $(PKGS)

@@ -51,8 +51,10 @@ type DaemonOptions struct {
 	Version string
 	// Logger receives the daemon's logs (never a token).
 	Logger *slog.Logger
-	// Out receives the login URL on a first start, and the hint on later
-	// ones: the person's terminal (stdout).
+	// Out receives, once the daemon serves (so it doubles as the ready
+	// signal for scripts and tests), the login URL on a first start, the
+	// hint on later ones, and in role core the health URL: the person's
+	// terminal (stdout).
 	Out io.Writer
 	// IgnorePaths are files the watcher must never report (the store's).
 	IgnorePaths []string
@@ -196,8 +198,10 @@ func (d *Daemon) Serve(ctx context.Context) error {
 		return errors.New("daemon: Serve before Listen")
 	}
 	d.log.Info("coditect serve starting", "role", d.cfg.Role, "addr", d.ln.Addr().String(), "store", d.opts.StoreURL, "version", d.opts.Version)
+	welcome := fmt.Sprintf("\nCoditect core is running (watcher and sweepers); health and metrics at %s/healthz and %s/metrics\n\n", d.URL(), d.URL())
 	if d.cfg.Role.HTTP() {
-		if err := d.welcome(ctx); err != nil {
+		var err error
+		if welcome, err = d.welcome(ctx); err != nil {
 			d.ln.Close()
 			return err
 		}
@@ -237,6 +241,8 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	}()
 	d.ready.Store(true)
 	d.log.Info("ready", "url", d.URL())
+	// Printed once serving: a script that waits for this line can connect.
+	fmt.Fprint(d.opts.Out, welcome)
 
 	var runErr error
 	select {
@@ -280,28 +286,27 @@ func (d *Daemon) Serve(ctx context.Context) error {
 }
 
 // welcome makes sure someone can log in: on a store with no tenant yet it
-// creates the default tenant, its first admin and a token, and prints a
-// login URL carrying the token (once, on Out, never in the logs); later it
-// prints how to get a token.
-func (d *Daemon) welcome(ctx context.Context) error {
+// creates the default tenant, its first admin and a token, and returns the
+// message with a login URL carrying the token (printed once, on Out, never
+// in the logs); later it returns how to get a token. The token stays valid
+// across restarts until someone revokes it (`coditect token revoke`).
+func (d *Daemon) welcome(ctx context.Context) (string, error) {
 	ts, err := d.opts.Dir.ListTenants(ctx)
 	if err != nil {
-		return fmt.Errorf("reading tenants: %w", err)
+		return "", fmt.Errorf("reading tenants: %w", err)
 	}
 	url := d.URL() + "/"
 	if len(ts) == 0 {
 		secret, err := Bootstrap(ctx, d.opts.Dir, d.cfg.Tenant, d.cfg.User)
 		if err == nil {
-			fmt.Fprintf(d.opts.Out, "\nCoditect is running. Open the dashboard (the link logs you in; keep it private):\n\n    %s#token=%s\n\n", url, secret)
-			return nil
+			return fmt.Sprintf("\nCoditect is running. Open the dashboard (the link logs you in; keep it private):\n\n    %s#token=%s\n\n", url, secret), nil
 		}
 		if !errors.Is(err, tenant.ErrExists) {
-			return err
+			return "", err
 		}
 		// Another process created the first tenant at the same moment.
 	}
-	fmt.Fprintf(d.opts.Out, "\nCoditect is running at %s\nLog in with a token; create one with:\n\n    coditect token create --role admin --label dashboard\n\n", url)
-	return nil
+	return fmt.Sprintf("\nCoditect is running at %s\nLog in with a token; create one with:\n\n    coditect token create --role admin --label dashboard\n\n", url), nil
 }
 
 // Bootstrap creates the first tenant (tenantID, default "default"), its

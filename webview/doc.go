@@ -1,6 +1,6 @@
 // Package webview owns the dashboard: its REST API under /api/v1, its live
-// WebSocket feed at /api/v1/feed and its static assets, embedded with
-// go:embed, which also run inside the IDE as a webview panel.
+// WebSocket feed at /api/v1/feed and its static assets (embedded in the
+// binary), which also run inside the IDE as a webview panel.
 //
 // Every request acts in exactly one tenant: the one of the bearer token the
 // auth middleware resolves to a *tenant.Scope through the Directory. No

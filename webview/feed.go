@@ -102,7 +102,7 @@ func (h *Handler) feed(w http.ResponseWriter, r *http.Request) {
 		c.Close(status, reason)
 		return
 	}
-	f := audit.Filter{User: sub.Filter.User, Session: sub.Filter.Session, Agent: sub.Filter.Agent, Kind: sub.Filter.Kind, Path: sub.Filter.Path}
+	f := feedFilter(sub.Filter)
 	cursor := sub.Cursor
 	if cursor == "head" {
 		if cursor, err = sc.Log().Head(base); err != nil {
@@ -122,39 +122,26 @@ func (h *Handler) feed(w http.ResponseWriter, r *http.Request) {
 	ctx, stop := context.WithCancel(base)
 	defer stop()
 	context.AfterFunc(gone, stop)
-	tailCtx := ctx
-	q := make(chan audit.Event, h.opts.QueueSize)
+	q := make(chan item, h.opts.QueueSize)
 	tailErr := make(chan error, 1)
 	go func() {
-		tailErr <- sc.Log().Tail(tailCtx, cursor, f, func(ev audit.Event) error {
-			select {
-			case q <- ev:
-				return nil
-			default:
-			}
-			// The queue is full. A client catching up drains it within
-			// moments (and the tail, which reads the log at its own pace,
-			// waits); one that stays full for SlowAfter is slow.
-			t := time.NewTimer(h.opts.SlowAfter)
-			defer t.Stop()
-			select {
-			case q <- ev:
-				return nil
-			case <-tailCtx.Done():
-				return tailCtx.Err()
-			case <-t.C:
-				// Counted here, not when the close is sent: the writer may
-				// be blocked on the very client that fell behind.
-				h.slow.Add(1)
-				return errSlow
-			}
-		})
+		if h.opts.PerClientTail {
+			tailErr <- sc.Log().Tail(ctx, cursor, f, func(ev audit.Event) error {
+				it, err := encodeItem(ev)
+				if err != nil {
+					return err
+				}
+				return h.enqueue(ctx, q, it, sc.Tenant(), r.RemoteAddr)
+			})
+			return
+		}
+		tailErr <- h.follow(ctx, sc, tailKey{tenant: sc.Tenant(), filter: sub.Filter}, f, cursor, q, r.RemoteAddr)
 	}()
 	defer func() { stop(); <-tailErr }()
 
 	recheck := time.NewTicker(h.opts.Recheck)
 	defer recheck.Stop()
-	batch := make([]audit.Event, 0, h.opts.MaxBatch)
+	var msg []byte // one "events" message, built from the events' JSON
 	for {
 		select {
 		case <-ctx.Done():
@@ -185,24 +172,28 @@ func (h *Handler) feed(w http.ResponseWriter, r *http.Request) {
 					h.opts.Logger.Warn("webview: feed token check failed", "err", err)
 				}
 			}
-		case ev := <-q:
-			batch = append(batch[:0], ev)
+		case it := <-q:
+			msg = append(msg[:0], `{"type":"events","events":[`...)
+			msg = append(msg, it.raw...)
+			n := 1
 		drain:
-			for len(batch) < h.opts.MaxBatch {
+			for n < h.opts.MaxBatch {
 				select {
-				case ev := <-q:
-					batch = append(batch, ev)
+				case it := <-q:
+					msg = append(append(msg, ','), it.raw...)
+					n++
 				default:
 					break drain
 				}
 			}
+			msg = append(msg, "]}"...)
 			// The write is bounded by WriteTimeout and shutdown, not by the
 			// tail: events already handed to the socket go out before a
 			// slow-consumer close.
-			if err := h.write(h.feeds, c, FeedMessage{Type: "events", Events: batch}); err != nil {
+			if err := h.writeRaw(h.feeds, c, msg); err != nil {
 				return
 			}
-			h.events.Add(int64(len(batch)))
+			h.events.Add(int64(n))
 		}
 	}
 }
@@ -233,8 +224,7 @@ func (h *Handler) subscribe(ctx context.Context, c *websocket.Conn, sc *tenant.S
 			return sub, nil, websocket.StatusInternalError, "the store is unavailable; retry"
 		}
 	}
-	f := audit.Filter{User: sub.Filter.User, Session: sub.Filter.Session, Agent: sub.Filter.Agent, Kind: sub.Filter.Kind, Path: sub.Filter.Path}
-	if err := f.Validate(); err != nil {
+	if err := feedFilter(sub.Filter).Validate(); err != nil {
 		return sub, nil, StatusBadRequest, truncate(clean(err), 120)
 	}
 	if sub.Cursor != "" && sub.Cursor != "head" {
@@ -250,9 +240,103 @@ func (h *Handler) write(ctx context.Context, c *websocket.Conn, m FeedMessage) e
 	if err != nil {
 		return err
 	}
+	return h.writeRaw(ctx, c, b)
+}
+
+func (h *Handler) writeRaw(ctx context.Context, c *websocket.Conn, b []byte) error {
 	wctx, cancel := context.WithTimeout(ctx, h.opts.WriteTimeout)
 	defer cancel()
 	return c.Write(wctx, websocket.MessageText, b)
+}
+
+func feedFilter(f FeedFilter) audit.Filter {
+	return audit.Filter{User: f.User, Session: f.Session, Agent: f.Agent, Kind: f.Kind, Path: f.Path}
+}
+
+// enqueue puts it in a client's queue. A client catching up drains a full
+// queue within moments (and its reader, which reads the log at its own
+// pace, waits); one whose queue stays full for SlowAfter is slow: enqueue
+// returns errSlow.
+func (h *Handler) enqueue(ctx context.Context, q chan<- item, it item, tenantID, remote string) error {
+	select {
+	case q <- it:
+		return nil
+	default:
+	}
+	t := time.NewTimer(h.opts.SlowAfter)
+	defer t.Stop()
+	select {
+	case q <- it:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		// Counted here, not when the close is sent: the writer may be
+		// blocked on the very client that fell behind.
+		h.slow.Add(1)
+		h.opts.Logger.Warn(slowMessage, "tenant", tenantID, "remote", remote, "queue", cap(q), "after", h.opts.SlowAfter)
+		return errSlow
+	}
+}
+
+// slowMessage is logged when a feed client is disconnected for falling
+// behind.
+const slowMessage = "webview: feed client too slow, disconnecting it (it resumes from its cursor)"
+
+// follow feeds q with the events matching f after cursor: it reads the
+// backlog from the log at the client's pace, then follows the shared tail
+// of key; when the tail lets it go (its queue was full), it catches up
+// again from the last event it queued. It returns errSlow, or the store's
+// error, or ctx's.
+func (h *Handler) follow(ctx context.Context, sc *tenant.Scope, key tailKey, f audit.Filter, cursor string, q chan item, remote string) error {
+	l := sc.Log()
+	pos := cursor
+	for {
+		// Catch up: everything up to the head read here was examined once
+		// the pages run out, so pos may advance to it even if it did not
+		// match.
+		head, err := l.Head(ctx)
+		if err != nil {
+			return err
+		}
+		for page := pos; ; {
+			p, err := l.Query(ctx, audit.Query{Filter: f, Order: audit.OldestFirst, Cursor: page, Limit: audit.MaxLimit})
+			if err != nil {
+				return err
+			}
+			for _, ev := range p.Events {
+				it, err := encodeItem(ev)
+				if err != nil {
+					return err
+				}
+				if err := h.enqueue(ctx, q, it, key.tenant, remote); err != nil {
+					return err
+				}
+				pos = ev.ID
+			}
+			if p.Next == "" {
+				break
+			}
+			page = p.Next
+		}
+		if head > pos {
+			pos = head
+		}
+		st, fl, ok, err := h.tails.attach(ctx, l, key, f, pos, q)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			continue // the shared tail is further ahead than q holds
+		}
+		select {
+		case <-ctx.Done():
+			h.tails.detach(st, fl)
+			return ctx.Err()
+		case <-fl.detached:
+			pos = st.lastOf(fl)
+		}
+	}
 }
 
 // truncate keeps a close reason within the 123 bytes a close frame allows.

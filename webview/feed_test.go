@@ -5,10 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -160,7 +162,9 @@ func TestFeedStreamsEventsFromAnotherProcess(t *testing.T) {
 // QueueSize events behind, and resuming from the last event it received
 // yields the rest of the log with no gap and no duplicate.
 func TestFeedSlowClientResumesWithoutGapOrDuplicate(t *testing.T) {
-	f := newFixture(t, webview.Options{QueueSize: 16, MaxBatch: 4, SlowAfter: 200 * time.Millisecond, WriteTimeout: time.Minute})
+	slow := make(chan struct{})
+	logger := slog.New(&signalHandler{msg: "too slow", fired: slow})
+	f := newFixture(t, webview.Options{QueueSize: 16, MaxBatch: 4, SlowAfter: 200 * time.Millisecond, WriteTimeout: time.Minute, Logger: logger})
 	acme := f.t["acme"]
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -195,13 +199,15 @@ func TestFeedSlowClientResumesWithoutGapOrDuplicate(t *testing.T) {
 			t.Error(err)
 		}
 	}()
-	// Wait (with the test's deadline) for the server to give up on us.
-	for f.h.Stats().FeedSlow == 0 {
-		select {
-		case <-ctx.Done():
-			t.Fatal("the server never disconnected the slow client")
-		case <-time.After(5 * time.Millisecond):
-		}
+	// Wait (with the test's deadline) for the server to give up on us: it
+	// logs that it does.
+	select {
+	case <-slow:
+	case <-ctx.Done():
+		t.Fatal("the server never disconnected the slow client")
+	}
+	if n := f.h.Stats().FeedSlow; n != 1 {
+		t.Fatalf("%d slow disconnects counted, want 1", n)
 	}
 	var got []string
 	var buf []audit.Event
@@ -262,6 +268,24 @@ func TestFeedSlowClientResumesWithoutGapOrDuplicate(t *testing.T) {
 			t.Fatalf("event %d: got %s, want %s (gap or duplicate across the reconnect)", i, got[i], want[i])
 		}
 	}
+}
+
+// signalHandler is a slog.Handler that closes fired the first time a
+// record whose message contains msg is logged.
+type signalHandler struct {
+	msg   string
+	fired chan struct{}
+	once  sync.Once
+}
+
+func (h *signalHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *signalHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *signalHandler) WithGroup(string) slog.Handler            { return h }
+func (h *signalHandler) Handle(_ context.Context, r slog.Record) error {
+	if strings.Contains(r.Message, h.msg) {
+		h.once.Do(func() { close(h.fired) })
+	}
+	return nil
 }
 
 // The feed refuses foreign origins at the handshake and bad, revoked or
@@ -358,5 +382,147 @@ func TestFeedShutdown(t *testing.T) {
 		t.Fatal("a feed opened after Shutdown")
 	} else if errors.Is(err, context.DeadlineExceeded) {
 		t.Fatal(err)
+	}
+}
+
+// Clients at every kind of cursor, some filtered, follow a log that grows
+// while they subscribe: each gets exactly the log's matching events after
+// its cursor, in order, whether the clients share store tails (the
+// default) or each follows the store on its own.
+func TestFeedManyClientsNoGapNoDuplicate(t *testing.T) {
+	for _, perClient := range []bool{false, true} {
+		t.Run(fmt.Sprintf("PerClientTail=%v", perClient), func(t *testing.T) {
+			f := newFixture(t, webview.Options{PerClientTail: perClient, QueueSize: 64, MaxBatch: 16})
+			acme := f.t["acme"]
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			appendNotes := func(from, n int) {
+				for i := from; i < from+n; i += 7 {
+					var batch []audit.Event
+					for j := i; j < min(i+7, from+n); j++ {
+						kind := "note.added"
+						if j%3 == 0 {
+							kind = "decision.recorded"
+						}
+						batch = append(batch, acme.sc.Event(kind, fmt.Sprintf("n%d", j)))
+					}
+					if _, err := acme.sc.Log().Append(ctx, batch...); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}
+			appendNotes(0, 150)
+			mid, err := acme.sc.Log().Head(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			appendNotes(150, 150)
+			type client struct {
+				fc     *feedClient
+				cursor string
+				filter webview.FeedFilter
+			}
+			var clients []*client
+			subscribe := func(cursor string, filter webview.FeedFilter) {
+				fc, err := dialFeed(t, ctx, f, "", webview.Subscription{Token: acme.viewer, Cursor: cursor, Filter: filter})
+				if err != nil {
+					t.Fatal(err)
+				}
+				clients = append(clients, &client{fc: fc, cursor: fc.sub.Cursor, filter: filter})
+			}
+			done := make(chan struct{})
+			go func() { defer close(done); appendNotes(300, 300) }()
+			for i := range 12 {
+				filter := webview.FeedFilter{}
+				if i%3 == 2 {
+					filter.Kind = "note.added"
+				}
+				subscribe([]string{"", "head", mid}[i%3], filter)
+			}
+			<-done
+			appendNotes(600, 50)
+			for i, c := range clients {
+				var want []string
+				cursor := c.cursor
+				for {
+					p, err := acme.sc.Log().Query(ctx, audit.Query{Filter: audit.Filter{Kind: c.filter.Kind}, Order: audit.OldestFirst, Cursor: cursor, Limit: audit.MaxLimit})
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, e := range p.Events {
+						want = append(want, e.ID)
+					}
+					if p.Next == "" {
+						break
+					}
+					cursor = p.Next
+				}
+				var buf []audit.Event
+				for k, id := range want {
+					ev, err := c.fc.next(ctx, &buf)
+					if err != nil {
+						t.Fatalf("client %d (cursor %q, %+v): after %d of %d events: %v", i, c.cursor, c.filter, k, len(want), err)
+					}
+					if ev.ID != id {
+						t.Fatalf("client %d (cursor %q, %+v): event %d is %s %q, want %s", i, c.cursor, c.filter, k, ev.ID, ev.Summary, id)
+					}
+				}
+			}
+		})
+	}
+}
+
+// A client that stops reading does not hold up the others on its shared
+// tail: they receive everything while it is stalled (its slow-consumer
+// timeout is longer than the test), and it still resumes with no gap.
+func TestFeedStalledClientDoesNotDelayOthers(t *testing.T) {
+	f := newFixture(t, webview.Options{QueueSize: 8, MaxBatch: 4, SlowAfter: 10 * time.Minute, WriteTimeout: 10 * time.Minute})
+	acme := f.t["acme"]
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	stalled, err := dialFeed(t, ctx, f, "", webview.Subscription{Token: acme.viewer, Cursor: "head"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reader, err := dialFeed(t, ctx, f, "", webview.Subscription{Token: acme.viewer, Cursor: "head"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := strings.Repeat("y", 1900)
+	const total = 6000 // ~12 MB: more than the stalled client's socket buffers hold
+	var ids []string
+	for i := 0; i < total; i += 100 {
+		batch := make([]audit.Event, 100)
+		for j := range batch {
+			batch[j] = acme.sc.Event("note.added", fmt.Sprintf("%04d %s", i+j, big))
+		}
+		evs, err := acme.sc.Log().Append(ctx, batch...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range evs {
+			ids = append(ids, e.ID)
+		}
+	}
+	rctx, rcancel := context.WithTimeout(ctx, 20*time.Second)
+	defer rcancel()
+	var buf []audit.Event
+	for i, id := range ids {
+		ev, err := reader.next(rctx, &buf)
+		if err != nil {
+			t.Fatalf("the reading client got %d of %d events while the other was stalled: %v", i, total, err)
+		}
+		if ev.ID != id {
+			t.Fatalf("reading client: event %d is %s, want %s", i, ev.ID, id)
+		}
+	}
+	// Now the stalled client reads: everything, in order.
+	buf = nil
+	for i, id := range ids {
+		ev, err := stalled.next(ctx, &buf)
+		if err != nil || ev.ID != id {
+			t.Fatalf("stalled client, event %d: %s %v, want %s", i, ev.ID, err, id)
+		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coditect/coditect/internal/testbin"
 	"github.com/coditect/coditect/storage"
 	"github.com/coditect/coditect/storage/agent"
 	"github.com/coditect/coditect/storage/audit"
@@ -36,7 +37,8 @@ func TestMain(m *testing.M) {
 	if u := os.Getenv(writerEnv); u != "" {
 		os.Exit(writerMain(u, os.Getenv("WEBVIEW_TEST_WRITER_TENANT")))
 	}
-	os.Exit(m.Run())
+	// The browser test and the daemon benchmark run the real binary.
+	testbin.Main(m)
 }
 
 // writerMain appends one note.added event per stdin line "N SUMMARY" and
@@ -99,10 +101,16 @@ type tenantData struct {
 	marker                 string // a string that appears only in this tenant's data
 }
 
-func newFixture(t *testing.T, opts webview.Options) *fixture {
+func newFixture(t testing.TB, opts webview.Options) *fixture {
+	t.Helper()
+	return newFixtureOn(t, opts, "")
+}
+
+// newFixtureOn is newFixture with store URL parameters ("?synchronous=normal").
+func newFixtureOn(t testing.TB, opts webview.Options, params string) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	u := "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "coditect.db"))
+	u := "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "coditect.db")) + params
 	st, err := storage.Open(ctx, u)
 	if err != nil {
 		t.Fatal(err)
@@ -124,7 +132,7 @@ func newFixture(t *testing.T, opts webview.Options) *fixture {
 	return f
 }
 
-func (f *fixture) populate(t *testing.T, id string) *tenantData {
+func (f *fixture) populate(t testing.TB, id string) *tenantData {
 	t.Helper()
 	ctx := context.Background()
 	d := &tenantData{marker: "marker-" + id}

@@ -59,6 +59,10 @@ type Options struct {
 	Recheck time.Duration
 	// Version is shown by the dashboard.
 	Version string
+	// PerClientTail makes every feed client follow the store on its own
+	// instead of sharing one tail per tenant and filter; for comparison
+	// (BenchmarkFeedFanout) and as a fallback.
+	PerClientTail bool
 }
 
 func (o Options) withDefaults() Options {
@@ -113,6 +117,8 @@ type Handler struct {
 	shutdownMu sync.Mutex
 	closed     bool
 
+	tails *tails // shared store tails of the feeds
+
 	clients, events, slow, authFail, requests, accepted atomic.Int64
 }
 
@@ -120,6 +126,7 @@ type Handler struct {
 func New(dir *tenant.Directory, opts Options) *Handler {
 	h := &Handler{dir: dir, opts: opts.withDefaults(), mux: http.NewServeMux()}
 	h.feeds, h.stopFeeds = context.WithCancel(context.Background())
+	h.tails = newTails(h.feeds, &h.feedsWG, h.opts.Logger)
 	h.routes()
 	return h
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"io"
 	"net/http"
 	"os"
@@ -31,7 +30,8 @@ type daemonProc struct {
 
 var urlRE = regexp.MustCompile(`(http://127\.0\.0\.1:\d+)/(#token=(\S+))?`)
 
-// startServe starts the daemon and reads its stdout until it names its URL.
+// startServe starts the daemon and reads its stdout until it names its URL,
+// which it prints once it serves.
 func startServe(t *testing.T, storeURL string, args ...string) *daemonProc {
 	t.Helper()
 	bin := testbin.Coditect(t)
@@ -184,35 +184,20 @@ func TestServeRefusesRemoteBindWithoutFlag(t *testing.T) {
 
 func TestServeCoreRoleServesNoAPI(t *testing.T) {
 	store := "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "c.db"))
-	bin := testbin.Coditect(t)
-	// Core prints no URL: read its address from the log instead.
-	cmd := exec.Command(bin, "serve", "--role", "core", "--addr", "127.0.0.1:0", "--store", store, "--log-format", "json")
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	// Core prints its health URL once it serves, as the other roles print
+	// the dashboard's.
+	p := startServe(t, store, "--role", "core")
+	if p.token != "" {
+		t.Fatal("core printed a login token")
 	}
-	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
-	sc := bufio.NewScanner(stderr)
-	var url string
-	for sc.Scan() {
-		var line struct {
-			Msg string `json:"msg"`
-			URL string `json:"url"`
-		}
-		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "ready" {
-			url = line.URL
-			break
-		}
-	}
-	go io.Copy(io.Discard, stderr)
-	if url == "" {
-		t.Fatal("core never logged ready")
-	}
-	p := &daemonProc{url: url}
 	if code, _ := p.get(t, "/healthz", ""); code != 200 {
 		t.Fatalf("core /healthz: %d", code)
+	}
+	if code, body := p.get(t, "/readyz", ""); code != 200 {
+		t.Fatalf("core /readyz right after its ready line: %d %s", code, body)
 	}
 	if code, _ := p.get(t, "/api/v1/whoami", "x"); code != 404 {
 		t.Fatalf("core serves the API: %d", code)
 	}
+	p.stop(t)
 }

@@ -69,7 +69,21 @@ function ago(t, now = Date.now()) {
   if (s < 172800) return `${Math.round(s / 3600)} h ago`;
   return `${Math.round(s / 86400)} d ago`;
 }
-const who = (ev) => ev.agent ? ev.agent : (ev.user || '');
+// Agents are named by their hosts; events carry only their ids.
+const agentNames = new Map();
+let namesLoading = null;
+function refreshAgentNames() {
+  if (!namesLoading) {
+    namesLoading = api('/api/v1/agents').then(({ agents }) => {
+      let changed = false;
+      for (const a of agents) if (agentNames.get(a.id) !== a.name) { agentNames.set(a.id, a.name); changed = true; }
+      if (changed) { for (const r of [...$('events').querySelectorAll('.row')]) r.remove(); render(); }
+    }).catch(report).finally(() => { namesLoading = null; });
+  }
+  return namesLoading;
+}
+const agentName = (id) => agentNames.get(id) || id;
+const who = (ev) => ev.agent ? agentName(ev.agent) : (ev.user || '');
 
 // ---- tabs ---------------------------------------------------------------
 
@@ -138,13 +152,14 @@ function subscribe(resume) {
   ws.addEventListener('open', () => {
     ws.send(JSON.stringify({ type: 'subscribe', token: token(), cursor: resume ? live.cursor : 'head', filter: live.filter }));
   });
-  ws.addEventListener('message', async (m) => {
+  ws.addEventListener('message', (m) => {
     if (gen !== live.gen) return;
     const msg = JSON.parse(m.data);
     if (msg.type === 'subscribed') {
       setConn('live');
       live.backoff = 500;
-      if (!resume) { live.cursor = msg.cursor; await loadHistory(msg.cursor, gen); }
+      $('filter-error').textContent = '';
+      if (!resume) { live.cursor = msg.cursor; loadHistory(msg.cursor, gen).catch(report); }
     } else if (msg.type === 'events') {
       for (const ev of msg.events) arrive(ev);
       render();
@@ -153,6 +168,9 @@ function subscribe(resume) {
   ws.addEventListener('close', (e) => {
     if (gen !== live.gen) return;
     if (e.code === 4401) { showLogin('The server refused the token: ' + e.reason); setConn('offline'); return; }
+    // A subscription the server refuses (a bad filter) fails the same way
+    // every time: say why instead of retrying.
+    if (e.code === 4400) { $('filter-error').textContent = e.reason; setConn('offline'); return; }
     setConn('reconnecting');
     const wait = live.backoff;
     live.backoff = Math.min(live.backoff * 2, 5000);
@@ -178,6 +196,7 @@ async function loadHistory(head, gen) {
 function arrive(ev) {
   if (live.cursor && ev.id <= live.cursor) return; // never twice
   live.cursor = ev.id;
+  if (ev.agent && !agentNames.has(ev.agent)) refreshAgentNames();
   if (live.paused) { live.pending.push(ev); return; }
   live.events.unshift(ev);
   cap();
@@ -262,7 +281,7 @@ function render() {
       r = el('div', { class: 'row', 'data-id': ev.id, 'data-kind': ev.kind },
         el('span', { class: 't', title: ev.time, text: clock(ev.time) }),
         el('span', { class: 'k' }, valueButton('kind', ev.kind)),
-        el('span', { class: 'w' }, ev.agent ? valueButton('agent', ev.agent) : valueButton('user', ev.user)),
+        el('span', { class: 'w' }, ev.agent ? valueButton('agent', ev.agent, agentName(ev.agent)) : valueButton('user', ev.user)),
         el('span', { class: 'p' }, valueButton('path', ev.path)),
         el('span', { class: 's', text: ev.summary || '' }),
         ev.session ? el('span', { class: 'w' }, valueButton('session', ev.session, 'session ' + ev.session.slice(-6))) : null);
@@ -294,12 +313,12 @@ views.live = async () => render();
 // ---- sessions -------------------------------------------------------------
 
 views.sessions = async () => {
-  const { sessions } = await api('/api/v1/sessions?limit=100');
+  const [{ sessions }] = await Promise.all([api('/api/v1/sessions?limit=100'), refreshAgentNames()]);
   const body = $('sessions');
   body.replaceChildren(...sessions.map((s) => el('tr', { class: 'clickable', tabindex: '0', 'data-id': s.id,
     onclick: () => timeline(s), onkeydown: (e) => { if (e.key === 'Enter') timeline(s); } },
   el('td', { text: s.title }), el('td', { class: s.state === 'open' ? 'alive' : s.state === 'abandoned' ? 'stale' : '', text: s.state }),
-  el('td', { text: s.user }), el('td', { text: s.agent || '' }), el('td', { title: s.started, text: ago(s.started) }))));
+  el('td', { text: s.user }), el('td', { title: s.agent || '', text: s.agent ? agentName(s.agent) : '' }), el('td', { title: s.started, text: ago(s.started) }))));
   $('sessions-empty').hidden = sessions.length > 0;
 };
 
@@ -311,7 +330,7 @@ async function timeline(s) {
   const mins = Math.round(rep.duration_ns / 6e10);
   $('timeline').replaceChildren(
     el('h2', { text: s.title }),
-    el('p', { class: 'muted', text: `${s.state} · ${rep.events} events · ${mins} min · ${rep.files.length} files · agents: ${rep.agents.map((a) => a.id).join(', ') || 'none'}` }),
+    el('p', { class: 'muted', text: `${s.state} · ${rep.events} events · ${mins} min · ${rep.files.length} files · agents: ${rep.agents.map((a) => agentName(a.id)).join(', ') || 'none'}` }),
     el('button', { type: 'button', onclick: () => { applyFilter({ session: s.id }); show('live'); } }, 'Follow live'),
     el('ol', {}, ...page.events.map((ev) => el('li', {},
       el('span', { class: 'muted', text: clock(ev.time) + ' ' }), el('strong', { text: ev.kind }), ' ',
@@ -364,6 +383,7 @@ views.tasks = async () => {
 const KIND_COLOURS = { file: '#2da44e', session: '#8250df', agent: '#bf8700', lease: '#0969da', message: '#e16f24', task: '#cf222e', tool: '#6e7781', note: '#1f883d', decision: '#a475f9' };
 views.activity = async () => {
   const since = new Date(Date.now() - 3600e3);
+  await refreshAgentNames();
   let evs = [];
   let cursor = '';
   for (let i = 0; i < 10; i++) {
@@ -372,9 +392,14 @@ views.activity = async () => {
     if (!page.next) break;
     cursor = page.next;
   }
+  // The shortest of 5 min, 15 min and 1 h that holds the hour's events.
+  const oldest = evs.length ? new Date(evs[0].time).getTime() : Date.now();
+  const span = [5, 15, 60].find((m) => Date.now() - oldest <= m * 60e3) || 60;
+  const from = Date.now() - span * 60e3;
   const lanes = new Map();
   for (const ev of evs) {
-    const k = ev.agent || (ev.attribution && ev.attribution.agent_id) || (ev.user ? 'user ' + ev.user : '');
+    const id = ev.agent || (ev.attribution && ev.attribution.agent_id);
+    const k = id ? agentName(id) : ev.user ? 'user ' + ev.user : '';
     if (!k) continue;
     if (!lanes.has(k)) lanes.set(k, []);
     lanes.get(k).push(ev);
@@ -384,8 +409,8 @@ views.activity = async () => {
   const svg = document.createElementNS(NS, 'svg');
   svg.setAttribute('viewBox', `0 0 ${W} ${lanes.size * H + 24}`);
   svg.setAttribute('role', 'img');
-  svg.setAttribute('aria-label', `Activity of ${lanes.size} agents and users over the last hour`);
-  const x = (t) => L + ((new Date(t) - since) / 3600e3) * (W - L - 10);
+  svg.setAttribute('aria-label', `Activity of ${lanes.size} agents and users over the last ${span} minutes`);
+  const x = (t) => L + ((new Date(t) - from) / (span * 60e3)) * (W - L - 10);
   let y = 0;
   for (const [name, list] of lanes) {
     const label = document.createElementNS(NS, 'text');
@@ -404,12 +429,13 @@ views.activity = async () => {
     }
     y += H;
   }
-  for (let m = 0; m <= 60; m += 15) {
+  for (let q = 0; q <= 4; q++) {
     const t = document.createElementNS(NS, 'text');
-    t.setAttribute('x', String(L + (m / 60) * (W - L - 10) - 12)); t.setAttribute('y', String(y + 18));
-    t.textContent = m === 60 ? 'now' : `-${60 - m} min`;
+    t.setAttribute('x', String(L + (q / 4) * (W - L - 10) - (q === 4 ? 26 : 12))); t.setAttribute('y', String(y + 18));
+    t.textContent = q === 4 ? 'now' : `-${(span * (4 - q)) / 4} min`;
     svg.append(t);
   }
+  $('activity-span').textContent = `${span} minutes`;
   $('lanes').replaceChildren(svg);
   $('activity-empty').hidden = lanes.size > 0;
 };
@@ -426,6 +452,7 @@ async function start() {
     $('who').textContent = `${me.user} · ${me.tenant} · ${me.role}`;
     const { kinds } = await api('/api/v1/kinds');
     $('kinds').replaceChildren(...kinds.map((k) => el('option', { value: k })));
+    await refreshAgentNames();
   } catch (err) {
     if (err instanceof AuthError) { showLogin(token() ? 'That token was refused (unknown, revoked or expired).' : ''); return; }
     showLogin('Cannot reach the server: ' + err.message);
@@ -436,6 +463,12 @@ async function start() {
   show(current);
   subscribe(false);
 }
+
+// Opening the login link in a tab that shows the dashboard already only
+// changes the fragment: no reload, so take the token from here too.
+window.addEventListener('hashchange', () => {
+  if (/(?:^#|&)token=/.test(location.hash)) { takeTokenFromURL(); start(); }
+});
 
 takeTokenFromURL();
 start();

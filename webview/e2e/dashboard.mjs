@@ -1,0 +1,191 @@
+// Browser test of the Coditect dashboard, run by webview/e2e_test.go
+// (go test ./webview/ -run Browser), which starts `coditect serve` and the
+// agents. This script drives Debian's Chromium through playwright-core and
+// asks the Go test, one JSON line on stdout each, for what only it can do
+// (an agent in another process writes an event; the daemon is killed; it
+// is started again), reading one JSON line reply on stdin.
+//
+// Environment: CODITECT_LOGIN_URL (the URL `coditect serve` printed),
+// CODITECT_CHROMIUM (the browser), CODITECT_SHOTS (screenshot directory).
+
+import { chromium } from 'playwright-core';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import readline from 'node:readline';
+
+const loginURL = process.env.CODITECT_LOGIN_URL;
+const base = new URL(loginURL).origin;
+const shots = process.env.CODITECT_SHOTS;
+const log = (...a) => console.error('[dashboard.mjs]', ...a);
+
+const replies = readline.createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+async function ask(req) {
+  process.stdout.write(JSON.stringify(req) + '\n');
+  const { value, done } = await replies.next();
+  if (done) throw new Error(`no reply to ${req.op}`);
+  return JSON.parse(value);
+}
+
+function check(cond, msg) { if (!cond) throw new Error(msg); }
+
+const profile = mkdtempSync(join(tmpdir(), 'coditect-chromium-'));
+const context = await chromium.launchPersistentContext(profile, {
+  executablePath: process.env.CODITECT_CHROMIUM || '/usr/bin/chromium',
+  headless: true,
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync'],
+  viewport: { width: 1280, height: 800 },
+  colorScheme: 'light',
+});
+const result = { op: 'done' };
+let downSince = 0; // while the daemon is deliberately down, refused connections are expected
+const errors = [];
+try {
+  const page = context.pages()[0] || await context.newPage();
+  page.on('console', (m) => {
+    if (m.type() !== 'error') return;
+    const text = m.text();
+    if (downSince && /ERR_CONNECTION_REFUSED|WebSocket connection to .* failed/.test(text)) return;
+    errors.push('console: ' + text);
+  });
+  page.on('pageerror', (e) => errors.push('page error: ' + e.message));
+  page.setDefaultTimeout(10_000);
+
+  // ---- log in: no token shows the login form; the printed URL logs in.
+  await page.goto(base + '/');
+  await page.locator('#login').waitFor({ state: 'visible' });
+  await page.goto(loginURL);
+  await page.locator('#views').waitFor({ state: 'visible' });
+  await page.locator('#conn', { hasText: 'live' }).waitFor();
+  check(!page.url().includes('token'), `the token stayed in the address bar: ${page.url()}`);
+  check((await page.locator('#who').textContent()).includes('admin'), 'whoami does not say admin');
+  const stored = await page.evaluate(() => localStorage.getItem('coditect.token'));
+  check(stored && loginURL.endsWith(stored), 'the token was not kept in localStorage');
+
+  const row = (id) => page.locator(`#events .row[data-id="${id}"]`);
+  const rowCount = async () => Number((await page.locator('#count').textContent()).split(' ')[0]);
+
+  // ---- an event written by another process appears within a second.
+  {
+    const t0 = Date.now();
+    const { id } = await ask({ op: 'note', text: 'hello from another process' });
+    const t1 = Date.now();
+    await row(id).waitFor({ timeout: 1000 });
+    result.appear_ms = Date.now() - t1;
+    result.call_and_appear_ms = Date.now() - t0;
+    check(await row(id).locator('.s').textContent() === 'hello from another process', 'the row shows another summary');
+  }
+
+  // ---- filter: kind=decision.recorded shows decisions only, live.
+  {
+    await page.fill('#filters input[name=kind]', 'decision.recorded');
+    await page.click('#filters button[type=submit]');
+    await page.locator('#conn', { hasText: 'live' }).waitFor();
+    const note = await ask({ op: 'note', text: 'a note the filter hides' });
+    const dec = await ask({ op: 'note', kind: 'decision', text: 'use sqlite for the embedded store' });
+    await row(dec.id).waitFor({ timeout: 1000 });
+    check(await row(note.id).count() === 0, 'the kind filter let a note through');
+    const kinds = await page.locator('#events .row').evaluateAll((rs) => rs.map((r) => r.dataset.kind));
+    check(kinds.length > 0 && kinds.every((k) => k === 'decision.recorded'), `filtered rows: ${kinds}`);
+    // A value in a row filters by it: the agent of the decision.
+    await row(dec.id).locator('button[data-filter=agent]').click();
+    check(await page.inputValue('#filters input[name=agent]') !== '', 'clicking an agent did not filter by it');
+    check(await page.inputValue('#filters input[name=kind]') === 'decision.recorded', 'clicking a value dropped the other filters');
+    await row(dec.id).waitFor();
+    await page.click('#clear-filters');
+    await row(note.id).waitFor();
+  }
+
+  // ---- pause: new events wait behind an "N new" counter; resume shows them.
+  {
+    await page.click('#pause');
+    check(await page.getAttribute('#pause', 'aria-pressed') === 'true', 'pause is not pressed');
+    const a = await ask({ op: 'note', text: 'arrived while paused 1' });
+    const b = await ask({ op: 'note', text: 'arrived while paused 2' });
+    // Both notes, and whatever else the agent's calls recorded, wait.
+    await page.waitForFunction(() => parseInt(document.getElementById('newcount').textContent, 10) >= 2, null, { timeout: 1000 });
+    result.paused_new = await page.locator('#newcount').textContent();
+    check(await row(a.id).count() === 0 && await row(b.id).count() === 0, 'rows were added while paused');
+    await page.click('#resume');
+    await row(b.id).waitFor();
+    await row(a.id).waitFor();
+    check(await page.locator('#newcount').isHidden(), 'the counter stayed after resuming');
+    const top = await page.locator('#events .row').evaluateAll((rs) =>
+      rs.map((r) => [r.dataset.id, new DOMMatrix(getComputedStyle(r).transform).m42]).sort((x, y) => x[1] - y[1]).map((x) => x[0]));
+    // Newest first (each call may also record a tool event beside its note).
+    const ia = top.indexOf(a.id), ib = top.indexOf(b.id);
+    check(ib >= 0 && ib < 3 && ib < ia && ia < 6, `after resume the newest rows are ${top.slice(0, 6)}; want ${b.id} above ${a.id} at the top`);
+  }
+
+  // ---- kill the daemon; events written meanwhile arrive after its restart,
+  // with no gap and no duplicate, on the same token.
+  {
+    const before = await rowCount();
+    downSince = Date.now();
+    await ask({ op: 'kill' });
+    await page.locator('#conn', { hasText: 'reconnecting' }).waitFor();
+    const down1 = await ask({ op: 'note', text: 'written while the daemon was down 1' });
+    const down2 = await ask({ op: 'note', text: 'written while the daemon was down 2' });
+    await ask({ op: 'start' });
+    const up = Date.now();
+    await row(down2.id).waitFor({ timeout: 10_000 });
+    await page.locator('#conn', { hasText: 'live' }).waitFor();
+    result.resume_after_restart_ms = Date.now() - up;
+    downSince = 0;
+    const after = await ask({ op: 'note', text: 'after the restart' });
+    await row(after.id).waitFor({ timeout: 1000 });
+    await row(down1.id).waitFor();
+    check(await rowCount() >= before + 3, `${await rowCount()} rows after the restart, want at least ${before} + 3`);
+    // The list is the log: same count, same newest rows, in order.
+    const log = await page.evaluate(async () => {
+      const r = await fetch('/api/v1/events?order=newest&limit=1000', { headers: { Authorization: 'Bearer ' + localStorage.getItem('coditect.token') } });
+      return (await r.json()).events.map((e) => e.id);
+    });
+    check(log.length === await rowCount(), `the list shows ${await rowCount()} events, the log has ${log.length}`);
+    const shown = await page.locator('#events .row').evaluateAll((rs) =>
+      rs.map((r) => [r.dataset.id, new DOMMatrix(getComputedStyle(r).transform).m42]).sort((x, y) => x[1] - y[1]).map((x) => x[0]));
+    check(shown.length >= 10, `only ${shown.length} rows rendered`);
+    check(shown.every((id, i) => id === log[i]), `rendered rows ${shown.slice(0, 5)}… differ from the log's newest ${log.slice(0, 5)}…`);
+    result.events = log.length;
+  }
+
+  // ---- every view renders its data; a screenshot of each.
+  await page.screenshot({ path: join(shots, 'live.png') });
+  const views = {
+    sessions: async () => {
+      await page.locator('#sessions tr', { hasText: 'Fix the login redirect' }).click();
+      await page.locator('#timeline li').first().waitFor();
+    },
+    agents: async () => {
+      await page.locator('#agents tr', { hasText: 'qwen2.5-coder-7b-instruct' }).waitFor();
+      await page.locator('#agents tr', { hasText: 'llama-3.1-8b-instruct' }).waitFor();
+      check(await page.locator('#agents td.alive').count() === 2, 'the agents are not shown alive');
+      check((await page.locator('#agents tr', { hasText: 'builder' }).textContent()).includes('src/auth/login.go'), 'the builder\'s lease is not shown');
+    },
+    files: async () => { await page.locator('#files tr', { hasText: 'login_test.go' }).waitFor(); },
+    tasks: async () => {
+      await page.locator('#board .col[data-state=in_progress] .card', { hasText: 'Add a test for the login redirect' }).waitFor();
+      await page.locator('#board .col[data-state=open] .card', { hasText: 'Rotate the signing key' }).waitFor();
+    },
+    activity: async () => {
+      await page.locator('#lanes svg rect').first().waitFor();
+      check(await page.locator('#lanes svg text', { hasText: 'builder' }).count() > 0, 'no swimlane for builder');
+    },
+  };
+  for (const [name, ready] of Object.entries(views)) {
+    await page.click(`#tabs [data-view=${name}]`);
+    await ready();
+    await page.screenshot({ path: join(shots, `${name}.png`) });
+  }
+  check(errors.length === 0, `console errors:\n${errors.join('\n')}`);
+} catch (err) {
+  log(err.stack || String(err));
+  if (errors.length) log('console errors:\n' + errors.join('\n'));
+  process.exitCode = 1;
+} finally {
+  await context.close();
+  rmSync(profile, { recursive: true, force: true });
+}
+if (!process.exitCode) await ask(result);
+process.exit(); // stdin stays open: end here

@@ -1,0 +1,344 @@
+package webview_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/coditect/coditect/internal/testbin"
+)
+
+// The browser test: webview/e2e/dashboard.mjs drives Debian's Chromium
+// through playwright-core against the real `coditect serve`, while this
+// test plays the rest of the world on request (one JSON line each way):
+// agents in separate `coditect mcp` processes writing events, and the
+// operator killing and restarting the daemon. See webview/e2e/setup.sh for
+// the installation (`make test` runs it first).
+//
+// CODITECT_SCREENSHOTS=docs/img (relative to the repository root) keeps the
+// screenshots of every view; otherwise they go to a temporary directory.
+
+const chromiumPath = "/usr/bin/chromium"
+
+// browserTools returns node, or skips the test when node, Chromium or
+// playwright-core are missing, unless CI is set: there a missing install
+// step must fail, not pass silently.
+func browserTools(t *testing.T) string {
+	t.Helper()
+	var missing []string
+	node, err := exec.LookPath("node")
+	if err != nil {
+		missing = append(missing, "node")
+	}
+	if _, err := os.Stat(chromiumPath); err != nil {
+		missing = append(missing, chromiumPath)
+	}
+	if _, err := os.Stat(filepath.Join("e2e", "node_modules", "playwright-core", "package.json")); err != nil {
+		missing = append(missing, "webview/e2e/node_modules/playwright-core")
+	}
+	if len(missing) == 0 {
+		return node
+	}
+	msg := fmt.Sprintf("browser test needs %s: run webview/e2e/setup.sh (make test does)", strings.Join(missing, ", "))
+	if os.Getenv("CI") != "" {
+		t.Fatal(msg + " [CI is set, so this is a failure, not a skip]")
+	}
+	t.Skip(msg)
+	return ""
+}
+
+func TestDashboardInBrowser(t *testing.T) {
+	node := browserTools(t)
+	bin := testbin.Coditect(t)
+	dir := t.TempDir()
+	store := "sqlite://" + filepath.ToSlash(filepath.Join(dir, "coditect.db"))
+	ws := filepath.Join(dir, "project")
+	if err := os.MkdirAll(filepath.Join(ws, "src", "auth"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	srv := startDaemon(t, ctx, bin, store, "127.0.0.1:0", ws)
+	if srv.token == "" {
+		t.Fatal("the first start printed no login URL with a token")
+	}
+	addr := strings.TrimPrefix(srv.url, "http://")
+
+	// Two agents, each its own `coditect mcp` process on the same store.
+	builder := startAgent(t, ctx, bin, store, "builder", "qwen2.5-coder-7b-instruct")
+	reviewer := startAgent(t, ctx, bin, store, "reviewer", "llama-3.1-8b-instruct")
+	sess := builder.call(t, "session_start", map[string]any{"title": "Fix the login redirect", "workspace": ws})
+	builder.call(t, "lease_acquire", map[string]any{"resource": "src/auth/login.go", "ttl_seconds": 600})
+	builder.call(t, "note", map[string]any{"text": "The redirect loses the query string", "session_id": sess["session_id"]})
+	reviewer.call(t, "session_join", map[string]any{"session_id": sess["session_id"]})
+	reviewer.call(t, "message_send", map[string]any{"to": "builder", "subject": "review", "body": "Ping me when login.go is ready"})
+	for i, title := range []string{"Add a test for the login redirect", "Document the session cookie", "Rotate the signing key"} {
+		task := builder.call(t, "task_create", map[string]any{"title": title})
+		if i < 2 {
+			claimed := reviewer.call(t, "task_claim", map[string]any{"task_id": task["task_id"], "version": task["version"]})
+			if i == 0 {
+				reviewer.call(t, "task_update", map[string]any{"task_id": claimed["task_id"], "version": claimed["version"], "state": "in_progress"})
+			}
+		}
+	}
+	for _, f := range []string{"src/auth/login.go", "src/auth/login_test.go", "README.md"} {
+		if err := os.WriteFile(filepath.Join(ws, f), []byte("package auth\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	shots := t.TempDir()
+	if d := os.Getenv("CODITECT_SCREENSHOTS"); d != "" {
+		shots = filepath.Join(testbin.Root(), d)
+	}
+	cmd := exec.CommandContext(ctx, node, "dashboard.mjs")
+	cmd.Dir = "e2e"
+	cmd.Env = append(os.Environ(), "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1", "CODITECT_LOGIN_URL="+srv.url+"/#token="+srv.token,
+		"CODITECT_CHROMIUM="+chromiumPath, "CODITECT_SHOTS="+shots)
+	toNode, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromNode, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nodeErr strings.Builder
+	cmd.Stderr = &nodeErr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var result map[string]any
+	requests := bufio.NewScanner(fromNode)
+	for requests.Scan() {
+		var req struct {
+			Op   string `json:"op"`
+			Text string `json:"text"`
+			Kind string `json:"kind"`
+		}
+		if err := json.Unmarshal(requests.Bytes(), &req); err != nil {
+			t.Fatalf("dashboard.mjs said %q: %v", requests.Text(), err)
+		}
+		reply := map[string]any{"ok": true}
+		switch req.Op {
+		case "note": // an agent in another process writes an event
+			args := map[string]any{"text": req.Text}
+			if req.Kind != "" {
+				args["kind"] = req.Kind
+			}
+			reply["id"] = builder.call(t, "note", args)["event_id"]
+		case "kill": // the daemon dies without a goodbye
+			srv.kill(t)
+		case "start": // and comes back on the same address and store
+			srv = startDaemon(t, ctx, bin, store, addr, ws)
+			if srv.token != "" {
+				t.Fatal("a restart printed a new login token")
+			}
+		case "done":
+			result = map[string]any{}
+			if err := json.Unmarshal(requests.Bytes(), &result); err != nil {
+				t.Fatal(err)
+			}
+		default:
+			t.Fatalf("dashboard.mjs asked for %q", req.Op)
+		}
+		b, _ := json.Marshal(reply)
+		if _, err := toNode.Write(append(b, '\n')); err != nil {
+			t.Fatalf("writing to dashboard.mjs: %v\n%s", err, nodeErr.String())
+		}
+	}
+	toNode.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("dashboard.mjs: %v\n%s\ndaemon stderr:\n%s", err, nodeErr.String(), srv.stderr())
+	}
+	if result == nil {
+		t.Fatalf("dashboard.mjs ended without reporting\n%s", nodeErr.String())
+	}
+	t.Logf("browser: %v", result)
+	for _, v := range []string{"live", "sessions", "agents", "files", "tasks", "activity"} {
+		if fi, err := os.Stat(filepath.Join(shots, v+".png")); err != nil || fi.Size() < 10_000 {
+			t.Errorf("screenshot of %s: %v", v, err)
+		}
+	}
+	srv.stop(t)
+}
+
+// daemon is a running `coditect serve`.
+type daemon struct {
+	cmd   *exec.Cmd
+	url   string // http://127.0.0.1:PORT
+	token string // from the login URL of a first start
+	errMu sync.Mutex
+	errB  strings.Builder
+	done  chan struct{}
+}
+
+var loginRE = regexp.MustCompile(`(http://127\.0\.0\.1:\d+)/(?:#token=(\S+))?`)
+
+// startDaemon starts `coditect serve` and waits for the line it prints
+// once it serves.
+func startDaemon(t *testing.T, ctx context.Context, bin, store, addr, ws string) *daemon {
+	t.Helper()
+	cmd := exec.Command(bin, "serve", "--addr", addr, "--store", store, "--watch", ws, "--log-level", "debug")
+	cmd.Env = append(os.Environ(), "CODITECT_TOKEN=")
+	d := &daemon{cmd: cmd, done: make(chan struct{})}
+	cmd.Stderr = writerFunc(func(p []byte) (int, error) {
+		d.errMu.Lock()
+		defer d.errMu.Unlock()
+		return d.errB.Write(p)
+	})
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { cmd.Wait(); close(d.done) }()
+	t.Cleanup(func() { cmd.Process.Kill(); <-d.done })
+	found := make(chan []string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if m := loginRE.FindStringSubmatch(sc.Text()); m != nil {
+				found <- m
+				break
+			}
+		}
+		io.Copy(io.Discard, out)
+	}()
+	select {
+	case m := <-found:
+		d.url, d.token = m[1], m[2]
+	case <-d.done:
+		t.Fatalf("serve exited: %v\n%s", cmd.ProcessState, d.stderr())
+	case <-ctx.Done():
+		t.Fatalf("serve printed no URL\n%s", d.stderr())
+	}
+	return d
+}
+
+func (d *daemon) stderr() string {
+	d.errMu.Lock()
+	defer d.errMu.Unlock()
+	return d.errB.String()
+}
+
+func (d *daemon) kill(t *testing.T) {
+	t.Helper()
+	d.cmd.Process.Kill()
+	<-d.done
+}
+
+func (d *daemon) stop(t *testing.T) {
+	t.Helper()
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.done:
+		if !d.cmd.ProcessState.Success() {
+			t.Errorf("serve exited with %v\n%s", d.cmd.ProcessState, d.stderr())
+		}
+	case <-time.After(30 * time.Second):
+		t.Errorf("serve did not stop on SIGTERM")
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// mcpAgent is an agent: `coditect mcp` over stdio, driven with plain
+// JSON-RPC lines, one request at a time.
+type mcpAgent struct {
+	in   io.WriteCloser
+	out  *bufio.Scanner
+	next int
+	err  *strings.Builder
+}
+
+func startAgent(t *testing.T, ctx context.Context, bin, store, name, model string) *mcpAgent {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, bin, "mcp", "--store", store, "--toolsets", "core,coord", "--model", model)
+	cmd.Env = append(os.Environ(), "CODITECT_TOKEN=")
+	a := &mcpAgent{err: &strings.Builder{}}
+	cmd.Stderr = a.err
+	var err error
+	if a.in, err = cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.out = bufio.NewScanner(out)
+	a.out.Buffer(nil, 1<<20)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.in.Close(); cmd.Wait() })
+	a.rpc(t, "initialize", map[string]any{"protocolVersion": "2025-06-18", "capabilities": map[string]any{},
+		"clientInfo": map[string]any{"name": name, "version": "1.0"}})
+	if _, err := fmt.Fprintln(a.in, `{"jsonrpc":"2.0","method":"notifications/initialized"}`); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func (a *mcpAgent) rpc(t *testing.T, method string, params any) json.RawMessage {
+	t.Helper()
+	a.next++
+	b, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": a.next, "method": method, "params": params})
+	if _, err := a.in.Write(append(b, '\n')); err != nil {
+		t.Fatalf("%s: %v\n%s", method, err, a.err)
+	}
+	for a.out.Scan() {
+		var resp struct {
+			ID     *int            `json:"id"`
+			Result json.RawMessage `json:"result"`
+			Error  *struct {
+				Message string `json:"message"`
+			} `json:"error"`
+		}
+		if err := json.Unmarshal(a.out.Bytes(), &resp); err != nil {
+			t.Fatalf("%s: bad line %q", method, a.out.Text())
+		}
+		if resp.ID == nil || *resp.ID != a.next {
+			continue // a notification
+		}
+		if resp.Error != nil {
+			t.Fatalf("%s: %s", method, resp.Error.Message)
+		}
+		return resp.Result
+	}
+	t.Fatalf("%s: the agent's process ended: %v\n%s", method, a.out.Err(), a.err)
+	return nil
+}
+
+// call calls a tool and returns its structured result.
+func (a *mcpAgent) call(t *testing.T, tool string, args map[string]any) map[string]any {
+	t.Helper()
+	var res struct {
+		IsError    bool             `json:"isError"`
+		Content    []map[string]any `json:"content"`
+		Structured map[string]any   `json:"structuredContent"`
+	}
+	if err := json.Unmarshal(a.rpc(t, "tools/call", map[string]any{"name": tool, "arguments": args}), &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.IsError {
+		t.Fatalf("%s %v: %v", tool, args, res.Content)
+	}
+	return res.Structured
+}
