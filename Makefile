@@ -6,13 +6,13 @@ BIN       := bin/coditect
 PKGS      := ./...
 BENCHTIME ?= 1s
 
-.PHONY: build run test setup vet unit bench-smoke fuzz-short fuzz fdb-check crash bench lint fmt clean
+.PHONY: build run test setup vet ide-check vsix unit bench-smoke fuzz-short fuzz fdb-check crash bench lint fmt clean
 
 # Fuzz targets, package:function. make fuzz runs each for FUZZTIME; make
 # test runs each briefly (fuzz-short).
 FUZZ_TARGETS := storage/tuple:FuzzUnpack storage/tuple:FuzzRoundTrip storage/tuple:FuzzOrder \
 	storage/keyspace:FuzzTenantIsolation storage/lease:FuzzOverlapSymmetric storage/audit:FuzzAppend \
-	tools:FuzzToolArgs watch:FuzzIgnorePattern
+	tools:FuzzToolArgs watch:FuzzIgnorePattern ide:FuzzReadObject
 FUZZTIME ?= 2m
 
 build:
@@ -26,12 +26,25 @@ run: build
 # vet, the FDB type check, the unit and integration tests, the short
 # (10-kill) crash test, one iteration of every benchmark (reduced sizes) and
 # a few seconds of every fuzz target.
-test: setup vet fdb-check unit bench-smoke fuzz-short
+test: setup vet fdb-check ide-check unit bench-smoke fuzz-short
 
 # What the tests need beyond Go, installed idempotently: Debian's Chromium
-# and playwright-core for the dashboard's browser tests.
+# and playwright-core for the dashboard's browser tests; the extension's npm
+# packages (TypeScript, vscode-jsonrpc for the IDE protocol's Node client)
+# and Debian's Neovim for the IDE tests.
 setup:
 	sh webview/e2e/setup.sh
+	sh ide/vscode/setup.sh
+
+# Type-checks the VS Code extension.
+ide-check:
+	sh ide/vscode/setup.sh npm
+	cd ide/vscode && npx --no-install tsc -p ./ --noEmit
+
+# Packages the VS Code extension as bin/coditect.vsix.
+vsix:
+	sh ide/vscode/setup.sh npm
+	cd ide/vscode && npx --no-install tsc -p ./ && npx --no-install vsce package --skip-license --out ../../bin/coditect.vsix
 
 vet:
 	$(GO) vet $(PKGS)

@@ -5,12 +5,16 @@ package deploy
 
 import (
 	"bufio"
+	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	"go.yaml.in/yaml/v3"
 
 	"github.com/coditect/coditect/internal/testbin"
 )
@@ -126,8 +130,7 @@ func TestSystemdUnits(t *testing.T) {
 }
 
 // manifest is what the test reads of a Kubernetes manifest: the documents'
-// kinds and each container's args. The files stay in the block style this
-// reader understands (no flow sequences for args).
+// kinds and names, each container's args, and the ConfigMaps mounted.
 type manifest struct {
 	kinds []string
 	args  [][]string // per container
@@ -135,41 +138,61 @@ type manifest struct {
 	names map[string]string
 }
 
+// k8sDoc is the part of a Kubernetes object the checks need.
+type k8sDoc struct {
+	Kind     string `yaml:"kind"`
+	Metadata struct {
+		Name string `yaml:"name"`
+	} `yaml:"metadata"`
+	Spec struct {
+		Template struct {
+			Spec struct {
+				Containers []struct {
+					Command []string `yaml:"command"`
+					Args    []string `yaml:"args"`
+				} `yaml:"containers"`
+				Volumes []struct {
+					ConfigMap *struct {
+						Name string `yaml:"name"`
+					} `yaml:"configMap"`
+				} `yaml:"volumes"`
+			} `yaml:"spec"`
+		} `yaml:"template"`
+	} `yaml:"spec"`
+}
+
+// readManifest parses every YAML document of a file with a real YAML
+// parser: a manifest that is not valid YAML fails here.
 func readManifest(t *testing.T, file string) manifest {
 	t.Helper()
-	b, err := os.ReadFile(file)
+	f, err := os.Open(file)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer f.Close()
 	m := manifest{names: map[string]string{}}
-	lines := strings.Split(string(b), "\n")
-	for i := 0; i < len(lines); i++ {
-		l := lines[i]
-		if strings.Contains(l, "\t") {
-			t.Fatalf("%s:%d: a tab in YAML indentation", file, i+1)
+	dec := yaml.NewDecoder(f)
+	for {
+		var d k8sDoc
+		err := dec.Decode(&d)
+		if errors.Is(err, io.EOF) {
+			break
 		}
-		tl := strings.TrimSpace(l)
-		indent := len(l) - len(strings.TrimLeft(l, " "))
-		switch {
-		case strings.HasPrefix(l, "kind: "):
-			m.kinds = append(m.kinds, strings.TrimPrefix(l, "kind: "))
-		case tl == "args:":
-			var args []string
-			for i+1 < len(lines) {
-				next := lines[i+1]
-				ni := len(next) - len(strings.TrimLeft(next, " "))
-				nt := strings.TrimSpace(next)
-				if !strings.HasPrefix(nt, "- ") || ni < indent {
-					break
-				}
-				args = append(args, strings.Trim(strings.TrimPrefix(nt, "- "), `"'`))
-				i++
+		if err != nil {
+			t.Fatalf("%s: not valid YAML: %v", file, err)
+		}
+		if d.Kind == "" {
+			t.Fatalf("%s: a document without a kind", file)
+		}
+		m.kinds = append(m.kinds, d.Kind)
+		m.names[d.Metadata.Name] = file
+		for _, c := range d.Spec.Template.Spec.Containers {
+			m.args = append(m.args, append(append([]string(nil), c.Command...), c.Args...))
+		}
+		for _, v := range d.Spec.Template.Spec.Volumes {
+			if v.ConfigMap != nil {
+				m.refs = append(m.refs, v.ConfigMap.Name)
 			}
-			m.args = append(m.args, args)
-		case strings.HasPrefix(tl, "name: ") && i > 0 && strings.TrimSpace(lines[i-1]) == "configMap:":
-			m.refs = append(m.refs, strings.TrimPrefix(tl, "name: "))
-		case strings.HasPrefix(l, "  name: "):
-			m.names[strings.TrimPrefix(l, "  name: ")] = file
 		}
 	}
 	return m

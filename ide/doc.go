@@ -1,5 +1,23 @@
-// Package ide owns the IDE protocol (`coditect ide`): LSP-style JSON-RPC over
-// stdio between Coditect and an editor extension, one file per protocol
-// area as gopls does. It reaches tenant data only through a tenant.Scope and
-// must not import tools or webview. The protocol lands with issue 7.
+// Package ide owns the IDE protocol (`coditect ide`): LSP-style JSON-RPC
+// over stdio between Coditect and an editor (the companion VS Code
+// extension in ide/vscode, Neovim, any LSP client), one file per protocol
+// area as gopls does:
+//
+//	framing.go               LSP base framing: exactly Content-Length bytes; bad input answered, never fatal
+//	dispatch.go              gopls's policy: notifications in order, requests concurrent, $/cancelRequest on the read loop
+//	general.go               the lifecycle state machine: initialize, initialized, shutdown, exit
+//	text_synchronization.go  incremental sync, dirty state, unsaved-edit marks, IDE saves (Provenance)
+//	buffer.go                a document's text and UTF-16 positions
+//	command.go               workspace/executeCommand: sessions, dashboard, file history, agents, status
+//	hover.go, code_lens.go   who last changed a file, from the audit log's path index
+//	events.go                coditect/event and window/showMessage from the live audit log
+//
+// Serve runs one connection as one principal's tenant.Scope (resolved by
+// the caller as for `coditect mcp`); the package reaches tenant data only
+// through it and the storage layers (attrib, audit, agent, lease,
+// session). It must not import tools, webview, server or cmd: the
+// dashboard reaches it through the Dashboard interface, which cmd/coditect
+// implements.
+//
+// Wire protocol: docs/IDE.md.
 package ide

@@ -2,17 +2,20 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/coditect/coditect/storage"
 	"github.com/coditect/coditect/storage/agent"
 	"github.com/coditect/coditect/storage/attrib"
 	"github.com/coditect/coditect/storage/kv"
@@ -241,6 +244,10 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	}()
 	d.ready.Store(true)
 	d.log.Info("ready", "url", d.URL())
+	if d.cfg.Role.HTTP() {
+		d.writeState()
+		defer d.removeState()
+	}
 	// Printed once serving: a script that waits for this line can connect.
 	fmt.Fprint(d.opts.Out, welcome)
 
@@ -403,6 +410,11 @@ func (d *Daemon) Sweep(ctx context.Context) {
 		} else {
 			d.swept("evidence", t.ID, n)
 		}
+		if n, err := attrib.SweepEditing(ctx, sc, now); err != nil {
+			d.sweepFailed(ctx, "editing", t.ID, err)
+		} else {
+			d.swept("editing", t.ID, n)
+		}
 	}
 	removed, err := d.opts.Dir.SweepRetention(ctx)
 	if err != nil {
@@ -449,3 +461,40 @@ func (d *Daemon) sweeperScope(ctx context.Context, tenantID string) (*tenant.Sco
 
 // MCP returns the MCP server of the HTTP roles, nil in role core.
 func (d *Daemon) MCP() *Server { return d.mcp }
+
+// daemonState is what the state file beside the embedded store says.
+type daemonState struct {
+	URL   string `json:"url"`
+	Store string `json:"store"`
+	PID   int    `json:"pid"`
+}
+
+// writeState tells other processes on this machine using the same
+// embedded store (the IDE's "show the dashboard") where the dashboard is.
+// It is a hint: readers check /readyz before they use it.
+func (d *Daemon) writeState() {
+	path := storage.DaemonStatePath(d.opts.StoreURL)
+	if path == "" {
+		return
+	}
+	b, _ := json.Marshal(daemonState{URL: d.URL(), Store: d.opts.StoreURL, PID: os.Getpid()})
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err == nil {
+		err = os.Rename(tmp, path)
+		if err != nil {
+			d.log.Warn("daemon state file", "path", path, "err", err)
+		}
+	}
+}
+
+// removeState removes the state file if it is still this process's.
+func (d *Daemon) removeState() {
+	path := storage.DaemonStatePath(d.opts.StoreURL)
+	if path == "" {
+		return
+	}
+	var st daemonState
+	if b, err := os.ReadFile(path); err == nil && json.Unmarshal(b, &st) == nil && st.PID == os.Getpid() {
+		os.Remove(path)
+	}
+}

@@ -2,10 +2,12 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -131,5 +133,48 @@ func TestDaemonSweepRetention(t *testing.T) {
 		if err != nil || !want(n) {
 			t.Errorf("tenant %s: %d events after the sweep (%v)", id, n, err)
 		}
+	}
+}
+
+// A serving daemon says where it listens beside the embedded store, and
+// takes the note away when it stops.
+func TestDaemonStateFile(t *testing.T) {
+	storeURL := "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "c.db"))
+	st, err := storage.Open(context.Background(), storeURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	cfg := DefaultConfig()
+	cfg.Addr = "127.0.0.1:0"
+	outR, outW := io.Pipe()
+	d, err := NewDaemon(cfg, DaemonOptions{Dir: tenant.NewDirectory(st, "test"), StoreURL: storeURL, Out: outW})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	// The welcome text is printed once the daemon serves.
+	buf := make([]byte, 1)
+	if _, err := outR.Read(buf); err != nil {
+		t.Fatal(err)
+	}
+	go io.Copy(io.Discard, outR)
+	path := storage.DaemonStatePath(storeURL)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("no state file while serving: %v", err)
+	}
+	var s daemonState
+	if err := json.Unmarshal(b, &s); err != nil || s.URL != d.URL() || s.PID != os.Getpid() {
+		t.Fatalf("state file %s", b)
+	}
+	cancel()
+	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatalf("state file left after shutdown: %v", err)
 	}
 }

@@ -116,3 +116,29 @@ func DefaultURL() (string, error) {
 	}
 	return "sqlite://" + (&url.URL{Path: p}).EscapedPath(), nil
 }
+
+// DaemonStatePath is where a `coditect serve` using the embedded store at
+// rawURL says where its dashboard listens, so that other processes on the
+// machine using the same store (the IDE) can find it: beside the database
+// file. It is "" for stores that are not a local file.
+func DaemonStatePath(rawURL string) string {
+	if rawURL == "" {
+		return ""
+	}
+	if !strings.Contains(rawURL, ":") {
+		rawURL = "sqlite:" + rawURL
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil || (u.Scheme != "sqlite" && u.Scheme != "file") {
+		return ""
+	}
+	p, _, err := sqliteParams(u)
+	if err != nil {
+		return ""
+	}
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return ""
+	}
+	return abs + "-serve.json"
+}

@@ -68,3 +68,18 @@ func TestDefaultURL(t *testing.T) {
 		t.Fatalf("CODITECT_STORE ignored: %q", u)
 	}
 }
+
+func TestDaemonStatePath(t *testing.T) {
+	for in, want := range map[string]string{
+		"sqlite:///data/c.db":                 "/data/c.db-serve.json",
+		"/data/c.db":                          "/data/c.db-serve.json",
+		"sqlite:///data/c.db?lock_timeout=5s": "/data/c.db-serve.json",
+		"fdb:///etc/foundationdb/fdb.cluster": "",
+		"":                                    "",
+		"mysql://x":                           "",
+	} {
+		if got := DaemonStatePath(in); got != want {
+			t.Errorf("DaemonStatePath(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

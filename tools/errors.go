@@ -90,6 +90,7 @@ func Classify(err error) Outcome {
 		// A lease held by another agent, a stale fencing token, a task that
 		// changed or may not make that move: the world moved on.
 		errors.Is(err, lease.ErrConflict), errors.Is(err, lease.ErrFenced), errors.Is(err, lease.ErrGone),
+		errors.Is(err, attrib.ErrUnsavedEdits),
 		errors.Is(err, lease.ErrTooManyHolders),
 		errors.Is(err, task.ErrVersion), errors.Is(err, task.ErrTransition):
 		return OutcomeConflict

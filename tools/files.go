@@ -36,7 +36,9 @@ import (
 // lease on the file: the token sent, else the caller's lease covering the
 // file, else a lease the write takes for cfg.WriteLeaseTTL. In one
 // transaction, before any byte reaches the disk, it checks the token
-// (lease.CheckFence) and records the content's hash as the agent's write
+// (lease.CheckFence), refuses a file a human holds unsaved edits of in an
+// editor (attrib.CheckNoUnsavedEdits: the IDE protocol's marks) and
+// records the content's hash as the agent's write
 // (attrib.RecordAgentWrite), so the watcher attributes the change it then
 // sees to the agent with certainty; it does not append file.modified
 // itself. The bytes go to a temporary file in the same directory, which is
@@ -702,6 +704,9 @@ func (f *files) store(ctx context.Context, c *Call, root *os.Root, pl place, me 
 		if err := lease.CheckFence(tx, c.Scope, held.Resource, me, held.Token); err != nil {
 			return err
 		}
+		if err := attrib.CheckNoUnsavedEdits(tx, c.Scope, pl.abs, time.Now()); err != nil {
+			return err
+		}
 		return attrib.RecordAgentWrite(tx, c.Scope, pl.abs, hash, me, model)
 	})
 	if err != nil {
@@ -709,6 +714,14 @@ func (f *files) store(ctx context.Context, c *Call, root *os.Root, pl place, me 
 		var fe *lease.FenceError
 		if errors.As(err, &fe) {
 			return writeOut{}, fenceError(ctx, c, pl.rel, fe)
+		}
+		var ue *attrib.UnsavedEditsError
+		if errors.As(err, &ue) {
+			// A human's unsaved edits are a conflict over the file, like
+			// another's lease: the agent should wait, not retry blindly.
+			c.record("unsaved_edits", len(ue.Editors))
+			return writeOut{}, &toolError{err: attrib.ErrUnsavedEdits,
+				msg: fmt.Sprintf("%s has unsaved edits by a human (%s): the write was refused so as not to overwrite their work; wait until they save or close it (or message them), then read the file again and retry", pl.rel, editorsText(ue.Editors))}
 		}
 		return writeOut{}, err
 	}
@@ -724,6 +737,19 @@ func (f *files) store(ctx context.Context, c *Call, root *os.Root, pl place, me 
 	}
 	return writeOut{Path: pl.rel, Bytes: len(data), Hash: hash, Created: created, Lease: held.Resource,
 		Token: held.Token, LeaseExpires: held.Expires.UTC(), LeaseTaken: taken}, nil
+}
+
+// editorsText names the humans holding unsaved edits of a file.
+func editorsText(eds []attrib.Editing) string {
+	var who []string
+	for _, ed := range eds {
+		s := ed.User
+		if ed.Client != "" {
+			s += " in " + ed.Client
+		}
+		who = append(who, s+", editing since "+ed.Since.UTC().Format(time.RFC3339))
+	}
+	return strings.Join(who, "; ")
 }
 
 // fence returns the lease a write of rel presents: the caller's grant with

@@ -12,6 +12,7 @@ import (
 
 	"github.com/coditect/coditect/storage/attrib"
 	"github.com/coditect/coditect/storage/audit"
+	"github.com/coditect/coditect/storage/kv"
 	"github.com/coditect/coditect/storage/tenant"
 )
 
@@ -472,5 +473,48 @@ func TestWorkspaceThroughLink(t *testing.T) {
 	}
 	if ev := lastCall(t, e.alice, "fs_write"); ev.Path != realPath {
 		t.Errorf("tool.called path %q, want %q", ev.Path, realPath)
+	}
+}
+
+// TestWriteRefusesUnsavedEdits: while an editor holds unsaved human edits
+// of a file (the IDE protocol's mark), fs_write and fs_edit refuse to
+// replace it, say why, and leave the disk alone; once the mark is cleared
+// (the human saved), the write goes through.
+func TestWriteRefusesUnsavedEdits(t *testing.T) {
+	e := setup(t)
+	w := newWorkspace(t, e.alice)
+	mustCall(t, e.alice, "fs_write", w.args("path", "a.txt", "content", "v1\n"))
+	human, err := e.dir.Local(context.Background(), "t1", "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	real, _ := filepath.EvalSymlinks(w.root)
+	abs := filepath.Join(real, "a.txt")
+	mark := func(on bool) {
+		t.Helper()
+		_, err := human.Store().Update(context.Background(), func(tx kv.Tx) error {
+			if on {
+				return attrib.MarkEditing(tx, human, abs, attrib.Editing{Editor: "ide-1", Client: "Neovim"}, 0)
+			}
+			return attrib.ClearEditing(tx, human, abs, "ide-1")
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	mark(true)
+	mustFail(t, e.alice, "fs_write", w.args("path", "a.txt", "content", "agent\n"), OutcomeConflict,
+		"a.txt has unsaved edits by a human", "alice in Neovim", "wait until they save")
+	mustFail(t, e.alice, "fs_edit", w.args("path", "a.txt", "search", "v1", "replace", "agent"), OutcomeConflict, "unsaved edits")
+	if got := w.read(t, "a.txt"); got != "v1\n" {
+		t.Fatalf("refused write changed the file: %q", got)
+	}
+	if ev := lastCall(t, e.alice, "fs_write"); ev.Attrs["outcome"] != string(OutcomeConflict) || ev.Attrs["unsaved_edits"] != float64(1) {
+		t.Errorf("refused fs_write recorded as %+v", ev.Attrs)
+	}
+	mark(false)
+	mustCall(t, e.alice, "fs_write", w.args("path", "a.txt", "content", "agent\n"))
+	if got := w.read(t, "a.txt"); got != "agent\n" {
+		t.Fatalf("after the save: %q", got)
 	}
 }

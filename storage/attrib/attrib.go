@@ -24,6 +24,11 @@
 // makes a renamed file inherit its old path's records; Sweep removes
 // expired ones.
 //
+// Beside the evidence, the package keeps unsaved-edit marks (editing.go):
+// "a human has unsaved edits of path P in editor E", which the IDE protocol
+// sets and refreshes while a buffer is dirty and the files toolset checks
+// (CheckNoUnsavedEdits) before it replaces a file.
+//
 // Every function takes a *tenant.Scope. This package imports storage/kv,
 // storage/keyspace, storage/tenant and storage/agent; nothing above them.
 package attrib

@@ -17,6 +17,8 @@
 //	("coditect", "t", tenant, "task", task)                       task
 //	("coditect", "t", tenant, "counter", name)                    named counter (e.g. fencing tokens)
 //	("coditect", "t", tenant, "idem", id)                         idempotency marker of an append
+//	("coditect", "t", tenant, "file_evidence", path)              who wrote which content of a file (watch.go)
+//	("coditect", "t", tenant, "file_editing", path, editor)       a human's unsaved edits of a file (editing.go)
 //	("coditect", "idx", "tenant", tenant)                         tenant registry
 //	("coditect", "idx", "session", session) -> tenant             global session index
 //	("coditect", "token", sha256(token)) -> principal             hashed API tokens

@@ -1,0 +1,259 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/coditect/coditect/ide"
+	"github.com/coditect/coditect/server"
+	"github.com/coditect/coditect/storage"
+	"github.com/coditect/coditect/storage/tenant"
+	"github.com/coditect/coditect/webview"
+)
+
+func newIDECommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "ide",
+		Short: "Serve the IDE protocol over stdio for the VS Code extension or any LSP client",
+		Long: "Serve Coditect's LSP-style JSON-RPC dialect over stdin/stdout, one process per editor window.\n" +
+			"Only protocol frames are written to stdout; logs go to stderr or --log-file.\n\n" +
+			"The server tracks the open buffers: while the human has unsaved edits of a file, agents' fs_write\n" +
+			"and fs_edit refuse to overwrite it; saves are recorded as the human's. Hover and code lens say who\n" +
+			"last changed a file; coditect/event notifications carry the workspace's live events.\n\n" +
+			"Identity: $" + server.TokenEnv + " when set; else --tenant/--user on the embedded store (default tenant\n" +
+			"\"" + server.DefaultTenant + "\" and the OS user).\n\n" +
+			"Exit status, as LSP asks: 0 after shutdown then exit (or when the editor goes away), 1 on exit\n" +
+			"without shutdown.",
+		Args: cobra.NoArgs,
+		RunE: runIDE,
+	}
+	f := cmd.Flags()
+	f.String("tenant", "", "tenant of the local identity (default \""+server.DefaultTenant+"\"; not allowed with $"+server.TokenEnv+")")
+	f.String("user", "", "user of the local identity (default: the OS user; not allowed with $"+server.TokenEnv+")")
+	f.String("log-file", "", "append logs to this file instead of stderr")
+	f.Int64("max-message", ide.DefaultMaxMessage, "largest message, in bytes, the server reads")
+	f.Bool("stdio", true, "serve over stdin/stdout (the only transport; accepted because LSP clients pass it)")
+	return cmd
+}
+
+func runIDE(cmd *cobra.Command, _ []string) error {
+	// First, before anything can print: stdout belongs to the protocol.
+	proto, err := server.ReserveStdout()
+	if err != nil {
+		return err
+	}
+	defer proto.Close()
+	fl := cmd.Flags()
+	logFile, _ := fl.GetString("log-file")
+	logger, closeLog, err := mcpLogger(logFile)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
+	maxMessage, _ := fl.GetInt64("max-message")
+	if maxMessage <= 0 {
+		return fmt.Errorf("--max-message must be positive, not %d", maxMessage)
+	}
+
+	ctx := cmd.Context()
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	u, err := storeURL(cmd)
+	if err != nil {
+		return err
+	}
+	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	st, err := storage.Open(openCtx, u)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	dir := tenant.NewDirectory(st, "ide")
+	ten, _ := fl.GetString("tenant")
+	usr, _ := fl.GetString("user")
+	token := os.Getenv(server.TokenEnv)
+	sc, err := server.ResolveStdio(openCtx, dir, server.StdioIdentity{Token: token, Tenant: ten, User: usr, StoreURL: u})
+	if err != nil {
+		return err
+	}
+	dash := &ideDashboard{dir: dir, storeURL: u, token: strings.TrimSpace(token), log: logger, version: strings.Fields(versionString())[1]}
+	defer dash.close()
+	logger.Info("coditect ide starting", "store", u, "pid", os.Getpid())
+	code, err := ide.Serve(ctx, sc, os.Stdin, proto, ide.Options{
+		Version:    strings.Fields(versionString())[1],
+		Logger:     logger,
+		Dashboard:  dash,
+		MaxMessage: maxMessage,
+	})
+	if err != nil {
+		return err
+	}
+	if code != ide.ExitOK {
+		return errors.New("exit without shutdown")
+	}
+	return nil
+}
+
+// ideDashboard is the dashboard the IDE's "show the dashboard" command
+// opens: the daemon's when one runs (see daemonURL), else one this process
+// serves on a random loopback port, its page behind a secret path.
+type ideDashboard struct {
+	dir      *tenant.Directory
+	storeURL string // the daemon using the same embedded store is found beside it
+	token    string // the IDE's own token, when it authenticated with one
+	log      *slog.Logger
+	version  string
+
+	mu   sync.Mutex
+	srv  *http.Server
+	h    *webview.Handler
+	base string // http://127.0.0.1:PORT/SECRET/
+}
+
+// dashboardTokenTTL bounds the login token a local identity's dashboard
+// link carries.
+const dashboardTokenTTL = 12 * time.Hour
+
+// URL implements ide.Dashboard.
+func (d *ideDashboard) URL(ctx context.Context, sc *tenant.Scope) (string, error) {
+	token, err := d.loginToken(ctx, sc)
+	if err != nil {
+		return "", err
+	}
+	if u := daemonURL(ctx, d.storeURL); u != "" {
+		return u + "/#token=" + token, nil
+	}
+	base, err := d.serve()
+	if err != nil {
+		return "", err
+	}
+	return base + "#token=" + token, nil
+}
+
+// loginToken is the token the dashboard link logs in with: the IDE's own
+// when it has one, else a short-lived token issued for the local identity
+// (trusted: the OS user owns the embedded store).
+func (d *ideDashboard) loginToken(ctx context.Context, sc *tenant.Scope) (string, error) {
+	if d.token != "" {
+		return d.token, nil
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	p := sc.Principal()
+	if !p.Local {
+		return "", errors.New("no token to log in to the dashboard with")
+	}
+	secret, _, err := d.dir.IssueToken(ctx, p.Tenant, p.User, p.Role, tenant.TokenOptions{Label: "coditect ide dashboard", TTL: dashboardTokenTTL})
+	if err != nil {
+		return "", fmt.Errorf("issuing a dashboard login token: %w", err)
+	}
+	d.token = secret
+	return secret, nil
+}
+
+// serve starts the local dashboard once and returns its page's URL.
+func (d *ideDashboard) serve() (string, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.base != "" {
+		return d.base, nil
+	}
+	var b [18]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	secret := base64.RawURLEncoding.EncodeToString(b[:])
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("dashboard: %w", err)
+	}
+	d.h = webview.New(d.dir, webview.Options{Logger: d.log, Version: d.version})
+	d.srv = &http.Server{Handler: dashboardMux(secret, d.h), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := d.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.log.Warn("dashboard server", "error", err)
+		}
+	}()
+	d.base = "http://" + ln.Addr().String() + "/" + secret + "/"
+	d.log.Info("dashboard serving", "addr", ln.Addr().String())
+	return d.base, nil
+}
+
+// dashboardMux routes the local dashboard: the page only at /SECRET/, its
+// assets and the token-guarded API and feed where the page expects them,
+// and nothing else.
+func dashboardMux(secret string, h http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /"+secret+"/{$}", func(w http.ResponseWriter, r *http.Request) {
+		r2 := r.Clone(r.Context())
+		r2.URL.Path, r2.URL.RawPath = "/", ""
+		w.Header().Set("Referrer-Policy", "no-referrer")
+		h.ServeHTTP(w, r2)
+	})
+	mux.Handle("/assets/", h)
+	mux.Handle(webview.APIPrefix, h)
+	mux.HandleFunc("/", http.NotFound)
+	return mux
+}
+
+func (d *ideDashboard) close() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.srv == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = d.h.Shutdown(ctx)
+	_ = d.srv.Shutdown(ctx)
+}
+
+// daemonURL returns the running daemon's URL, "" when none answers.
+func daemonURL(ctx context.Context, storeURL string) string {
+	path := storage.DaemonStatePath(storeURL)
+	if path == "" {
+		return ""
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	var st struct {
+		URL string `json:"url"`
+	}
+	if json.Unmarshal(b, &st) != nil || !strings.HasPrefix(st.URL, "http") {
+		return ""
+	}
+	// A daemon that is gone leaves a stale file: ask the daemon itself.
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	u := strings.TrimSuffix(st.URL, "/")
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u+"/readyz", nil)
+	if err != nil {
+		return ""
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return ""
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return ""
+	}
+	return u
+}

@@ -1,0 +1,230 @@
+package ide
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"go.lsp.dev/protocol"
+
+	"github.com/coditect/coditect/storage/attrib"
+	"github.com/coditect/coditect/storage/audit"
+	"github.com/coditect/coditect/storage/lease"
+)
+
+// Server→client notifications. After initialized, the server follows the
+// tenant's audit log (audit.Log.Tail: events from every process and host
+// that use the store) and sends:
+//
+//   - coditect/event, the event itself, for every event of this workspace:
+//     its path is under a workspace root, it belongs to this editor's
+//     session, or it is a lease on a file the human has open;
+//   - window/showMessage (a warning) when an agent takes a lease on, writes,
+//     or is refused writing, a file the human has open.
+
+// EventMethod is the notification that carries a live audit event.
+const EventMethod = "coditect/event"
+
+// feed is the connection's background work.
+type feed struct {
+	cancel context.CancelFunc
+	once   sync.Once
+
+	mu     sync.Mutex
+	names  map[string]actor     // agent id -> who, for messages
+	warned map[string]time.Time // path -> last warning, to not repeat one write's
+}
+
+func (f *feed) stop() { f.once.Do(f.cancel) }
+
+// startBackground starts following the log and refreshing the marks.
+func (s *server) startBackground() {
+	ctx, cancel := context.WithCancel(s.ctx)
+	f := &feed{cancel: cancel, names: map[string]actor{}, warned: map[string]time.Time{}}
+	s.mu.Lock()
+	if s.feed != nil || s.state != stateRunning {
+		s.mu.Unlock()
+		cancel()
+		return
+	}
+	s.feed = f
+	s.mu.Unlock()
+	ttl := s.opts.EditingTTL
+	if ttl <= 0 {
+		ttl = attrib.DefaultEditingTTL
+	}
+	s.goBackground(func() {
+		t := time.NewTicker(ttl / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := s.refreshMarks(ctx); err != nil && ctx.Err() == nil {
+					s.log.Warn("refreshing unsaved-edit marks", "error", err)
+				}
+			}
+		}
+	})
+	// The cursor is read here, on the dispatch loop: every event appended
+	// after initialized (this client's own didOpen included) is delivered.
+	cursor, err := s.sc.Log().Head(ctx)
+	s.goBackground(func() { s.follow(ctx, f, cursor, err) })
+}
+
+// follow tails the log from cursor until ctx is done, resuming from its
+// cursor after a store error (err is the error reading the first cursor).
+func (s *server) follow(ctx context.Context, f *feed, cursor string, err error) {
+	for ctx.Err() == nil {
+		if err == nil {
+			err = s.sc.Log().Tail(ctx, cursor, audit.Filter{}, func(ev audit.Event) error {
+				cursor = ev.ID
+				s.deliver(ctx, f, ev)
+				return nil
+			})
+		}
+		if ctx.Err() != nil || errors.Is(err, context.Canceled) {
+			return
+		}
+		s.log.Warn("following the audit log", "error", err)
+		t := time.NewTimer(time.Second)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		if cursor == "" {
+			cursor, err = s.sc.Log().Head(ctx)
+		} else {
+			err = nil
+		}
+	}
+}
+
+// deliver sends ev to the client when it concerns this workspace.
+func (s *server) deliver(ctx context.Context, f *feed, ev audit.Event) {
+	open := s.docs.openPaths()
+	roots := s.workspaceRoots()
+	s.mu.Lock()
+	sess := s.session
+	s.mu.Unlock()
+
+	openPath, dirty := "", false // the open file ev concerns, if any
+	if d, ok := open[ev.Path]; ok && ev.Path != "" {
+		openPath, dirty = ev.Path, d
+	}
+	leaseOnOpen := false
+	if strings.HasPrefix(ev.Kind, "lease.") && ev.Path != "" && !filepath.IsAbs(ev.Path) {
+		for p, d := range open {
+			for _, r := range roots {
+				if rel, ok := relTo(r, p); ok && lease.Match(ev.Path, rel) {
+					openPath, dirty, leaseOnOpen = p, d, true
+				}
+			}
+		}
+	}
+	inWorkspace := false
+	for _, r := range roots {
+		if _, ok := relTo(r, ev.Path); ok {
+			inWorkspace = true
+		}
+	}
+	if !inWorkspace && !leaseOnOpen && (sess == "" || ev.Session != sess) {
+		return
+	}
+	s.notify(EventMethod, ev)
+	if openPath == "" {
+		return
+	}
+	if msg := s.warning(ctx, f, ev, openPath, dirty, leaseOnOpen); msg != "" {
+		s.notify("window/showMessage", protocol.ShowMessageParams{Type: protocol.MessageTypeWarning, Message: msg})
+	}
+}
+
+// warning is the message for an agent's action on an open file, "" when
+// there is none.
+func (s *server) warning(ctx context.Context, f *feed, ev audit.Event, path string, dirty, leaseOnOpen bool) string {
+	who := f.who(ctx, s, ev)
+	if who.human || who.unknown {
+		return ""
+	}
+	base := filepath.Base(path)
+	unsaved := ""
+	if dirty {
+		unsaved = " (you have unsaved edits in it)"
+	}
+	var msg string
+	switch {
+	case leaseOnOpen && ev.Kind == "lease.acquired":
+		msg = fmt.Sprintf("Coditect: %s took a lease on %s, which you have open%s.", who.plain(), base, unsaved)
+	case ev.Kind == "tool.called":
+		tool, _ := ev.Attrs["tool"].(string)
+		if tool != "fs_write" && tool != "fs_edit" {
+			return ""
+		}
+		if outcome, _ := ev.Attrs["outcome"].(string); outcome != "ok" {
+			if _, refused := ev.Attrs["unsaved_edits"]; refused {
+				msg = fmt.Sprintf("Coditect: %s tried to write %s; it was refused because you have unsaved edits. Save or close the file to let the agent go on.", who.plain(), base)
+			}
+			break
+		}
+		msg = fmt.Sprintf("Coditect: %s wrote %s, which you have open%s.", who.plain(), base, unsaved)
+	case ev.Kind == "file.modified" || ev.Kind == "file.deleted" || ev.Kind == "file.renamed":
+		msg = fmt.Sprintf("Coditect: %s changed %s on disk, which you have open%s.", who.plain(), base, unsaved)
+	}
+	if msg == "" {
+		return ""
+	}
+	// One write shows as tool.called then file.modified: warn once.
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	key := path + "\x00" + who.agent + "\x00" + strings.SplitN(ev.Kind, ".", 2)[0]
+	if ev.Kind == "file.modified" || ev.Kind == "file.deleted" || ev.Kind == "file.renamed" {
+		key = path + "\x00" + who.agent + "\x00tool"
+	}
+	if last, ok := f.warned[key]; ok && time.Since(last) < 30*time.Second && !strings.Contains(msg, "refused") {
+		return ""
+	}
+	f.warned[key] = time.Now()
+	return msg
+}
+
+// who names ev's actor, caching agents' names.
+func (f *feed) who(ctx context.Context, s *server, ev audit.Event) actor {
+	id := ev.Agent
+	if ev.Attribution != nil && ev.Attribution.AgentID != "" {
+		id = ev.Attribution.AgentID
+	}
+	f.mu.Lock()
+	a, ok := f.names[id]
+	f.mu.Unlock()
+	if ok && id != "" {
+		return a
+	}
+	a = s.describe(ctx, ev)
+	if id != "" && !a.human && !a.unknown {
+		f.mu.Lock()
+		f.names[id] = a
+		f.mu.Unlock()
+	}
+	return a
+}
+
+// relTo returns p relative to root, '/'-separated, when p is root or below
+// it.
+func relTo(root, p string) (string, bool) {
+	if p == "" || !filepath.IsAbs(p) {
+		return "", false
+	}
+	rel, err := filepath.Rel(root, p)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return "", false
+	}
+	return filepath.ToSlash(rel), true
+}
