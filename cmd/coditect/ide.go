@@ -72,29 +72,15 @@ func runIDE(cmd *cobra.Command, _ []string) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	u, err := storeURL(cmd)
+	env, err := openStdio(ctx, cmd, "ide")
 	if err != nil {
 		return err
 	}
-	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	st, err := storage.Open(openCtx, u)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	dir := tenant.NewDirectory(st, "ide")
-	ten, _ := fl.GetString("tenant")
-	usr, _ := fl.GetString("user")
-	token := os.Getenv(server.TokenEnv)
-	sc, err := server.ResolveStdio(openCtx, dir, server.StdioIdentity{Token: token, Tenant: ten, User: usr, StoreURL: u})
-	if err != nil {
-		return err
-	}
-	dash := &ideDashboard{dir: dir, storeURL: u, token: strings.TrimSpace(token), log: logger, version: strings.Fields(versionString())[1]}
+	defer env.Close()
+	dash := &ideDashboard{dir: env.dir, storeURL: env.url, token: env.token, log: logger, version: strings.Fields(versionString())[1]}
 	defer dash.close()
-	logger.Info("coditect ide starting", "store", u, "pid", os.Getpid())
-	code, err := ide.Serve(ctx, sc, os.Stdin, proto, ide.Options{
+	logger.Info("coditect ide starting", "store", env.url, "pid", os.Getpid())
+	code, err := ide.Serve(ctx, env.scope, os.Stdin, proto, ide.Options{
 		Version:    strings.Fields(versionString())[1],
 		Logger:     logger,
 		Dashboard:  dash,

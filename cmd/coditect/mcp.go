@@ -13,6 +13,7 @@ import (
 
 	"github.com/coditect/coditect/server"
 	"github.com/coditect/coditect/storage"
+	"github.com/coditect/coditect/storage/kv"
 	"github.com/coditect/coditect/storage/tenant"
 	"github.com/coditect/coditect/tools"
 )
@@ -64,27 +65,11 @@ func runMCP(cmd *cobra.Command, _ []string) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	u, err := storeURL(cmd)
+	env, err := openStdio(ctx, cmd, "mcp")
 	if err != nil {
 		return err
 	}
-	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	st, err := storage.Open(openCtx, u)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	dir := tenant.NewDirectory(st, "mcp")
-
-	ten, _ := fl.GetString("tenant")
-	usr, _ := fl.GetString("user")
-	sc, err := server.ResolveStdio(openCtx, dir, server.StdioIdentity{
-		Token: os.Getenv(server.TokenEnv), Tenant: ten, User: usr, StoreURL: u,
-	})
-	if err != nil {
-		return err
-	}
+	defer env.Close()
 	agentName, _ := fl.GetString("agent")
 	model, _ := fl.GetString("model")
 	sets, _ := fl.GetStringSlice("toolsets")
@@ -92,7 +77,7 @@ func runMCP(cmd *cobra.Command, _ []string) error {
 	if maxFile <= 0 {
 		return fmt.Errorf("--max-file-size must be positive, not %d", maxFile)
 	}
-	srv, err := server.New(dir, server.Options{
+	srv, err := server.New(env.dir, server.Options{
 		Version:  strings.Fields(versionString())[1],
 		Toolsets: sets,
 		Tools:    tools.Config{MaxFileRead: maxFile, MaxFileWrite: maxFile},
@@ -102,8 +87,8 @@ func runMCP(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return err
 	}
-	logger.Info("coditect mcp starting", "store", u, "toolsets", sets, "pid", os.Getpid())
-	err = srv.ServeStdio(ctx, sc, os.Stdin, proto)
+	logger.Info("coditect mcp starting", "store", env.url, "toolsets", sets, "pid", os.Getpid())
+	err = srv.ServeStdio(ctx, env.scope, os.Stdin, proto)
 	closeCtx, cancelClose := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancelClose()
 	if cerr := srv.Close(closeCtx); err == nil {
@@ -125,3 +110,43 @@ func mcpLogger(path string) (*slog.Logger, func(), error) {
 	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo})), closeFn, nil
 }
+
+// stdioEnv is the open store and the resolved principal of a stdio mode
+// (coditect mcp, coditect ide).
+type stdioEnv struct {
+	url   string
+	store kv.Store
+	dir   *tenant.Directory
+	scope *tenant.Scope
+	token string // CODITECT_TOKEN, when the principal came from one
+}
+
+// openStdio opens the store --store names and resolves the stdio identity
+// (server.ResolveStdio): CODITECT_TOKEN, else the trusted local
+// --tenant/--user on an embedded store, else tenant default and the OS
+// user. operator names the mode in the audit trail.
+func openStdio(ctx context.Context, cmd *cobra.Command, operator string) (*stdioEnv, error) {
+	u, err := storeURL(cmd)
+	if err != nil {
+		return nil, err
+	}
+	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	st, err := storage.Open(openCtx, u)
+	if err != nil {
+		return nil, err
+	}
+	dir := tenant.NewDirectory(st, operator)
+	fl := cmd.Flags()
+	ten, _ := fl.GetString("tenant")
+	usr, _ := fl.GetString("user")
+	token := strings.TrimSpace(os.Getenv(server.TokenEnv))
+	sc, err := server.ResolveStdio(openCtx, dir, server.StdioIdentity{Token: token, Tenant: ten, User: usr, StoreURL: u})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return &stdioEnv{url: u, store: st, dir: dir, scope: sc, token: token}, nil
+}
+
+func (e *stdioEnv) Close() error { return e.store.Close() }

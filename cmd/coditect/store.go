@@ -65,6 +65,15 @@ func openURL(cmd *cobra.Command, u string) (kv.Store, error) {
 	return storage.Open(ctx, u)
 }
 
+// openFlagStore opens the store --store (or the default) names.
+func openFlagStore(cmd *cobra.Command) (kv.Store, error) {
+	u, err := storeURL(cmd)
+	if err != nil {
+		return nil, err
+	}
+	return openURL(cmd, u)
+}
+
 func runStoreCopy(cmd *cobra.Command, args []string) error {
 	src, err := openURL(cmd, args[0])
 	if err != nil {
@@ -91,11 +100,7 @@ func runStoreCopy(cmd *cobra.Command, args []string) error {
 }
 
 func runStoreVerify(cmd *cobra.Command, _ []string) error {
-	u, err := storeURL(cmd)
-	if err != nil {
-		return err
-	}
-	s, err := openURL(cmd, u)
+	s, err := openFlagStore(cmd)
 	if err != nil {
 		return err
 	}
@@ -143,11 +148,7 @@ func runStoreVerify(cmd *cobra.Command, _ []string) error {
 }
 
 func runStoreBackup(cmd *cobra.Command, args []string) error {
-	u, err := storeURL(cmd)
-	if err != nil {
-		return err
-	}
-	s, err := openURL(cmd, u)
+	s, err := openFlagStore(cmd)
 	if err != nil {
 		return err
 	}
@@ -186,11 +187,7 @@ func runStoreBackup(cmd *cobra.Command, args []string) error {
 }
 
 func runStoreRestore(cmd *cobra.Command, args []string) error {
-	u, err := storeURL(cmd)
-	if err != nil {
-		return err
-	}
-	s, err := openURL(cmd, u)
+	s, err := openFlagStore(cmd)
 	if err != nil {
 		return err
 	}
