@@ -12,7 +12,7 @@ BENCHTIME ?= 1s
 # test runs each briefly (fuzz-short).
 FUZZ_TARGETS := storage/tuple:FuzzUnpack storage/tuple:FuzzRoundTrip storage/tuple:FuzzOrder \
 	storage/keyspace:FuzzTenantIsolation storage/lease:FuzzOverlapSymmetric storage/audit:FuzzAppend \
-	tools:FuzzToolArgs watch:FuzzIgnorePattern ide:FuzzReadObject
+	tools:FuzzToolArgs watch:FuzzIgnorePattern ide:FuzzReadObject webview:FuzzRESTQuery
 FUZZTIME ?= 2m
 
 build:

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"net/url"
 	"path"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -57,7 +58,9 @@ type HTTPOptions struct {
 //     (403 otherwise; mcp-go's own Host check stays on behind ours);
 //   - a bearer token (Authorization: Bearer cdt_…) that the directory
 //     authenticates: missing or refused is 401 with WWW-Authenticate and
-//     a JSON-RPC error body; a store failure is 503.
+//     a JSON-RPC error body; a store failure is 503; an address that
+//     failed too often (the Directory's AuthLimits, shared with the REST
+//     API and the feed) is 429 with Retry-After and error code -32029.
 //
 // The authenticated scope is bound to the request through mcp-go's
 // WithHTTPContextFunc: each request acts in exactly one tenant, the
@@ -90,8 +93,16 @@ func (s *Server) HTTPHandler(opts HTTPOptions) http.Handler {
 				"Unauthorized: send the header Authorization: Bearer <token>; an operator creates one with `coditect token create`")
 			return
 		}
-		sc, err := tokens.authenticate(r.Context(), s.dir, secret)
+		sc, err := tokens.authenticate(r.Context(), s.dir, r.RemoteAddr, secret)
 		if err != nil {
+			var limited *tenant.RateLimitError
+			if errors.As(err, &limited) {
+				s.logger.Warn("mcp http: too many failed authentications", "remote", r.RemoteAddr, "retry_after", limited.RetryAfter)
+				w.Header().Set("Retry-After", strconv.Itoa(int(limited.RetryAfter/time.Second)))
+				writeRPCError(w, http.StatusTooManyRequests, rpcRateLimited,
+					fmt.Sprintf("Too many failed authentications from this address: retry after %d s", int(limited.RetryAfter/time.Second)))
+				return
+			}
 			if !isAuthError(err) {
 				s.logger.Error("mcp http: authentication failed", "err", err)
 				writeRPCError(w, http.StatusServiceUnavailable, -32603, "the store is unavailable; retry shortly")
@@ -110,6 +121,10 @@ func (s *Server) HTTPHandler(opts HTTPOptions) http.Handler {
 	})
 }
 
+// rpcRateLimited is the JSON-RPC error code of a 429: in the range
+// JSON-RPC leaves to servers, chosen to read like the HTTP status.
+const rpcRateLimited = -32029
+
 // tokenCache remembers the scopes of recently authenticated tokens for
 // ttl (the server's Recheck), so that a busy client costs one token lookup
 // per ttl rather than one per request. Revocation, expiry and a disabled
@@ -127,7 +142,7 @@ type cachedScope struct {
 	at time.Time
 }
 
-func (c *tokenCache) authenticate(ctx context.Context, dir *tenant.Directory, secret string) (*tenant.Scope, error) {
+func (c *tokenCache) authenticate(ctx context.Context, dir *tenant.Directory, remote, secret string) (*tenant.Scope, error) {
 	h := sha256.Sum256([]byte(secret))
 	now := time.Now()
 	c.mu.Lock()
@@ -136,7 +151,7 @@ func (c *tokenCache) authenticate(ctx context.Context, dir *tenant.Directory, se
 	if ok && now.Sub(e.at) < c.ttl {
 		return e.sc, nil
 	}
-	sc, err := dir.Authenticate(ctx, secret)
+	sc, err := dir.AuthenticateFrom(ctx, remote, secret)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -23,6 +24,10 @@ const (
 	// StatusSlowConsumer: the client fell QueueSize events behind; it
 	// should reconnect with the id of the last event it received.
 	StatusSlowConsumer websocket.StatusCode = 4408
+	// StatusRateLimited: the subscription's token came from an address
+	// locked out for failing authentication too often (HTTP's 429); the
+	// close reason says after how many seconds to retry.
+	StatusRateLimited websocket.StatusCode = 4429
 )
 
 // Subscription is the first message a feed client sends.
@@ -94,9 +99,9 @@ func (h *Handler) feed(w http.ResponseWriter, r *http.Request) {
 	base, cancel := context.WithCancelCause(h.feeds)
 	defer cancel(nil)
 
-	sub, sc, status, reason := h.subscribe(base, c, sc)
+	sub, sc, status, reason := h.subscribe(base, c, sc, r.RemoteAddr)
 	if status != 0 {
-		if status == StatusUnauthorized {
+		if status == StatusUnauthorized || status == StatusRateLimited {
 			h.authFail.Add(1)
 		}
 		c.Close(status, reason)
@@ -200,7 +205,7 @@ func (h *Handler) feed(w http.ResponseWriter, r *http.Request) {
 
 // subscribe reads and checks the client's subscription; a non-zero status
 // refuses it.
-func (h *Handler) subscribe(ctx context.Context, c *websocket.Conn, sc *tenant.Scope) (Subscription, *tenant.Scope, websocket.StatusCode, string) {
+func (h *Handler) subscribe(ctx context.Context, c *websocket.Conn, sc *tenant.Scope, remote string) (Subscription, *tenant.Scope, websocket.StatusCode, string) {
 	var sub Subscription
 	rctx, cancel := context.WithTimeout(ctx, h.opts.AuthTimeout)
 	defer cancel()
@@ -215,8 +220,13 @@ func (h *Handler) subscribe(ctx context.Context, c *websocket.Conn, sc *tenant.S
 			return sub, nil, StatusUnauthorized, "a token is required"
 		}
 		var err error
-		sc, err = h.dir.Authenticate(ctx, sub.Token)
+		sc, err = h.dir.AuthenticateFrom(ctx, remote, sub.Token)
 		if err != nil {
+			var limited *tenant.RateLimitError
+			if errors.As(err, &limited) {
+				h.opts.Logger.Warn("webview: too many failed authentications", "remote", remote, "retry_after", limited.RetryAfter)
+				return sub, nil, StatusRateLimited, fmt.Sprintf("too many failed authentications; retry after %d s", int(limited.RetryAfter/time.Second))
+			}
 			if authError(err) {
 				return sub, nil, StatusUnauthorized, truncate(clean(err), 120)
 			}

@@ -4,9 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,7 +29,7 @@ const (
 	DefaultQueueSize    = 1024
 	DefaultWriteTimeout = 10 * time.Second
 	DefaultAuthTimeout  = 10 * time.Second
-	DefaultRecheck      = 5 * time.Second
+	DefaultRecheck      = time.Second
 	DefaultMaxBatch     = 256
 	DefaultSlowAfter    = 5 * time.Second
 )
@@ -54,8 +57,10 @@ type Options struct {
 	WriteTimeout time.Duration
 	// AuthTimeout is how long a feed client has to send its subscription.
 	AuthTimeout time.Duration
-	// Recheck is how often a feed re-validates its token, so revocation
-	// closes open feeds. DefaultRecheck when zero.
+	// Recheck is how often a feed re-validates its token, so that a
+	// revoked or expired token, or a disabled user or tenant, closes open
+	// feeds within it (REST requests authenticate every time, uncached).
+	// DefaultRecheck (one second, as for MCP) when zero.
 	Recheck time.Duration
 	// Version is shown by the dashboard.
 	Version string
@@ -119,6 +124,8 @@ type Handler struct {
 
 	tails *tails // shared store tails of the feeds
 
+	patterns []string // the API's routes, for Routes
+
 	clients, events, slow, authFail, requests, accepted atomic.Int64
 }
 
@@ -133,6 +140,11 @@ func New(dir *tenant.Directory, opts Options) *Handler {
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+
+// Routes returns the patterns of the API's routes ("GET /api/v1/events/{id}"),
+// the feed's included, in registration order: the tenant-isolation suite
+// checks it has a case for each.
+func (h *Handler) Routes() []string { return slices.Clone(h.patterns) }
 
 // Stats returns the handler's counters.
 func (h *Handler) Stats() Stats {
@@ -163,6 +175,7 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 
 func (h *Handler) routes() {
 	api := func(pattern string, fn func(http.ResponseWriter, *http.Request, *tenant.Scope)) {
+		h.patterns = append(h.patterns, pattern)
 		h.mux.Handle(pattern, h.authenticated(fn))
 	}
 	api("GET /api/v1/whoami", h.whoami)
@@ -184,6 +197,7 @@ func (h *Handler) routes() {
 	api("POST /api/v1/tokens", h.createToken)
 	api("DELETE /api/v1/tokens/{id}", h.revokeToken)
 	h.mux.HandleFunc("GET "+FeedPath, h.feed)
+	h.patterns = append(h.patterns, "GET "+FeedPath)
 	// Everything else under the API is a JSON 404 (after authentication,
 	// so that probing reveals nothing about which routes exist).
 	h.mux.Handle(APIPrefix, h.authenticated(func(w http.ResponseWriter, r *http.Request, _ *tenant.Scope) {
@@ -207,7 +221,10 @@ func (h *Handler) authenticated(fn func(http.ResponseWriter, *http.Request, *ten
 }
 
 // authenticate resolves the Authorization header, writing the error
-// response when it fails.
+// response when it fails. It does not cache: a revoked token is refused by
+// the next request. Failures count against the remote address in the
+// Directory's AuthLimits (shared with MCP over HTTP); a locked-out address
+// gets 429 with Retry-After and code "rate_limited".
 func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (*tenant.Scope, bool) {
 	secret, ok := bearer(r)
 	if !ok {
@@ -217,8 +234,18 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (*tenant.
 			"send the header Authorization: Bearer <token>; create one with `coditect token create`")
 		return nil, false
 	}
-	sc, err := h.dir.Authenticate(r.Context(), secret)
+	sc, err := h.dir.AuthenticateFrom(r.Context(), r.RemoteAddr, secret)
 	if err != nil {
+		var limited *tenant.RateLimitError
+		if errors.As(err, &limited) {
+			h.authFail.Add(1)
+			h.opts.Logger.Warn("webview: too many failed authentications", "remote", r.RemoteAddr, "retry_after", limited.RetryAfter)
+			secs := int(limited.RetryAfter / time.Second)
+			w.Header().Set("Retry-After", strconv.Itoa(secs))
+			writeError(w, http.StatusTooManyRequests, "rate_limited",
+				fmt.Sprintf("too many failed authentications from this address; retry after %d s", secs))
+			return nil, false
+		}
 		if authError(err) {
 			h.authFail.Add(1)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="coditect", error="invalid_token"`)

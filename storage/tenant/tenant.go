@@ -77,6 +77,7 @@ type Directory struct {
 	store    kv.Store
 	now      func() time.Time
 	operator string
+	limiter  authLimiter // AuthenticateFrom's failures per address
 }
 
 // NewDirectory returns the directory of a store. operator names who runs
@@ -85,7 +86,9 @@ func NewDirectory(store kv.Store, operator string) *Directory {
 	if operator == "" {
 		operator = "operator"
 	}
-	return &Directory{store: store, now: time.Now, operator: operator}
+	d := &Directory{store: store, now: time.Now, operator: operator}
+	d.limiter.limits = AuthLimits{}.withDefaults()
+	return d
 }
 
 // Store returns the underlying store.

@@ -1,0 +1,16 @@
+// Package isolation is the tenant-isolation suite (issue 8, Attack): on
+// every surface — every MCP tool of tools.Catalog, every REST route of the
+// webview mux, every feed subscription filter and every IDE command — it
+// acts with tenant A's token on tenant B's ids, forged cursors and ids with
+// separators, and proves that nothing of B is read (no response carries
+// B's marker or an id of B's the caller did not send), counted or changed
+// (B's key range, read through a kv View, is byte-for-byte the same after
+// as before).
+//
+// It runs on the embedded store. On FoundationDB it is the same suite over
+// storage.Open("fdb://"+$FDB_CLUSTER_FILE) in a binary built with -tags
+// fdb: openStore picks that when FDB_CLUSTER_FILE is set, and clears the
+// tenants it created afterwards (the keys are the same on both backends).
+//
+// The package holds tests only; it may import every layer and transport.
+package isolation

@@ -1,0 +1,611 @@
+package isolation_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/coder/websocket/wsjson"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/sourcegraph/jsonrpc2"
+
+	"github.com/coditect/coditect/ide"
+	"github.com/coditect/coditect/server"
+	"github.com/coditect/coditect/server/servertest"
+	"github.com/coditect/coditect/storage"
+	"github.com/coditect/coditect/storage/agent"
+	"github.com/coditect/coditect/storage/keyspace"
+	"github.com/coditect/coditect/storage/kv"
+	"github.com/coditect/coditect/storage/lease"
+	"github.com/coditect/coditect/storage/message"
+	"github.com/coditect/coditect/storage/session"
+	"github.com/coditect/coditect/storage/task"
+	"github.com/coditect/coditect/storage/tenant"
+	"github.com/coditect/coditect/tools"
+	"github.com/coditect/coditect/webview"
+)
+
+// marker appears in every piece of B's data and in no attack value.
+const marker = "SECRET-OF-B-7f3a"
+
+const tenantA, tenantB = "iso-a", "iso-b"
+
+type world struct {
+	store  kv.Store
+	dir    *tenant.Directory
+	tokenA string
+	scA    *tenant.Scope
+	// B's ids, which A tries to reach.
+	idsB []string
+}
+
+func openStore(t *testing.T) kv.Store {
+	t.Helper()
+	u := "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "coditect.db"))
+	if cf := os.Getenv("FDB_CLUSTER_FILE"); cf != "" {
+		// Needs a binary built with -tags fdb; the tenants are iso-a and
+		// iso-b, cleared before and after (see clearTenants).
+		u = "fdb://" + cf
+	}
+	st, err := storage.Open(context.Background(), u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clearTenants(t, st)
+	t.Cleanup(func() { clearTenants(t, st); st.Close() })
+	return st
+}
+
+// clearTenants removes the suite's tenants, so a shared FDB cluster starts
+// clean; on a fresh embedded store it clears nothing.
+func clearTenants(t *testing.T, st kv.Store) {
+	t.Helper()
+	if os.Getenv("FDB_CLUSTER_FILE") == "" {
+		return
+	}
+	_, err := st.Update(context.Background(), func(tx kv.Tx) error {
+		for _, id := range []string{tenantA, tenantB} {
+			sp, err := keyspace.Tenant(id)
+			if err != nil {
+				return err
+			}
+			b, e := sp.Range()
+			tx.ClearRange(b, e)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	ctx := context.Background()
+	st := openStore(t)
+	w := &world{store: st, dir: tenant.NewDirectory(st, "isolation")}
+	must := func(err error) {
+		t.Helper()
+		if err != nil && !errors.Is(err, tenant.ErrExists) {
+			t.Fatal(err)
+		}
+	}
+	for _, id := range []string{tenantA, tenantB} {
+		_, err := w.dir.CreateTenant(ctx, id, "")
+		must(err)
+		_, err = w.dir.CreateUser(ctx, id, "alice", "")
+		must(err)
+	}
+	var err error
+	w.tokenA, _, err = w.dir.IssueToken(ctx, tenantA, "alice", tenant.RoleAdmin, tenant.TokenOptions{})
+	must(err)
+	w.scA, err = w.dir.Authenticate(ctx, w.tokenA)
+	must(err)
+	// B: a user named like A's, so that a leak by user name would show,
+	// and one of every kind of record, each carrying the marker.
+	_, err = w.dir.CreateUser(ctx, tenantB, "bob-"+marker, "")
+	must(err)
+	tokB, tb, err := w.dir.IssueToken(ctx, tenantB, "alice", tenant.RoleAdmin, tenant.TokenOptions{Label: marker})
+	must(err)
+	scB, err := w.dir.Authenticate(ctx, tokB)
+	must(err)
+	s, err := session.Start(ctx, scB, session.Spec{Title: "work " + marker, Workspace: "/src/" + marker})
+	must(err)
+	a, err := agent.Register(ctx, scB, agent.Registration{Name: "agent-" + marker, Client: "test", Model: "m-" + marker, Cohort: "c-" + marker})
+	must(err)
+	asc, err := scB.WithAgent(a.ID)
+	must(err)
+	_, err = lease.Acquire(ctx, asc, lease.Request{Resource: "src/" + marker + "/main.go"})
+	must(err)
+	_, err = message.Send(ctx, scB, message.Outgoing{To: message.To{Agent: a.ID}, Body: "hello " + marker})
+	must(err)
+	tk, err := task.Create(ctx, scB, task.New{Title: "task " + marker})
+	must(err)
+	ev := scB.Event("note.added", "note "+marker)
+	ev.Session, ev.Path = s.ID, "/src/"+marker+"/main.go"
+	evs, err := scB.Log().Append(ctx, ev)
+	must(err)
+	w.idsB = []string{s.ID, a.ID, tk.ID, evs[0].ID, tb.ID}
+	return w
+}
+
+// attacks are the values A sends where an id, a cursor or a name goes:
+// B's ids as they are and wrapped in separators, forged cursors, and
+// malformed and oversized strings.
+func (w *world) attacks() []string {
+	var out []string
+	for _, id := range w.idsB {
+		out = append(out, id, tenantB+"/"+id, "../"+tenantB+"/"+id, id+"\x00", "\x00"+tenantB+"\x00"+id, id+"/")
+	}
+	return append(out,
+		"", tenantB, "/", "..", "%2F", "\x00", "\xff", "\xff\xfe"+tenantB, "\x02coditect\x00\x02t\x00",
+		"000000000000000000000000", "ffffffffffffffffffffffff", "zzzzzzzzzzzzzzzzzzzzzzzz", "-1",
+		strings.Repeat("a", 11000), strings.Repeat("\xff", 300), "*", "%", "head",
+	)
+}
+
+// snapshot is B's key range, byte for byte.
+func (w *world) snapshot(t *testing.T) []kv.KeyValue {
+	t.Helper()
+	sp, err := keyspace.Tenant(tenantB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, e := sp.Range()
+	var out []kv.KeyValue
+	err = w.store.View(context.Background(), func(tx kv.ReadTx) error {
+		out = out[:0]
+		it := tx.GetRange(b, e, kv.RangeOptions{})
+		for it.Next() {
+			kv := it.KeyValue()
+			out = append(out, kv)
+		}
+		return it.Err()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) == 0 {
+		t.Fatal("B's range is empty: the snapshot would prove nothing")
+	}
+	return out
+}
+
+func (w *world) unchanged(t *testing.T, before []kv.KeyValue, surface string) {
+	t.Helper()
+	after := w.snapshot(t)
+	if len(after) != len(before) {
+		t.Fatalf("%s: B's range has %d keys, had %d", surface, len(after), len(before))
+	}
+	for i := range before {
+		if !bytes.Equal(before[i].Key, after[i].Key) || !bytes.Equal(before[i].Value, after[i].Value) {
+			t.Fatalf("%s: B's key %q changed", surface, after[i].Key)
+		}
+	}
+}
+
+// leaks reports what of B a response shows: the marker, or one of B's
+// ids that the request did not carry (an error may echo what was sent).
+func (w *world) leaks(sent, response string) string {
+	if strings.Contains(response, marker) {
+		return marker
+	}
+	for _, id := range w.idsB {
+		if strings.Contains(response, id) && !strings.Contains(sent, id) && !w.aHolds(id) {
+			return id
+		}
+	}
+	return ""
+}
+
+// aHolds reports whether A's own key range contains s: an earlier attack
+// may have stored one of B's ids in A's data (a task titled with it), and
+// A may read that back.
+func (w *world) aHolds(s string) bool {
+	sp, err := keyspace.Tenant(tenantA)
+	if err != nil {
+		return false
+	}
+	b, e := sp.Range()
+	found := false
+	_ = w.store.View(context.Background(), func(tx kv.ReadTx) error {
+		found = false
+		it := tx.GetRange(b, e, kv.RangeOptions{})
+		for it.Next() {
+			kv := it.KeyValue()
+			if bytes.Contains(kv.Key, []byte(s)) || bytes.Contains(kv.Value, []byte(s)) {
+				found = true
+				return nil
+			}
+		}
+		return it.Err()
+	})
+	return found
+}
+
+func TestIsolation(t *testing.T) {
+	w := newWorld(t)
+	before := w.snapshot(t)
+	t.Run("mcp", func(t *testing.T) { w.mcpTools(t) })
+	w.unchanged(t, before, "mcp")
+	t.Run("rest", func(t *testing.T) { w.restRoutes(t) })
+	w.unchanged(t, before, "rest")
+	// The feed phase has B write while A's feeds are open: it takes its
+	// own snapshot after that write.
+	t.Run("feed", func(t *testing.T) { before = w.feedFilters(t) })
+	w.unchanged(t, before, "feed")
+	t.Run("ide", func(t *testing.T) { w.ideCommands(t) })
+	w.unchanged(t, before, "ide")
+}
+
+// stringProps returns the names of a tool's string (or string array)
+// arguments, from its input schema.
+func stringProps(t *testing.T, tl *tools.Tool) []string {
+	var s struct {
+		Properties map[string]struct {
+			Type any `json:"type"`
+		} `json:"properties"`
+	}
+	raw := tl.Def.RawInputSchema
+	if len(raw) == 0 {
+		var err error
+		if raw, err = json.Marshal(tl.Def.InputSchema); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := json.Unmarshal(raw, &s); err != nil {
+		t.Fatalf("%s: schema: %v", tl.Name(), err)
+	}
+	var out []string
+	for name, p := range s.Properties {
+		if fmt.Sprint(p.Type) == "string" {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// Every tool of every toolset, with B's ids and forged values in each of
+// its string arguments (one at a time, and all at once).
+func (w *world) mcpTools(t *testing.T) {
+	srv, err := server.New(w.dir, server.Options{Toolsets: []string{"all"}, Tools: tools.Config{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle(server.MCPPath, srv.HTTPHandler(server.HTTPOptions{}))
+	hs := httptest.NewServer(mux)
+	defer hs.Close()
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		srv.Close(ctx)
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := mcp.NewClient(&mcp.Implementation{Name: "isolation", Version: "1"}, nil)
+	cs, err := c.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: hs.URL + server.MCPPath,
+		HTTPClient: servertest.BearerClient(w.tokenA), MaxRetries: -1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	calls := 0
+	for _, set := range tools.Catalog(tools.Config{}) {
+		for _, tl := range set.Tools {
+			props := stringProps(t, tl)
+			for _, v := range w.attacks() {
+				variants := []map[string]any{}
+				all := map[string]any{}
+				for _, p := range props {
+					variants = append(variants, map[string]any{p: v})
+					all[p] = v
+				}
+				variants = append(variants, all)
+				for _, args := range variants {
+					res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: tl.Name(), Arguments: args})
+					calls++
+					if err != nil {
+						if ctx.Err() != nil {
+							t.Fatal(err)
+						}
+						if leak := w.leaks(v, err.Error()); leak != "" {
+							t.Errorf("%s %q: the error shows B's %q: %v", tl.Name(), clip(v), leak, err)
+						}
+						continue
+					}
+					b, _ := json.Marshal(res)
+					if leak := w.leaks(v, string(b)); leak != "" {
+						t.Errorf("%s(%s=%q): shows B's %q: %s", tl.Name(), keys(args), clip(v), leak, clip(string(b)))
+					}
+				}
+			}
+		}
+	}
+	t.Logf("%d tool calls", calls)
+}
+
+func keys(m map[string]any) string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return strings.Join(out, ",")
+}
+
+func clip(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "…"
+	}
+	return s
+}
+
+// restCase is how the suite attacks one route: the query parameters it
+// reads, and a body template for writes (%s is the attack value, quoted).
+type restCase struct {
+	query []string
+	body  string
+}
+
+// restCases must name every route of the webview mux (TestRESTCasesCoverRoutes).
+var restCases = map[string]restCase{
+	"GET /api/v1/whoami":                {},
+	"GET /api/v1/kinds":                 {},
+	"GET /api/v1/events":                {query: []string{"user", "session", "agent", "kind", "path", "since", "until", "order", "cursor", "limit"}},
+	"GET /api/v1/events/{id}":           {},
+	"GET /api/v1/files":                 {query: []string{"limit", "path", "agent", "user"}},
+	"GET /api/v1/sessions":              {query: []string{"user", "agent", "workspace", "state", "since", "until", "order", "cursor", "limit"}},
+	"GET /api/v1/sessions/{id}":         {},
+	"GET /api/v1/sessions/{id}/summary": {},
+	"GET /api/v1/agents":                {query: []string{"cohort", "liveness", "active"}},
+	"GET /api/v1/agents/{id}":           {},
+	"GET /api/v1/leases":                {query: []string{"agent"}},
+	"GET /api/v1/tasks":                 {query: []string{"state", "assignee", "after", "limit"}},
+	"GET /api/v1/tasks/{id}":            {},
+	"GET /api/v1/tenant":                {},
+	"GET /api/v1/users":                 {},
+	"GET /api/v1/tokens":                {},
+	"POST /api/v1/tokens":               {body: `{"user":%s,"agent":%s,"label":"x"}`},
+	"DELETE /api/v1/tokens/{id}":        {},
+	"GET /api/v1/feed":                  {}, // attacked by feedFilters
+}
+
+func TestRESTCasesCoverRoutes(t *testing.T) {
+	h := webview.New(tenant.NewDirectory(nil, "routes"), webview.Options{})
+	for _, r := range h.Routes() {
+		if _, ok := restCases[r]; !ok {
+			t.Errorf("route %q has no isolation case: add it to restCases", r)
+		}
+	}
+	if n := len(h.Routes()); n != len(restCases) {
+		t.Errorf("%d routes, %d cases: remove the cases of removed routes", n, len(restCases))
+	}
+}
+
+func (w *world) restRoutes(t *testing.T) {
+	h := webview.New(w.dir, webview.Options{})
+	hs := httptest.NewServer(h)
+	defer hs.Close()
+	defer h.Shutdown(context.Background())
+	do := func(method, target, body, sent string) {
+		t.Helper()
+		var rd io.Reader
+		if body != "" {
+			rd = strings.NewReader(body)
+		}
+		req, err := http.NewRequest(method, hs.URL+target, rd)
+		if err != nil {
+			t.Fatalf("%s %q: %v", method, clip(target), err)
+		}
+		req.Header.Set("Authorization", "Bearer "+w.tokenA)
+		resp, err := hs.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode >= 500 {
+			t.Errorf("%s %s: %d %s", method, clip(target), resp.StatusCode, clip(string(b)))
+		}
+		if leak := w.leaks(sent, string(b)); leak != "" {
+			t.Errorf("%s %s: shows B's %q: %s", method, clip(target), leak, clip(string(b)))
+		}
+	}
+	for _, r := range h.Routes() {
+		c := restCases[r]
+		method, path, _ := strings.Cut(r, " ")
+		if path == webview.FeedPath {
+			continue
+		}
+		for _, v := range w.attacks() {
+			p := strings.ReplaceAll(path, "{id}", url.PathEscape(v))
+			if strings.Contains(path, "{id}") && v == "" {
+				continue // that is another route
+			}
+			body := ""
+			if c.body != "" {
+				q, _ := json.Marshal(v)
+				body = fmt.Sprintf(c.body, q, q)
+			}
+			do(method, p, body, v)
+			for _, name := range c.query {
+				do(method, p+"?"+url.Values{name: {v}}.Encode(), body, v)
+			}
+		}
+	}
+}
+
+// Every field of a feed subscription's filter, and the cursor, with the
+// attack values: each subscription is refused (4400) or streams only A's
+// events, while B appends.
+func (w *world) feedFilters(t *testing.T) []kv.KeyValue {
+	h := webview.New(w.dir, webview.Options{})
+	hs := httptest.NewServer(h)
+	defer hs.Close()
+	defer h.Shutdown(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var subs []webview.Subscription
+	ft := reflect.TypeFor[webview.FeedFilter]()
+	for _, v := range w.attacks() {
+		subs = append(subs, webview.Subscription{Cursor: v})
+		for i := range ft.NumField() {
+			var f webview.FeedFilter
+			reflect.ValueOf(&f).Elem().Field(i).SetString(v)
+			subs = append(subs, webview.Subscription{Cursor: "", Filter: f})
+		}
+	}
+	type open struct {
+		c   *websocket.Conn
+		sub webview.Subscription
+	}
+	var feeds []open
+	for _, sub := range subs {
+		c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(hs.URL, "http")+webview.FeedPath,
+			&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + w.tokenA}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.CloseNow()
+		c.SetReadLimit(32 << 20)
+		sub.Type = "subscribe"
+		if err := wsjson.Write(ctx, c, sub); err != nil {
+			t.Fatal(err)
+		}
+		feeds = append(feeds, open{c, sub})
+	}
+	// B writes while A's feeds are open: none of it may reach them.
+	scB := w.scopeB(t)
+	if _, err := scB.Log().Append(ctx, scB.Event("note.added", "live "+marker)); err != nil {
+		t.Fatal(err)
+	}
+	before := w.snapshot(t)
+	// Then A writes, so unfiltered feeds have something of A's to deliver;
+	// every feed is read until it closes or the deadline passes.
+	if _, err := w.scA.Log().Append(ctx, w.scA.Event("note.added", "A's note")); err != nil {
+		t.Fatal(err)
+	}
+	rctx, rcancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer rcancel()
+	done := make(chan string, len(feeds))
+	for _, f := range feeds {
+		go func() {
+			var sent strings.Builder
+			json.NewEncoder(&sent).Encode(f.sub)
+			for {
+				_, b, err := f.c.Read(rctx)
+				if err != nil {
+					if st := websocket.CloseStatus(err); st != -1 && st != webview.StatusBadRequest {
+						done <- fmt.Sprintf("subscription %s: closed with %v", clip(sent.String()), err)
+						return
+					}
+					done <- ""
+					return
+				}
+				if leak := w.leaks(f.sub.Cursor+string(mustJSON(f.sub.Filter)), string(b)); leak != "" {
+					done <- fmt.Sprintf("subscription %s: shows B's %q: %s", clip(sent.String()), leak, clip(string(b)))
+					return
+				}
+			}
+		}()
+	}
+	for range feeds {
+		if msg := <-done; msg != "" {
+			t.Error(msg)
+		}
+	}
+	return before
+}
+
+func mustJSON(v any) []byte { b, _ := json.Marshal(v); return b }
+
+// scopeB is a scope of B's, for writing while A attacks.
+func (w *world) scopeB(t *testing.T) *tenant.Scope {
+	t.Helper()
+	sc, err := w.dir.Local(context.Background(), tenantB, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sc
+}
+
+type pipeRWC struct {
+	r *io.PipeReader
+	w *io.PipeWriter
+}
+
+func (p pipeRWC) Read(b []byte) (int, error)  { return p.r.Read(b) }
+func (p pipeRWC) Write(b []byte) (int, error) { return p.w.Write(b) }
+func (p pipeRWC) Close() error                { p.r.Close(); return p.w.Close() }
+
+// Every command the IDE server advertises, with the attack values in each
+// of its arguments.
+func (w *world) ideCommands(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	sr, cw := io.Pipe()
+	cr, sw := io.Pipe()
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		ide.Serve(ctx, w.scA, sr, sw, ide.Options{})
+		sw.Close()
+	}()
+	conn := jsonrpc2.NewConn(ctx, jsonrpc2.NewBufferedStream(pipeRWC{cr, cw}, jsonrpc2.VSCodeObjectCodec{}),
+		jsonrpc2.HandlerWithError(func(context.Context, *jsonrpc2.Conn, *jsonrpc2.Request) (any, error) { return nil, nil }))
+	defer func() { cw.Close(); conn.Close(); cancel(); <-served }()
+	root := t.TempDir()
+	var init struct {
+		Capabilities struct {
+			ExecuteCommandProvider struct {
+				Commands []string `json:"commands"`
+			} `json:"executeCommandProvider"`
+		} `json:"capabilities"`
+	}
+	if err := conn.Call(ctx, "initialize", map[string]any{"processId": nil, "rootUri": "file://" + root, "capabilities": map[string]any{}}, &init); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.Notify(ctx, "initialized", map[string]any{}); err != nil {
+		t.Fatal(err)
+	}
+	cmds := init.Capabilities.ExecuteCommandProvider.Commands
+	if len(cmds) == 0 {
+		t.Fatal("the IDE server advertises no commands")
+	}
+	for _, cmd := range cmds {
+		for _, v := range w.attacks() {
+			for _, arg := range []map[string]any{
+				{"title": v, "workspace": v, "status": v, "summary": v, "uri": v},
+				{"uri": "file:///" + v, "limit": 5},
+				{"uri": "file:///src/" + marker[:6] + "/" + v},
+				{"workspace": "/src/" + v},
+			} {
+				var res json.RawMessage
+				err := conn.Call(ctx, "workspace/executeCommand", map[string]any{"command": cmd, "arguments": []any{arg}}, &res)
+				if ctx.Err() != nil {
+					t.Fatal(ctx.Err())
+				}
+				out := string(res)
+				if err != nil {
+					out = err.Error()
+				}
+				if leak := w.leaks(string(mustJSON(arg)), out); leak != "" {
+					t.Errorf("%s %s: shows B's %q: %s", cmd, clip(string(mustJSON(arg))), leak, clip(out))
+				}
+			}
+		}
+	}
+}
