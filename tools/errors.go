@@ -10,6 +10,7 @@ import (
 	"github.com/coditect/coditect/storage/agent"
 	"github.com/coditect/coditect/storage/attrib"
 	"github.com/coditect/coditect/storage/audit"
+	"github.com/coditect/coditect/storage/kv"
 	"github.com/coditect/coditect/storage/lease"
 	"github.com/coditect/coditect/storage/message"
 	"github.com/coditect/coditect/storage/session"
@@ -122,6 +123,11 @@ func errorText(tool string, err error) string {
 	}
 	for _, p := range []string{"session: ", "audit: ", "agent: ", "tenant: ", "lease: ", "message: ", "task: ", "attrib: "} {
 		msg = strings.TrimPrefix(msg, p)
+	}
+	if errors.Is(err, kv.ErrUnavailable) {
+		// The store's path and SQLite's codes mean nothing to a model and
+		// stay in the server's log.
+		return fmt.Sprintf("%s failed: the store is locked by another process; nothing was changed. Retry in a few seconds.", tool)
 	}
 	if Classify(err) == OutcomeError {
 		return fmt.Sprintf("%s failed: %s. This is a server-side problem; retrying later may help.", tool, msg)

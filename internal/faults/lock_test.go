@@ -66,6 +66,9 @@ func TestStoreLockedByAnotherProcess(t *testing.T) {
 	if !strings.Contains(r.text, "locked by another process") || !strings.Contains(strings.ToLower(r.text), "retry") {
 		t.Errorf("the tool error does not say the store is locked and to retry: %q", r.text)
 	}
+	if strings.Contains(r.text, "SQLITE") || strings.Contains(r.text, ".db") {
+		t.Errorf("the tool error shows the model the server's internals: %q", r.text)
+	}
 	if took > hold {
 		t.Errorf("the write with lock_timeout=500ms took %v to fail", took)
 	}
