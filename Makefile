@@ -6,7 +6,7 @@ BIN       := bin/coditect
 PKGS      := ./...
 BENCHTIME ?= 1s
 
-.PHONY: build run test setup vet ide-check vsix unit bench-smoke fuzz-short fuzz fdb-check crash bench lint fmt clean
+.PHONY: build run test setup vet ide-check vsix unit soak soak-short bench-smoke fuzz-short fuzz fdb-check crash bench lint fmt clean
 
 # Fuzz targets, package:function. make fuzz runs each for FUZZTIME; make
 # test runs each briefly (fuzz-short).
@@ -26,7 +26,7 @@ run: build
 # vet, the FDB type check, the unit and integration tests, the short
 # (10-kill) crash test, one iteration of every benchmark (reduced sizes) and
 # a few seconds of every fuzz target.
-test: setup vet fdb-check ide-check unit bench-smoke fuzz-short
+test: setup vet fdb-check ide-check unit soak-short bench-smoke fuzz-short
 
 # What the tests need beyond Go, installed idempotently: Debian's Chromium
 # and playwright-core for the dashboard's browser tests; the extension's npm
@@ -68,6 +68,18 @@ fuzz:
 # Type-checks every `fdb`-tagged package without fdb_c.h or libfdb_c.
 fdb-check:
 	$(GO) run ./internal/fdbcheck
+
+# The soak test (docs/SOAK.md): 50 agents for 10 minutes against one daemon;
+# report in bin/soak.json.
+soak:
+	mkdir -p bin
+	CODITECT_SOAK_DURATION=10m CODITECT_SOAK_AGENTS=50 CODITECT_SOAK_REPORT=$(CURDIR)/bin/soak.json \
+		$(GO) test -count=1 -timeout 30m -run '^TestSoak$$' -v ./internal/soak
+
+# The reduced soak in make test: 24 agents, 30 s, on its own so that it
+# neither skews nor is skewed by the other packages' tests.
+soak-short:
+	$(GO) test -count=1 -timeout 5m -run '^TestSoak$$' ./internal/soak
 
 # The long crash test: 200 SIGKILLs of writer processes.
 crash:
