@@ -499,19 +499,10 @@ func leaseRenew(ctx context.Context, c *Call) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	if a.Token < 0 {
-		return Result{}, c.argError("%q must be the positive token lease_acquire returned, not %d", "token", a.Token)
-	}
-	if err := c.Scope.CanWrite(); err != nil {
+	token, err := c.heldToken(ctx, res, a.Token)
+	if err != nil {
 		return Result{}, err
 	}
-	token := a.Token
-	if token == 0 {
-		if token, err = c.ownToken(ctx, res); err != nil {
-			return Result{}, err
-		}
-	}
-	c.record("fencing_token", token)
 	l, err := lease.Renew(ctx, c.Scope, res, token, ttl)
 	if err != nil {
 		return Result{}, err
@@ -546,6 +537,26 @@ func leaseReleaseTool() *Tool {
 	}.tool()
 }
 
+// heldToken checks a token argument (0 means the caller's own grant on
+// res, which it looks up), refuses viewers, and records the token in the
+// call's audit event.
+func (c *Call) heldToken(ctx context.Context, res string, token int64) (int64, error) {
+	if token < 0 {
+		return 0, c.argError("%q must be the positive token lease_acquire returned, not %d", "token", token)
+	}
+	if err := c.Scope.CanWrite(); err != nil {
+		return 0, err
+	}
+	if token == 0 {
+		var err error
+		if token, err = c.ownToken(ctx, res); err != nil {
+			return 0, err
+		}
+	}
+	c.record("fencing_token", token)
+	return token, nil
+}
+
 func leaseRelease(ctx context.Context, c *Call) (Result, error) {
 	var a leaseReleaseArgs
 	if err := decodeArgs(c, &a); err != nil {
@@ -555,19 +566,10 @@ func leaseRelease(ctx context.Context, c *Call) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	if a.Token < 0 {
-		return Result{}, c.argError("%q must be the positive token lease_acquire returned, not %d", "token", a.Token)
-	}
-	if err := c.Scope.CanWrite(); err != nil {
+	token, err := c.heldToken(ctx, res, a.Token)
+	if err != nil {
 		return Result{}, err
 	}
-	token := a.Token
-	if token == 0 {
-		if token, err = c.ownToken(ctx, res); err != nil {
-			return Result{}, err
-		}
-	}
-	c.record("fencing_token", token)
 	if err := lease.Release(ctx, c.Scope, res, token); err != nil {
 		return Result{}, err
 	}
