@@ -105,7 +105,16 @@ func parseIgnoreLine(line, domain string) (pattern, bool) {
 			p.kind = matchNever
 			break
 		}
-		p.kind, p.re = matchRegexp, regexp.MustCompile(expr)
+		re, err := regexp.Compile(expr)
+		if err != nil {
+			// A class git's wildmatch accepts but RE2 refuses, such as the
+			// reversed range in "[~-0]", which matches no character in git:
+			// the pattern matches nothing. A hostile .gitignore must never
+			// stop the watcher.
+			p.kind = matchNever
+			break
+		}
+		p.kind, p.re = matchRegexp, re
 	}
 	return p, true
 }
@@ -193,6 +202,7 @@ func bracketRegexp(s string) (string, int, bool) {
 		b.WriteString("^/")
 		i++
 	}
+	prev := -1 // the single character before a '-', which starts a range
 	for first := true; i < len(s); first = false {
 		c := s[i]
 		switch {
@@ -206,9 +216,25 @@ func bracketRegexp(s string) (string, int, bool) {
 			}
 			b.WriteString(s[i : i+2+end+2])
 			i += 2 + end + 2
+			prev = -1
 		case c == '-' && !first && i+1 < len(s) && s[i+1] != ']':
-			b.WriteString("-") // a range
-			i++
+			j := i + 1
+			e := s[j]
+			if e == '\\' {
+				if j+1 == len(s) {
+					return "", 0, false
+				}
+				j++
+				e = s[j]
+			}
+			// A reversed range ("[z-a]") adds nothing in git's wildmatch
+			// beyond its first character, already written; RE2 would refuse
+			// it.
+			if prev < 0 || int(e) >= prev {
+				b.WriteString("-")
+				writeByte(&b, e)
+			}
+			i, prev = j+1, -1
 		default:
 			if c == '\\' {
 				if i+1 == len(s) {
@@ -219,6 +245,7 @@ func bracketRegexp(s string) (string, int, bool) {
 			}
 			writeByte(&b, c)
 			i++
+			prev = int(c)
 		}
 	}
 	return "", 0, false // unclosed

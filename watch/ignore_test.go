@@ -292,6 +292,10 @@ func TestGlobRegexp(t *testing.T) {
 		{"a**b", []string{"ab", "axxb"}, []string{"a/b"}},
 		{"[!a]", []string{"b"}, []string{"a", "/"}},
 		{"[a-c]x", []string{"ax", "bx"}, []string{"dx"}},
+		// Reversed ranges: git's wildmatch matches only the first
+		// character (checked against git check-ignore); RE2 refuses them.
+		{"[~-0]", []string{"~"}, []string{"0", "a"}},
+		{"[z-a]x", []string{"zx"}, []string{"ax", "bx"}},
 		{"[]]", []string{"]"}, []string{"a"}},
 		{`\[x`, []string{"[x"}, []string{`\[x`}},
 		{"?", []string{"a"}, []string{"/", "ab"}},
