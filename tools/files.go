@@ -101,6 +101,21 @@ const (
 )
 
 // place resolves a session_id and a workspace-relative path.
+// openPlace resolves a path in the session's workspace (see place) and
+// opens the workspace as an os.Root, through which every file operation
+// goes; the caller closes the root.
+func (c *Call) openPlace(ctx context.Context, sessionID, p string, kind int) (place, *os.Root, error) {
+	pl, err := c.place(ctx, sessionID, p, kind)
+	if err != nil {
+		return pl, nil, err
+	}
+	root, err := os.OpenRoot(pl.root)
+	if err != nil {
+		return pl, nil, err
+	}
+	return pl, root, nil
+}
+
 func (c *Call) place(ctx context.Context, sessionID, p string, kind int) (place, error) {
 	id, err := c.sessionID(sessionID, true)
 	if err != nil {
@@ -317,11 +332,7 @@ func (f *files) read(ctx context.Context, c *Call) (Result, error) {
 	if err := decodeArgs(c, &a); err != nil {
 		return Result{}, err
 	}
-	pl, err := c.place(ctx, a.SessionID, a.Path, fileToRead)
-	if err != nil {
-		return Result{}, err
-	}
-	root, err := os.OpenRoot(pl.root)
+	pl, root, err := c.openPlace(ctx, a.SessionID, a.Path, fileToRead)
 	if err != nil {
 		return Result{}, err
 	}
@@ -387,11 +398,7 @@ func (f *files) list(ctx context.Context, c *Call) (Result, error) {
 	if err := decodeArgs(c, &a); err != nil {
 		return Result{}, err
 	}
-	pl, err := c.place(ctx, a.SessionID, a.Path, anyPlace)
-	if err != nil {
-		return Result{}, err
-	}
-	root, err := os.OpenRoot(pl.root)
+	pl, root, err := c.openPlace(ctx, a.SessionID, a.Path, anyPlace)
 	if err != nil {
 		return Result{}, err
 	}
@@ -519,11 +526,7 @@ func (f *files) write(ctx context.Context, c *Call) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	pl, err := c.place(ctx, a.SessionID, a.Path, fileToWrite)
-	if err != nil {
-		return Result{}, err
-	}
-	root, err := os.OpenRoot(pl.root)
+	pl, root, err := c.openPlace(ctx, a.SessionID, a.Path, fileToWrite)
 	if err != nil {
 		return Result{}, err
 	}
@@ -603,11 +606,7 @@ func (f *files) edit(ctx context.Context, c *Call) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	pl, err := c.place(ctx, a.SessionID, a.Path, fileToWrite)
-	if err != nil {
-		return Result{}, err
-	}
-	root, err := os.OpenRoot(pl.root)
+	pl, root, err := c.openPlace(ctx, a.SessionID, a.Path, fileToWrite)
 	if err != nil {
 		return Result{}, err
 	}
