@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -100,13 +101,7 @@ func newTenantCommand() *cobra.Command {
 func printTenants(cmd *cobra.Command, ts []tenant.Tenant, one bool) error {
 	w := cmd.OutOrStdout()
 	if jsonOutput(cmd) {
-		if one {
-			return writeJSON(w, ts[0])
-		}
-		if ts == nil {
-			ts = []tenant.Tenant{}
-		}
-		return writeJSON(w, ts)
+		return writeRecords(w, ts, one)
 	}
 	tw := table(w, "ID", "NAME", "STATE", "CREATED", "RETENTION")
 	for _, t := range ts {
@@ -200,13 +195,7 @@ func newUserCommand() *cobra.Command {
 func printUsers(cmd *cobra.Command, us []tenant.User, one bool) error {
 	w := cmd.OutOrStdout()
 	if jsonOutput(cmd) {
-		if one {
-			return writeJSON(w, us[0])
-		}
-		if us == nil {
-			us = []tenant.User{}
-		}
-		return writeJSON(w, us)
+		return writeRecords(w, us, one)
 	}
 	tw := table(w, "ID", "NAME", "STATE", "CREATED")
 	for _, u := range us {
@@ -348,4 +337,16 @@ func retentionText(r audit.Retention) string {
 		return "keep all"
 	}
 	return strings.Join(parts, ", ")
+}
+
+// writeRecords writes records as a JSON array, or the first one alone when
+// one is set (a command that shows a single record).
+func writeRecords[T any](w io.Writer, records []T, one bool) error {
+	if one {
+		return writeJSON(w, records[0])
+	}
+	if records == nil {
+		records = []T{}
+	}
+	return writeJSON(w, records)
 }
