@@ -133,25 +133,13 @@ func benchFanout(b *testing.B, opts webview.Options, clients int, every time.Dur
 	b.ReportMetric(float64(clients), "clients")
 }
 
-var largeStores sync.Map
-
 // largeStore returns the URL of a store whose tenant "acme" holds n
 // note and file events in 1,000 sessions by 8 agents, with a user "bench"
 // and a viewer token whose secret is kept beside the database; built once
-// and kept in the temporary directory like storage/audit's largeLog.
+// and kept in the temporary directory (kvtest.CachedStore).
 func largeStore(b *testing.B, n int) (storeURL, token string) {
-	type built struct{ url, token string }
-	if v, ok := largeStores.Load(n); ok {
-		return v.(built).url, v.(built).token
-	}
-	path := filepath.Join(os.TempDir(), fmt.Sprintf("coditect-bench-webview-%d-v1.db", n))
 	ctx := context.Background()
-	if _, err := os.Stat(path); err != nil {
-		b.Logf("building a %d-event store at %s (kept for later runs)", n, path)
-		tmp := path + ".building"
-		for _, suffix := range []string{"", "-wal", "-shm", ".token"} {
-			os.Remove(tmp + suffix)
-		}
+	path := kvtest.CachedStore(b, fmt.Sprintf("coditect-bench-webview-%d-v1.db", n), func(tmp string) {
 		st, err := storage.Open(ctx, "sqlite://"+filepath.ToSlash(tmp)+"?synchronous=normal")
 		if err != nil {
 			b.Fatal(err)
@@ -184,22 +172,17 @@ func largeStore(b *testing.B, n int) (storeURL, token string) {
 		if err := st.Close(); err != nil {
 			b.Fatal(err)
 		}
-		if err := os.WriteFile(path+".token", []byte(secret), 0o600); err != nil {
+		// The secret goes beside the final name, which the store takes
+		// when the build is complete.
+		if err := os.WriteFile(strings.TrimSuffix(tmp, ".building")+".token", []byte(secret), 0o600); err != nil {
 			b.Fatal(err)
 		}
-		if err := os.Rename(tmp, path); err != nil {
-			b.Fatal(err)
-		}
-		os.Remove(tmp + "-wal")
-		os.Remove(tmp + "-shm")
-	}
+	})
 	tok, err := os.ReadFile(path + ".token")
 	if err != nil {
 		b.Fatal(err)
 	}
-	v := built{"sqlite://" + filepath.ToSlash(path), string(tok)}
-	largeStores.Store(n, v)
-	return v.url, v.token
+	return "sqlite://" + filepath.ToSlash(path), string(tok)
 }
 
 func largeEvent(i int) audit.Event {

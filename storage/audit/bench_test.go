@@ -4,10 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -59,21 +56,10 @@ func BenchmarkAppendBatch100(b *testing.B) {
 	b.ReportMetric(float64(b.N*100)/b.Elapsed().Seconds(), "events/s")
 }
 
-var largeLogs sync.Map
-
 // largeLog returns the path of a store whose tenant "acme" holds n events
 // in 1,000 sessions, built once and kept in the temporary directory.
 func largeLog(b *testing.B, n int) string {
-	if p, ok := largeLogs.Load(n); ok {
-		return p.(string)
-	}
-	path := filepath.Join(os.TempDir(), fmt.Sprintf("coditect-bench-audit-%d-v1.db", n))
-	if _, err := os.Stat(path); err != nil {
-		b.Logf("building a %d-event log at %s (kept for later runs)", n, path)
-		tmp := path + ".building"
-		for _, suffix := range []string{"", "-wal", "-shm"} {
-			os.Remove(tmp + suffix)
-		}
+	return kvtest.CachedStore(b, fmt.Sprintf("coditect-bench-audit-%d-v1.db", n), func(tmp string) {
 		s, err := sqlite.Open(context.Background(), tmp, sqlite.Options{Synchronous: sqlite.SyncNormal})
 		if err != nil {
 			b.Fatal(err)
@@ -92,14 +78,7 @@ func largeLog(b *testing.B, n int) string {
 		if err := s.Close(); err != nil {
 			b.Fatal(err)
 		}
-		if err := os.Rename(tmp, path); err != nil {
-			b.Fatal(err)
-		}
-		os.Remove(tmp + "-wal")
-		os.Remove(tmp + "-shm")
-	}
-	largeLogs.Store(n, path)
-	return path
+	})
 }
 
 // BenchmarkSessionLast100: the newest 100 events of one session in a log

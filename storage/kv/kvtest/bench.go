@@ -1,6 +1,8 @@
 package kvtest
 
 import (
+	"path/filepath"
+	"sync"
 	"bufio"
 	"context"
 	"fmt"
@@ -139,4 +141,34 @@ func parseLat(line string) (time.Duration, bool) {
 		return 0, false
 	}
 	return time.Duration(ns), true
+}
+
+// cachedStores maps a cached store's name to its path, for CachedStore.
+var cachedStores sync.Map
+
+// CachedStore returns the path of the store file name in the temporary
+// directory, building it once with build (which writes the store at the
+// temporary path it is given and closes it) and keeping it for later runs:
+// benchmarks that only read a large store share one, built on the first
+// run. A build that was interrupted leaves no file under the final name.
+func CachedStore(tb testing.TB, name string, build func(tmp string)) string {
+	if p, ok := cachedStores.Load(name); ok {
+		return p.(string)
+	}
+	path := filepath.Join(os.TempDir(), name)
+	if _, err := os.Stat(path); err != nil {
+		tb.Logf("building %s (kept for later runs)", path)
+		tmp := path + ".building"
+		for _, suffix := range []string{"", "-wal", "-shm"} {
+			os.Remove(tmp + suffix)
+		}
+		build(tmp)
+		if err := os.Rename(tmp, path); err != nil {
+			tb.Fatal(err)
+		}
+		os.Remove(tmp + "-wal")
+		os.Remove(tmp + "-shm")
+	}
+	cachedStores.Store(name, path)
+	return path
 }

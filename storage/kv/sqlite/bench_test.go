@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -137,19 +135,8 @@ func BenchmarkCommitBatch100(b *testing.B) {
 
 // largeStore returns the path of a store holding n keys, built once and kept
 // in the temporary directory across runs (benchmarks only read it).
-var largeStores sync.Map // n -> path
-
 func largeStore(b *testing.B, n int) string {
-	if p, ok := largeStores.Load(n); ok {
-		return p.(string)
-	}
-	path := filepath.Join(os.TempDir(), fmt.Sprintf("coditect-bench-%d-v1.db", n))
-	if _, err := os.Stat(path); err != nil {
-		b.Logf("building a %d-key store at %s (kept for later runs)", n, path)
-		tmp := path + ".building"
-		for _, suffix := range []string{"", "-wal", "-shm"} {
-			os.Remove(tmp + suffix)
-		}
+	return kvtest.CachedStore(b, fmt.Sprintf("coditect-bench-%d-v1.db", n), func(tmp string) {
 		s, err := sqlite.Open(context.Background(), tmp, sqlite.Options{Synchronous: sqlite.SyncNormal})
 		if err != nil {
 			b.Fatal(err)
@@ -175,14 +162,7 @@ func largeStore(b *testing.B, n int) string {
 			b.Fatal(err)
 		}
 		db.Close()
-		if err := os.Rename(tmp, path); err != nil {
-			b.Fatal(err)
-		}
-		os.Remove(tmp + "-wal")
-		os.Remove(tmp + "-shm")
-	}
-	largeStores.Store(n, path)
-	return path
+	})
 }
 
 // BenchmarkRange1000: read 1,000 consecutive keys at a random place in a
