@@ -12,5 +12,13 @@
 // fdb: openStore picks that when FDB_CLUSTER_FILE is set, and clears the
 // tenants it created afterwards (the keys are the same on both backends).
 //
+// TestSuiteCatchesPlantedLeaks shows that these checks fail when a leak
+// exists: on each surface it wires the real components wrongly (an MCP
+// resolver that binds the caller's user name in tenant B, a usage meter
+// counting A's calls in B's log, a gateway that forwards B's token, writes
+// sent with B's token, a cache keyed by URL alone, feed subscriptions
+// pinned to B's credential, an IDE session opened as B) and requires the
+// checks, run through a recorder instead of the test, to report it.
+//
 // The package holds tests only; it may import every layer and transport.
 package isolation

@@ -43,13 +43,32 @@ const marker = "SECRET-OF-B-7f3a"
 
 const tenantA, tenantB = "iso-a", "iso-b"
 
+// reporter is what the checks report through: the *testing.T of
+// TestIsolation, where every report fails the test, or a recorder of
+// TestSuiteCatchesPlantedLeaks, which collects the reports of a check run
+// against a planted leak. A leak report names its surface first ("mcp: ",
+// "rest: ", "feed: ", "ide: ") and says "shows B's" (something of B's in a
+// response) or "B's range" (B's keys counted into or changed).
+type reporter interface {
+	Helper()
+	Logf(format string, args ...any)
+	Errorf(format string, args ...any)
+	Fatalf(format string, args ...any)
+	TempDir() string
+}
+
 type world struct {
 	store  kv.Store
 	dir    *tenant.Directory
 	tokenA string
 	scA    *tenant.Scope
+	// tokenB is a token of B's alice (labelled with the marker), for the
+	// planted leaks.
+	tokenB string
 	// B's ids, which A tries to reach.
 	idsB []string
+	// few limits the attack values to a handful (see attacks).
+	few bool
 }
 
 func openStore(t *testing.T) kv.Store {
@@ -139,13 +158,19 @@ func newWorld(t *testing.T) *world {
 	evs, err := scB.Log().Append(ctx, ev)
 	must(err)
 	w.idsB = []string{s.ID, a.ID, tk.ID, evs[0].ID, tb.ID}
+	w.tokenB = tokB
 	return w
 }
 
 // attacks are the values A sends where an id, a cursor or a name goes:
 // B's ids as they are and wrapped in separators, forged cursors, and
-// malformed and oversized strings.
+// malformed and oversized strings. With w.few, only "", B's ids as they
+// are and "head": the planted-leak test in -short mode, where the point is
+// that each check reports, not the breadth of the attack.
 func (w *world) attacks() []string {
+	if w.few {
+		return append(append([]string{""}, w.idsB...), "head")
+	}
 	var out []string
 	for _, id := range w.idsB {
 		out = append(out, id, tenantB+"/"+id, "../"+tenantB+"/"+id, id+"\x00", "\x00"+tenantB+"\x00"+id, id+"/")
@@ -158,11 +183,11 @@ func (w *world) attacks() []string {
 }
 
 // snapshot is B's key range, byte for byte.
-func (w *world) snapshot(t *testing.T) []kv.KeyValue {
+func (w *world) snapshot(t reporter) []kv.KeyValue {
 	t.Helper()
 	sp, err := keyspace.Tenant(tenantB)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v", err)
 	}
 	b, e := sp.Range()
 	var out []kv.KeyValue
@@ -176,15 +201,15 @@ func (w *world) snapshot(t *testing.T) []kv.KeyValue {
 		return it.Err()
 	})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v", err)
 	}
 	if len(out) == 0 {
-		t.Fatal("B's range is empty: the snapshot would prove nothing")
+		t.Fatalf("B's range is empty: the snapshot would prove nothing")
 	}
 	return out
 }
 
-func (w *world) unchanged(t *testing.T, before []kv.KeyValue, surface string) {
+func (w *world) unchanged(t reporter, before []kv.KeyValue, surface string) {
 	t.Helper()
 	after := w.snapshot(t)
 	if len(after) != len(before) {
@@ -192,18 +217,20 @@ func (w *world) unchanged(t *testing.T, before []kv.KeyValue, surface string) {
 	}
 	for i := range before {
 		if !bytes.Equal(before[i].Key, after[i].Key) || !bytes.Equal(before[i].Value, after[i].Value) {
-			t.Fatalf("%s: B's key %q changed", surface, after[i].Key)
+			t.Fatalf("%s: B's range changed at key %q", surface, after[i].Key)
 		}
 	}
 }
 
-// leaks reports what of B a response shows: the marker, or one of B's
-// ids that the request did not carry (an error may echo what was sent).
+// leaks reports what of B a response shows: the marker, or B's tenant id
+// or one of B's ids that the request did not carry (an error may echo what
+// was sent). B's tenant id counts: a response bound to B that carries no
+// record of B's (whoami, the tenant record and its event count) names it.
 func (w *world) leaks(sent, response string) string {
 	if strings.Contains(response, marker) {
 		return marker
 	}
-	for _, id := range w.idsB {
+	for _, id := range append([]string{tenantB}, w.idsB...) {
 		if strings.Contains(response, id) && !strings.Contains(sent, id) && !w.aHolds(id) {
 			return id
 		}
@@ -239,21 +266,54 @@ func (w *world) aHolds(s string) bool {
 func TestIsolation(t *testing.T) {
 	w := newWorld(t)
 	before := w.snapshot(t)
-	t.Run("mcp", func(t *testing.T) { w.mcpTools(t) })
+	srv := w.mcpServer(t)
+	t.Run("mcp", func(t *testing.T) { w.mcpTools(t, srv.HTTPHandler(server.HTTPOptions{})) })
+	// Closing commits the audit records the server queued: they land
+	// before the snapshot is compared.
+	closeMCP(t, srv)
 	w.unchanged(t, before, "mcp")
-	t.Run("rest", func(t *testing.T) { w.restRoutes(t) })
+	rest := webview.New(w.dir, webview.Options{})
+	t.Run("rest", func(t *testing.T) { w.restRoutes(t, rest, rest.Routes()) })
+	rest.Shutdown(context.Background())
 	w.unchanged(t, before, "rest")
 	// The feed phase has B write while A's feeds are open: it takes its
 	// own snapshot after that write.
-	t.Run("feed", func(t *testing.T) { before = w.feedFilters(t) })
+	feed := webview.New(w.dir, webview.Options{})
+	t.Run("feed", func(t *testing.T) { before = w.feedFilters(t, feed) })
+	feed.Shutdown(context.Background())
 	w.unchanged(t, before, "feed")
-	t.Run("ide", func(t *testing.T) { w.ideCommands(t) })
+	t.Run("ide", func(t *testing.T) { w.ideCommands(t, ideAs(w.scA)) })
 	w.unchanged(t, before, "ide")
+}
+
+// mcpServer is the daemon's MCP server over w's tenants, with every
+// toolset; closeMCP stops it.
+func (w *world) mcpServer(t *testing.T) *server.Server {
+	t.Helper()
+	srv, err := server.New(w.dir, server.Options{Toolsets: []string{"all"}, Tools: tools.Config{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv
+}
+
+func closeMCP(t *testing.T, srv *server.Server) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Close(ctx); err != nil {
+		t.Error(err)
+	}
+}
+
+// ideAs serves one IDE connection as sc's principal.
+func ideAs(sc *tenant.Scope) func(ctx context.Context, in io.Reader, out io.Writer) {
+	return func(ctx context.Context, in io.Reader, out io.Writer) { ide.Serve(ctx, sc, in, out, ide.Options{}) }
 }
 
 // stringProps returns the names of a tool's string (or string array)
 // arguments, from its input schema.
-func stringProps(t *testing.T, tl *tools.Tool) []string {
+func stringProps(t reporter, tl *tools.Tool) []string {
 	var s struct {
 		Properties map[string]struct {
 			Type any `json:"type"`
@@ -263,7 +323,7 @@ func stringProps(t *testing.T, tl *tools.Tool) []string {
 	if len(raw) == 0 {
 		var err error
 		if raw, err = json.Marshal(tl.Def.InputSchema); err != nil {
-			t.Fatal(err)
+			t.Fatalf("%v", err)
 		}
 	}
 	if err := json.Unmarshal(raw, &s); err != nil {
@@ -279,28 +339,20 @@ func stringProps(t *testing.T, tl *tools.Tool) []string {
 }
 
 // Every tool of every toolset, with B's ids and forged values in each of
-// its string arguments (one at a time, and all at once).
-func (w *world) mcpTools(t *testing.T) {
-	srv, err := server.New(w.dir, server.Options{Toolsets: []string{"all"}, Tools: tools.Config{}})
-	if err != nil {
-		t.Fatal(err)
-	}
+// its string arguments (one at a time, and all at once), over the MCP
+// endpoint h (served at server.MCPPath) with A's token.
+func (w *world) mcpTools(t reporter, h http.Handler) {
 	mux := http.NewServeMux()
-	mux.Handle(server.MCPPath, srv.HTTPHandler(server.HTTPOptions{}))
+	mux.Handle(server.MCPPath, h)
 	hs := httptest.NewServer(mux)
 	defer hs.Close()
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Close(ctx)
-	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	c := mcp.NewClient(&mcp.Implementation{Name: "isolation", Version: "1"}, nil)
 	cs, err := c.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: hs.URL + server.MCPPath,
 		HTTPClient: servertest.BearerClient(w.tokenA), MaxRetries: -1}, nil)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("mcp: connect: %v", err)
 	}
 	defer cs.Close()
 	calls := 0
@@ -320,16 +372,16 @@ func (w *world) mcpTools(t *testing.T) {
 					calls++
 					if err != nil {
 						if ctx.Err() != nil {
-							t.Fatal(err)
+							t.Fatalf("mcp: %v", err)
 						}
 						if leak := w.leaks(v, err.Error()); leak != "" {
-							t.Errorf("%s %q: the error shows B's %q: %v", tl.Name(), clip(v), leak, err)
+							t.Errorf("mcp: %s %q: the error shows B's %q: %v", tl.Name(), clip(v), leak, err)
 						}
 						continue
 					}
 					b, _ := json.Marshal(res)
 					if leak := w.leaks(v, string(b)); leak != "" {
-						t.Errorf("%s(%s=%q): shows B's %q: %s", tl.Name(), keys(args), clip(v), leak, clip(string(b)))
+						t.Errorf("mcp: %s(%s=%q): shows B's %q: %s", tl.Name(), keys(args), clip(v), leak, clip(string(b)))
 					}
 				}
 			}
@@ -395,11 +447,10 @@ func TestRESTCasesCoverRoutes(t *testing.T) {
 	}
 }
 
-func (w *world) restRoutes(t *testing.T) {
-	h := webview.New(w.dir, webview.Options{})
+// Every route of routes (the webview mux's), served by h, with A's token.
+func (w *world) restRoutes(t reporter, h http.Handler, routes []string) {
 	hs := httptest.NewServer(h)
 	defer hs.Close()
-	defer h.Shutdown(context.Background())
 	do := func(method, target, body, sent string) {
 		t.Helper()
 		var rd io.Reader
@@ -408,23 +459,23 @@ func (w *world) restRoutes(t *testing.T) {
 		}
 		req, err := http.NewRequest(method, hs.URL+target, rd)
 		if err != nil {
-			t.Fatalf("%s %q: %v", method, clip(target), err)
+			t.Fatalf("rest: %s %q: %v", method, clip(target), err)
 		}
 		req.Header.Set("Authorization", "Bearer "+w.tokenA)
 		resp, err := hs.Client().Do(req)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("rest: %v", err)
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode >= 500 {
-			t.Errorf("%s %s: %d %s", method, clip(target), resp.StatusCode, clip(string(b)))
+			t.Errorf("rest: %s %s: %d %s", method, clip(target), resp.StatusCode, clip(string(b)))
 		}
 		if leak := w.leaks(sent, string(b)); leak != "" {
-			t.Errorf("%s %s: shows B's %q: %s", method, clip(target), leak, clip(string(b)))
+			t.Errorf("rest: %s %s: shows B's %q: %s", method, clip(target), leak, clip(string(b)))
 		}
 	}
-	for _, r := range h.Routes() {
+	for _, r := range routes {
 		c := restCases[r]
 		method, path, _ := strings.Cut(r, " ")
 		if path == webview.FeedPath {
@@ -449,13 +500,12 @@ func (w *world) restRoutes(t *testing.T) {
 }
 
 // Every field of a feed subscription's filter, and the cursor, with the
-// attack values: each subscription is refused (4400) or streams only A's
-// events, while B appends.
-func (w *world) feedFilters(t *testing.T) []kv.KeyValue {
-	h := webview.New(w.dir, webview.Options{})
+// attack values, over the feed that h serves at webview.FeedPath: each
+// subscription is refused (4400) or streams only A's events, while B
+// appends.
+func (w *world) feedFilters(t reporter, h http.Handler) []kv.KeyValue {
 	hs := httptest.NewServer(h)
 	defer hs.Close()
-	defer h.Shutdown(context.Background())
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var subs []webview.Subscription
@@ -477,26 +527,26 @@ func (w *world) feedFilters(t *testing.T) []kv.KeyValue {
 		c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(hs.URL, "http")+webview.FeedPath,
 			&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + w.tokenA}}})
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("feed: dial: %v", err)
 		}
 		defer c.CloseNow()
 		c.SetReadLimit(32 << 20)
 		sub.Type = "subscribe"
 		if err := wsjson.Write(ctx, c, sub); err != nil {
-			t.Fatal(err)
+			t.Fatalf("feed: subscribe: %v", err)
 		}
 		feeds = append(feeds, open{c, sub})
 	}
 	// B writes while A's feeds are open: none of it may reach them.
 	scB := w.scopeB(t)
 	if _, err := scB.Log().Append(ctx, scB.Event("note.added", "live "+marker)); err != nil {
-		t.Fatal(err)
+		t.Fatalf("feed: B's write: %v", err)
 	}
 	before := w.snapshot(t)
 	// Then A writes, so unfiltered feeds have something of A's to deliver;
 	// every feed is read until it closes or the deadline passes.
 	if _, err := w.scA.Log().Append(ctx, w.scA.Event("note.added", "A's note")); err != nil {
-		t.Fatal(err)
+		t.Fatalf("feed: A's write: %v", err)
 	}
 	rctx, rcancel := context.WithTimeout(ctx, 500*time.Millisecond)
 	defer rcancel()
@@ -509,14 +559,14 @@ func (w *world) feedFilters(t *testing.T) []kv.KeyValue {
 				_, b, err := f.c.Read(rctx)
 				if err != nil {
 					if st := websocket.CloseStatus(err); st != -1 && st != webview.StatusBadRequest {
-						done <- fmt.Sprintf("subscription %s: closed with %v", clip(sent.String()), err)
+						done <- fmt.Sprintf("feed: subscription %s: closed with %v", clip(sent.String()), err)
 						return
 					}
 					done <- ""
 					return
 				}
 				if leak := w.leaks(f.sub.Cursor+string(mustJSON(f.sub.Filter)), string(b)); leak != "" {
-					done <- fmt.Sprintf("subscription %s: shows B's %q: %s", clip(sent.String()), leak, clip(string(b)))
+					done <- fmt.Sprintf("feed: subscription %s: shows B's %q: %s", clip(sent.String()), leak, clip(string(b)))
 					return
 				}
 			}
@@ -524,7 +574,7 @@ func (w *world) feedFilters(t *testing.T) []kv.KeyValue {
 	}
 	for range feeds {
 		if msg := <-done; msg != "" {
-			t.Error(msg)
+			t.Errorf("%s", msg)
 		}
 	}
 	return before
@@ -533,11 +583,11 @@ func (w *world) feedFilters(t *testing.T) []kv.KeyValue {
 func mustJSON(v any) []byte { b, _ := json.Marshal(v); return b }
 
 // scopeB is a scope of B's, for writing while A attacks.
-func (w *world) scopeB(t *testing.T) *tenant.Scope {
+func (w *world) scopeB(t reporter) *tenant.Scope {
 	t.Helper()
 	sc, err := w.dir.Local(context.Background(), tenantB, "alice")
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v", err)
 	}
 	return sc
 }
@@ -552,8 +602,9 @@ func (p pipeRWC) Write(b []byte) (int, error) { return p.w.Write(b) }
 func (p pipeRWC) Close() error                { p.r.Close(); return p.w.Close() }
 
 // Every command the IDE server advertises, with the attack values in each
-// of its arguments.
-func (w *world) ideCommands(t *testing.T) {
+// of its arguments, on one connection that serve runs (as A, in
+// TestIsolation).
+func (w *world) ideCommands(t reporter, serve func(ctx context.Context, in io.Reader, out io.Writer)) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	sr, cw := io.Pipe()
@@ -561,7 +612,7 @@ func (w *world) ideCommands(t *testing.T) {
 	served := make(chan struct{})
 	go func() {
 		defer close(served)
-		ide.Serve(ctx, w.scA, sr, sw, ide.Options{})
+		serve(ctx, sr, sw)
 		sw.Close()
 	}()
 	conn := jsonrpc2.NewConn(ctx, jsonrpc2.NewBufferedStream(pipeRWC{cr, cw}, jsonrpc2.VSCodeObjectCodec{}),
@@ -576,14 +627,14 @@ func (w *world) ideCommands(t *testing.T) {
 		} `json:"capabilities"`
 	}
 	if err := conn.Call(ctx, "initialize", map[string]any{"processId": nil, "rootUri": "file://" + root, "capabilities": map[string]any{}}, &init); err != nil {
-		t.Fatal(err)
+		t.Fatalf("ide: initialize: %v", err)
 	}
 	if err := conn.Notify(ctx, "initialized", map[string]any{}); err != nil {
-		t.Fatal(err)
+		t.Fatalf("ide: initialized: %v", err)
 	}
 	cmds := init.Capabilities.ExecuteCommandProvider.Commands
 	if len(cmds) == 0 {
-		t.Fatal("the IDE server advertises no commands")
+		t.Fatalf("ide: the IDE server advertises no commands")
 	}
 	for _, cmd := range cmds {
 		for _, v := range w.attacks() {
@@ -596,14 +647,14 @@ func (w *world) ideCommands(t *testing.T) {
 				var res json.RawMessage
 				err := conn.Call(ctx, "workspace/executeCommand", map[string]any{"command": cmd, "arguments": []any{arg}}, &res)
 				if ctx.Err() != nil {
-					t.Fatal(ctx.Err())
+					t.Fatalf("ide: %v", ctx.Err())
 				}
 				out := string(res)
 				if err != nil {
 					out = err.Error()
 				}
 				if leak := w.leaks(string(mustJSON(arg)), out); leak != "" {
-					t.Errorf("%s %s: shows B's %q: %s", cmd, clip(string(mustJSON(arg))), leak, clip(out))
+					t.Errorf("ide: %s %s: shows B's %q: %s", cmd, clip(string(mustJSON(arg))), leak, clip(out))
 				}
 			}
 		}
