@@ -14,7 +14,10 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/coditect/coditect/storage/audit"
 	"github.com/coditect/coditect/storage/keyspace"
@@ -101,12 +104,43 @@ func checkName(what, s string) error {
 	return nil
 }
 
+// checkID refuses ids an operator could not read or type back: the
+// keyspace takes any UTF-8 (a tuple element cannot break out of its
+// subspace), but an id with control characters or surrounding spaces would
+// show in listings, logs and the dashboard as something other than it is.
+func checkID(what, id string) error {
+	for _, r := range id {
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' || r == utf8.RuneError {
+			return fmt.Errorf("tenant: %w: %s %q contains a control character", ErrInvalid, what, id)
+		}
+	}
+	if strings.TrimSpace(id) != id {
+		return fmt.Errorf("tenant: %w: %s %q starts or ends with white space", ErrInvalid, what, id)
+	}
+	return nil
+}
+
 func space(id string) (keyspace.TenantSpace, error) {
+	if err := checkID("tenant id", id); err != nil {
+		return keyspace.TenantSpace{}, err
+	}
 	sp, err := keyspace.Tenant(id)
 	if err != nil {
 		return sp, fmt.Errorf("tenant: %w: %v", ErrInvalid, err)
 	}
 	return sp, nil
+}
+
+// userKey returns the key of user id's record in sp.
+func userKey(sp keyspace.TenantSpace, id string) ([]byte, error) {
+	if err := checkID("user id", id); err != nil {
+		return nil, err
+	}
+	key, err := sp.User(id)
+	if err != nil {
+		return nil, fmt.Errorf("tenant: %w: %v", ErrInvalid, err)
+	}
+	return key, nil
 }
 
 func getJSON(tx kv.ReadTx, key []byte, v any) (bool, error) {
@@ -255,9 +289,9 @@ func (d *Directory) CreateUser(ctx context.Context, tenantID, id, name string) (
 	if err != nil {
 		return User{}, err
 	}
-	key, err := sp.User(id)
+	key, err := userKey(sp, id)
 	if err != nil {
-		return User{}, fmt.Errorf("tenant: %w: %v", ErrInvalid, err)
+		return User{}, err
 	}
 	if err := checkName("name", name); err != nil {
 		return User{}, err
@@ -317,9 +351,9 @@ func (d *Directory) SetUserDisabled(ctx context.Context, tenantID, id string, di
 	if err != nil {
 		return err
 	}
-	key, err := sp.User(id)
+	key, err := userKey(sp, id)
 	if err != nil {
-		return fmt.Errorf("tenant: %w: %v", ErrInvalid, err)
+		return err
 	}
 	kind := "user.enabled"
 	if disabled {
@@ -356,9 +390,9 @@ func (d *Directory) Local(ctx context.Context, tenantID, userID string) (*Scope,
 	if err != nil {
 		return nil, err
 	}
-	ukey, err := sp.User(userID)
+	ukey, err := userKey(sp, userID)
 	if err != nil {
-		return nil, fmt.Errorf("tenant: %w: %v", ErrInvalid, err)
+		return nil, err
 	}
 	tkey, _ := keyspace.TenantIndex(tenantID)
 	_, err = d.store.Update(ctx, func(tx kv.Tx) error {

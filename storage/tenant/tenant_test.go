@@ -26,6 +26,18 @@ func setup(t *testing.T) (*tenant.Directory, kv.Store) {
 
 var bg = context.Background()
 
+// TestIDsWithSeparators: separators, inner spaces and non-ASCII letters are
+// fine in ids (they are tuple elements); control characters are refused
+// (TestTenantsAndUsers).
+func TestIDsWithSeparators(t *testing.T) {
+	d, _ := setup(t)
+	for _, good := range []string{"a:b/c", "équipe", "a b"} {
+		if _, err := d.Local(bg, good, good); err != nil {
+			t.Errorf("id %q: %v", good, err)
+		}
+	}
+}
+
 func TestTenantsAndUsers(t *testing.T) {
 	d, _ := setup(t)
 	if _, err := d.CreateTenant(bg, "acme", "Acme Inc."); err != nil {
@@ -34,9 +46,19 @@ func TestTenantsAndUsers(t *testing.T) {
 	if _, err := d.CreateTenant(bg, "acme", "again"); !errors.Is(err, tenant.ErrExists) {
 		t.Fatalf("duplicate tenant: %v", err)
 	}
-	for _, bad := range []string{"", strings.Repeat("x", 300), "\xff"} {
+	badIDs := []string{"", strings.Repeat("x", 300), "\xff", "a\x00b", "a\nb", "\x1b[31mred", "a\u2028b", " acme", "acme\t"}
+	for _, bad := range badIDs {
 		if _, err := d.CreateTenant(bg, bad, ""); !errors.Is(err, tenant.ErrInvalid) {
 			t.Errorf("tenant id %q: %v", bad, err)
+		}
+		if _, err := d.Local(bg, bad, "ada"); !errors.Is(err, tenant.ErrInvalid) {
+			t.Errorf("local tenant id %q: %v", bad, err)
+		}
+		if _, err := d.Local(bg, "local", bad); !errors.Is(err, tenant.ErrInvalid) {
+			t.Errorf("local user id %q: %v", bad, err)
+		}
+		if _, err := d.CreateUser(bg, "acme", bad, ""); !errors.Is(err, tenant.ErrInvalid) {
+			t.Errorf("user id %q: %v", bad, err)
 		}
 	}
 	if _, err := d.CreateTenant(bg, "globex", ""); err != nil {

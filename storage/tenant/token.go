@@ -74,9 +74,9 @@ func (d *Directory) issue(ctx context.Context, tenantID, userID string, role Rol
 	if err != nil {
 		return "", Token{}, err
 	}
-	ukey, err := sp.User(userID)
+	ukey, err := userKey(sp, userID)
 	if err != nil {
-		return "", Token{}, fmt.Errorf("tenant: %w: %v", ErrInvalid, err)
+		return "", Token{}, err
 	}
 	raw := make([]byte, secretBytes)
 	if _, err := rand.Read(raw); err != nil {
