@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	mcpserver "github.com/mark3labs/mcp-go/server"
 
 	"github.com/coditect/coditect/storage/agent"
+	"github.com/coditect/coditect/storage/kv"
 	"github.com/coditect/coditect/storage/tenant"
 	"github.com/coditect/coditect/tools"
 )
@@ -63,11 +65,12 @@ func newAgents(flags AgentFlags, logger *slog.Logger) *agents {
 // (a viewer) cannot register an agent and acts as itself, or as the agent
 // its token is bound to (with no record: the tools read it). When the
 // registration fails the caller still acts, as itself, and the failure is
-// logged: an agent record is not worth refusing work for.
-func (a *agents) bind(ctx context.Context, sc *tenant.Scope, client mcp.Implementation) (*tenant.Scope, *tools.Self) {
+// logged: an agent record is not worth refusing work for. The error is
+// returned only when the store was unavailable (tools.Caller.Unavailable).
+func (a *agents) bind(ctx context.Context, sc *tenant.Scope, client mcp.Implementation) (*tenant.Scope, *tools.Self, error) {
 	p := sc.Principal()
 	if sc.CanWrite() != nil {
-		return sc, nil
+		return sc, nil, nil
 	}
 	reg := agent.Registration{
 		Client: clean(client.Name, agent.MaxClient),
@@ -92,7 +95,10 @@ func (a *agents) bind(ctx context.Context, sc *tenant.Scope, client mcp.Implemen
 		if err != nil {
 			a.logger.Warn("agent not registered; acting as the user", "tenant", p.Tenant, "user", p.User,
 				"client", reg.Client, "name", reg.Name, "err", err)
-			return sc, nil
+			if errors.Is(err, kv.ErrUnavailable) {
+				return sc, nil, err
+			}
+			return sc, nil, nil
 		}
 		id, self = ag.ID, tools.NewSelf(ag)
 		a.logger.Info("agent registered", "tenant", p.Tenant, "user", p.User, "agent", id,
@@ -107,9 +113,9 @@ func (a *agents) bind(ctx context.Context, sc *tenant.Scope, client mcp.Implemen
 	bound, err := sc.WithAgent(id)
 	if err != nil {
 		a.logger.Warn("cannot act as agent", "agent", id, "err", err)
-		return sc, nil
+		return sc, nil, nil
 	}
-	return bound, self
+	return bound, self, nil
 }
 
 // clean makes a host-supplied name fit an agent field: control characters

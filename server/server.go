@@ -138,16 +138,19 @@ func New(dir *tenant.Directory, opts Options) (*Server, error) {
 		mcpserver.WithRecovery(),
 		mcpserver.WithHooks(hooks),
 	)
-	tools.Install(s.mcp, sets, s.resolve, tools.Heartbeat(every, logger), tools.Audit(logger, s.queue))
+	// Audit wraps Heartbeat, so a call that fails in its heartbeat is
+	// recorded too.
+	tools.Install(s.mcp, sets, s.resolve, tools.Audit(logger, s.queue), tools.Heartbeat(every, logger))
 	return s, nil
 }
 
-// auditQueueSize bounds the tool.called events of read-only calls that
-// wait for their background commit.
+// auditQueueSize bounds the tool.called events waiting for their group
+// commit.
 const auditQueueSize = 4096
 
-// Flush returns once the audit records of every call answered so far are
-// committed (read-only calls' records are committed in the background).
+// Flush returns once every audit record queued so far is committed (a
+// call's own record is committed before it is answered; Flush also covers
+// the records of calls that failed because the store was unavailable).
 func (s *Server) Flush(ctx context.Context) error { return s.queue.Flush(ctx) }
 
 // Close commits the remaining audit records and stops the server's
@@ -176,8 +179,8 @@ func (s *Server) resolve(ctx context.Context) (tools.Caller, error) {
 		return tools.Caller{}, fmt.Errorf("your credentials are no longer valid (%w); ask the operator for a new token", err)
 	}
 	info := s.clients.clientInfo(ctx)
-	bound, self := s.agents.bind(ctx, sc, info)
-	return tools.Caller{Scope: bound, Client: info, Self: self}, nil
+	bound, self, unavailable := s.agents.bind(ctx, sc, info)
+	return tools.Caller{Scope: bound, Client: info, Self: self, Unavailable: unavailable}, nil
 }
 
 // afterInitialize remembers a legacy client's clientInfo by MCP session
@@ -193,7 +196,7 @@ func (s *Server) afterInitialize(ctx context.Context, _ any, req *mcp.Initialize
 			if info.Name == "" && req != nil {
 				info = req.Params.ClientInfo
 			}
-			s.agents.bind(ctx, sc, info)
+			_, _, _ = s.agents.bind(ctx, sc, info)
 		}
 	}
 }

@@ -4,14 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"regexp"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/coditect/coditect/storage/audit"
+	"github.com/coditect/coditect/storage/kv"
 	"github.com/coditect/coditect/storage/session"
 )
 
@@ -34,16 +37,22 @@ const (
 // that names a session_id is indexed under that session, so the session's
 // summary counts it.
 //
-// The event of a call that may write is appended before the call returns,
-// in its own transaction, with a context that outlives a canceled call:
-// when the caller sees the result, the record is durable. The event of a
-// read-only call goes to queue, when there is one, which commits such
-// events in batches in the background (see AuditQueue): a read then costs
-// no commit of its own. A handler whose whole effect is one audit append
-// (note) appends its tool.called event in that same transaction
-// (Call.toolEventOK), and the middleware appends nothing. If an append
-// fails, the call's result still reaches the caller and the failure is
-// logged: the tool's own effects (and their events) are already committed.
+// A call returns only once its event is committed, so a caller that saw a
+// result may rely on its record being durable — also when the process is
+// killed right after. The append runs with a context that outlives a
+// canceled call. With a queue (see AuditQueue), the events of concurrent
+// calls share commits (group commit): under load a record costs a
+// fraction of a commit; without one, each call appends in its own
+// transaction. A handler whose whole effect is one audit append (note)
+// appends its tool.called event in that same transaction
+// (Call.toolEventOK), and the middleware appends nothing.
+//
+// If the append fails, the call's result still reaches the caller and the
+// failure is logged: the tool's own effects (and their events) are already
+// committed. A call that failed because the store is unavailable (locked by
+// another process past its lock timeout) does not wait a second lock
+// timeout for its record: the record is left to the queue, which keeps it
+// until the store is back, and the caller gets the retryable error at once.
 func Audit(logger *slog.Logger, queue *AuditQueue) Middleware {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -55,8 +64,20 @@ func Audit(logger *slog.Logger, queue *AuditQueue) Middleware {
 				return res, err // committed with the call's own effect
 			}
 			ev := ToolEvent(c, err, time.Since(c.Started))
-			if queue != nil && c.Tool.ReadOnly() {
-				queue.add(c.Scope.Log(), ev)
+			unavailable := errors.Is(err, kv.ErrUnavailable)
+			if queue != nil {
+				done := queue.add(c.Scope.Log(), ev)
+				if unavailable {
+					return res, err
+				}
+				// Wait even when the caller gave up: the record of a call
+				// whose effects committed must not be skipped, and the
+				// wait is bounded by the queue's append timeout.
+				<-done
+				return res, err
+			}
+			if unavailable {
+				logger.Error("tool call not audited: store unavailable", "tool", c.Tool.Name(), "tenant", c.Scope.Tenant(), "err", err)
 				return res, err
 			}
 			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), auditTimeout)
@@ -69,25 +90,48 @@ func Audit(logger *slog.Logger, queue *AuditQueue) Middleware {
 	}
 }
 
-// AuditQueue commits the tool.called events of read-only calls in the
-// background, many per transaction (one per tenant per batch). It holds at
-// most its size of events: when it is full, a call waits for room, so load
-// slows reads down instead of dropping records. Events still queued when
-// the process dies are lost; Flush and Close commit everything queued.
+// AuditQueue commits tool.called events by group commit: one goroutine
+// takes every event queued while the previous commit ran and appends them
+// in one transaction per tenant, then tells each waiting call. There is no
+// linger: an idle queue commits a lone event at once, and a busy one
+// batches as many as arrived during a commit (up to maxAuditBatch per
+// transaction). It holds at most its size of events: when it is full, a
+// call waits for room, so load slows calls down instead of dropping records.
+//
+// When the store is unavailable (locked by another process) or a commit
+// takes longer than recordWait, the queue does not drop the events: it
+// keeps them (up to maxAuditPending) and retries until a commit succeeds,
+// and meanwhile calls no longer wait for their records — reads go on while
+// another process holds the store's write lock, and their records are
+// committed once it lets go. Flush and Close commit everything queued.
 type AuditQueue struct {
-	ch     chan queued
-	done   chan struct{}
-	logger *slog.Logger
+	ch       chan queued
+	done     chan struct{}
+	logger   *slog.Logger
+	degraded atomic.Bool // the last commit found the store unavailable
 }
 
 type queued struct {
-	log   *audit.Log
-	ev    audit.Event
-	flush chan struct{} // a Flush marker when non-nil
+	log  *audit.Log
+	ev   audit.Event
+	done chan struct{} // closed once the event is committed, failed or set aside for retry
+	// flush marks a Flush: nothing to append, done closes after the events
+	// queued before it.
+	flush bool
 }
 
-// maxAuditBatch bounds the events one background transaction appends.
-const maxAuditBatch = 256
+// Queue limits.
+const (
+	// maxAuditBatch bounds the events one transaction appends.
+	maxAuditBatch = 256
+	// maxAuditPending bounds the events kept for retry while the store is
+	// unavailable; beyond it the oldest are dropped (and logged).
+	maxAuditPending = 1 << 16
+	// recordWait bounds one commit of the queue: a call waits at most
+	// about this long for its record before it is answered with the record
+	// kept for retry.
+	recordWait = 2 * time.Second
+)
 
 // NewAuditQueue starts a queue of size events (at least maxAuditBatch).
 func NewAuditQueue(size int, logger *slog.Logger) *AuditQueue {
@@ -99,14 +143,29 @@ func NewAuditQueue(size int, logger *slog.Logger) *AuditQueue {
 	return q
 }
 
-func (q *AuditQueue) add(l *audit.Log, ev audit.Event) { q.ch <- queued{log: l, ev: ev} }
+// closed is returned to callers that need not wait.
+var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// add queues ev and returns a channel closed once it is committed (or its
+// failure logged, or, while the store is unavailable, at once: the event
+// waits for the store in the queue).
+func (q *AuditQueue) add(l *audit.Log, ev audit.Event) <-chan struct{} {
+	if q.degraded.Load() {
+		q.ch <- queued{log: l, ev: ev}
+		return closed
+	}
+	done := make(chan struct{})
+	q.ch <- queued{log: l, ev: ev, done: done}
+	return done
+}
 
 // Flush returns once every event queued before it was committed (or its
-// failure logged), or when ctx ends.
+// failure logged, or set aside for retry while the store is unavailable),
+// or when ctx ends.
 func (q *AuditQueue) Flush(ctx context.Context) error {
 	done := make(chan struct{})
 	select {
-	case q.ch <- queued{flush: done}:
+	case q.ch <- queued{flush: true, done: done}:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -118,7 +177,8 @@ func (q *AuditQueue) Flush(ctx context.Context) error {
 	}
 }
 
-// Close flushes the queue and stops it. No event may be added after.
+// Close commits what is queued (one last try for events kept while the
+// store was unavailable) and stops the queue. No event may be added after.
 func (q *AuditQueue) Close(ctx context.Context) error {
 	close(q.ch)
 	select {
@@ -129,71 +189,145 @@ func (q *AuditQueue) Close(ctx context.Context) error {
 	}
 }
 
-// auditLinger is how long the queue waits for more events before it
-// commits a batch: a few milliseconds of exposure to a crash buy batches
-// of many events when calls come fast, so a read's audit record costs a
-// fraction of a commit.
-const auditLinger = 2 * time.Millisecond
-
 func (q *AuditQueue) run() {
 	defer close(q.done)
-	timer := time.NewTimer(auditLinger)
-	for first := range q.ch {
-		batch := []queued{first}
-		timer.Reset(auditLinger)
+	var pending []queued // kept for retry while the store is unavailable
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	backoff := 50 * time.Millisecond
+	for {
+		batch := pending
+		pending = nil
+		open := true
+		if len(batch) == 0 {
+			first, ok := <-q.ch
+			if !ok {
+				return
+			}
+			batch = append(batch, first)
+		} else {
+			select {
+			case it, ok := <-q.ch:
+				if ok {
+					batch = append(batch, it)
+				}
+				open = ok
+			case <-retry.C:
+			}
+		}
+		// Take what else is queued: up to a batch normally, everything
+		// while retrying (so callers are not held up behind the retries).
 	collect:
-		for len(batch) < maxAuditBatch && batch[len(batch)-1].flush == nil {
+		for open && (len(batch) < maxAuditBatch || q.degraded.Load()) {
 			select {
 			case it, ok := <-q.ch:
 				if !ok {
+					open = false
 					break collect
 				}
 				batch = append(batch, it)
-			case <-timer.C:
+			default:
 				break collect
 			}
 		}
-		q.commit(batch)
+		pending = q.commit(batch)
+		if len(pending) == 0 {
+			if q.degraded.Swap(false) {
+				q.logger.Info("audit records committed again after the store was unavailable")
+			}
+			backoff = 50 * time.Millisecond
+		} else {
+			if !q.degraded.Swap(true) {
+				q.logger.Warn("store unavailable: tool.called records kept in memory for retry", "events", len(pending))
+			}
+			if len(pending) > maxAuditPending {
+				drop := len(pending) - maxAuditPending
+				q.logger.Error("tool calls not audited: too many records waiting for the store", "dropped", drop)
+				pending = pending[drop:]
+			}
+			retry.Reset(backoff)
+			backoff = min(2*backoff, time.Second)
+		}
+		if !open {
+			if len(pending) > 0 {
+				q.logger.Error("tool calls not audited: the store stayed unavailable until shutdown", "events", len(pending))
+			}
+			return
+		}
 	}
 }
 
-// commit appends a batch, one transaction per tenant, then releases the
-// flushes it carried.
-func (q *AuditQueue) commit(batch []queued) {
+// commit appends a batch, one transaction per tenant and maxAuditBatch
+// events, releases the calls and flushes waiting on it, and returns the
+// events to retry because the store was unavailable.
+func (q *AuditQueue) commit(batch []queued) (retry []queued) {
 	var order []string
-	logs := map[string]*audit.Log{}
-	evs := map[string][]audit.Event{}
-	var flushes []chan struct{}
+	byTenant := map[string][]queued{}
 	for _, it := range batch {
-		if it.flush != nil {
-			flushes = append(flushes, it.flush)
+		if it.flush {
 			continue
 		}
 		t := it.log.Tenant()
-		if _, ok := logs[t]; !ok {
+		if _, ok := byTenant[t]; !ok {
 			order = append(order, t)
-			logs[t] = it.log
 		}
-		evs[t] = append(evs[t], it.ev)
+		byTenant[t] = append(byTenant[t], it)
 	}
+	unavailable := false
 	for _, t := range order {
-		ctx, cancel := context.WithTimeout(context.Background(), auditTimeout)
-		_, err := logs[t].Append(ctx, evs[t]...)
-		if err != nil && len(evs[t]) > 1 {
-			// One bad event must not sink the others: append one by one.
-			for _, ev := range evs[t] {
-				if _, err1 := logs[t].Append(ctx, ev); err1 != nil {
-					q.logger.Error("tool call not audited", "tenant", t, "tool", ev.Attrs["tool"], "err", err1)
-				}
+		items := byTenant[t]
+		for len(items) > 0 {
+			chunk := items[:min(len(items), maxAuditBatch)]
+			items = items[len(chunk):]
+			if unavailable {
+				retry = append(retry, chunk...)
+				continue
 			}
-		} else if err != nil {
-			q.logger.Error("tool call not audited", "tenant", t, "tool", evs[t][0].Attrs["tool"], "err", err)
+			if err := q.append(chunk); err != nil {
+				unavailable = true
+				retry = append(retry, chunk...)
+			}
 		}
-		cancel()
 	}
-	for _, f := range flushes {
-		close(f)
+	for _, it := range batch {
+		if it.done != nil {
+			close(it.done)
+		}
 	}
+	for i := range retry {
+		retry[i].done = nil // released above
+	}
+	return retry
+}
+
+// append commits one tenant's chunk and returns an error only when the
+// store is unavailable (the chunk is to be retried); other failures are
+// logged, after trying the events one by one so that one bad event does
+// not sink the others.
+func (q *AuditQueue) append(chunk []queued) error {
+	l := chunk[0].log
+	evs := make([]audit.Event, len(chunk))
+	for i := range chunk {
+		evs[i] = chunk[i].ev
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), recordWait)
+	defer cancel()
+	_, err := l.Append(ctx, evs...)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, kv.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		return err
+	case len(evs) > 1:
+		for _, ev := range evs {
+			if _, err1 := l.Append(ctx, ev); err1 != nil {
+				q.logger.Error("tool call not audited", "tenant", l.Tenant(), "tool", ev.Attrs["tool"], "err", err1)
+			}
+		}
+	default:
+		q.logger.Error("tool call not audited", "tenant", l.Tenant(), "tool", evs[0].Attrs["tool"], "err", err)
+	}
+	return nil
 }
 
 // ToolEvent returns the tool.called event of a call that ended with err

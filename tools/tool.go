@@ -46,6 +46,11 @@ type Caller struct {
 	// registered it; nil when the transport keeps none (then tools read
 	// the record when they need it).
 	Self *Self
+	// Unavailable is set when resolving the caller needed a write (the
+	// registration of its agent) that found the store unavailable: a tool
+	// that may write then fails with it at once (see Heartbeat) instead of
+	// waiting a second lock timeout.
+	Unavailable error
 }
 
 // Self holds, per process, the record of one agent that process registered,

@@ -14,8 +14,9 @@ import (
 
 // TestStoreLockedByAnotherProcess holds the store's write lock from
 // another program (a plain SQLite connection in BEGIN IMMEDIATE) for
-// several seconds while `coditect mcp` processes serve calls: reads go on,
-// a write with a short lock_timeout fails in bounded time with a tool
+// several seconds while `coditect mcp` processes serve calls: reads go on
+// (and are recorded once the lock is gone), a write with a short
+// lock_timeout fails after one lock timeout with a tool
 // error that says the store is locked and to retry, a write with the
 // default timeout waits and succeeds once the lock is released, and the
 // store is intact afterwards.
@@ -122,5 +123,16 @@ func TestStoreLockedByAnotherProcess(t *testing.T) {
 	}
 	_ = impatient.Close()
 	_ = patient.Close()
+	// The read served while the store was locked was recorded once the
+	// lock was gone (its record waited in the process's queue).
+	reads := 0
+	for _, ev := range allEvents(t, sc, audit.Filter{Kind: "tool.called"}) {
+		if ev.Attrs["tool"] == "audit_query" && ev.Attrs["outcome"] == "ok" {
+			reads++
+		}
+	}
+	if reads != 1 {
+		t.Errorf("%d records of the read served during the lock, want 1", reads)
+	}
 	checkStore(t, sc, dbPath)
 }
