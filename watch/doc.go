@@ -12,6 +12,14 @@
 //     found by the listing if the watch came too late; an inotify queue
 //     overflow triggers a rescan, and so does a flood past MaxPending,
 //     which bounds memory; symlinks are files, never followed;
+//   - a workspace root that is removed, moved away or replaced by a file
+//     has its files reported deleted, and the nearest existing directory
+//     above it is watched (one watch, dropped once the root is back) until
+//     it is a directory again, when what it holds is reported and watched
+//     (roots.go); mounts and unmounts inside a workspace or over it, which
+//     inotify does not report (fsnotify drops IN_UNMOUNT), are seen in
+//     /proc/self/mountinfo on Linux and rescan the subtree they cover:
+//     hidden files are reported deleted, shown ones created (mounts.go);
 //   - ignore rules are git's (ignore.go), proved against git check-ignore;
 //   - changes to one path are coalesced until it is quiet for Window
 //     (50 ms); the result is compared with what the watcher knew (size,

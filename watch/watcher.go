@@ -96,6 +96,9 @@ type Watcher struct {
 	outbox     []Change
 	rescan     map[*space]bool
 	limitNoted bool
+	mounts     map[mountKey]struct{} // the mount table as last read
+	anchors    map[string]int        // watched anchors: spaces waiting on each
+	advancing  bool                  // advance is running (see rootGone)
 
 	ready     chan struct{}
 	readyOnce sync.Once
@@ -112,6 +115,11 @@ type space struct {
 	mode   Mode
 	reason string
 	polled map[string]bool
+	// missing is set while the root is gone; anchor is then the directory
+	// watched for it to come back (roots.go).
+	missing      bool
+	anchor       string
+	anchorWarned bool
 }
 
 // dirState is a known directory: whether it is watched and its children.
@@ -154,7 +162,7 @@ func New(sc *tenant.Scope, cfg Config) (*Watcher, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &Watcher{sc: sc, cfg: cfg, log: cfg.Logger, ready: make(chan struct{}), pending: map[pkey]*pend{}, rescan: map[*space]bool{}}
+	w := &Watcher{sc: sc, cfg: cfg, log: cfg.Logger, ready: make(chan struct{}), pending: map[pkey]*pend{}, rescan: map[*space]bool{}, anchors: map[string]int{}}
 	w.procs = &processTable{root: cfg.ProcRoot, tools: cfg.Tools, maxAge: time.Second}
 	for _, r := range cfg.Roots {
 		abs, err := filepath.Abs(r)
@@ -229,6 +237,15 @@ func (w *Watcher) Run(ctx context.Context) error {
 			w.fsw.Close()
 		}
 	}()
+	// The mount table is read before the first walk, so a mount made
+	// during it is rescanned.
+	var mounts <-chan struct{}
+	if w.fsw != nil {
+		if m := w.watchMounts(); m != nil {
+			defer m.stop()
+			mounts = m.C
+		}
+	}
 	for _, sp := range w.spaces {
 		w.walk(sp, "", scanBaseline, time.Now())
 		w.log.Info("watching", "root", sp.root, "mode", sp.mode, "reason", sp.reason, "files", len(sp.files), "dirs", len(sp.dirs))
@@ -314,6 +331,8 @@ func (w *Watcher) Run(ctx context.Context) error {
 			}
 		case <-poll:
 			w.pollPass(time.Now())
+		case <-mounts:
+			w.mountsChanged(time.Now())
 		case send <- batch:
 			w.outbox = w.outbox[len(batch):]
 			if len(w.outbox) == 0 {
@@ -484,14 +503,16 @@ func (w *Watcher) handle(ev fsnotify.Event, now time.Time) {
 	if ev.Op == fsnotify.Chmod {
 		return // permissions and timestamps: never a content change
 	}
-	sp, rel := w.locate(ev.Name)
-	if sp == nil {
+	if len(w.anchors) > 0 && w.anchorEvent(ev, now) {
 		return
+	}
+	sp, rel := w.locate(ev.Name)
+	if sp == nil || sp.missing {
+		return // a missing root's stale events: its return is walked
 	}
 	if rel == "" {
 		if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
-			w.log.Error("the workspace root was removed or moved; its files are reported deleted", "root", sp.root)
-			w.removeDir(sp, "", now)
+			w.rootGone(sp, now)
 		}
 		return
 	}
@@ -609,6 +630,11 @@ func (w *Watcher) rescanNeeded(now time.Time) {
 			return
 		}
 		delete(w.rescan, sp)
+		if sp.missing {
+			// The overflow may have swallowed its anchor's news.
+			w.advance(sp, now)
+			continue
+		}
 		w.walk(sp, "", scanCompare, now)
 	}
 }
@@ -616,6 +642,12 @@ func (w *Watcher) rescanNeeded(now time.Time) {
 // pollPass scans the polled workspaces and subtrees.
 func (w *Watcher) pollPass(now time.Time) {
 	for _, sp := range w.spaces {
+		if sp.missing {
+			if sp.anchor == "" { // else its watch tells when it is back
+				w.advance(sp, now)
+			}
+			continue
+		}
 		if sp.mode == ModePoll {
 			w.walk(sp, "", scanCompare, now)
 			continue
@@ -700,6 +732,11 @@ func (w *Watcher) resolve(due []pkey, firsts []time.Time, now time.Time) {
 			}
 		default:
 			e := o.e
+			if old != nil {
+				// Known, and maybe walked again since (its directory
+				// removed and back): its directory lists it.
+				w.linkFile(sp, k.rel)
+			}
 			switch {
 			case old == nil:
 				appeared = append(appeared, found{k, nil, &e, firsts[i]})
@@ -819,14 +856,19 @@ func (sp *space) modeOf(w *Watcher, rel string) Mode {
 func (w *Watcher) setFile(sp *space, rel string, e *entry) {
 	if _, ok := sp.files[rel]; !ok {
 		w.stats.files.Add(1)
-		if d := sp.dirs[parentOf(rel)]; d != nil {
-			if d.files == nil {
-				d.files = map[string]struct{}{}
-			}
-			d.files[path.Base(rel)] = struct{}{}
-		}
+		w.linkFile(sp, rel)
 	}
 	sp.files[rel] = e
+}
+
+// linkFile lists rel in its directory's files.
+func (w *Watcher) linkFile(sp *space, rel string) {
+	if d := sp.dirs[parentOf(rel)]; d != nil {
+		if d.files == nil {
+			d.files = map[string]struct{}{}
+		}
+		d.files[path.Base(rel)] = struct{}{}
+	}
 }
 
 func (w *Watcher) delFile(sp *space, rel string) {
@@ -1027,7 +1069,11 @@ func (w *Watcher) walk(sp *space, rel string, mode scanMode, now time.Time) {
 		ents, err := os.ReadDir(abs)
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
-				w.removeDir(sp, d, now)
+				if d == "" {
+					w.rootGone(sp, now)
+				} else {
+					w.removeDir(sp, d, now)
+				}
 			} else {
 				w.log.Warn("cannot list a directory", "dir", abs, "err", err)
 			}
