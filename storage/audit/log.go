@@ -61,6 +61,11 @@ type Writer struct {
 	// batched: the caller adds the head and count deltas once (Log.Append)
 	batched bool
 	added   int64
+	// the audit clock's high-water mark as this transaction knows it: read
+	// once (snapshot), raised by its own events (see noteTime)
+	clockRead bool
+	haveHigh  bool
+	high      int64
 }
 
 // Writer returns a Writer for tx.
@@ -72,8 +77,8 @@ func (l *Log) Writer(tx kv.Tx) *Writer {
 // order of a versionstamp, less room to spare).
 const maxPerTx = 1 << 15
 
-// Append validates ev and writes it, its index entries, the head bump and
-// the event counter into the transaction.
+// Append validates ev and writes it, its index entries, the head bump, the
+// event counter and the audit clock (see clock.go) into the transaction.
 func (w *Writer) Append(ev Event) (Ref, error) {
 	if ev.Time.IsZero() {
 		ev.Time = w.now
@@ -117,6 +122,9 @@ func (w *Writer) Append(ev Event) (Ref, error) {
 			return Ref{}, invalid("%s: %v", p[0], err)
 		}
 		entries = append(entries, entry{tmpl, off})
+	}
+	if err := w.noteTime(ev.Time); err != nil {
+		return Ref{}, err
 	}
 	w.next++
 	tmpl, off := sp.NewAuditEvent(order)

@@ -92,9 +92,6 @@ const (
 	// maxExamine bounds the events one page looks at, so a selective
 	// filter over a long log cannot make a transaction run too long.
 	maxExamine = 5000
-	// clockSkew is how far wall time may run backwards between commits
-	// before a time-bounded scan stops looking.
-	clockSkew = 5 * time.Minute
 )
 
 // Query returns one page of events matching q.
@@ -117,8 +114,15 @@ func (l *Log) Query(ctx context.Context, q Query) (Page, error) {
 	}
 	var res scanResult
 	err := l.store.View(ctx, func(tx kv.ReadTx) error {
-		var err error
-		res, err = l.scan(tx, q.Filter, q.Order, pos, q.Limit)
+		skew, err := unbounded, error(nil)
+		if !q.Since.IsZero() || !q.Until.IsZero() {
+			// Read in the scan's snapshot, so it accounts for the events
+			// the scan sees.
+			if skew, err = l.searchSkew(tx); err != nil {
+				return err
+			}
+		}
+		res, err = l.scan(tx, q.Filter, q.Order, pos, q.Limit, skew)
 		return err
 	})
 	if err != nil {
@@ -157,8 +161,11 @@ func (l *Log) source(f Filter) (sub keyspace.Subspace, indexed bool, err error) 
 
 // scan reads up to limit matching events after (OldestFirst) or before
 // (NewestFirst) position pos; a zero pos starts at the end of the log the
-// order starts from.
-func (l *Log) scan(tx kv.ReadTx, f Filter, order Order, pos kv.Versionstamp, limit int) (scanResult, error) {
+// order starts from. skew is how far event times may run backwards in
+// commit order (Log.searchSkew; see clock.go): a time-bounded scan seeks
+// to a bound widened by it and stops at the first event beyond the other
+// bound widened by it, and with unbounded it does neither.
+func (l *Log) scan(tx kv.ReadTx, f Filter, order Order, pos kv.Versionstamp, limit int, skew time.Duration) (scanResult, error) {
 	var res scanResult
 	sub, indexed, err := l.source(f)
 	if err != nil {
@@ -166,14 +173,25 @@ func (l *Log) scan(tx kv.ReadTx, f Filter, order Order, pos kv.Versionstamp, lim
 	}
 	begin, end := sub.Range()
 	reverse := order == NewestFirst
+	// Events before sinceLow (after untilHigh) are out of the window, and
+	// so is every event committed before (after) one of them.
+	var sinceLow, untilHigh time.Time
+	if skew != unbounded {
+		if !f.Since.IsZero() {
+			sinceLow = f.Since.Add(-skew)
+		}
+		if !f.Until.IsZero() {
+			untilHigh = f.Until.Add(skew)
+		}
+	}
 	if pos.IsZero() {
 		// Seek to the time bound instead of walking up to it.
-		if !reverse && !f.Since.IsZero() {
-			if pos, _, err = l.seek(tx, sub, indexed, f.Since.Add(-clockSkew)); err != nil {
+		if !reverse && !sinceLow.IsZero() {
+			if pos, _, err = l.seek(tx, sub, indexed, sinceLow); err != nil {
 				return res, err
 			}
-		} else if reverse && !f.Until.IsZero() {
-			if _, pos, err = l.seek(tx, sub, indexed, f.Until.Add(clockSkew+time.Nanosecond)); err != nil {
+		} else if reverse && !untilHigh.IsZero() {
+			if _, pos, err = l.seek(tx, sub, indexed, untilHigh.Add(time.Nanosecond)); err != nil {
 				return res, err
 			}
 		}
@@ -217,8 +235,8 @@ func (l *Log) scan(tx kv.ReadTx, f Filter, order Order, pos kv.Versionstamp, lim
 		}
 		res.last = vs
 		res.examined++
-		if (reverse && !f.Since.IsZero() && ev.Time.Before(f.Since.Add(-clockSkew))) ||
-			(!reverse && !f.Until.IsZero() && ev.Time.After(f.Until.Add(clockSkew))) {
+		if (reverse && !sinceLow.IsZero() && ev.Time.Before(sinceLow)) ||
+			(!reverse && !untilHigh.IsZero() && ev.Time.After(untilHigh)) {
 			res.done = true
 			return res, nil
 		}
@@ -236,10 +254,13 @@ func (l *Log) scan(tx kv.ReadTx, f Filter, order Order, pos kv.Versionstamp, lim
 	return res, it.Err()
 }
 
-// seek finds, by binary search over commit versions, the last entry of sub
-// whose event time is before t and the first whose time is at or after t
-// (wall time follows commit order but for clock skew, which the caller
-// allows for). A zero stamp means there is none.
+// seek finds, by binary search over commit versions, an entry of sub whose
+// event time is before t (before) and one whose time is at or after t
+// (atOrAfter), where the search saw the times cross t. When times follow
+// commit order they are the last entry before t and the first at or after
+// it; in general they are not, and the caller widens t by the log's
+// regression so that every entry before `before`, or after atOrAfter, is
+// outside its window (see clock.go). A zero stamp means there is none.
 func (l *Log) seek(tx kv.ReadTx, sub keyspace.Subspace, indexed bool, t time.Time) (before, atOrAfter kv.Versionstamp, err error) {
 	begin, end := sub.Range()
 	// entryAt returns the first entry at or after commit version c.
@@ -344,7 +365,7 @@ func (l *Log) Tail(ctx context.Context, cursor string, f Filter, fn func(Event) 
 		var w kv.Watch
 		err := l.store.View(ctx, func(tx kv.ReadTx) error {
 			var err error
-			res, err = l.scan(tx, f, OldestFirst, pos, MaxLimit)
+			res, err = l.scan(tx, f, OldestFirst, pos, MaxLimit, unbounded)
 			if err == nil && res.examined == 0 {
 				w = tx.Watch(head)
 			}

@@ -60,6 +60,8 @@ var builders = []builder{
 	{"AuditEvent", 0, func(t keyspace.TenantSpace, _ string) (built, error) { return key(t.AuditEvent(stamp)) }},
 	{"NewAuditEvent", 0, func(t keyspace.TenantSpace, _ string) (built, error) { return template2(t.NewAuditEvent(0xffff)) }},
 	{"AuditHead", 0, func(t keyspace.TenantSpace, _ string) (built, error) { return key(t.AuditHead(), nil) }},
+	{"AuditHighWater", 0, func(t keyspace.TenantSpace, _ string) (built, error) { return key(t.AuditHighWater(), nil) }},
+	{"AuditRegression", 0, func(t keyspace.TenantSpace, _ string) (built, error) { return key(t.AuditRegression(), nil) }},
 	{"AuditIndexes", 0, func(t keyspace.TenantSpace, _ string) (built, error) { return space(t.AuditIndexes(), nil) }},
 	{"AuditIndex(name)", keyspace.MaxIDSize, func(t keyspace.TenantSpace, id string) (built, error) {
 		return space(t.AuditIndex(id, "v"))

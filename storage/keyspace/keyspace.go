@@ -10,6 +10,8 @@
 //	("coditect", "t", tenant, "audit", versionstamp)              audit event
 //	("coditect", "t", tenant, "audit_by", index, value, vs)       audit secondary index entry
 //	("coditect", "t", tenant, "audit_head")                       audit append counter (live tail)
+//	("coditect", "t", tenant, "audit_clock", "high_water")        latest audit event time (atomic max)
+//	("coditect", "t", tenant, "audit_clock", "regression")        largest backward step of audit event times (atomic max)
 //	("coditect", "t", tenant, "agent", agent, field)              agent record, heartbeat, cohort
 //	("coditect", "t", tenant, "lease", resource)                  lease holder, expiry, fencing token
 //	("coditect", "t", tenant, "inbox", agent, versionstamp)       message to an agent
@@ -83,6 +85,9 @@ const (
 	elAudit     = "audit"
 	elAuditBy   = "audit_by"
 	elAuditHead = "audit_head"
+	elAuditClk  = "audit_clock"
+	elHighWater = "high_water"
+	elRegress   = "regression"
 	elAgent     = "agent"
 	elLease     = "lease"
 	elInbox     = "inbox"

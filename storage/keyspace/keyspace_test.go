@@ -61,6 +61,8 @@ func TestLayout(t *testing.T) {
 		{"audit", acme.Audit().Bytes(), tk("audit")},
 		{"audit event", must(acme.AuditEvent(stamp))(t), tk("audit", stamp)},
 		{"audit head", acme.AuditHead(), tk("audit_head")},
+		{"audit high water", acme.AuditHighWater(), tk("audit_clock", "high_water")},
+		{"audit regression", acme.AuditRegression(), tk("audit_clock", "regression")},
 		{"audit indexes", acme.AuditIndexes().Bytes(), tk("audit_by")},
 		{"audit index", must(acme.AuditIndex(keyspace.IndexPath, "src/a.go"))(t).Bytes(), tk("audit_by", "path", "src/a.go")},
 		{"audit index entry", must(acme.AuditIndexEntry(keyspace.IndexSession, "s-1", stamp))(t), tk("audit_by", "session", "s-1", stamp)},
@@ -283,5 +285,26 @@ func TestTenantString(t *testing.T) {
 	}
 	if got := mustTenant(t, "acme").ID(); got != "acme" {
 		t.Errorf("ID() = %q", got)
+	}
+}
+
+// TestAuditClockKeys: the audit clock keys lie outside the ranges of the
+// events and their indexes, which audit scans walk and decode, and sort
+// after both, so a key-ordered copy of a live log copies them after the
+// events they cover.
+func TestAuditClockKeys(t *testing.T) {
+	acme := mustTenant(t, "acme")
+	for name, k := range map[string][]byte{"high water": acme.AuditHighWater(), "regression": acme.AuditRegression()} {
+		for _, s := range []keyspace.Subspace{acme.Audit(), acme.AuditIndexes()} {
+			if s.Contains(k) {
+				t.Errorf("%s key %s is inside %s", name, kv.DisplayKey(k), s)
+			}
+			if _, end := s.Range(); bytes.Compare(k, end) < 0 {
+				t.Errorf("%s key %s sorts before the end of %s", name, kv.DisplayKey(k), s)
+			}
+		}
+		if !acme.Contains(k) {
+			t.Errorf("%s key %s is outside the tenant", name, kv.DisplayKey(k))
+		}
 	}
 }

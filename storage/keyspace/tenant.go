@@ -100,6 +100,20 @@ func (t TenantSpace) NewAuditEvent(order uint16) (template []byte, offset int) {
 // kv.Tx.Add, which tailers watch when they have read everything.
 func (t TenantSpace) AuditHead() []byte { return t.space().strings(elAuditHead) }
 
+// AuditHighWater is ("audit_clock", "high_water"): the latest event time
+// the audit log has seen, which every append raises with kv.Tx.Max (an
+// 8-byte little-endian order-preserving encoding of the time; the audit
+// package owns it). It is outside the ranges of Audit and AuditIndexes,
+// and sorts after both, so scans of events and index entries never meet
+// it.
+func (t TenantSpace) AuditHighWater() []byte { return t.space().strings(elAuditClk, elHighWater) }
+
+// AuditRegression is ("audit_clock", "regression"): the largest amount, in
+// nanoseconds (8-byte little-endian), by which an appended event's time
+// was before the time of an event committed earlier, raised with
+// kv.Tx.Max. Time-bounded audit queries widen their search by it.
+func (t TenantSpace) AuditRegression() []byte { return t.space().strings(elAuditClk, elRegress) }
+
 // Index names of the audit log's secondary indexes. AuditIndex accepts any
 // valid id; these are the ones ARCHITECTURE.md §4 names.
 const (

@@ -43,6 +43,39 @@ func AddLE(existing []byte, delta int64) []byte {
 	return out
 }
 
+// MaxLE applies FoundationDB's MAX to an existing value (nil when absent)
+// and returns the value to store: param when the existing value is absent
+// or empty, or when param is empty; otherwise the larger of the two read
+// as little-endian unsigned integers of param's length (the existing value
+// zero-extended or truncated to it), so the result always has param's
+// length. The result never aliases its arguments.
+func MaxLE(existing, param []byte) []byte {
+	out := make([]byte, len(param))
+	if len(existing) == 0 || len(param) == 0 {
+		copy(out, param)
+		return out
+	}
+	i := len(param) - 1
+	for ; i >= len(existing); i-- {
+		if param[i] != 0 {
+			copy(out, param)
+			return out
+		}
+	}
+	for ; i >= 0; i-- {
+		if param[i] != existing[i] {
+			if param[i] > existing[i] {
+				copy(out, param)
+			} else {
+				copy(out, existing) // truncated or zero-extended to len(param)
+			}
+			return out
+		}
+	}
+	copy(out, param)
+	return out
+}
+
 // Int64 decodes a little-endian counter written by Add (zero when absent).
 func Int64(v []byte) int64 {
 	var buf [8]byte

@@ -1,12 +1,13 @@
 // Package kv owns Coditect's transactional key-value contract: FoundationDB's
 // semantics (ordered byte keys, serializable transactions run through a retry
-// loop, range reads, atomic add, versionstamps, watches and FDB's size and
-// time limits) stated once, so that every layer above is written once and runs
-// unchanged on the embedded SQLite backend or on a FoundationDB cluster.
+// loop, range and snapshot reads, atomic add and max, versionstamps, watches
+// and FDB's size and time limits) stated once, so that every layer above is
+// written once and runs unchanged on the embedded SQLite backend or on a
+// FoundationDB cluster.
 //
 // The package holds the interfaces, the typed errors, the versionstamp type and
 // small helpers that are pure functions of the contract (prefix ranges, the
-// little-endian ADD arithmetic, limit checks) so that backends share one
+// little-endian ADD and MAX arithmetic, limit checks) so that backends share one
 // definition of them. It must not import any backend or any layer above it.
 package kv
 
@@ -88,6 +89,15 @@ type ReadTx interface {
 type Tx interface {
 	ReadTx
 
+	// SnapshotGet is Get without a read conflict: FoundationDB's snapshot
+	// read. Another transaction's write to key, committed while this one
+	// runs, does not make this one retry, so the value may be stale by the
+	// time this transaction commits: use it for hints that tolerate that.
+	// Like Get it returns (nil, nil) for an absent key, sees the
+	// transaction's own writes (atomic operations included) and refuses
+	// keys written with a versionstamp in this transaction.
+	SnapshotGet(key []byte) ([]byte, error)
+
 	// Set writes value at key.
 	Set(key, value []byte)
 	// Clear removes key.
@@ -99,6 +109,15 @@ type Tx interface {
 	// value counts as zero, a shorter one is zero-extended, a longer one is
 	// truncated to 8 bytes, and the sum wraps.
 	Add(key []byte, delta int64)
+	// Max stores the larger of key's value and param, exactly as
+	// FoundationDB's MAX atomic operation (see MaxLE): both compare as
+	// little-endian unsigned integers of param's length, a missing or
+	// empty value counts as param, a shorter one is zero-extended, a
+	// longer one is truncated, and the result has param's length (an empty
+	// param stores an empty value). Like Add it is a blind write: it adds
+	// no read conflict, so concurrent Max operations on one key never make
+	// each other retry.
+	Max(key, param []byte)
 	// SetVersionstampedKey writes value at a key made from template by
 	// overwriting the 10 bytes at offset with the commit's versionstamp
 	// (FoundationDB's SET_VERSIONSTAMPED_KEY). The 2 bytes of order inside

@@ -152,6 +152,20 @@ func (t *tx) Get(key []byte) ([]byte, error) {
 	return v, nil
 }
 
+// SnapshotGet implements kv.Tx with a snapshot read, which adds no read
+// conflict range. FoundationDB's snapshot reads see the transaction's own
+// writes unless SNAPSHOT_RYW_DISABLE is set, which this store never sets.
+func (t *tx) SnapshotGet(key []byte) ([]byte, error) {
+	if err := firstErr(t.usable(), t.s.checkKey("snapshot get", key)); err != nil {
+		return nil, err
+	}
+	v, err := t.tr.Snapshot().Get(fdbapi.Key(t.s.key(key))).Get()
+	if err != nil {
+		return nil, opErr(t.ctx, "snapshot get", key, err)
+	}
+	return v, nil
+}
+
 // GetRange implements kv.ReadTx.
 func (t *tx) GetRange(begin, end []byte, opts kv.RangeOptions) kv.Iterator {
 	if err := t.usable(); err != nil {
@@ -228,6 +242,16 @@ func (t *tx) Add(key []byte, delta int64) {
 	const op = "add"
 	if t.write(op, key, t.s.storedSize(key)+8, t.s.checkKey(op, key)) {
 		t.tr.Add(fdbapi.Key(t.s.key(key)), kv.EncodeInt64(delta))
+	}
+}
+
+// Max implements kv.Tx with FoundationDB's MAX, whose semantics the
+// contract states (kv.MaxLE computes the same result).
+func (t *tx) Max(key, param []byte) {
+	const op = "max"
+	check := firstErr(t.s.checkKey(op, key), kv.CheckValue(op, key, param))
+	if t.write(op, key, t.s.storedSize(key)+len(param), check) {
+		t.tr.Max(fdbapi.Key(t.s.key(key)), param)
 	}
 }
 

@@ -1,14 +1,14 @@
 package kvtest
 
 import (
-	"path/filepath"
-	"sync"
 	"bufio"
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 

@@ -32,6 +32,11 @@ func Run(t *testing.T, h Harness) {
 		{"ClearRange", testClearRange},
 		{"AtomicAdd", testAtomicAdd},
 		{"AtomicAddConcurrent", testAtomicAddConcurrent},
+		{"AtomicMax", testAtomicMax},
+		{"AtomicMaxReadYourWrites", testAtomicMaxReadYourWrites},
+		{"AtomicMaxConcurrent", testAtomicMaxConcurrent},
+		{"SnapshotGet", testSnapshotGet},
+		{"SnapshotGetNoConflict", testSnapshotGetNoConflict},
 		{"Versionstamps", testVersionstamps},
 		{"VersionstampUnreadable", testVersionstampUnreadable},
 		{"VersionstampedValue", testVersionstampedValue},
@@ -453,6 +458,253 @@ func testAtomicAddConcurrent(t *testing.T, h Harness) {
 	}
 }
 
+// le returns n as little-endian bytes of the given width.
+func le(n uint64, width int) []byte {
+	b := make([]byte, width)
+	for i := range b {
+		b[i] = byte(n >> (8 * i))
+	}
+	return b
+}
+
+// maxCases pin FoundationDB's MAX (fdbclient's doMax), byte for byte.
+var maxCases = []struct {
+	name     string
+	existing []byte // nil: absent
+	param    []byte
+	want     []byte
+}{
+	{"absent", nil, le(7, 8), le(7, 8)},
+	{"empty existing", []byte{}, le(7, 8), le(7, 8)},
+	{"larger param", le(40, 8), le(42, 8), le(42, 8)},
+	{"smaller param", le(42, 8), le(40, 8), le(42, 8)},
+	{"equal", le(42, 8), le(42, 8), le(42, 8)},
+	{"high byte decides", le(0x01_00, 8), le(0xff, 8), le(0x01_00, 8)},
+	{"unsigned", le(1<<63-1, 8), le(1<<63, 8), le(1<<63, 8)},
+	{"shorter existing is zero-extended, param larger", []byte{0xff, 0xff}, le(0x1_0000, 8), le(0x1_0000, 8)},
+	{"shorter existing is zero-extended, existing larger", []byte{0xff, 0xff}, le(0x00ff, 8), le(0xffff, 8)},
+	{"longer existing is truncated, existing larger", append(le(9, 8), 0xff), le(5, 8), le(9, 8)},
+	{"longer existing is truncated, param larger", append(le(5, 8), 0xff), le(9, 8), le(9, 8)},
+	{"shorter param", le(0x01_0203, 8), []byte{0x09}, []byte{0x09}},
+	{"shorter param, existing larger in its bytes", le(0x01_0209, 8), []byte{0x05}, []byte{0x09}},
+	{"empty param", le(42, 8), []byte{}, []byte{}},
+}
+
+func testAtomicMax(t *testing.T, h Harness) {
+	s, _ := h.New(t)
+	for i, c := range maxCases {
+		if got := kv.MaxLE(c.existing, c.param); !bytes.Equal(got, c.want) || got == nil {
+			t.Errorf("%s: kv.MaxLE = %x, want %x", c.name, got, c.want)
+		}
+		key := []byte(fmt.Sprintf("max/%02d", i))
+		if c.existing != nil {
+			set(t, s, key, c.existing)
+		}
+		if _, err := s.Update(ctxT(t), func(tx kv.Tx) error {
+			tx.Max(key, c.param)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if got := get(t, s, key); !bytes.Equal(got, c.want) || got == nil {
+			t.Errorf("%s: stored %x, want %x", c.name, got, c.want)
+		}
+	}
+}
+
+// testAtomicMaxReadYourWrites: reads in the transaction that applied Max
+// see its result, over a committed value, over the transaction's own Set
+// and after a second Max; and the committed value is what they saw.
+func testAtomicMaxReadYourWrites(t *testing.T, h Harness) {
+	s, _ := h.New(t)
+	set(t, s, []byte("m/committed"), le(50, 8))
+	_, err := s.Update(ctxT(t), func(tx kv.Tx) error {
+		steps := []struct {
+			key   string
+			op    func(key []byte)
+			want  []byte
+			label string
+		}{
+			{"m/committed", func(k []byte) { tx.Max(k, le(10, 8)) }, le(50, 8), "smaller than committed"},
+			{"m/committed", func(k []byte) { tx.Max(k, le(60, 8)) }, le(60, 8), "larger than committed"},
+			{"m/committed", func(k []byte) { tx.Max(k, le(55, 8)) }, le(60, 8), "smaller than own Max"},
+			{"m/new", func(k []byte) { tx.Max(k, le(3, 8)) }, le(3, 8), "absent"},
+			{"m/new", func(k []byte) { tx.Set(k, le(1, 8)) }, le(1, 8), "Set after Max"},
+			{"m/new", func(k []byte) { tx.Max(k, le(2, 8)) }, le(2, 8), "Max after own Set"},
+			{"m/new", func(k []byte) { tx.Add(k, 5) }, le(7, 8), "Add after Max"},
+			{"m/cleared", func(k []byte) { tx.Set(k, le(9, 8)); tx.Clear(k); tx.Max(k, le(4, 8)) }, le(4, 8), "Max after own Clear"},
+		}
+		for _, st := range steps {
+			key := []byte(st.key)
+			st.op(key)
+			for _, read := range []struct {
+				name string
+				get  func([]byte) ([]byte, error)
+			}{{"Get", tx.Get}, {"SnapshotGet", tx.SnapshotGet}} {
+				v, err := read.get(key)
+				if err != nil {
+					return err
+				}
+				if !bytes.Equal(v, st.want) {
+					return fmt.Errorf("%s: %s %s = %x, want %x", st.label, read.name, key, v, st.want)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string][]byte{"m/committed": le(60, 8), "m/new": le(7, 8), "m/cleared": le(4, 8)} {
+		if got := get(t, s, []byte(key)); !bytes.Equal(got, want) {
+			t.Errorf("committed %s = %x, want %x", key, got, want)
+		}
+	}
+}
+
+// testAtomicMaxConcurrent: Max from many concurrent transactions leaves the
+// largest operand, whatever order they commit in.
+func testAtomicMaxConcurrent(t *testing.T, h Harness) {
+	s, _ := h.New(t)
+	const goroutines, iters = 8, 40
+	var wg sync.WaitGroup
+	errs := make(chan error, goroutines)
+	largest := make([]uint64, goroutines)
+	for g := 0; g < goroutines; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(g), 11))
+			for i := 0; i < iters; i++ {
+				n := rng.Uint64()
+				largest[g] = max(largest[g], n)
+				if _, err := s.Update(ctxT(t), func(tx kv.Tx) error {
+					tx.Max([]byte("max"), le(n, 8))
+					return nil
+				}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if got, want := get(t, s, []byte("max")), le(slices.Max(largest), 8); !bytes.Equal(got, want) {
+		t.Fatalf("max = %x, want %x", got, want)
+	}
+}
+
+// testSnapshotGet: SnapshotGet reads what Get reads, the transaction's own
+// writes included, and refuses keys the transaction wrote with a
+// versionstamp, as Get does.
+func testSnapshotGet(t *testing.T, h Harness) {
+	s, _ := h.New(t)
+	set(t, s, []byte("s/1"), []byte("old"), []byte("s/3"), []byte("three"), []byte("s/empty"), []byte{})
+	_, err := s.Update(ctxT(t), func(tx kv.Tx) error {
+		for _, c := range []struct {
+			key  string
+			want []byte
+		}{{"s/1", []byte("old")}, {"s/empty", []byte{}}, {"s/absent", nil}} {
+			v, err := tx.SnapshotGet([]byte(c.key))
+			if err != nil {
+				return err
+			}
+			if !bytes.Equal(v, c.want) || (v == nil) != (c.want == nil) {
+				return fmt.Errorf("snapshot get %s = %q, want %q", c.key, v, c.want)
+			}
+		}
+		tx.Set([]byte("s/1"), []byte("new"))
+		tx.Set([]byte("s/2"), []byte("two"))
+		tx.Clear([]byte("s/3"))
+		tx.Add([]byte("s/4"), 5)
+		for _, c := range []struct {
+			key  string
+			want []byte
+		}{{"s/1", []byte("new")}, {"s/2", []byte("two")}, {"s/3", nil}, {"s/4", kv.EncodeInt64(5)}} {
+			v, err := tx.SnapshotGet([]byte(c.key))
+			if err != nil {
+				return err
+			}
+			if !bytes.Equal(v, c.want) || (v == nil) != (c.want == nil) {
+				return fmt.Errorf("snapshot get of an own write %s = %q, want %q", c.key, v, c.want)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := append([]byte("head:"), make([]byte, kv.StampSize+2)...)
+	_, err = s.Update(ctxT(t), func(tx kv.Tx) error {
+		tx.SetVersionstampedValue([]byte("s/stamped"), tmpl, 5)
+		_, err := tx.SnapshotGet([]byte("s/stamped"))
+		return err
+	})
+	if !errors.Is(err, kv.ErrAccessedUnreadable) {
+		t.Fatalf("snapshot get of a versionstamped value in its own transaction: got %v, want ErrAccessedUnreadable", err)
+	}
+}
+
+// testSnapshotGetNoConflict: a transaction that read a key with SnapshotGet
+// is not retried when another transaction commits a write to that key
+// while it runs; one that read it with Get is (the control, which shows
+// the two really overlapped). A backend whose writers are serialised runs
+// the other transaction only after this one, so neither retries there and
+// the test checks only that nothing deadlocks.
+func testSnapshotGetNoConflict(t *testing.T, h Harness) {
+	s, _ := h.New(t)
+	set(t, s, []byte("nc/key"), []byte("0"))
+	run := func(read func(kv.Tx, []byte) ([]byte, error)) (attempts int, overlapped bool) {
+		t.Helper()
+		other := make(chan error, 1)
+		_, err := s.Update(ctxT(t), func(tx kv.Tx) error {
+			attempts++
+			if _, err := read(tx, []byte("nc/key")); err != nil {
+				return err
+			}
+			if attempts == 1 {
+				go func() {
+					_, err := s.Update(ctxT(t), func(tx kv.Tx) error {
+						tx.Set([]byte("nc/key"), []byte("changed"))
+						return nil
+					})
+					other <- err
+				}()
+				select {
+				case err := <-other:
+					if err != nil {
+						return err
+					}
+					overlapped = true
+				case <-time.After(250 * time.Millisecond):
+					// Serialised writers: the other waits for this one.
+				}
+			}
+			tx.Set([]byte("nc/out"), []byte("x"))
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !overlapped {
+			if err := <-other; err != nil {
+				t.Fatal(err)
+			}
+		}
+		return attempts, overlapped
+	}
+	if n, overlapped := run(kv.Tx.Get); overlapped && n < 2 {
+		t.Errorf("a Get of a key another transaction wrote meanwhile did not conflict (%d attempt)", n)
+	}
+	if n, _ := run(kv.Tx.SnapshotGet); n != 1 {
+		t.Errorf("a SnapshotGet of a key another transaction wrote meanwhile made the reader retry: %d attempts", n)
+	}
+}
+
 func testVersionstamps(t *testing.T, h Harness) {
 	s, _ := h.New(t)
 	var stamps []kv.Versionstamp
@@ -570,10 +822,14 @@ func testReadOnlyUpdate(t *testing.T, h Harness) {
 			return nil // the read-only handle has no write methods: fine
 		}
 		wtx.Set([]byte("k"), []byte("v"))
+		wtx.Max([]byte("m"), le(1, 8))
 		return nil
 	})
 	if v := get(t, s, []byte("k")); v != nil {
 		t.Fatalf("a write through a View landed (err %v)", err)
+	}
+	if v := get(t, s, []byte("m")); v != nil {
+		t.Fatalf("a Max through a View landed (err %v)", err)
 	}
 }
 
@@ -890,6 +1146,8 @@ func testLimits(t *testing.T, h Harness) {
 		{"value at limit", func(tx kv.Tx) { tx.Set([]byte("v"), big(kv.MaxValueSize)) }, nil},
 		{"value over limit", func(tx kv.Tx) { tx.Set([]byte("v2"), big(kv.MaxValueSize+1)) }, kv.ErrValueTooLarge},
 		{"add key over limit", func(tx kv.Tx) { tx.Add(big(maxKey+1), 1) }, kv.ErrKeyTooLarge},
+		{"max key over limit", func(tx kv.Tx) { tx.Max(big(maxKey+1), le(1, 8)) }, kv.ErrKeyTooLarge},
+		{"max param over limit", func(tx kv.Tx) { tx.Max([]byte("m"), big(kv.MaxValueSize+1)) }, kv.ErrValueTooLarge},
 		{"clear key over limit", func(tx kv.Tx) { tx.Clear(big(maxKey + 1)) }, kv.ErrKeyTooLarge},
 		{"versionstamped value over limit", func(tx kv.Tx) {
 			tx.SetVersionstampedValue([]byte("vv"), big(kv.MaxValueSize+1), 0)
@@ -931,6 +1189,13 @@ func testLimits(t *testing.T, h Harness) {
 	})
 	if !errors.Is(err, kv.ErrKeyTooLarge) {
 		t.Fatalf("get of an oversized key: got %v", err)
+	}
+	_, err = s.Update(ctxT(t), func(tx kv.Tx) error {
+		_, err := tx.SnapshotGet(big(maxKey + 1))
+		return err
+	})
+	if !errors.Is(err, kv.ErrKeyTooLarge) {
+		t.Fatalf("snapshot get of an oversized key: got %v", err)
 	}
 }
 
@@ -1015,9 +1280,16 @@ func testUseAfterEnd(t *testing.T, h Harness) {
 	if _, err := leaked.Get([]byte("k")); err == nil {
 		t.Fatal("Get on a finished transaction succeeded")
 	}
+	if _, err := leaked.SnapshotGet([]byte("k")); err == nil {
+		t.Fatal("SnapshotGet on a finished transaction succeeded")
+	}
 	leaked.Set([]byte("k"), []byte("v"))
 	if v := get(t, s, []byte("k")); v != nil {
 		t.Fatal("Set on a finished transaction wrote")
+	}
+	leaked.Max([]byte("m"), le(1, 8))
+	if v := get(t, s, []byte("m")); v != nil {
+		t.Fatal("Max on a finished transaction wrote")
 	}
 }
 

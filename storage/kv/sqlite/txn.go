@@ -252,6 +252,12 @@ func (t *txn) Get(key []byte) ([]byte, error) {
 	return t.get(key)
 }
 
+// SnapshotGet implements kv.Tx. Writers are serialised (a write
+// transaction holds the database's write lock from BEGIN IMMEDIATE), so no
+// other transaction can commit while this one runs: a snapshot read is a
+// plain read.
+func (t *txn) SnapshotGet(key []byte) ([]byte, error) { return t.Get(key) }
+
 func (t *txn) get(key []byte) ([]byte, error) {
 	var v []byte
 	err := t.stmt(t.st.get).QueryRowContext(t.ctx, key).Scan(&v)
@@ -548,6 +554,26 @@ func (t *txn) Add(key []byte, delta int64) {
 		return
 	}
 	t.exec("add", key, t.st.set, key, kv.AddLE(old, delta))
+}
+
+// Max implements kv.Tx: a read-modify-write inside the write transaction,
+// which no other writer can interleave with.
+func (t *txn) Max(key, param []byte) {
+	if err := errors.Join(kv.CheckKey("max", key), kv.CheckValue("max", key, param)); err != nil {
+		t.fail(err)
+		return
+	}
+	if !t.write("max", key, len(key)+len(param)) {
+		return
+	}
+	old, err := t.get(key)
+	if err != nil {
+		t.fail(err)
+		return
+	}
+	if v := kv.MaxLE(old, param); old == nil || !bytes.Equal(v, old) {
+		t.exec("max", key, t.st.set, key, v)
+	}
 }
 
 // commitVersion returns the commit number this transaction will commit
