@@ -38,9 +38,13 @@ const (
 // summary counts it.
 //
 // A call returns only once its event is committed, so a caller that saw a
-// result may rely on its record being durable — also when the process is
-// killed right after. The append runs with a context that outlives a
-// canceled call. With a queue (see AuditQueue), the events of concurrent
+// result may rely on its record surviving — also when the process is
+// killed right after. The record of a call that may write is durable
+// (fsynced) before the answer; the record of a read-only call is committed
+// with relaxed durability (kv.WithRelaxedDurability): it survives a crash
+// of the process, and only a power failure right after could lose it,
+// which keeps a read's cost a fraction of a fsync. The append runs with a
+// context that outlives a canceled call. With a queue (see AuditQueue), the events of concurrent
 // calls share commits (group commit): under load a record costs a
 // fraction of a commit; without one, each call appends in its own
 // transaction. A handler whose whole effect is one audit append (note)
@@ -66,7 +70,7 @@ func Audit(logger *slog.Logger, queue *AuditQueue) Middleware {
 			ev := ToolEvent(c, err, time.Since(c.Started))
 			unavailable := errors.Is(err, kv.ErrUnavailable)
 			if queue != nil {
-				done := queue.add(c.Scope.Log(), ev)
+				done := queue.add(c.Scope.Log(), ev, c.Tool.ReadOnly())
 				if unavailable {
 					return res, err
 				}
@@ -112,9 +116,13 @@ type AuditQueue struct {
 }
 
 type queued struct {
-	log  *audit.Log
-	ev   audit.Event
-	done chan struct{} // closed once the event is committed, failed or set aside for retry
+	log *audit.Log
+	ev  audit.Event
+	// relaxed: the record of a read, committed with relaxed durability
+	// (kv.WithRelaxedDurability) unless it shares a transaction with a
+	// record that may not be
+	relaxed bool
+	done    chan struct{} // closed once the event is committed, failed or set aside for retry
 	// flush marks a Flush: nothing to append, done closes after the events
 	// queued before it.
 	flush bool
@@ -149,13 +157,13 @@ var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c
 // add queues ev and returns a channel closed once it is committed (or its
 // failure logged, or, while the store is unavailable, at once: the event
 // waits for the store in the queue).
-func (q *AuditQueue) add(l *audit.Log, ev audit.Event) <-chan struct{} {
+func (q *AuditQueue) add(l *audit.Log, ev audit.Event, relaxed bool) <-chan struct{} {
 	if q.degraded.Load() {
-		q.ch <- queued{log: l, ev: ev}
+		q.ch <- queued{log: l, ev: ev, relaxed: relaxed}
 		return closed
 	}
 	done := make(chan struct{})
-	q.ch <- queued{log: l, ev: ev, done: done}
+	q.ch <- queued{log: l, ev: ev, relaxed: relaxed, done: done}
 	return done
 }
 
@@ -307,11 +315,16 @@ func (q *AuditQueue) commit(batch []queued) (retry []queued) {
 func (q *AuditQueue) append(chunk []queued) error {
 	l := chunk[0].log
 	evs := make([]audit.Event, len(chunk))
+	relaxed := true
 	for i := range chunk {
 		evs[i] = chunk[i].ev
+		relaxed = relaxed && chunk[i].relaxed
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), recordWait)
 	defer cancel()
+	if relaxed {
+		ctx = kv.WithRelaxedDurability(ctx)
+	}
 	_, err := l.Append(ctx, evs...)
 	switch {
 	case err == nil:

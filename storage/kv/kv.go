@@ -65,6 +65,27 @@ type Store interface {
 	Close() error
 }
 
+// WithRelaxedDurability returns a context whose Update commits survive a
+// crash of the process that made them (and are visible to every process at
+// once) but may be lost in a power failure or operating-system crash that
+// follows soon after — together with other relaxed commits made since the
+// last durable one, never out of order. Use it for frequent records whose
+// loss in a power failure is tolerable (the audit records of reads). The
+// embedded store then skips the fsync of its write-ahead log for the commit
+// (SQLite's synchronous=NORMAL); FoundationDB commits are always durable and
+// ignore it.
+func WithRelaxedDurability(ctx context.Context) context.Context {
+	return context.WithValue(ctx, relaxedKey{}, true)
+}
+
+// RelaxedDurability reports whether ctx asks for relaxed durability.
+func RelaxedDurability(ctx context.Context) bool {
+	v, _ := ctx.Value(relaxedKey{}).(bool)
+	return v
+}
+
+type relaxedKey struct{}
+
 // ReadTx is the read side of a transaction. A ReadTx is valid only inside
 // the function it was passed to.
 type ReadTx interface {

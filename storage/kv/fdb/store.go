@@ -138,7 +138,8 @@ func (s *Store) Prefix() []byte { return append([]byte(nil), s.prefix...) }
 // retries conflicts and commit_unknown_result (so fn may run again after a
 // commit that landed; see the package documentation on idempotent appends).
 // It stops, without retrying, on ctx's end, on kv.ErrTransactionTooOld, on a
-// limit error, and on any error fn returns.
+// limit error, and on any error fn returns. Every commit is durable (on the
+// cluster's replicated logs), so kv.WithRelaxedDurability changes nothing.
 func (s *Store) Update(ctx context.Context, fn func(kv.Tx) error) (kv.Versionstamp, error) {
 	var stamp fdbapi.FutureKey
 	var committed fdbapi.Transaction

@@ -27,7 +27,8 @@ func CrashKills() int {
 
 // RunCrash starts writer processes that commit, forever, transactions that
 // append a numbered record and move a unit between two balances, printing an
-// acknowledgement only after each commit. It kills one of them with SIGKILL
+// acknowledgement only after each commit (every other commit with relaxed
+// durability, kv.WithRelaxedDurability). It kills one of them with SIGKILL
 // after a random number of acknowledgements (sometimes none, so kills also
 // land during start-up and the first commit), kills times in all, and after
 // every kill checks, in a freshly opened store, that every acknowledged

@@ -168,9 +168,16 @@ func crashRecKey(id int, seq int64) []byte {
 // numbered record of writer id and move one unit from balance a to b (so
 // a+b stays 0), printing "ack <seq>" after each commit returns.
 func childCrash(ctx context.Context, s kv.Store, id int) error {
-	for {
+	relaxed := kv.WithRelaxedDurability(ctx)
+	for n := 0; ; n++ {
 		var seq int64
-		_, err := s.Update(ctx, func(tx kv.Tx) error {
+		// Every other commit is relaxed (kv.WithRelaxedDurability): it
+		// must survive the kill of its process as well as a durable one.
+		uctx := ctx
+		if n%2 == 1 {
+			uctx = relaxed
+		}
+		_, err := s.Update(uctx, func(tx kv.Tx) error {
 			v, err := tx.Get(crashSeqKey(id))
 			if err != nil {
 				return err

@@ -393,6 +393,21 @@ func (s *Store) updateOnce(ctx context.Context, fn func(kv.Tx) error) (stamp kv.
 	if s.closed.Load() {
 		return stamp, kv.ErrClosed
 	}
+	if kv.RelaxedDurability(ctx) && s.opts.Synchronous == SyncFull {
+		// SQLite takes the WAL's sync flags when the write transaction
+		// begins, and a PRAGMA acts when it is compiled, so the setting is
+		// changed here, unprepared, around the whole transaction.
+		if _, err := s.wconn.ExecContext(ctx, "PRAGMA synchronous=NORMAL"); err != nil {
+			return stamp, fmt.Errorf("kv/sqlite: relax durability: %w", err)
+		}
+		defer func() {
+			if _, rerr := s.wconn.ExecContext(context.Background(), "PRAGMA synchronous=FULL"); rerr != nil {
+				// This transaction's outcome stands, but later commits
+				// would not be durable: refuse them (kv.ErrClosed).
+				s.closed.Store(true)
+			}
+		}()
+	}
 	st := &s.stmts
 	if _, err := st.begin.ExecContext(ctx); err != nil {
 		return stamp, err
