@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/coditect/coditect/storage/audit"
+	"github.com/coditect/coditect/storage/kv"
 	"github.com/coditect/coditect/storage/kv/kvtest"
 	"github.com/coditect/coditect/storage/kv/sqlite"
 )
@@ -20,10 +21,15 @@ func benchEvent(i int) audit.Event {
 }
 
 // BenchmarkAppend: one durable event (five index entries) per transaction.
-func BenchmarkAppend(b *testing.B) {
+func BenchmarkAppend(b *testing.B) { benchAppend(b, context.Background()) }
+
+// BenchmarkAppendRelaxed: the same with relaxed durability
+// (kv.WithRelaxedDurability), as the records of read-only tool calls.
+func BenchmarkAppendRelaxed(b *testing.B) { benchAppend(b, kv.WithRelaxedDurability(context.Background())) }
+
+func benchAppend(b *testing.B, ctx context.Context) {
 	s, _ := openStore(b)
 	l := newLog(b, s, "acme")
-	ctx := context.Background()
 	lats := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
