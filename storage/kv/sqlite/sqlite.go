@@ -110,6 +110,10 @@ type Store struct {
 
 	stmts  statements
 	stamps stampBlock // guarded by writeMu
+	// syncFull: the writer connection is at synchronous=FULL (it is NORMAL
+	// after a relaxed transaction until the next durable one); guarded by
+	// writeMu. Only consulted when opts.Synchronous is SyncFull.
+	syncFull bool
 
 	watches *watchHub
 
@@ -141,7 +145,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	_, statErr := os.Stat(abs)
 	created := errors.Is(statErr, os.ErrNotExist)
 
-	s := &Store{path: abs, opts: opts}
+	s := &Store{path: abs, opts: opts, syncFull: true}
 	// busy_timeout(0): SQLite's own busy handler sleeps 1..100 ms at a time;
 	// we retry busy ourselves with a much shorter backoff.
 	q := url.Values{}
@@ -393,20 +397,24 @@ func (s *Store) updateOnce(ctx context.Context, fn func(kv.Tx) error) (stamp kv.
 	if s.closed.Load() {
 		return stamp, kv.ErrClosed
 	}
-	if kv.RelaxedDurability(ctx) && s.opts.Synchronous == SyncFull {
+	if s.opts.Synchronous == SyncFull {
 		// SQLite takes the WAL's sync flags when the write transaction
-		// begins, and a PRAGMA acts when it is compiled, so the setting is
-		// changed here, unprepared, around the whole transaction.
-		if _, err := s.wconn.ExecContext(ctx, "PRAGMA synchronous=NORMAL"); err != nil {
-			return stamp, fmt.Errorf("kv/sqlite: relax durability: %w", err)
-		}
-		defer func() {
-			if _, rerr := s.wconn.ExecContext(context.Background(), "PRAGMA synchronous=FULL"); rerr != nil {
-				// This transaction's outcome stands, but later commits
-				// would not be durable: refuse them (kv.ErrClosed).
-				s.closed.Store(true)
+		// begins, and a PRAGMA acts when it is compiled, so a relaxed
+		// transaction (kv.WithRelaxedDurability) switches the writer
+		// connection to NORMAL, unprepared, before BEGIN, and the next
+		// durable one switches it back: a run of either kind costs no
+		// switch.
+		want := !kv.RelaxedDurability(ctx)
+		if s.syncFull != want {
+			q := "PRAGMA synchronous=NORMAL"
+			if want {
+				q = "PRAGMA synchronous=FULL"
 			}
-		}()
+			if _, err := s.wconn.ExecContext(ctx, q); err != nil {
+				return stamp, fmt.Errorf("kv/sqlite: set durability: %w", err)
+			}
+			s.syncFull = want
+		}
 	}
 	st := &s.stmts
 	if _, err := st.begin.ExecContext(ctx); err != nil {
