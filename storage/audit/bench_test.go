@@ -25,7 +25,9 @@ func BenchmarkAppend(b *testing.B) { benchAppend(b, context.Background()) }
 
 // BenchmarkAppendRelaxed: the same with relaxed durability
 // (kv.WithRelaxedDurability), as the records of read-only tool calls.
-func BenchmarkAppendRelaxed(b *testing.B) { benchAppend(b, kv.WithRelaxedDurability(context.Background())) }
+func BenchmarkAppendRelaxed(b *testing.B) {
+	benchAppend(b, kv.WithRelaxedDurability(context.Background()))
+}
 
 func benchAppend(b *testing.B, ctx context.Context) {
 	s, _ := openStore(b)
