@@ -100,7 +100,8 @@ func NewDaemon(cfg Config, opts DaemonOptions) (*Daemon, error) {
 	d := &Daemon{cfg: cfg, opts: opts, log: opts.Logger, scopes: map[string]*tenant.Scope{}}
 	d.metrics = newMetrics(d)
 	if cfg.Role.HTTP() {
-		srv, err := New(opts.Dir, Options{Version: opts.Version, Toolsets: cfg.Toolsets, Logger: opts.Logger.With("part", "mcp")})
+		srv, err := New(opts.Dir, Options{Version: opts.Version, Toolsets: cfg.Toolsets, Logger: opts.Logger.With("part", "mcp"),
+			SpoolDir: storage.SpoolDir(opts.StoreURL)})
 		if err != nil {
 			return nil, err
 		}

@@ -61,6 +61,11 @@ type Options struct {
 	// Recheck is how often a stdio principal is re-validated; zero means
 	// DefaultRecheck, a negative value every call.
 	Recheck time.Duration
+	// SpoolDir, when set, holds the write-ahead spool of the audit records
+	// of read-only calls (tools.AuditQueue.UseSpool; storage.SpoolDir names
+	// the one beside an embedded store). New first recovers what killed
+	// processes left there. Empty: reads wait for their records' commits.
+	SpoolDir string
 }
 
 // instructions returns what hosts are told at initialize (and
@@ -130,6 +135,16 @@ func New(dir *tenant.Directory, opts Options) (*Server, error) {
 		toolsets: sets,
 		queue:    tools.NewAuditQueue(auditQueueSize, logger),
 	}
+	if opts.SpoolDir != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), spoolRecoveryTimeout)
+		n, err := s.queue.UseSpool(ctx, opts.SpoolDir, dir.AuditLog)
+		cancel()
+		if err != nil {
+			logger.Warn("no audit spool; reads wait for their records to commit", "dir", opts.SpoolDir, "err", err)
+		} else if n > 0 {
+			logger.Info("recovered audit records of killed processes", "records", n, "dir", opts.SpoolDir)
+		}
+	}
 	hooks := &mcpserver.Hooks{}
 	hooks.AddAfterInitialize(s.afterInitialize)
 	s.mcp = mcpserver.NewMCPServer("coditect", version,
@@ -143,6 +158,10 @@ func New(dir *tenant.Directory, opts Options) (*Server, error) {
 	tools.Install(s.mcp, sets, s.resolve, tools.Audit(logger, s.queue), tools.Heartbeat(every, logger))
 	return s, nil
 }
+
+// spoolRecoveryTimeout bounds the recovery of dead processes' spools at
+// start; what is not recovered in time stays for the next start.
+const spoolRecoveryTimeout = 30 * time.Second
 
 // auditQueueSize bounds the tool.called events waiting for their group
 // commit.

@@ -117,11 +117,20 @@ func DefaultURL() (string, error) {
 	return "sqlite://" + (&url.URL{Path: p}).EscapedPath(), nil
 }
 
-// DaemonStatePath is where a `coditect serve` using the embedded store at
-// rawURL says where its dashboard listens, so that other processes on the
-// machine using the same store (the IDE) can find it: beside the database
-// file. It is "" for stores that are not a local file.
-func DaemonStatePath(rawURL string) string {
+// SpoolDir is where processes using the embedded store at rawURL keep the
+// write-ahead spools of their audit queues (tools.AuditQueue.UseSpool):
+// beside the database file, so that whoever opens the store next recovers
+// what a killed process left. It is "" for stores that are not a local file.
+func SpoolDir(rawURL string) string {
+	if p := localPath(rawURL); p != "" {
+		return p + "-spool"
+	}
+	return ""
+}
+
+// localPath returns the absolute path of the embedded store at rawURL, ""
+// when it is not a local file.
+func localPath(rawURL string) string {
 	if rawURL == "" {
 		return ""
 	}
@@ -140,5 +149,16 @@ func DaemonStatePath(rawURL string) string {
 	if err != nil {
 		return ""
 	}
-	return abs + "-serve.json"
+	return abs
+}
+
+// DaemonStatePath is where a `coditect serve` using the embedded store at
+// rawURL says where its dashboard listens, so that other processes on the
+// machine using the same store (the IDE) can find it: beside the database
+// file. It is "" for stores that are not a local file.
+func DaemonStatePath(rawURL string) string {
+	if p := localPath(rawURL); p != "" {
+		return p + "-serve.json"
+	}
+	return ""
 }

@@ -37,14 +37,16 @@ const (
 // that names a session_id is indexed under that session, so the session's
 // summary counts it.
 //
-// A call returns only once its event is committed, so a caller that saw a
-// result may rely on its record surviving — also when the process is
-// killed right after. The record of a call that may write is durable
-// (fsynced) before the answer; the record of a read-only call is committed
-// with relaxed durability (kv.WithRelaxedDurability): it survives a crash
-// of the process, and only a power failure right after could lose it,
-// which keeps a read's cost a fraction of a fsync. The append runs with a
-// context that outlives a canceled call. With a queue (see AuditQueue), the events of concurrent
+// A call is answered only once its record is safe, so a caller that saw a
+// result may rely on the record surviving — also when the process is
+// killed right after. The record of a call that may write is committed
+// durably (fsynced) before the answer. The record of a read-only call is,
+// with a spool (AuditQueue.UseSpool), written to the spool file before the
+// answer and committed in the background; without one, committed before
+// the answer with relaxed durability (kv.WithRelaxedDurability). Either
+// way it survives a crash of the process; only a power failure right after
+// could lose it. The append runs with a context that outlives a canceled
+// call. With a queue (see AuditQueue), the events of concurrent
 // calls share commits (group commit): under load a record costs a
 // fraction of a commit; without one, each call appends in its own
 // transaction. A handler whose whole effect is one audit append (note)
@@ -113,6 +115,7 @@ type AuditQueue struct {
 	done     chan struct{}
 	logger   *slog.Logger
 	degraded atomic.Bool // the last commit found the store unavailable
+	spool    *spool      // nil until UseSpool
 }
 
 type queued struct {
@@ -122,6 +125,7 @@ type queued struct {
 	// (kv.WithRelaxedDurability) unless it shares a transaction with a
 	// record that may not be
 	relaxed bool
+	seq     uint64        // the record's number in the queue's spool; 0 when not spooled
 	done    chan struct{} // closed once the event is committed, failed or set aside for retry
 	// flush marks a Flush: nothing to append, done closes after the events
 	// queued before it.
@@ -154,17 +158,48 @@ func NewAuditQueue(size int, logger *slog.Logger) *AuditQueue {
 // closed is returned to callers that need not wait.
 var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
-// add queues ev and returns a channel closed once it is committed (or its
-// failure logged, or, while the store is unavailable, at once: the event
-// waits for the store in the queue).
+// UseSpool makes the queue write the records of read-only calls to a
+// write-ahead spool file in dir before their calls are answered, instead
+// of making the calls wait for a commit (see spool). It first appends what
+// dead processes left in dir's spools (RecoverSpools, with logs giving a
+// tenant's log) and returns how many records that was. Call it before the
+// queue is used.
+func (q *AuditQueue) UseSpool(ctx context.Context, dir string, logs func(tenant string) (*audit.Log, error)) (int, error) {
+	n, rerr := RecoverSpools(ctx, dir, logs, q.logger)
+	if rerr != nil {
+		q.logger.Error("audit spools not (all) recovered; they are kept for the next start", "dir", dir, "err", rerr)
+	}
+	sp, err := openSpool(dir, q.logger)
+	if err != nil {
+		return n, err
+	}
+	q.spool = sp
+	return n, nil
+}
+
+// add queues ev and returns a channel closed once it may be answered: at
+// once when the record is relaxed and went to the spool, or while the store
+// is unavailable (the event then waits for the store in the queue);
+// otherwise once it is committed (or its failure logged).
 func (q *AuditQueue) add(l *audit.Log, ev audit.Event, relaxed bool) <-chan struct{} {
+	it := queued{log: l, ev: ev, relaxed: relaxed}
+	if relaxed && q.spool != nil {
+		if it.ev.Time.IsZero() {
+			it.ev.Time = time.Now() // the call's time, also when recovered later
+		}
+		if seq, ok := q.spool.write(l, it.ev); ok {
+			it.seq = seq
+			q.ch <- it
+			return closed
+		}
+	}
 	if q.degraded.Load() {
-		q.ch <- queued{log: l, ev: ev, relaxed: relaxed}
+		q.ch <- it
 		return closed
 	}
-	done := make(chan struct{})
-	q.ch <- queued{log: l, ev: ev, relaxed: relaxed, done: done}
-	return done
+	it.done = make(chan struct{})
+	q.ch <- it
+	return it.done
 }
 
 // Flush returns once every event queued before it was committed (or its
@@ -199,6 +234,13 @@ func (q *AuditQueue) Close(ctx context.Context) error {
 
 func (q *AuditQueue) run() {
 	defer close(q.done)
+	defer func() {
+		if q.spool != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), recordWait)
+			q.spool.close(ctx)
+			cancel()
+		}
+	}()
 	var pending []queued // kept for retry while the store is unavailable
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
@@ -316,29 +358,49 @@ func (q *AuditQueue) append(chunk []queued) error {
 	l := chunk[0].log
 	evs := make([]audit.Event, len(chunk))
 	relaxed := true
+	var last uint64
+	spooled := 0
 	for i := range chunk {
 		evs[i] = chunk[i].ev
 		relaxed = relaxed && chunk[i].relaxed
+		if chunk[i].seq > 0 {
+			last = chunk[i].seq
+			spooled++
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), recordWait)
 	defer cancel()
 	if relaxed {
 		ctx = kv.WithRelaxedDurability(ctx)
 	}
-	_, err := l.Append(ctx, evs...)
+	appendAll := func(last uint64, evs ...audit.Event) error {
+		var err error
+		if last > 0 {
+			_, err = l.AppendSpooled(ctx, q.spool.id, last, evs...)
+		} else {
+			_, err = l.Append(ctx, evs...)
+		}
+		return err
+	}
+	err := appendAll(last, evs...)
 	switch {
 	case err == nil:
-		return nil
 	case errors.Is(err, kv.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		return err
 	case len(evs) > 1:
-		for _, ev := range evs {
-			if _, err1 := l.Append(ctx, ev); err1 != nil {
-				q.logger.Error("tool call not audited", "tenant", l.Tenant(), "tool", ev.Attrs["tool"], "err", err1)
+		// One bad event must not sink the others.
+		for _, it := range chunk {
+			// Each with its own spool number: the mark must not pass a
+			// record not yet appended.
+			if err1 := appendAll(it.seq, it.ev); err1 != nil {
+				q.logger.Error("tool call not audited", "tenant", l.Tenant(), "tool", it.ev.Attrs["tool"], "err", err1)
 			}
 		}
 	default:
 		q.logger.Error("tool call not audited", "tenant", l.Tenant(), "tool", evs[0].Attrs["tool"], "err", err)
+	}
+	if spooled > 0 {
+		q.spool.settled(spooled)
 	}
 	return nil
 }

@@ -83,6 +83,7 @@ func runMCP(cmd *cobra.Command, _ []string) error {
 		Tools:    tools.Config{MaxFileRead: maxFile, MaxFileWrite: maxFile},
 		Agent:    server.AgentFlags{Name: agentName, Model: model},
 		Logger:   logger,
+		SpoolDir: storage.SpoolDir(env.url),
 	})
 	if err != nil {
 		return err

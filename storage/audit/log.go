@@ -162,12 +162,21 @@ func (w *Writer) bump(n int64) {
 // times and tenant set. An event whose idempotency key was seen before is
 // not written again; the first event's ID is returned for it.
 func (l *Log) Append(ctx context.Context, evs ...Event) ([]Event, error) {
+	return l.appendWith(ctx, nil, evs)
+}
+
+// appendWith is Append with also, when not nil, writing into the same
+// transaction.
+func (l *Log) appendWith(ctx context.Context, also func(kv.Tx), evs []Event) ([]Event, error) {
 	if len(evs) == 0 {
 		return nil, nil
 	}
 	out := make([]Event, len(evs))
 	refs := make([]Ref, len(evs))
 	stamp, err := l.store.Update(ctx, func(tx kv.Tx) error {
+		if also != nil {
+			also(tx)
+		}
 		w := l.Writer(tx)
 		w.batched = true
 		for i, ev := range evs {

@@ -88,6 +88,7 @@ const (
 	elAuditClk  = "audit_clock"
 	elHighWater = "high_water"
 	elRegress   = "regression"
+	elAuditWAL  = "audit_spool"
 	elAgent     = "agent"
 	elLease     = "lease"
 	elInbox     = "inbox"

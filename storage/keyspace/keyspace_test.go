@@ -63,6 +63,7 @@ func TestLayout(t *testing.T) {
 		{"audit head", acme.AuditHead(), tk("audit_head")},
 		{"audit high water", acme.AuditHighWater(), tk("audit_clock", "high_water")},
 		{"audit regression", acme.AuditRegression(), tk("audit_clock", "regression")},
+		{"audit spool", must(acme.AuditSpool("host-1-ab"))(t), tk("audit_spool", "host-1-ab")},
 		{"audit indexes", acme.AuditIndexes().Bytes(), tk("audit_by")},
 		{"audit index", must(acme.AuditIndex(keyspace.IndexPath, "src/a.go"))(t).Bytes(), tk("audit_by", "path", "src/a.go")},
 		{"audit index entry", must(acme.AuditIndexEntry(keyspace.IndexSession, "s-1", stamp))(t), tk("audit_by", "session", "s-1", stamp)},

@@ -114,6 +114,18 @@ func (t TenantSpace) AuditHighWater() []byte { return t.space().strings(elAuditC
 // kv.Tx.Max. Time-bounded audit queries widen their search by it.
 func (t TenantSpace) AuditRegression() []byte { return t.space().strings(elAuditClk, elRegress) }
 
+// AuditSpool is ("audit_spool", id): how far the write-ahead spool file id
+// of a process has been committed to this tenant's log — the last
+// sequence number, 8 bytes little-endian, raised with kv.Tx.Max in the
+// transaction that appends the records. Recovery of a dead process's spool
+// skips what it covers; the key is cleared once the spool file is gone.
+func (t TenantSpace) AuditSpool(id string) ([]byte, error) {
+	if err := checkID("spool", id, MaxIDSize); err != nil {
+		return nil, err
+	}
+	return t.space().strings(elAuditWAL, id), nil
+}
+
 // Index names of the audit log's secondary indexes. AuditIndex accepts any
 // valid id; these are the ones ARCHITECTURE.md §4 names.
 const (

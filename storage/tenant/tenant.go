@@ -97,6 +97,18 @@ func NewDirectory(store kv.Store, operator string) *Directory {
 // Store returns the underlying store.
 func (d *Directory) Store() kv.Store { return d.store }
 
+// AuditLog returns tenant id's audit log with no principal behind it. It is
+// for the process's own housekeeping (appending the records a crashed
+// process left in its write-ahead spool, tools.AuditQueue), never for a
+// request: requests reach a log through their Scope.
+func (d *Directory) AuditLog(id string) (*audit.Log, error) {
+	sp, err := space(id)
+	if err != nil {
+		return nil, err
+	}
+	return audit.NewLog(d.store, sp), nil
+}
+
 func checkName(what, s string) error {
 	if len(s) > 200 {
 		return fmt.Errorf("tenant: %w: %s of %d bytes exceeds 200", ErrInvalid, what, len(s))

@@ -1,0 +1,297 @@
+package tools
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/coditect/coditect/storage/audit"
+)
+
+// A spool is an AuditQueue's write-ahead file: the tool.called records of
+// read-only calls are written to it (one write(2), no fsync) before the
+// call is answered, and committed to the store later, in batches, each
+// transaction raising the spool's mark in the tenant's log
+// (audit.Log.AppendSpooled). A record written to the file survives a crash
+// of the process — the kernel holds it — so a read's record is not lost
+// when the process is SIGKILLed, at the cost of a write instead of a
+// commit in the answer's path. The next process to use the spool
+// directory appends what the dead one had not committed (RecoverSpools),
+// exactly once thanks to the marks. A power failure can lose what the
+// kernel had not written out, as it can lose relaxed commits.
+//
+// The file is named <id>.spool, id being the host, the pid and a random
+// suffix, and is locked (flock) while its process lives, so recovery never
+// touches a live process's spool. It is emptied whenever everything written
+// to it is committed, and removed at a clean shutdown.
+type spool struct {
+	id     string
+	path   string
+	logger *slog.Logger
+
+	mu          sync.Mutex
+	f           *os.File
+	seq         uint64
+	outstanding int
+	logs        map[string]*audit.Log // tenants whose logs hold a mark of this spool
+	broken      bool                  // a write failed: records wait for their commit instead
+}
+
+// spoolRecord is one line of a spool file.
+type spoolRecord struct {
+	Seq    uint64          `json:"seq"`
+	Tenant string          `json:"tenant"`
+	Event  json.RawMessage `json:"event"`
+}
+
+const spoolExt = ".spool"
+
+// openSpool creates this process's spool in dir.
+func openSpool(dir string, logger *slog.Logger) (*spool, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("audit spool: %w", err)
+	}
+	host, _ := os.Hostname()
+	host = strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.' {
+			return r
+		}
+		return '_'
+	}, host)
+	var rnd [4]byte
+	_, _ = rand.Read(rnd[:])
+	id := fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(rnd[:]))
+	path := filepath.Join(dir, id+spoolExt)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("audit spool: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		os.Remove(path)
+		return nil, fmt.Errorf("audit spool: lock %s: %w", path, err)
+	}
+	return &spool{id: id, path: path, logger: logger, f: f, logs: map[string]*audit.Log{}}, nil
+}
+
+// write appends ev, a record of l, and returns its sequence number; ok is
+// false when the spool cannot take it (the caller then waits for the
+// record's commit instead).
+func (s *spool) write(l *audit.Log, ev audit.Event) (seq uint64, ok bool) {
+	b, err := json.Marshal(&ev)
+	if err != nil {
+		return 0, false
+	}
+	tenant, _ := json.Marshal(l.Tenant())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.broken {
+		return 0, false
+	}
+	seq = s.seq + 1
+	line := make([]byte, 0, len(b)+len(tenant)+48)
+	line = fmt.Appendf(line, `{"seq":%d,"tenant":%s,"event":`, seq, tenant)
+	line = append(append(line, b...), '}', '\n')
+	if _, err := s.f.Write(line); err != nil {
+		// A short write leaves a torn line, which recovery skips.
+		s.broken = true
+		s.logger.Error("audit spool write failed; reads now wait for their records to commit", "spool", s.path, "err", err)
+		return 0, false
+	}
+	s.seq = seq
+	s.outstanding++
+	s.logs[l.Tenant()] = l
+	return seq, true
+}
+
+// settled records that n spooled records were committed (or dropped as
+// invalid); when none is left outstanding the file is emptied.
+func (s *spool) settled(n int) {
+	if n == 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.outstanding -= n
+	if s.outstanding == 0 && !s.broken {
+		if err := s.f.Truncate(0); err != nil {
+			s.broken = true
+			s.logger.Error("audit spool cannot be emptied; reads now wait for their records to commit", "spool", s.path, "err", err)
+		}
+	}
+}
+
+// close removes the spool when everything in it is committed (and clears
+// its marks); otherwise it leaves the file for the next process's recovery.
+func (s *spool) close(ctx context.Context) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.outstanding > 0 {
+		s.logger.Warn("audit spool left for recovery by the next process", "spool", s.path, "records", s.outstanding)
+		s.f.Close()
+		return
+	}
+	if err := os.Remove(s.path); err != nil {
+		s.logger.Warn("audit spool not removed", "spool", s.path, "err", err)
+	}
+	s.f.Close()
+	for t, l := range s.logs {
+		if err := l.ClearSpoolMark(ctx, s.id); err != nil {
+			s.logger.Warn("audit spool mark not cleared", "tenant", t, "spool", s.id, "err", err)
+		}
+	}
+}
+
+// RecoverSpools appends to the store the records that dead processes left
+// in the spool files of dir (see spool), exactly once, and removes the
+// files. Spools of live processes (locked) are left alone; so is a file
+// whose records cannot be appended now (the store is unavailable), for a
+// later try. logs returns a tenant's log. It returns how many records it
+// appended.
+func RecoverSpools(ctx context.Context, dir string, logs func(tenant string) (*audit.Log, error), logger *slog.Logger) (int, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("audit spool: %w", err)
+	}
+	total := 0
+	var errs []error
+	for _, e := range entries {
+		name := e.Name()
+		if e.IsDir() || !strings.HasSuffix(name, spoolExt) {
+			continue
+		}
+		n, err := recoverSpool(ctx, filepath.Join(dir, name), strings.TrimSuffix(name, spoolExt), logs, logger)
+		total += n
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return total, errors.Join(errs...)
+}
+
+func recoverSpool(ctx context.Context, path, id string, logs func(string) (*audit.Log, error), logger *slog.Logger) (int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return 0, nil // recovered by another process meanwhile
+		}
+		return 0, fmt.Errorf("audit spool: %w", err)
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return 0, nil // its process lives
+		}
+		return 0, fmt.Errorf("audit spool: lock %s: %w", path, err)
+	}
+	// Another process may have recovered and removed it while we waited
+	// for the lock: then the path is gone or names another file.
+	if fi, err := f.Stat(); err != nil {
+		return 0, fmt.Errorf("audit spool: %w", err)
+	} else if pi, err := os.Stat(path); err != nil || !os.SameFile(fi, pi) {
+		return 0, nil
+	}
+	byTenant, order, err := readSpool(f, path, logger)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	var used []*audit.Log
+	for _, t := range order {
+		l, err := logs(t)
+		if err != nil {
+			logger.Error("audit spool records of an unknown tenant dropped", "spool", path, "tenant", t, "records", len(byTenant[t]), "err", err)
+			continue
+		}
+		used = append(used, l)
+		mark, err := l.SpoolMark(ctx, id)
+		if err != nil {
+			return n, fmt.Errorf("audit spool %s: %w", path, err)
+		}
+		recs := byTenant[t]
+		for len(recs) > 0 {
+			chunk := recs[:min(len(recs), maxAuditBatch)]
+			recs = recs[len(chunk):]
+			var evs []audit.Event
+			for _, r := range chunk {
+				if r.seq > mark {
+					evs = append(evs, r.ev)
+				}
+			}
+			if len(evs) == 0 {
+				continue
+			}
+			if _, err := l.AppendSpooled(ctx, id, chunk[len(chunk)-1].seq, evs...); err != nil {
+				return n, fmt.Errorf("audit spool %s: %w", path, err)
+			}
+			n += len(evs)
+		}
+	}
+	// The file goes before the marks: a crash in between leaves marks
+	// without a file (harmless), never a file without its marks.
+	if err := os.Remove(path); err != nil {
+		return n, fmt.Errorf("audit spool: %w", err)
+	}
+	for _, l := range used {
+		if err := l.ClearSpoolMark(ctx, id); err != nil {
+			logger.Warn("audit spool mark not cleared", "tenant", l.Tenant(), "spool", id, "err", err)
+		}
+	}
+	if n > 0 {
+		logger.Info("audit records recovered from a spool", "spool", path, "records", n)
+	}
+	return n, nil
+}
+
+type spooled struct {
+	seq uint64
+	ev  audit.Event
+}
+
+// readSpool parses a spool file into records per tenant, in sequence
+// order. A line that does not parse (the torn last write of a killed
+// process, or damage) is skipped and logged.
+func readSpool(r io.Reader, path string, logger *slog.Logger) (map[string][]spooled, []string, error) {
+	by := map[string][]spooled{}
+	var order []string
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 4*audit.MaxEventSize)
+	line := 0
+	for sc.Scan() {
+		line++
+		var rec spoolRecord
+		var ev audit.Event
+		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil || rec.Seq == 0 || rec.Tenant == "" ||
+			json.Unmarshal(rec.Event, &ev) != nil {
+			logger.Warn("audit spool line skipped", "spool", path, "line", line, "bytes", len(bytes.TrimSpace(sc.Bytes())))
+			continue
+		}
+		if _, ok := by[rec.Tenant]; !ok {
+			order = append(order, rec.Tenant)
+		}
+		by[rec.Tenant] = append(by[rec.Tenant], spooled{rec.Seq, ev})
+	}
+	if err := sc.Err(); err != nil {
+		return nil, nil, fmt.Errorf("audit spool %s: %w", path, err)
+	}
+	return by, order, nil
+}

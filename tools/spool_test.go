@@ -1,0 +1,172 @@
+package tools
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/coditect/coditect/storage/audit"
+	"github.com/coditect/coditect/storage/kv/sqlite"
+	"github.com/coditect/coditect/storage/tenant"
+)
+
+// TestRecoverSpools: the spool a killed process left is appended exactly
+// once — records its queue had committed (under the spool's mark) are not
+// appended again, a torn last line is skipped — then the file and the
+// marks are gone; a live process's spool (locked) is left alone.
+func TestRecoverSpools(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "s.db"), sqlite.Options{Synchronous: sqlite.SyncNormal})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	dir := tenant.NewDirectory(st, "test")
+	for _, id := range []string{"t1", "t2"} {
+		if _, err := dir.Local(ctx, id, "ada"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	logOf := func(id string) *audit.Log {
+		l, err := dir.AuditLog(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	t1, t2 := logOf("t1"), logOf("t2")
+	spoolDir := filepath.Join(t.TempDir(), "spool")
+
+	// A process spools five records of t1 and three of t2, interleaved, and
+	// its queue commits t1's first two (raising the mark) before it dies.
+	dead, err := openSpool(spoolDir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := func(l *audit.Log, n int) audit.Event {
+		return audit.Event{Kind: "tool.called", User: "ada", Summary: fmt.Sprintf("%s call %d", l.Tenant(), n),
+			Attrs: map[string]any{"tool": "whoami", "n": n}}
+	}
+	var seqs []uint64
+	for i := range 8 {
+		l, n := t1, i/2
+		if i%2 == 1 && i < 6 {
+			l, n = t2, i/2
+		} else if i >= 6 {
+			n = i - 3
+		}
+		seq, ok := dead.write(l, rec(l, n))
+		if !ok {
+			t.Fatal("spool write refused")
+		}
+		seqs = append(seqs, seq)
+	}
+	// Committed by the dead queue: t1's records 0 and 1 (seqs 1 and 3).
+	if _, err := t1.AppendSpooled(ctx, dead.id, seqs[2], rec(t1, 0), rec(t1, 1)); err != nil {
+		t.Fatal(err)
+	}
+	// The kill: a torn last line, the descriptor (and lock) gone.
+	if _, err := dead.f.WriteString(`{"seq":99,"tenant":"t1","event":{"kind":"tool.ca`); err != nil {
+		t.Fatal(err)
+	}
+	dead.f.Close()
+
+	// A live process's spool in the same directory.
+	live, err := openSpool(spoolDir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := live.write(t1, rec(t1, 100)); !ok {
+		t.Fatal("spool write refused")
+	}
+
+	resolve := func(id string) (*audit.Log, error) { return dir.AuditLog(id) }
+	n, err := RecoverSpools(ctx, spoolDir, resolve, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 6 {
+		t.Errorf("recovered %d records, want 6 (3 of t1 not yet committed, 3 of t2)", n)
+	}
+	summaries := func(l *audit.Log) []string {
+		p, err := l.Query(ctx, audit.Query{Filter: audit.Filter{Kind: "tool.called"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, ev := range p.Events {
+			out = append(out, ev.Summary)
+		}
+		return out
+	}
+	if got, want := fmt.Sprint(summaries(t1)), "[t1 call 0 t1 call 1 t1 call 2 t1 call 3 t1 call 4]"; got != want {
+		t.Errorf("t1 after recovery: %s, want %s", got, want)
+	}
+	if got, want := fmt.Sprint(summaries(t2)), "[t2 call 0 t2 call 1 t2 call 2]"; got != want {
+		t.Errorf("t2 after recovery: %s, want %s", got, want)
+	}
+	if _, err := os.Stat(dead.path); !os.IsNotExist(err) {
+		t.Errorf("the recovered spool is still there: %v", err)
+	}
+	for _, l := range []*audit.Log{t1, t2} {
+		if m, err := l.SpoolMark(ctx, dead.id); err != nil || m != 0 {
+			t.Errorf("%s: the recovered spool's mark is %d (%v), want cleared", l.Tenant(), m, err)
+		}
+	}
+	if _, err := os.Stat(live.path); err != nil {
+		t.Errorf("the live spool was touched: %v", err)
+	}
+	// Nothing twice.
+	if n, err := RecoverSpools(ctx, spoolDir, resolve, nil); err != nil || n != 0 {
+		t.Errorf("second recovery: %d records, %v", n, err)
+	}
+	// Once the live process is gone too, its record is recovered.
+	live.f.Close()
+	if n, err := RecoverSpools(ctx, spoolDir, resolve, nil); err != nil || n != 1 {
+		t.Errorf("recovery after the second process died: %d records, %v", n, err)
+	}
+}
+
+// TestAuditQueueSpool: with a spool, reads are answered once their records
+// are in the file, the queue commits them, and a clean Close leaves no file
+// and no mark.
+func TestAuditQueueSpool(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	q := NewAuditQueue(0, nil)
+	spoolDir := filepath.Join(t.TempDir(), "spool")
+	if n, err := q.UseSpool(ctx, spoolDir, e.dir.AuditLog); err != nil || n != 0 {
+		t.Fatalf("UseSpool: %d, %v", n, err)
+	}
+	tool := findTool(t, "whoami")
+	h := Audit(nil, q)(tool.Handler)
+	const n = 300
+	done := make(chan error, n)
+	for range n {
+		go func() {
+			_, err := h(ctx, &Call{Caller: Caller{Scope: e.alice}, Tool: tool, Args: []byte(`{}`), Started: time.Now()})
+			done <- err
+		}()
+	}
+	for range n {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	id := q.spool.id
+	if err := q.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := counts(t, e.alice)["tool.called"]; got != n {
+		t.Errorf("%d records after Close, want %d", got, n)
+	}
+	if files, _ := filepath.Glob(filepath.Join(spoolDir, "*"+spoolExt)); len(files) != 0 {
+		t.Errorf("spool files after a clean Close: %v", files)
+	}
+	if m, err := e.alice.Log().SpoolMark(ctx, id); err != nil || m != 0 {
+		t.Errorf("spool mark after a clean Close: %d, %v", m, err)
+	}
+}
