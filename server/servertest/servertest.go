@@ -32,8 +32,9 @@ type Server struct {
 	MCP      *server.Server
 }
 
-// New starts a server with opts over a new embedded store in tb.TempDir();
-// it stops when the test ends.
+// New starts a server with opts over a new embedded store in tb.TempDir(),
+// with the audit spool beside it as the daemon has (unless opts names
+// one); it stops when the test ends.
 func New(tb testing.TB, opts server.Options, httpOpts server.HTTPOptions) *Server {
 	tb.Helper()
 	ctx := context.Background()
@@ -43,6 +44,9 @@ func New(tb testing.TB, opts server.Options, httpOpts server.HTTPOptions) *Serve
 		tb.Fatal(err)
 	}
 	dir := tenant.NewDirectory(st, "servertest")
+	if opts.SpoolDir == "" {
+		opts.SpoolDir = storage.SpoolDir(storeURL)
+	}
 	srv, err := server.New(dir, opts)
 	if err != nil {
 		tb.Fatal(err)
