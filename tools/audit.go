@@ -46,10 +46,11 @@ const (
 // the answer with relaxed durability (kv.WithRelaxedDurability). Either
 // way it survives a crash of the process; only a power failure right after
 // could lose it. The append runs with a context that outlives a canceled
-// call. With a queue (see AuditQueue), the events of concurrent
-// calls share commits (group commit): under load a record costs a
-// fraction of a commit; without one, each call appends in its own
-// transaction. A handler whose whole effect is one audit append (note)
+// call. With a queue (see AuditQueue), the events of concurrent calls
+// share commits (group commit): under load a record costs a fraction of a
+// commit; without one, each call appends in its own transaction (and a
+// read's record is fsynced too). A handler whose whole effect is one audit
+// append (note)
 // appends its tool.called event in that same transaction
 // (Call.toolEventOK), and the middleware appends nothing.
 //
@@ -109,7 +110,12 @@ func Audit(logger *slog.Logger, queue *AuditQueue) Middleware {
 // keeps them (up to maxAuditPending) and retries until a commit succeeds,
 // and meanwhile calls no longer wait for their records — reads go on while
 // another process holds the store's write lock, and their records are
-// committed once it lets go. Flush and Close commit everything queued.
+// committed once it lets go. With a spool (UseSpool), the records of reads
+// are safe in its file before their calls are answered, and are committed
+// by the same loop without anyone waiting; records still in the spool when
+// the process dies are appended by the next process on the store. Flush
+// and Close commit everything queued; Close leaves the spool file only if
+// the store stayed unavailable.
 type AuditQueue struct {
 	ch       chan queued
 	done     chan struct{}
