@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -122,6 +123,10 @@ type AuditQueue struct {
 	logger   *slog.Logger
 	degraded atomic.Bool // the last commit found the store unavailable
 	spool    *spool      // nil until UseSpool
+	// spoolMu makes spooled records enter the queue in their spool order,
+	// which the spool's marks rely on (a mark covers every record of the
+	// tenant up to it). The queue's loop never takes it.
+	spoolMu sync.Mutex
 }
 
 type queued struct {
@@ -208,9 +213,14 @@ func (q *AuditQueue) add(l *audit.Log, ev audit.Event, relaxed bool) <-chan stru
 		if it.ev.Time.IsZero() {
 			it.ev.Time = time.Now() // the call's time, also when recovered later
 		}
-		if seq, ok := q.spool.write(l, it.ev); ok {
+		q.spoolMu.Lock()
+		seq, ok := q.spool.write(l, it.ev)
+		if ok {
 			it.seq = seq
 			q.ch <- it
+		}
+		q.spoolMu.Unlock()
+		if ok {
 			return closed
 		}
 	}
