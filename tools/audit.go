@@ -127,6 +127,11 @@ type AuditQueue struct {
 	// which the spool's marks rely on (a mark covers every record of the
 	// tenant up to it). The queue's loop never takes it.
 	spoolMu sync.Mutex
+	// recoverEvery is how often the spools of dead processes are looked
+	// for (SpoolRecoveryEvery; tests shorten it); stopRecovery ends that.
+	recoverEvery    time.Duration
+	stopRecovery    chan struct{}
+	recoveryStopped chan struct{}
 }
 
 type queued struct {
@@ -161,7 +166,8 @@ func NewAuditQueue(size int, logger *slog.Logger) *AuditQueue {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	q := &AuditQueue{ch: make(chan queued, max(size, maxAuditBatch)), done: make(chan struct{}), logger: logger}
+	q := &AuditQueue{ch: make(chan queued, max(size, maxAuditBatch)), done: make(chan struct{}), logger: logger,
+		recoverEvery: SpoolRecoveryEvery}
 	go q.run()
 	return q
 }
@@ -185,8 +191,34 @@ func (q *AuditQueue) UseSpool(ctx context.Context, dir string, logs func(tenant 
 		return n, err
 	}
 	q.spool = sp
+	// A process that runs for long (the daemon) also recovers, now and
+	// then, the spools of processes that died beside it (a coditect mcp
+	// killed with its host), so their records do not wait for a restart.
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	q.stopRecovery, q.recoveryStopped = stop, stopped
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(q.recoverEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				ctx, cancel := context.WithTimeout(context.Background(), recordWait)
+				if _, err := RecoverSpools(ctx, dir, logs, q.logger); err != nil {
+					q.logger.Warn("audit spools not (all) recovered", "dir", dir, "err", err)
+				}
+				cancel()
+			}
+		}
+	}()
 	return n, nil
 }
+
+// SpoolRecoveryEvery is how often a queue with a spool looks for the
+// spools of dead processes beside it.
+const SpoolRecoveryEvery = time.Minute
 
 // auditLinger is how long the queue waits for more records before it
 // commits a batch nobody waits for (records safe in the spool).
@@ -255,6 +287,14 @@ func (q *AuditQueue) Flush(ctx context.Context) error {
 // store was unavailable) and stops the queue. No event may be added after.
 func (q *AuditQueue) Close(ctx context.Context) error {
 	close(q.ch)
+	if q.stopRecovery != nil {
+		close(q.stopRecovery)
+		select {
+		case <-q.recoveryStopped:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	select {
 	case <-q.done:
 		return nil

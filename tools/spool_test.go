@@ -2,6 +2,7 @@ package tools
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -168,5 +169,45 @@ func TestAuditQueueSpool(t *testing.T) {
 	}
 	if m, err := e.alice.Log().SpoolMark(ctx, id); err != nil || m != 0 {
 		t.Errorf("spool mark after a clean Close: %d, %v", m, err)
+	}
+}
+
+// TestSpoolRecoveredWhileRunning: a queue with a spool picks up, while it
+// runs, the spool a process beside it left when it died — its records do
+// not wait for a restart.
+func TestSpoolRecoveredWhileRunning(t *testing.T) {
+	e := setup(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	spoolDir := filepath.Join(t.TempDir(), "spool")
+	q := NewAuditQueue(0, nil)
+	q.recoverEvery = 10 * time.Millisecond
+	if _, err := q.UseSpool(ctx, spoolDir, e.dir.AuditLog); err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close(context.Background())
+	head, err := e.alice.Log().Head(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A neighbour spools a record and dies.
+	dead, err := openSpool(spoolDir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := dead.write(e.alice.Log(), audit.Event{Kind: "tool.called", User: "alice", Summary: "left behind", Attrs: map[string]any{"tool": "whoami"}}); !ok {
+		t.Fatal("spool write refused")
+	}
+	dead.f.Close()
+	// The running queue appends it: follow the log until it shows up.
+	found := errors.New("found")
+	err = e.alice.Log().Tail(ctx, head, audit.Filter{Kind: "tool.called"}, func(ev audit.Event) error {
+		if ev.Summary == "left behind" {
+			return found
+		}
+		return nil
+	})
+	if err != found {
+		t.Fatalf("the dead neighbour's record never reached the log: %v", err)
 	}
 }
