@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -42,6 +43,7 @@ func newStoreCommand() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE:  runStoreVerify,
 	}
+	verify.Flags().Bool("repair", false, "record in the audit clock how far event times go back (logs written before it existed); index damage is reported, not repaired")
 	backup := &cobra.Command{
 		Use:   "backup FILE",
 		Short: "Write the store (or one tenant) to a portable backup file (- for stdout)",
@@ -105,9 +107,28 @@ func runStoreVerify(cmd *cobra.Command, _ []string) error {
 		return err
 	}
 	defer s.Close()
-	reps, err := tenant.NewDirectory(s, "cli:"+osUser()).VerifyAudit(cmd.Context())
+	dir := tenant.NewDirectory(s, "cli:"+osUser())
+	reps, err := dir.VerifyAudit(cmd.Context())
 	if err != nil {
 		return err
+	}
+	if repair, _ := cmd.Flags().GetBool("repair"); repair {
+		for id, r := range reps {
+			if r.ClockRecorded() {
+				continue
+			}
+			l, err := dir.AuditLog(id)
+			if err != nil {
+				return err
+			}
+			if err := l.RaiseRegression(cmd.Context(), r.ClockRegression); err != nil {
+				return fmt.Errorf("repair %s: %w", id, err)
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "%s: audit clock now records event times going back by %v\n", id, time.Duration(r.ClockRegression))
+			r.RecordedRegression = r.ClockRegression
+			r.Problems = slices.DeleteFunc(r.Problems, func(p string) bool { return strings.Contains(p, "audit clock records") })
+			reps[id] = r
+		}
 	}
 	bad := 0
 	ids := make([]string, 0, len(reps))

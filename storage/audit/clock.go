@@ -55,7 +55,9 @@ import (
 //
 // Logs written before the clock keys existed have no record of their
 // earlier regressions: among those events, queries keep the older
-// assumption that time follows commit order within clockSkew.
+// assumption that time follows commit order within clockSkew. Verify
+// finds the true regression and flags such a log; RaiseRegression
+// (`coditect store verify --repair`) records it.
 
 // clockSkew is the margin a time-bounded search adds to the recorded
 // regression (see above).

@@ -3,6 +3,8 @@ package audit
 import (
 	"context"
 	"fmt"
+	"math"
+	"time"
 
 	"github.com/coditect/coditect/storage/keyspace"
 	"github.com/coditect/coditect/storage/kv"
@@ -16,12 +18,26 @@ type VerifyReport struct {
 	Missing      int64    `json:"missing_index_entries"`
 	Dangling     int64    `json:"dangling_index_entries"`
 	Mismatched   int64    `json:"mismatched_index_entries"`
-	Problems     []string `json:"problems,omitempty"` // the first few, for people
+	// ClockRegression is the largest amount, in nanoseconds, by which an
+	// event's time is before that of an event committed earlier, as the
+	// scan found it; RecordedRegression is what the log's audit clock
+	// holds (see clock.go). A log whose clock went back further than it
+	// recorded (written before the audit clock existed) can make
+	// time-bounded queries miss events until RaiseRegression fixes it.
+	ClockRegression    int64    `json:"clock_regression_ns"`
+	RecordedRegression int64    `json:"recorded_clock_regression_ns"`
+	Problems           []string `json:"problems,omitempty"` // the first few, for people
 }
 
 // OK reports whether the log is consistent.
 func (r VerifyReport) OK() bool {
-	return r.Missing == 0 && r.Dangling == 0 && r.Mismatched == 0 && r.Counted == r.Events
+	return r.Missing == 0 && r.Dangling == 0 && r.Mismatched == 0 && r.Counted == r.Events && r.ClockRecorded()
+}
+
+// ClockRecorded reports whether the audit clock covers the regression the
+// scan found (within the margin queries add to it).
+func (r VerifyReport) ClockRecorded() bool {
+	return r.ClockRegression <= r.RecordedRegression || r.ClockRegression-r.RecordedRegression <= int64(clockSkew)
 }
 
 func (r *VerifyReport) problem(format string, args ...any) {
@@ -41,6 +57,10 @@ const verifyBatch = 500
 func (l *Log) Verify(ctx context.Context) (VerifyReport, error) {
 	var r VerifyReport
 	audit := l.space.Audit()
+	// The clock, in commit order. Maxima only, so a retried chunk that
+	// sees its events again changes nothing.
+	var high, back int64
+	haveHigh := false
 	// Events: each must have its index entries.
 	if err := l.scanChunks(ctx, audit, &r, func(tx kv.ReadTx, p kv.KeyValue, r *VerifyReport) error {
 		vs, err := l.stampOf(audit, p.Key)
@@ -54,6 +74,16 @@ func (l *Log) Verify(ctx context.Context) (VerifyReport, error) {
 			return nil
 		}
 		r.Events++
+		if n, exact := unixNano(ev.Time); !exact {
+			back = math.MaxInt64
+		} else {
+			if haveHigh {
+				back = max(back, regression(high, n))
+			}
+			if !haveHigh || n > high {
+				high, haveHigh = n, true
+			}
+		}
 		for _, ix := range indexed(&ev) {
 			key, err := l.space.AuditIndexEntry(ix[0], ix[1], vs)
 			if err != nil {
@@ -129,7 +159,33 @@ func (l *Log) Verify(ctx context.Context) (VerifyReport, error) {
 	if r.Counted != r.Events {
 		r.problem("the event counter says %d, the log holds %d", r.Counted, r.Events)
 	}
+	r.ClockRegression = back
+	if err := l.store.View(ctx, func(tx kv.ReadTx) error {
+		v, err := tx.Get(l.space.AuditRegression())
+		r.RecordedRegression = kv.Int64(v)
+		return err
+	}); err != nil {
+		return r, err
+	}
+	if !r.ClockRecorded() {
+		r.problem("event times go back by %v in commit order but the audit clock records %v: time-bounded queries may miss events (coditect store verify --repair)",
+			time.Duration(r.ClockRegression), time.Duration(r.RecordedRegression))
+	}
 	return r, nil
+}
+
+// RaiseRegression raises the log's recorded clock regression to at least
+// d nanoseconds (a VerifyReport's ClockRegression): the repair of a log
+// written before the audit clock existed.
+func (l *Log) RaiseRegression(ctx context.Context, d int64) error {
+	if d <= 0 {
+		return nil
+	}
+	_, err := l.store.Update(ctx, func(tx kv.Tx) error {
+		tx.Max(l.space.AuditRegression(), kv.EncodeInt64(d))
+		return nil
+	})
+	return err
 }
 
 // scanChunks calls fn for every key of s, in transactions of verifyBatch
