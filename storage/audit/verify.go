@@ -12,12 +12,12 @@ import (
 
 // VerifyReport is what Verify found.
 type VerifyReport struct {
-	Events       int64    `json:"events"`
-	IndexEntries int64    `json:"index_entries"`
-	Counted      int64    `json:"counted"` // the event counter
-	Missing      int64    `json:"missing_index_entries"`
-	Dangling     int64    `json:"dangling_index_entries"`
-	Mismatched   int64    `json:"mismatched_index_entries"`
+	Events       int64 `json:"events"`
+	IndexEntries int64 `json:"index_entries"`
+	Counted      int64 `json:"counted"` // the event counter
+	Missing      int64 `json:"missing_index_entries"`
+	Dangling     int64 `json:"dangling_index_entries"`
+	Mismatched   int64 `json:"mismatched_index_entries"`
 	// ClockRegression is the largest amount, in nanoseconds, by which an
 	// event's time is before that of an event committed earlier, as the
 	// scan found it; RecordedRegression is what the log's audit clock
