@@ -47,7 +47,8 @@ type spool struct {
 	seq         uint64
 	outstanding int
 	logs        map[string]*audit.Log // tenants whose logs hold a mark of this spool
-	broken      bool                  // a write failed: records wait for their commit instead
+	broken      bool                  // a torn line precedes records still needed: write nothing until the file is emptied
+	failing     bool                  // the last write failed (logged once)
 }
 
 // spoolRecord is one line of a spool file.
@@ -106,10 +107,25 @@ func (s *spool) write(l *audit.Log, ev audit.Event) (seq uint64, ok bool) {
 	line = fmt.Appendf(line, `{"seq":%d,"tenant":%s,"event":`, seq, tenant)
 	line = append(append(line, b...), '}', '\n')
 	if _, err := s.f.Write(line); err != nil {
-		// A short write leaves a torn line, which recovery skips.
-		s.broken = true
-		s.logger.Error("audit spool write failed; reads now wait for their records to commit", "spool", s.path, "err", err)
+		if !s.failing {
+			s.logger.Error("audit spool write failed; reads wait for their records to commit until it works again", "spool", s.path, "err", err)
+		}
+		s.failing = true
+		// A short write leaves a torn line. With nothing else needed in
+		// the file, empty it at once; otherwise write nothing after the
+		// torn line until the file is emptied (settled).
+		if s.outstanding == 0 {
+			if s.f.Truncate(0) != nil {
+				s.broken = true
+			}
+		} else {
+			s.broken = true
+		}
 		return 0, false
+	}
+	if s.failing {
+		s.logger.Info("audit spool writable again", "spool", s.path)
+		s.failing = false
 	}
 	s.seq = seq
 	s.outstanding++
@@ -126,11 +142,18 @@ func (s *spool) settled(n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.outstanding -= n
-	if s.outstanding == 0 && !s.broken {
+	if s.outstanding == 0 {
+		// Empty: nothing in it is needed any more. This also heals a
+		// spool whose write failed (a full disk): the torn line goes with
+		// the rest, and records are spooled again.
 		if err := s.f.Truncate(0); err != nil {
+			if !s.broken {
+				s.logger.Error("audit spool cannot be emptied; reads wait for their records to commit", "spool", s.path, "err", err)
+			}
 			s.broken = true
-			s.logger.Error("audit spool cannot be emptied; reads now wait for their records to commit", "spool", s.path, "err", err)
+			return
 		}
+		s.broken = false
 	}
 }
 

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -209,5 +211,69 @@ func TestSpoolRecoveredWhileRunning(t *testing.T) {
 	})
 	if err != found {
 		t.Fatalf("the dead neighbour's record never reached the log: %v", err)
+	}
+}
+
+// TestSpoolDiskFull: the spool's file system fills up (a 64 KiB tmpfs):
+// reads go on — their records wait for a commit instead of the spool — and
+// none is lost; once space returns the spool takes records again. Needs
+// mount (root); elsewhere it is skipped.
+func TestSpoolDiskFull(t *testing.T) {
+	spoolDir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", spoolDir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a size-limited tmpfs here (%v: %s)", err, strings.TrimSpace(string(out)))
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", spoolDir).Run() })
+	e := setup(t) // the store is elsewhere, with room
+	ctx := context.Background()
+	q := NewAuditQueue(0, nil)
+	if _, err := q.UseSpool(ctx, spoolDir, e.dir.AuditLog); err != nil {
+		t.Fatal(err)
+	}
+	// Fill the file system, leaving less than one record's room.
+	filler := filepath.Join(spoolDir, "filler")
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := f.Write(make([]byte, 512)); err != nil {
+			break
+		}
+	}
+	f.Close()
+	tool := findTool(t, "whoami")
+	h := Audit(nil, q)(tool.Handler)
+	call := func() {
+		t.Helper()
+		if _, err := h(ctx, &Call{Caller: Caller{Scope: e.alice}, Tool: tool, Args: []byte(`{}`), Started: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := counts(t, e.alice)["tool.called"]
+	for range 5 {
+		call()
+	}
+	// The spool could not take them, so each call waited for its commit:
+	// all five are in the log already.
+	if got := counts(t, e.alice)["tool.called"] - before; got != 5 {
+		t.Errorf("%d of 5 reads' records committed while the spool's disk was full", got)
+	}
+	if !q.spool.failing {
+		t.Fatal("the spool's writes did not fail: the file system was not full")
+	}
+	// Space returns: the spool takes records again.
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	call()
+	if q.spool.failing || q.spool.seq == 0 {
+		t.Errorf("the spool did not take a record once space returned (failing %v, seq %d)", q.spool.failing, q.spool.seq)
+	}
+	if err := q.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := counts(t, e.alice)["tool.called"] - before; got != 6 {
+		t.Errorf("%d of 6 reads' records in the log after Close", got)
 	}
 }
