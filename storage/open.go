@@ -9,6 +9,8 @@ package storage
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
@@ -117,15 +119,35 @@ func DefaultURL() (string, error) {
 	return "sqlite://" + (&url.URL{Path: p}).EscapedPath(), nil
 }
 
-// SpoolDir is where processes using the embedded store at rawURL keep the
-// write-ahead spools of their audit queues (tools.AuditQueue.UseSpool):
-// beside the database file, so that whoever opens the store next recovers
-// what a killed process left. It is "" for stores that are not a local file.
+// SpoolDir is where processes using the store at rawURL keep the
+// write-ahead spools of their audit queues (tools.AuditQueue.UseSpool), so
+// that whoever opens the store next on this machine recovers what a killed
+// process left: beside the database file for the embedded store; for a
+// FoundationDB store, a directory per cluster file and key prefix under
+// $XDG_STATE_HOME/coditect/spool (~/.local/state when unset). It is "" when
+// rawURL does not parse or no such directory can be named.
 func SpoolDir(rawURL string) string {
 	if p := localPath(rawURL); p != "" {
 		return p + "-spool"
 	}
-	return ""
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Scheme != "fdb" {
+		return ""
+	}
+	state := os.Getenv("XDG_STATE_HOME")
+	if state == "" || !filepath.IsAbs(state) {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return ""
+		}
+		state = filepath.Join(home, ".local", "state")
+	}
+	cluster := u.Path
+	if cluster != "" {
+		cluster = filepath.Clean(cluster)
+	}
+	sum := sha256.Sum256([]byte(cluster + "\x00" + u.Query().Get("prefix")))
+	return filepath.Join(state, "coditect", "spool", "fdb-"+hex.EncodeToString(sum[:8]))
 }
 
 // localPath returns the absolute path of the embedded store at rawURL, ""

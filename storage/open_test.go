@@ -83,3 +83,34 @@ func TestDaemonStatePath(t *testing.T) {
 		}
 	}
 }
+
+// TestSpoolDir: beside the embedded store's file; per cluster file and
+// prefix under $XDG_STATE_HOME for FoundationDB (the same for the same
+// cluster however its path is spelled); "" for anything else.
+func TestSpoolDir(t *testing.T) {
+	t.Setenv("XDG_STATE_HOME", "/state")
+	for in, want := range map[string]string{
+		"sqlite:///data/c.db":                 "/data/c.db-spool",
+		"/data/c.db":                          "/data/c.db-spool",
+		"sqlite:///data/c.db?lock_timeout=5s": "/data/c.db-spool",
+		"":                                    "",
+		"mysql://x":                           "",
+	} {
+		if got := SpoolDir(in); got != want {
+			t.Errorf("SpoolDir(%q) = %q, want %q", in, got, want)
+		}
+	}
+	a := SpoolDir("fdb:///etc/foundationdb/fdb.cluster")
+	if !strings.HasPrefix(a, "/state/coditect/spool/fdb-") {
+		t.Errorf("FDB spool dir %q is not under $XDG_STATE_HOME/coditect/spool", a)
+	}
+	if b := SpoolDir("fdb:///etc/foundationdb/./fdb.cluster"); b != a {
+		t.Errorf("the same cluster file spelt two ways: %q and %q", a, b)
+	}
+	if c := SpoolDir("fdb:///etc/foundationdb/fdb.cluster?prefix=team2"); c == a || c == "" {
+		t.Errorf("another key prefix on the same cluster shares the spool dir: %q", c)
+	}
+	if d := SpoolDir("fdb:///other/fdb.cluster"); d == a || d == "" {
+		t.Errorf("another cluster shares the spool dir: %q", d)
+	}
+}
