@@ -167,9 +167,11 @@ const spoolRecoveryTimeout = 30 * time.Second
 // commit.
 const auditQueueSize = 4096
 
-// Flush returns once every audit record queued so far is committed (a
-// call's own record is committed before it is answered; Flush also covers
-// the records of calls that failed because the store was unavailable).
+// Flush returns once every audit record queued so far is committed (or set
+// aside while the store is unavailable). A writing call's record is
+// committed before the call is answered; a read's may still be in the
+// spool, and a failed call's may be waiting for the store: Flush covers
+// them.
 func (s *Server) Flush(ctx context.Context) error { return s.queue.Flush(ctx) }
 
 // Close commits the remaining audit records and stops the server's
