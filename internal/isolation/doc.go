@@ -20,5 +20,21 @@
 // pinned to B's credential, an IDE session opened as B) and requires the
 // checks, run through a recorder instead of the test, to report it.
 //
+// The read check cannot see a pure count leak: a number of A's derived
+// from B's data (B's event count in A's tenant record, B's agents counted
+// in A's whoami) carries no marker and no id. TestIsolationCounts is
+// differential: it builds the world twice, identically except that in the
+// second B has more of every kind of record (and appends more while A's
+// feeds are open), runs the same reads of A's on every surface in both
+// (every read-only MCP tool, every GET route, feed subscriptions up to a
+// sentinel event of A's, the IDE's read commands), replaces what
+// legitimately differs between two runs (generated ids, numbered in order
+// of first appearance; token secrets; times; call and session durations;
+// "last seen … ago") and requires A's responses to be identical.
+// TestCountCheckCatchesPlantedLeaks plants count leaks (a gateway that
+// answers A's tenant record with the deployment's event count, a
+// middleware that tells A's whoami every tenant's agents) and requires
+// that check to report them.
+//
 // The package holds tests only; it may import every layer and transport.
 package isolation
