@@ -20,7 +20,6 @@ import (
 	"github.com/coder/websocket"
 	"github.com/coder/websocket/wsjson"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
-	"github.com/sourcegraph/jsonrpc2"
 
 	"github.com/coditect/coditect/server"
 	"github.com/coditect/coditect/server/servertest"
@@ -509,31 +508,9 @@ func (cw *countWorld) feedReads(t reporter, h http.Handler, tr *transcript) {
 func (cw *countWorld) ideReads(t reporter, serve func(ctx context.Context, in io.Reader, out io.Writer), tr *transcript) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	sr, cwr := io.Pipe()
-	cr, sw := io.Pipe()
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		serve(ctx, sr, sw)
-		sw.Close()
-	}()
-	conn := jsonrpc2.NewConn(ctx, jsonrpc2.NewBufferedStream(pipeRWC{cr, cwr}, jsonrpc2.VSCodeObjectCodec{}),
-		jsonrpc2.HandlerWithError(func(context.Context, *jsonrpc2.Conn, *jsonrpc2.Request) (any, error) { return nil, nil }))
-	defer func() { cwr.Close(); conn.Close(); cancel(); <-served }()
-	var init struct {
-		Capabilities struct {
-			ExecuteCommandProvider struct {
-				Commands []string `json:"commands"`
-			} `json:"executeCommandProvider"`
-		} `json:"capabilities"`
-	}
-	if err := conn.Call(ctx, "initialize", map[string]any{"processId": nil, "rootUri": "file://" + cw.root, "capabilities": map[string]any{}}, &init); err != nil {
-		t.Fatalf("ide: initialize: %v", err)
-	}
-	if err := conn.Notify(ctx, "initialized", map[string]any{}); err != nil {
-		t.Fatalf("ide: initialized: %v", err)
-	}
-	for _, cmd := range init.Capabilities.ExecuteCommandProvider.Commands {
+	conn, cmds, done := ideSession(ctx, t, serve, cw.root)
+	defer done()
+	for _, cmd := range cmds {
 		if strings.HasPrefix(cmd, "coditect.session.") {
 			continue
 		}

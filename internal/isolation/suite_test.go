@@ -601,12 +601,12 @@ func (p pipeRWC) Read(b []byte) (int, error)  { return p.r.Read(b) }
 func (p pipeRWC) Write(b []byte) (int, error) { return p.w.Write(b) }
 func (p pipeRWC) Close() error                { p.r.Close(); return p.w.Close() }
 
-// Every command the IDE server advertises, with the attack values in each
-// of its arguments, on one connection that serve runs (as A, in
-// TestIsolation).
-func (w *world) ideCommands(t reporter, serve func(ctx context.Context, in io.Reader, out io.Writer)) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+// ideSession connects a JSON-RPC client to an IDE server that serve runs
+// over pipes, initializes it with rootURI as the workspace and returns the
+// connection, the commands the server advertises, and a function that
+// closes it all and waits for serve to return.
+func ideSession(ctx context.Context, t reporter, serve func(ctx context.Context, in io.Reader, out io.Writer), root string) (*jsonrpc2.Conn, []string, func()) {
+	ctx, cancel := context.WithCancel(ctx)
 	sr, cw := io.Pipe()
 	cr, sw := io.Pipe()
 	served := make(chan struct{})
@@ -617,8 +617,7 @@ func (w *world) ideCommands(t reporter, serve func(ctx context.Context, in io.Re
 	}()
 	conn := jsonrpc2.NewConn(ctx, jsonrpc2.NewBufferedStream(pipeRWC{cr, cw}, jsonrpc2.VSCodeObjectCodec{}),
 		jsonrpc2.HandlerWithError(func(context.Context, *jsonrpc2.Conn, *jsonrpc2.Request) (any, error) { return nil, nil }))
-	defer func() { cw.Close(); conn.Close(); cancel(); <-served }()
-	root := t.TempDir()
+	done := func() { cw.Close(); conn.Close(); cancel(); <-served }
 	var init struct {
 		Capabilities struct {
 			ExecuteCommandProvider struct {
@@ -627,12 +626,24 @@ func (w *world) ideCommands(t reporter, serve func(ctx context.Context, in io.Re
 		} `json:"capabilities"`
 	}
 	if err := conn.Call(ctx, "initialize", map[string]any{"processId": nil, "rootUri": "file://" + root, "capabilities": map[string]any{}}, &init); err != nil {
+		done()
 		t.Fatalf("ide: initialize: %v", err)
 	}
 	if err := conn.Notify(ctx, "initialized", map[string]any{}); err != nil {
+		done()
 		t.Fatalf("ide: initialized: %v", err)
 	}
-	cmds := init.Capabilities.ExecuteCommandProvider.Commands
+	return conn, init.Capabilities.ExecuteCommandProvider.Commands, done
+}
+
+// Every command the IDE server advertises, with the attack values in each
+// of its arguments, on one connection that serve runs (as A, in
+// TestIsolation).
+func (w *world) ideCommands(t reporter, serve func(ctx context.Context, in io.Reader, out io.Writer)) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, cmds, done := ideSession(ctx, t, serve, t.TempDir())
+	defer done()
 	if len(cmds) == 0 {
 		t.Fatalf("ide: the IDE server advertises no commands")
 	}
