@@ -519,14 +519,7 @@ func (f *files) write(ctx context.Context, c *Call) (Result, error) {
 	if a.Token < 0 {
 		return Result{}, c.argError("%q must be the positive token lease_acquire returned, not %d", "token", a.Token)
 	}
-	if err := c.Scope.CanWrite(); err != nil {
-		return Result{}, err
-	}
-	me, err := c.me()
-	if err != nil {
-		return Result{}, err
-	}
-	pl, root, err := c.openPlace(ctx, a.SessionID, a.Path, fileToWrite)
+	me, pl, root, err := c.openToWrite(ctx, a.SessionID, a.Path)
 	if err != nil {
 		return Result{}, err
 	}
@@ -599,14 +592,7 @@ func (f *files) edit(ctx context.Context, c *Call) (Result, error) {
 	case a.Token < 0:
 		return Result{}, c.argError("%q must be the positive token lease_acquire returned, not %d", "token", a.Token)
 	}
-	if err := c.Scope.CanWrite(); err != nil {
-		return Result{}, err
-	}
-	me, err := c.me()
-	if err != nil {
-		return Result{}, err
-	}
-	pl, root, err := c.openPlace(ctx, a.SessionID, a.Path, fileToWrite)
+	me, pl, root, err := c.openToWrite(ctx, a.SessionID, a.Path)
 	if err != nil {
 		return Result{}, err
 	}
@@ -636,6 +622,24 @@ func (f *files) edit(ctx context.Context, c *Call) (Result, error) {
 		return Result{}, err
 	}
 	return Result{Structured: out, Text: out.text("Edited", agent.Now(ctx))}, nil
+}
+
+// openToWrite checks that the caller may write, and opens the workspace
+// root of its session with the file at path in it, for fs_write and fs_edit:
+// the caller's agent id, the place and the open root (the caller closes it).
+func (c *Call) openToWrite(ctx context.Context, sessionID, path string) (string, place, *os.Root, error) {
+	if err := c.Scope.CanWrite(); err != nil {
+		return "", place{}, nil, err
+	}
+	me, err := c.me()
+	if err != nil {
+		return "", place{}, nil, err
+	}
+	pl, root, err := c.openPlace(ctx, sessionID, path, fileToWrite)
+	if err != nil {
+		return "", place{}, nil, err
+	}
+	return me, pl, root, nil
 }
 
 // store writes data to the file at pl under a fencing token (see Files)
