@@ -20,9 +20,12 @@ build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/coditect
 
 # The daemon on the embedded store; it prints the dashboard URL (on the first
-# start, with a login token in it).
+# start, with a login token in it). It watches the project in WATCH (default:
+# this checkout), registering it on the first start, so the dashboard shows
+# file changes at once; `make run WATCH=~/src/app` watches another one.
+WATCH ?= $(CURDIR)
 run: build
-	./$(BIN) serve
+	./$(BIN) serve --watch "$(WATCH)"
 
 # vet, the FDB type check, the unit and integration tests, the short
 # (10-kill) crash test, one iteration of every benchmark (reduced sizes) and

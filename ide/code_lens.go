@@ -20,7 +20,14 @@ func (s *server) codeLens(ctx context.Context, params json.RawMessage) (any, err
 	if err != nil {
 		return []any{}, nil
 	}
-	ev, ok, err := s.lastChange(ctx, path)
+	f, tracked, err := s.place(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	if !tracked {
+		return []protocol.CodeLens{{Range: protocol.Range{}, Command: &protocol.Command{Title: "Coditect: not in a project, not tracked"}}}, nil
+	}
+	ev, ok, err := s.lastChange(ctx, f)
 	if err != nil {
 		return nil, err
 	}

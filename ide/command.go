@@ -1,23 +1,27 @@
 package ide
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 
 	"github.com/coditect/coditect/storage/agent"
 	"github.com/coditect/coditect/storage/audit"
+	"github.com/coditect/coditect/storage/project"
 	"github.com/coditect/coditect/storage/session"
 )
 
 // workspace/executeCommand: the commands the editor offers its human.
 //
-//	coditect.session.start  {title?, workspace?}   start (or return) the session of the workspace
+//	coditect.session.start  {title?, workspace?, project?}  start (or return) the editor's session, in the workspace's project
+//	coditect.session.join   {id}                   join an open session (an agent's): the editor's saves are filed under it
 //	coditect.session.end    {status?, summary?}    end it (status completed, failed or cancelled)
 //	coditect.dashboard      {}                     the dashboard's URL ({url})
-//	coditect.file.history   {uri, limit?}          a file's events, newest first ({events})
+//	coditect.file.history   {uri, limit?}          a file's events, newest first ({project, path, abs, events})
 //	coditect.agents         {}                     the tenant's active agents ({agents})
 //	coditect.status         {}                     for a status bar: user, session, agents alive, buffers
 
@@ -36,6 +40,8 @@ func (s *server) executeCommand(ctx context.Context, params json.RawMessage) (an
 	switch p.Command {
 	case cmdSessionStart:
 		return s.sessionStart(ctx, arg)
+	case cmdSessionJoin:
+		return s.sessionJoin(ctx, arg)
 	case cmdSessionEnd:
 		return s.sessionEnd(ctx, arg)
 	case cmdDashboard:
@@ -63,6 +69,7 @@ func (s *server) sessionStart(ctx context.Context, arg json.RawMessage) (any, er
 	var a struct {
 		Title     string `json:"title"`
 		Workspace string `json:"workspace"`
+		Project   string `json:"project"`
 	}
 	if err := decode(arg, &a); err != nil {
 		return nil, err
@@ -75,21 +82,48 @@ func (s *server) sessionStart(ctx context.Context, arg json.RawMessage) (any, er
 			return se, nil
 		}
 	}
-	if a.Workspace == "" {
+	if a.Workspace == "" && a.Project == "" {
 		roots := s.workspaceRoots()
 		if len(roots) == 0 {
-			return nil, invalidParams("no workspace: the client sent no workspace folder; pass {\"workspace\": \"/abs/path\"}")
+			return nil, invalidParams("no workspace: the client sent no workspace folder; pass {\"workspace\": \"/abs/path\"} or {\"project\": \"name\"}")
 		}
-		a.Workspace = roots[0]
+		a.Workspace = roots[0].path
 	}
 	if a.Title == "" {
-		a.Title = "Editing " + filepath.Base(a.Workspace)
+		a.Title = "Editing " + cmp.Or(a.Project, filepath.Base(a.Workspace))
 	}
-	se, err := session.Start(ctx, s.sc, session.Spec{Title: a.Title, Workspace: a.Workspace})
-	if errors.Is(err, session.ErrInvalid) {
+	se, err := session.Start(ctx, s.sc, session.Spec{Title: a.Title, Workspace: a.Workspace, Project: a.Project})
+	if errors.Is(err, session.ErrInvalid) || errors.Is(err, project.ErrInvalid) || errors.Is(err, project.ErrOutside) || errors.Is(err, project.ErrNotFound) {
 		return nil, invalidParams("%v", err)
 	}
 	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.session = se.ID
+	s.mu.Unlock()
+	return se, nil
+}
+
+// sessionJoin makes an open session, another participant's, the editor's
+// session.
+func (s *server) sessionJoin(ctx context.Context, arg json.RawMessage) (any, error) {
+	var a struct {
+		ID string `json:"id"`
+	}
+	if err := decode(arg, &a); err != nil {
+		return nil, err
+	}
+	if a.ID == "" {
+		return nil, invalidParams("the id of the session to join is required: {\"id\": \"…\"}")
+	}
+	se, err := session.Join(ctx, s.sc, a.ID)
+	switch {
+	case errors.Is(err, session.ErrInvalid) || errors.Is(err, session.ErrNotFound):
+		return nil, invalidParams("%v", err)
+	case errors.Is(err, session.ErrNotOpen):
+		return nil, &rpcError{code: codeRequestFailed, msg: err.Error()}
+	case err != nil:
 		return nil, err
 	}
 	s.mu.Lock()
@@ -155,10 +189,17 @@ func (s *server) fileHistory(ctx context.Context, arg json.RawMessage) (any, err
 	if err != nil {
 		return nil, invalidParams("uri: %v", err)
 	}
+	f, ok, err := s.place(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, &rpcError{code: codeRequestFailed, msg: fmt.Sprintf("%s is in no project of tenant %s on this machine: Coditect records no history for it", path, s.sc.Tenant())}
+	}
 	if a.Limit <= 0 {
 		a.Limit = 100
 	}
-	page, err := s.sc.Log().Query(ctx, audit.Query{Filter: audit.Filter{Path: path}, Order: audit.NewestFirst, Limit: min(a.Limit, audit.MaxLimit), Cursor: a.Cursor})
+	page, err := s.sc.Log().Query(ctx, audit.Query{Filter: audit.Filter{Project: f.Project, Path: f.Rel}, Order: audit.NewestFirst, Limit: min(a.Limit, audit.MaxLimit), Cursor: a.Cursor})
 	if errors.Is(err, audit.ErrBadCursor) {
 		return nil, invalidParams("cursor: %v", err)
 	}
@@ -169,7 +210,7 @@ func (s *server) fileHistory(ctx context.Context, arg json.RawMessage) (any, err
 	if evs == nil {
 		evs = []audit.Event{}
 	}
-	return map[string]any{"path": path, "events": evs, "next": page.Next}, nil
+	return map[string]any{"project": f.Project, "path": f.Rel, "abs": path, "events": evs, "next": page.Next}, nil
 }
 
 func (s *server) status(ctx context.Context) (any, error) {
@@ -183,17 +224,29 @@ func (s *server) status(ctx context.Context) (any, error) {
 			alive++
 		}
 	}
-	open := s.docs.openPaths()
-	dirty := 0
+	open := s.docs.openDocs()
+	dirty, untracked := 0, 0
 	for _, d := range open {
-		if d {
+		if d.dirty {
 			dirty++
+		}
+		if d.key == "" {
+			untracked++
 		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	roots := make([]string, 0, len(s.roots))
+	projects := []string{}
+	for _, r := range s.roots {
+		roots = append(roots, r.path)
+		if r.project != "" && !slices.Contains(projects, r.project) {
+			projects = append(projects, r.project)
+		}
+	}
 	return map[string]any{
 		"tenant": s.sc.Tenant(), "user": s.sc.Principal().User, "session": s.session,
-		"agents": len(ags), "agents_alive": alive, "open": len(open), "unsaved": dirty, "roots": s.roots,
+		"agents": len(ags), "agents_alive": alive, "open": len(open), "unsaved": dirty, "untracked": untracked,
+		"roots": roots, "projects": projects,
 	}, nil
 }

@@ -142,7 +142,12 @@ type notificationHandler func(s *server, ctx context.Context, params json.RawMes
 // answer runs h and replies.
 func (s *server) answer(ctx context.Context, req *jsonrpc2.Request, h requestHandler) {
 	defer s.finish(req.ID)
-	res, err := s.safely(ctx, req.Method, func() (any, error) { return h(s, ctx, rawParams(req)) })
+	res, err := s.safely(ctx, req.Method, func() (any, error) {
+		if err := s.guard(ctx, req.Method); err != nil {
+			return nil, err
+		}
+		return h(s, ctx, rawParams(req))
+	})
 	if err == nil && ctx.Err() != nil {
 		err = ctx.Err()
 	}
@@ -165,6 +170,10 @@ func (s *server) notification(req *jsonrpc2.Request) {
 		return
 	}
 	if !s.admitNotification(req.Method) {
+		return
+	}
+	if err := s.guard(s.ctx, req.Method); err != nil {
+		s.log.Warn("notification dropped", "method", req.Method, "error", err)
 		return
 	}
 	if _, err := s.safely(s.ctx, req.Method, func() (any, error) { return nil, h(s, s.ctx, rawParams(req)) }); err != nil {

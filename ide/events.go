@@ -21,8 +21,10 @@ import (
 // that use the store) and sends:
 //
 //   - coditect/event, the event itself, for every event of this workspace:
-//     its path is under a workspace root, it belongs to this editor's
-//     session, or it is a lease on a file the human has open;
+//     its file (project and relative path) is in a workspace folder, it
+//     belongs to this editor's session, or it is a lease on a file the
+//     human has open (lease resources and open files compared by their
+//     project keys);
 //   - window/showMessage (a warning) when an agent takes a lease on, writes,
 //     or is refused writing, a file the human has open.
 
@@ -71,6 +73,7 @@ func (s *server) startBackground() {
 			}
 		}
 	})
+	s.goBackground(func() { s.watchAccess(ctx) })
 	// The cursor is read here, on the dispatch loop: every event appended
 	// after initialized (this client's own didOpen included) is delivered.
 	cursor, err := s.sc.Log().Head(ctx)
@@ -109,29 +112,35 @@ func (s *server) follow(ctx context.Context, f *feed, cursor string, err error) 
 
 // deliver sends ev to the client when it concerns this workspace.
 func (s *server) deliver(ctx context.Context, f *feed, ev audit.Event) {
-	open := s.docs.openPaths()
-	roots := s.workspaceRoots()
-	s.mu.Lock()
-	sess := s.session
-	s.mu.Unlock()
-
-	openPath, dirty := "", false // the open file ev concerns, if any
-	if d, ok := open[ev.Path]; ok && ev.Path != "" {
-		openPath, dirty = ev.Path, d
+	if refusal(s.authorize(ctx)) {
+		return
 	}
+	open := s.docs.openDocs()
+	roots := s.workspaceRoots()
+	sess := s.currentSession()
+
+	file, isFile := eventFile(ev.Project, ev.Path)
+	// An event recorded before projects names an absolute path.
+	legacy := ev.Project == "" && filepath.IsAbs(ev.Path)
+	key := ""
+	if isFile {
+		key = file.String()
+	}
+	openPath, dirty := "", false // the open file ev concerns, if any
 	leaseOnOpen := false
-	if strings.HasPrefix(ev.Kind, "lease.") && ev.Path != "" && !filepath.IsAbs(ev.Path) {
-		for p, d := range open {
-			for _, r := range roots {
-				if rel, ok := relTo(r, p); ok && lease.Match(ev.Path, rel) {
-					openPath, dirty, leaseOnOpen = p, d, true
-				}
+	for _, d := range open {
+		switch {
+		case strings.HasPrefix(ev.Kind, "lease."):
+			if d.key != "" && key != "" && lease.Match(key, d.key) {
+				openPath, dirty, leaseOnOpen = d.path, d.dirty, true
 			}
+		case d.key != "" && d.key == key, legacy && d.path == ev.Path:
+			openPath, dirty = d.path, d.dirty
 		}
 	}
 	inWorkspace := false
 	for _, r := range roots {
-		if _, ok := relTo(r, ev.Path); ok {
+		if _, ok := relTo(r.path, ev.Path); (isFile && r.holds(file.Project, file.Rel)) || (legacy && ok) {
 			inWorkspace = true
 		}
 	}

@@ -67,6 +67,9 @@ type stream struct {
 	max    int64
 	// onBad is told of every bad frame (for logs and counters); may be nil.
 	onBad func(*frameError)
+	// resync is set after a frame of unknown extent: the lines up to the
+	// next Content-Length header are its rest.
+	resync bool
 
 	wmu sync.Mutex
 }
@@ -160,7 +163,8 @@ func (s *stream) reject(fe *frameError) {
 func (s *stream) readFrame() ([]byte, error) {
 	length := int64(-1)
 	var bad string
-	lines := 0
+	lines, lengths := 0, 0
+	conflict := false // two Content-Length headers disagree
 	for {
 		line, long, err := s.readLine()
 		if err != nil {
@@ -174,6 +178,15 @@ func (s *stream) readFrame() ([]byte, error) {
 				continue // blank lines between frames
 			}
 			break
+		}
+		if s.resync {
+			// The rest of a frame whose length was ambiguous: skip it,
+			// already answered, up to the next Content-Length header.
+			if !strings.Contains(strings.ToLower(line), "content-length:") {
+				continue
+			}
+			s.resync = false
+			line = line[strings.Index(strings.ToLower(line), "content-length:"):]
 		}
 		lines++
 		if lines > maxHeaderLines {
@@ -196,16 +209,24 @@ func (s *stream) readFrame() ([]byte, error) {
 		}
 		switch strings.ToLower(strings.TrimSpace(name)) {
 		case "content-length":
+			lengths++
 			n, err := strconv.ParseInt(strings.TrimSpace(value), 10, 64)
 			if err != nil || n < 0 {
 				bad = fmt.Sprintf("Content-Length %q is not a byte count", clip(strings.TrimSpace(value), 40))
+				conflict = conflict || lengths > 1
 				length = -1
 				continue
+			}
+			if lengths > 1 && n != length {
+				conflict = true
 			}
 			length = n
 		case "content-type":
 			// The spec's only charset is utf-8 (and the legacy utf8).
 		}
+	}
+	if lengths > 1 {
+		return nil, s.duplicateLength(length, conflict)
 	}
 	if length < 0 {
 		if bad == "" {
@@ -235,6 +256,28 @@ func (s *stream) readFrame() ([]byte, error) {
 		s.reject(&frameError{code: codeParseError, msg: "malformed frame: " + bad})
 	}
 	return body, nil
+}
+
+// duplicateLength handles a header block with more than one
+// Content-Length. Trusting either would let the message's bytes run into
+// the next frame (or the next frame's into this one), swallowing a
+// request, so the frame is refused: when the lengths agree its body is
+// skipped; when they disagree, nothing can say where it ends, so the
+// stream skips to the next Content-Length header.
+func (s *stream) duplicateLength(length int64, conflict bool) error {
+	fe := &frameError{code: codeParseError, msg: "malformed frame: more than one Content-Length header; the message was skipped"}
+	if conflict {
+		fe.msg = "malformed frame: conflicting Content-Length headers; the message was skipped"
+		s.resync = true
+		return fe
+	}
+	if _, err := io.CopyN(io.Discard, s.r, length); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return err
+	}
+	return fe
 }
 
 // readLine reads a header line without its "\r\n" (or "\n"). long is set

@@ -102,6 +102,48 @@ func TestFramingRecovers(t *testing.T) {
 	}
 }
 
+// TestFramingDuplicateContentLength: a header block with two
+// Content-Length headers is a framing error whichever comes first, agreeing
+// or not; it is answered once and the request after it is read intact
+// (trusting either header would run the frame into the next one and
+// swallow that request).
+func TestFramingDuplicateContentLength(t *testing.T) {
+	good := `{"jsonrpc":"2.0","id":7,"method":"x"}`
+	next := frame(good)
+	long := fmt.Sprint(2 + len(next)) // the bad body plus the next frame
+	cases := []struct{ name, input string }{
+		{"agreeing", "Content-Length: 2\r\nContent-Length: 2\r\n\r\n{}"},
+		{"the second swallows the next frame", "Content-Length: 2\r\nContent-Length: " + long + "\r\n\r\n{}"},
+		{"the first swallows the next frame", "Content-Length: " + long + "\r\nContent-Length: 2\r\n\r\n{}"},
+		{"one not a byte count", "Content-Length: two\r\nContent-Length: " + long + "\r\n\r\n{}"},
+		{"a body of several lines", "Content-Length: 5\r\ncontent-length: " + long + "\r\n\r\n{\r\n\r\n}"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var out bytes.Buffer
+			s := newStream(strings.NewReader(c.input+next), &out, nil, 1000, nil)
+			var m anyMsg
+			if err := s.ReadObject(&m); err != nil {
+				t.Fatalf("ReadObject: %v", err)
+			}
+			if string(m.raw) != good {
+				t.Fatalf("read %s, want the request after the bad frame", m.raw)
+			}
+			frames := readFrames(t, out.Bytes())
+			if len(frames) != 1 {
+				t.Fatalf("answers %v, want one error", frames)
+			}
+			e, _ := frames[0]["error"].(map[string]any)
+			if e == nil || e["code"] != float64(codeParseError) || frames[0]["id"] != nil || !strings.Contains(fmt.Sprint(e["message"]), "Content-Length header") {
+				t.Fatalf("answer %v, want a parse error about the Content-Length headers", frames[0])
+			}
+			if err := s.ReadObject(&m); !errors.Is(err, io.EOF) {
+				t.Fatalf("at the end: %v (%s), want EOF", err, m.raw)
+			}
+		})
+	}
+}
+
 // TestFramingJunkBeforeHeader: bytes before a header (a client that wrote
 // a stray line) are reported and the frame behind them is still read.
 func TestFramingJunkBeforeHeader(t *testing.T) {

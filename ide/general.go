@@ -121,6 +121,7 @@ type initializationOptions struct {
 // Commands the server executes.
 const (
 	cmdSessionStart = "coditect.session.start"
+	cmdSessionJoin  = "coditect.session.join"
 	cmdSessionEnd   = "coditect.session.end"
 	cmdDashboard    = "coditect.dashboard"
 	cmdFileHistory  = "coditect.file.history"
@@ -128,9 +129,9 @@ const (
 	cmdStatus       = "coditect.status"
 )
 
-var commands = []string{cmdSessionStart, cmdSessionEnd, cmdDashboard, cmdFileHistory, cmdAgents, cmdStatus}
+var commands = []string{cmdSessionStart, cmdSessionJoin, cmdSessionEnd, cmdDashboard, cmdFileHistory, cmdAgents, cmdStatus}
 
-func (s *server) initialize(_ context.Context, params json.RawMessage) (any, error) {
+func (s *server) initialize(ctx context.Context, params json.RawMessage) (any, error) {
 	s.mu.Lock()
 	st := s.state
 	s.mu.Unlock()
@@ -155,6 +156,7 @@ func (s *server) initialize(_ context.Context, params json.RawMessage) (any, err
 	if len(roots) == 0 && p.RootPath != "" && filepath.IsAbs(p.RootPath) {
 		roots = append(roots, realPath(filepath.Clean(p.RootPath)))
 	}
+	folders := s.folders(ctx, roots)
 	client := "an LSP client"
 	if p.ClientInfo != nil && p.ClientInfo.Name != "" {
 		client = strings.TrimSpace(p.ClientInfo.Name + " " + p.ClientInfo.Version)
@@ -162,7 +164,7 @@ func (s *server) initialize(_ context.Context, params json.RawMessage) (any, err
 	s.mu.Lock()
 	s.state = stateInitialized
 	s.client = clip(client, 120)
-	s.roots = roots
+	s.roots = folders
 	s.signals = p.InitializationOptions != nil && p.InitializationOptions.HumanActivity
 	s.mu.Unlock()
 	s.log.Info("initialized", "client", client, "roots", roots, "user", s.sc.Principal().User, "tenant", s.sc.Tenant())
@@ -217,7 +219,7 @@ func (s *server) exit(context.Context, json.RawMessage) error {
 	return nil
 }
 
-func (s *server) didChangeWorkspaceFolders(_ context.Context, params json.RawMessage) error {
+func (s *server) didChangeWorkspaceFolders(ctx context.Context, params json.RawMessage) error {
 	var p struct {
 		Event struct {
 			Added   []protocol.WorkspaceFolder `json:"added"`
@@ -227,29 +229,32 @@ func (s *server) didChangeWorkspaceFolders(_ context.Context, params json.RawMes
 	if err := decode(params, &p); err != nil {
 		return err
 	}
+	var added []string
+	for _, f := range p.Event.Added {
+		if r, err := uriPath(string(f.URI)); err == nil {
+			added = append(added, r)
+		}
+	}
+	folders := s.folders(ctx, added)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, f := range p.Event.Removed {
 		if r, err := uriPath(string(f.URI)); err == nil {
 			for i, have := range s.roots {
-				if have == r {
+				if have.path == r {
 					s.roots = append(s.roots[:i], s.roots[i+1:]...)
 					break
 				}
 			}
 		}
 	}
-	for _, f := range p.Event.Added {
-		if r, err := uriPath(string(f.URI)); err == nil {
-			s.roots = append(s.roots, r)
-		}
-	}
+	s.roots = append(s.roots, folders...)
 	return nil
 }
 
-// workspaceRoots returns the workspace roots, real paths.
-func (s *server) workspaceRoots() []string {
+// workspaceRoots returns the workspace folders.
+func (s *server) workspaceRoots() []folder {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]string(nil), s.roots...)
+	return append([]folder(nil), s.roots...)
 }

@@ -11,10 +11,11 @@ import (
 
 	"github.com/coditect/coditect/storage/agent"
 	"github.com/coditect/coditect/storage/audit"
+	"github.com/coditect/coditect/storage/project"
 )
 
 // Hover (and, in code_lens.go, code lens): who last changed the file (actor, agent and model,
-// session, when), from the audit log's path index.
+// session, when), from the audit log's path index, by the file's project and relative path.
 
 // historyScan is how many of a file's newest events are examined for its
 // last change; the path index makes it one short range read.
@@ -39,7 +40,11 @@ func (s *server) hover(ctx context.Context, params json.RawMessage) (any, error)
 	if err != nil {
 		return nil, nil // not a file: nothing to say
 	}
-	ev, ok, err := s.lastChange(ctx, path)
+	f, ok, err := s.place(ctx, path)
+	if err != nil || !ok {
+		return nil, err // no project: nothing recorded
+	}
+	ev, ok, err := s.lastChange(ctx, f)
 	if err != nil || !ok {
 		return nil, err
 	}
@@ -70,9 +75,9 @@ func changes(ev *audit.Event) bool {
 	return false
 }
 
-// lastChange returns the newest event that changed path.
-func (s *server) lastChange(ctx context.Context, path string) (audit.Event, bool, error) {
-	page, err := s.sc.Log().Query(ctx, audit.Query{Filter: audit.Filter{Path: path}, Order: audit.NewestFirst, Limit: historyScan})
+// lastChange returns the newest event that changed the file.
+func (s *server) lastChange(ctx context.Context, f project.File) (audit.Event, bool, error) {
+	page, err := s.sc.Log().Query(ctx, audit.Query{Filter: audit.Filter{Project: f.Project, Path: f.Rel}, Order: audit.NewestFirst, Limit: historyScan})
 	if err != nil {
 		return audit.Event{}, false, err
 	}

@@ -50,6 +50,12 @@ type Options struct {
 	EditingTTL time.Duration
 	// Editor identifies this connection's marks; a random id when empty.
 	Editor string
+	// Recheck is how often the connection re-validates its scope (see
+	// access.go); DefaultRecheck when zero or negative.
+	Recheck time.Duration
+	// Protected are the paths no workspace folder registered as a project
+	// root may hold (the store's files and spool).
+	Protected []string
 }
 
 // ExitCode is how a connection ended, as the process should exit.
@@ -130,12 +136,13 @@ type server struct {
 	gotExit  bool
 	inflight map[jsonrpc2.ID]*pending
 	client   string // the client's name and version, from initialize
-	roots    []string
+	roots    []folder
 	signals  bool // the client sends coditect/activity (keyboard) signals
 	session  string
 
-	docs *documents
-	feed *feed
+	docs   *documents
+	feed   *feed
+	access *access
 
 	bg       sync.WaitGroup // background work: the refresher, the feed, requests
 	stopping bool           // set by stop, under mu: no more background work
@@ -149,6 +156,11 @@ func newServer(ctx context.Context, cancel context.CancelFunc, sc *tenant.Scope,
 		inflight: map[jsonrpc2.ID]*pending{}, exitCode: ExitNoShutdown,
 	}
 	s.docs = newDocuments(s)
+	every := opts.Recheck
+	if every <= 0 {
+		every = DefaultRecheck
+	}
+	s.access = &access{sc: sc, every: every}
 	return s
 }
 

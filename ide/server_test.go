@@ -23,6 +23,7 @@ import (
 	"github.com/coditect/coditect/storage/audit"
 	"github.com/coditect/coditect/storage/kv"
 	"github.com/coditect/coditect/storage/lease"
+	"github.com/coditect/coditect/storage/project"
 	"github.com/coditect/coditect/storage/tenant"
 )
 
@@ -162,12 +163,39 @@ func code(err error) int64 {
 	return 0
 }
 
+// fileKey is the project key of a file in a project of sc's tenant: what
+// marks and evidence are keyed by.
+func fileKey(t testing.TB, sc *tenant.Scope, path string) string {
+	t.Helper()
+	pl, err := project.Resolve(context.Background(), sc, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pl.File().String()
+}
+
+// place resolves a file into its project.
+func place(t testing.TB, sc *tenant.Scope, path string) project.Place {
+	t.Helper()
+	pl, err := project.Resolve(context.Background(), sc, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pl
+}
+
+// editors returns the unsaved-edit marks of a file, by its project key
+// (or by the absolute path an untracked document would have had).
 func editors(t *testing.T, sc *tenant.Scope, path string) []attrib.Editing {
 	t.Helper()
+	key := path
+	if pl, err := project.Resolve(context.Background(), sc, path); err == nil {
+		key = pl.File().String()
+	}
 	var out []attrib.Editing
 	err := sc.Store().View(context.Background(), func(tx kv.ReadTx) error {
 		var err error
-		out, err = attrib.Editors(tx, sc, path, time.Now())
+		out, err = attrib.Editors(tx, sc, key, time.Now())
 		return err
 	})
 	if err != nil {
@@ -322,7 +350,7 @@ func TestTextSync(t *testing.T) {
 	c.notify("textDocument/willSave", map[string]any{"textDocument": map[string]any{"uri": fileURI(f)}, "reason": 1})
 	c.sync()
 	// willSave recorded the evidence before the bytes reached the disk.
-	recs, err := attrib.Get(context.Background(), sc, f)
+	recs, err := attrib.Get(context.Background(), sc, fileKey(t, sc, f))
 	if err != nil || len(recs) != 1 || recs[0].Source != attrib.IDESave || recs[0].Hash != attrib.Hash([]byte(want)) {
 		t.Fatalf("evidence after willSave: %+v, %v (want the hash of %q)", recs, err, want)
 	}
@@ -342,6 +370,10 @@ func TestTextSync(t *testing.T) {
 	}
 	if evs[0].Attrs["hash"] != attrib.Hash([]byte(want)) || evs[0].Attribution.Actor != audit.ActorHuman {
 		t.Fatalf("ide.saved %+v", evs[0])
+	}
+	// Events name the project and the path relative to its root.
+	if pl := place(t, sc, f); evs[0].Project != pl.Project.ID || evs[0].Path != "main.go" || evs[0].Attrs["abs"] != f {
+		t.Fatalf("ide.saved in project %q at %q (abs %v), want %s main.go", evs[0].Project, evs[0].Path, evs[0].Attrs["abs"], pl.Project.ID)
 	}
 	// Dirty again, then closed without saving: the mark goes.
 	c.change(f, 5, edit(0, 0, 0, 0, "// x\n"))
@@ -382,7 +414,7 @@ func TestActivitySignal(t *testing.T) {
 	c.notify("textDocument/willSave", c.doc(f))
 	c.notify("textDocument/didSave", c.doc(f))
 	c.sync()
-	if recs, _ := attrib.Get(context.Background(), sc, f); len(recs) != 0 {
+	if recs, _ := attrib.Get(context.Background(), sc, fileKey(t, sc, f)); len(recs) != 0 {
 		t.Fatalf("a save without keyboard activity left human evidence: %+v", recs)
 	}
 	if evs := history(t, c, f); evs[0].Kind != "ide.saved" || evs[0].Attrs["human"] != false {
@@ -392,7 +424,7 @@ func TestActivitySignal(t *testing.T) {
 	c.change(f, 3, edit(0, 0, 0, 0, "human "))
 	c.notify("textDocument/didSave", c.doc(f))
 	c.sync()
-	recs, _ := attrib.Get(context.Background(), sc, f)
+	recs, _ := attrib.Get(context.Background(), sc, fileKey(t, sc, f))
 	if len(recs) != 1 || recs[0].Hash != attrib.Hash([]byte("human tool a\n")) {
 		t.Fatalf("a save after keyboard activity: %+v", recs)
 	}
@@ -445,8 +477,9 @@ func TestHoverAndEvents(t *testing.T) {
 	if string(hover) != "null" {
 		t.Fatalf("hover without history: %s", hover)
 	}
+	pl := place(t, sc, f)
 	ev := agentSc.Event("file.modified", "modified a.go")
-	ev.Path = f
+	ev.Project, ev.Path = pl.Project.ID, "src/a.go"
 	ev.Session = "01JZ3K5V8Q2W7X9Y4N6M1P0R3T"
 	ev.Attribution = &audit.Attribution{Actor: audit.ActorAgent, AgentID: ag.ID, Model: "qwen2.5-coder-7b", Evidence: "agent_write", Confidence: 1}
 	if _, err := sc.Log().Append(ctx, ev); err != nil {
@@ -473,7 +506,8 @@ func TestHoverAndEvents(t *testing.T) {
 	c.open(f, "package a\n")
 	c.change(f, 2, edit(1, 0, 1, 0, "// mine\n"))
 	c.sync()
-	if _, err := lease.Acquire(ctx, agentSc, lease.Request{Resource: "src/*.go", Mode: lease.Exclusive, TTL: time.Minute}); err != nil {
+	glob := project.File{Project: pl.Project.ID, Rel: "src/*.go"}.String()
+	if _, err := lease.Acquire(ctx, agentSc, lease.Request{Resource: glob, Mode: lease.Exclusive, TTL: time.Minute}); err != nil {
 		t.Fatal(err)
 	}
 	c.note(ide.EventMethod, func(p json.RawMessage) bool { return strings.Contains(string(p), `"lease.acquired"`) })
@@ -488,7 +522,7 @@ func TestHoverAndEvents(t *testing.T) {
 	}
 	// A refused write, as the files toolset records it.
 	call := agentSc.Event("tool.called", "fs_write refused")
-	call.Path = f
+	call.Project, call.Path = pl.Project.ID, "src/a.go"
 	call.Attrs = map[string]any{"tool": "fs_write", "outcome": "conflict", "unsaved_edits": 1}
 	if _, err := sc.Log().Append(ctx, call); err != nil {
 		t.Fatal(err)
@@ -497,12 +531,19 @@ func TestHoverAndEvents(t *testing.T) {
 	if !strings.Contains(string(msg), "builder") {
 		t.Fatalf("refusal message %s", msg)
 	}
-	// Events elsewhere do not reach this workspace.
+	// Events elsewhere do not reach this workspace: another project's
+	// file of the same relative path, a path of no project.
+	elsewhere, err := project.Register(ctx, sc, "elsewhere", t.TempDir(), project.RootOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	other := sc.Event("note.added", "elsewhere")
-	other.Path = "/elsewhere/x.go"
+	other.Project, other.Path = elsewhere.Project.ID, "b.go"
+	stray := sc.Event("note.added", "stray")
+	stray.Path = "/elsewhere/x.go"
 	mine := sc.Event("note.added", "here")
-	mine.Path = filepath.Join(c.root, "b.go")
-	if _, err := sc.Log().Append(ctx, other, mine); err != nil {
+	mine.Project, mine.Path = pl.Project.ID, "b.go"
+	if _, err := sc.Log().Append(ctx, other, stray, mine); err != nil {
 		t.Fatal(err)
 	}
 	got := c.note(ide.EventMethod, func(p json.RawMessage) bool { return strings.Contains(string(p), "note.added") })
@@ -573,11 +614,15 @@ func BenchmarkHover10kHistory(b *testing.B) {
 	ag, agentSc := agenttest.Agent(b, ctx, sc, "builder", agent.Registration{Name: "builder", Client: "lmstudio", Model: "qwen"})
 	c := start(b, sc, ide.Options{})
 	f := filepath.Join(c.root, "hot.go")
+	pl, err := project.Register(ctx, sc, "", c.root, project.RootOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
 	for done := 0; done < n; {
 		batch := make([]audit.Event, 0, 1000)
 		for ; len(batch) < cap(batch) && done < n; done++ {
 			ev := agentSc.Event("file.modified", "modified hot.go")
-			ev.Path = f
+			ev.Project, ev.Path = pl.Project.ID, "hot.go"
 			ev.Attribution = &audit.Attribution{Actor: audit.ActorAgent, AgentID: ag.ID, Model: "qwen", Evidence: "agent_write", Confidence: 1}
 			if done%2 == 1 {
 				ev.Kind = "tool.called"

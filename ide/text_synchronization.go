@@ -17,19 +17,23 @@ import (
 	"github.com/coditect/coditect/storage/attrib"
 	"github.com/coditect/coditect/storage/audit"
 	"github.com/coditect/coditect/storage/kv"
+	"github.com/coditect/coditect/storage/project"
 )
 
 // Text synchronisation (incremental). The server keeps every open
 // document's text and whether it differs from the file on disk (dirty).
-// It tells the store:
+// For a document in a project (project.go) it tells the store, keyed by
+// the file's project key:
 //
 //   - when a buffer turns dirty: "the human is editing F (unsaved)", an
 //     attrib mark refreshed while it stays dirty and cleared when it is
 //     saved, reverted or closed, or when the connection ends; the files
 //     toolset refuses to overwrite F meanwhile;
 //   - on willSave (before the bytes reach the disk) and didSave: "the
-//     human saved F with hash H" (attrib.RecordIDESave), the watcher's
-//     evidence 2, when the save is the human's (see Provenance);
+//     human saved F with hash H in the editor's session"
+//     (attrib.RecordIDESave), the watcher's evidence 2, which files the
+//     change under that session, when the save is the human's (see
+//     Provenance);
 //   - ide.opened, ide.edited, ide.saved and ide.closed audit events.
 
 // Provenance says where a document's current text came from, as gopls's
@@ -73,8 +77,12 @@ const activityMethod = "coditect/activity"
 
 // document is an open document.
 type document struct {
-	uri     string
-	path    string // real absolute path; "" for a document that is no file
+	uri  string
+	path string // real absolute path; "" for a document that is no file
+	// file is the document's project file, when tracked: its path lies in
+	// a project of the tenant's. Nothing is recorded about another.
+	file    project.File
+	tracked bool
 	version int32
 	buf     *buffer
 	// disk is the file's content as last read or saved; nil when the file
@@ -103,16 +111,27 @@ func newDocuments(s *server) *documents {
 	return &documents{s: s, m: map[string]*document{}}
 }
 
-// openPaths returns the paths of open file documents, and whether each is
-// dirty.
-func (d *documents) openPaths() map[string]bool {
+// openDoc is an open file document as the feed and the status see it.
+type openDoc struct {
+	path  string
+	key   string // the project file's key; "" when untracked
+	dirty bool
+}
+
+// openDocs returns the open file documents.
+func (d *documents) openDocs() []openDoc {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	out := map[string]bool{}
+	out := make([]openDoc, 0, len(d.m))
 	for _, doc := range d.m {
-		if doc.path != "" {
-			out[doc.path] = out[doc.path] || doc.dirty
+		if doc.path == "" {
+			continue
 		}
+		o := openDoc{path: doc.path, dirty: doc.dirty}
+		if doc.tracked {
+			o.key = doc.file.String()
+		}
+		out = append(out, o)
 	}
 	return out
 }
@@ -150,6 +169,14 @@ func (s *server) didOpen(ctx context.Context, params json.RawMessage) error {
 	if path, err := uriPath(doc.uri); err == nil {
 		doc.path = path
 		doc.disk = readDisk(path)
+		f, ok, err := s.place(ctx, path)
+		switch {
+		case err != nil:
+			s.log.Warn("cannot resolve a document's project: not tracked", "path", path, "error", err)
+		case !ok:
+			s.log.Info("a document outside every project of the tenant: not tracked", "path", path)
+		}
+		doc.file, doc.tracked = f, ok
 	}
 	d := s.docs
 	d.mu.Lock()
@@ -161,7 +188,10 @@ func (s *server) didOpen(ctx context.Context, params json.RawMessage) error {
 	if doc.path == "" {
 		return nil
 	}
-	ev := s.event("ide.opened", doc.path, "opened "+filepath.Base(doc.path), nil)
+	var ev *audit.Event
+	if doc.tracked {
+		ev = s.event("ide.opened", doc, "opened "+filepath.Base(doc.path), nil)
+	}
 	return s.settle(ctx, doc, ev)
 }
 
@@ -207,7 +237,8 @@ func (s *server) didChange(ctx context.Context, params json.RawMessage) error {
 }
 
 // settle recomputes doc's dirty state after a change and tells the store
-// of a transition (with ev, an event to append in the same transaction).
+// of a transition (with ev, an event to append in the same transaction)
+// when doc is tracked.
 func (s *server) settle(ctx context.Context, doc *document, ev *audit.Event) error {
 	d := s.docs
 	d.mu.Lock()
@@ -220,19 +251,19 @@ func (s *server) settle(ctx context.Context, doc *document, ev *audit.Event) err
 			doc.disk, doc.dirty, doc.last = disk, false, FromDisk
 		}
 	}
-	mark := doc.dirty && !doc.marked
+	mark := doc.tracked && doc.dirty && !doc.marked
 	clear := !doc.dirty && doc.marked
 	if doc.dirty && !was {
 		doc.since = time.Now()
 	}
-	path, since, prov := doc.path, doc.since, doc.last
+	path, key, since, prov := doc.path, doc.file.String(), doc.since, doc.last
 	d.mu.Unlock()
 	var evs []*audit.Event
 	if ev != nil {
 		evs = append(evs, ev)
 	}
 	if mark {
-		evs = append(evs, s.event("ide.edited", path, "editing "+filepath.Base(path)+" (unsaved)", map[string]any{"provenance": prov.String()}))
+		evs = append(evs, s.event("ide.edited", doc, "editing "+filepath.Base(path)+" (unsaved)", map[string]any{"provenance": prov.String()}))
 	}
 	if !mark && !clear && len(evs) == 0 {
 		return nil
@@ -240,11 +271,11 @@ func (s *server) settle(ctx context.Context, doc *document, ev *audit.Event) err
 	err := s.update(ctx, func(tx kv.Tx, w *audit.Writer) error {
 		switch {
 		case mark:
-			if err := attrib.MarkEditing(tx, s.sc, path, s.editing(since), s.opts.EditingTTL); err != nil {
+			if err := attrib.MarkEditing(tx, s.sc, key, s.editing(since), s.opts.EditingTTL); err != nil {
 				return err
 			}
 		case clear:
-			if err := attrib.ClearEditing(tx, s.sc, path, s.opts.Editor); err != nil {
+			if err := attrib.ClearEditing(tx, s.sc, key, s.opts.Editor); err != nil {
 				return err
 			}
 		}
@@ -318,15 +349,16 @@ func (s *server) willSave(ctx context.Context, params json.RawMessage) error {
 	d := s.docs
 	d.mu.Lock()
 	doc, ok := d.m[p.TextDocument.URI]
-	if !ok || doc.path == "" || !s.humanSave(doc) {
+	if !ok || !doc.tracked || !s.humanSave(doc) {
 		d.mu.Unlock()
 		return nil
 	}
-	hash, path := attrib.Hash(doc.buf.text), doc.path
+	hash, key := attrib.Hash(doc.buf.text), doc.file.String()
 	d.mu.Unlock()
+	session := s.currentSession()
 	// Before the bytes reach the disk, as attrib's contract asks.
 	if err := s.update(ctx, func(tx kv.Tx, _ *audit.Writer) error {
-		return attrib.RecordIDESave(tx, s.sc, path, hash)
+		return attrib.RecordIDESave(tx, s.sc, key, hash, session)
 	}); err != nil {
 		return err
 	}
@@ -353,13 +385,18 @@ func (s *server) didSave(ctx context.Context, params json.RawMessage) error {
 		d.mu.Unlock()
 		return nil
 	}
+	if !doc.tracked {
+		doc.disk, doc.dirty, doc.keys, doc.last = bytes.Clone(doc.buf.text), false, false, FromDidSave
+		d.mu.Unlock()
+		return nil
+	}
 	if p.Text != nil && *p.Text != string(doc.buf.text) {
 		s.log.Warn("didSave text differs from the tracked buffer: resynchronising", "uri", doc.uri)
 		doc.buf = newBuffer([]byte(*p.Text))
 	}
 	text := doc.buf.text
 	human := s.humanSave(doc)
-	hash, path, recorded, marked := attrib.Hash(text), doc.path, doc.recorded, doc.marked
+	hash, path, key, recorded, marked := attrib.Hash(text), doc.path, doc.file.String(), doc.recorded, doc.marked
 	doc.disk = bytes.Clone(text)
 	doc.dirty, doc.keys, doc.recorded, doc.last = false, false, "", FromDidSave
 	d.mu.Unlock()
@@ -368,15 +405,15 @@ func (s *server) didSave(ctx context.Context, params json.RawMessage) error {
 	if !human {
 		summary += " (no human activity before the save)"
 	}
-	ev := s.event("ide.saved", path, summary, attrs)
+	ev := s.event("ide.saved", doc, summary, attrs)
 	err := s.update(ctx, func(tx kv.Tx, w *audit.Writer) error {
 		if human && recorded != hash {
-			if err := attrib.RecordIDESave(tx, s.sc, path, hash); err != nil {
+			if err := attrib.RecordIDESave(tx, s.sc, key, hash, ev.Session); err != nil {
 				return err
 			}
 		}
 		if marked {
-			if err := attrib.ClearEditing(tx, s.sc, path, s.opts.Editor); err != nil {
+			if err := attrib.ClearEditing(tx, s.sc, key, s.opts.Editor); err != nil {
 				return err
 			}
 		}
@@ -406,17 +443,17 @@ func (s *server) didClose(ctx context.Context, params json.RawMessage) error {
 	doc, ok := d.m[p.TextDocument.URI]
 	delete(d.m, p.TextDocument.URI)
 	d.mu.Unlock()
-	if !ok || doc.path == "" {
+	if !ok || !doc.tracked {
 		return nil
 	}
 	attrs := map[string]any{}
 	if doc.dirty {
 		attrs["discarded_unsaved"] = true
 	}
-	ev := s.event("ide.closed", doc.path, "closed "+filepath.Base(doc.path), attrs)
+	ev := s.event("ide.closed", doc, "closed "+filepath.Base(doc.path), attrs)
 	return s.update(ctx, func(tx kv.Tx, w *audit.Writer) error {
 		if doc.marked {
-			if err := attrib.ClearEditing(tx, s.sc, doc.path, s.opts.Editor); err != nil {
+			if err := attrib.ClearEditing(tx, s.sc, doc.file.String(), s.opts.Editor); err != nil {
 				return err
 			}
 		}
@@ -428,7 +465,7 @@ func (s *server) didClose(ctx context.Context, params json.RawMessage) error {
 // refreshMarks renews the marks of dirty documents before they lapse.
 func (s *server) refreshMarks(ctx context.Context) error {
 	type mark struct {
-		path  string
+		key   string
 		since time.Time
 	}
 	d := s.docs
@@ -436,17 +473,23 @@ func (s *server) refreshMarks(ctx context.Context) error {
 	var marks []mark
 	for _, doc := range d.m {
 		if doc.marked && doc.dirty {
-			marks = append(marks, mark{doc.path, doc.since})
+			marks = append(marks, mark{doc.file.String(), doc.since})
 		}
 	}
 	d.mu.Unlock()
 	if len(marks) == 0 {
 		return nil
 	}
-	sort.Slice(marks, func(i, j int) bool { return marks[i].path < marks[j].path })
+	if err := s.authorize(ctx); err != nil {
+		if refusal(err) {
+			return nil // refused: the marks lapse at their expiry
+		}
+		return err
+	}
+	sort.Slice(marks, func(i, j int) bool { return marks[i].key < marks[j].key })
 	return s.update(ctx, func(tx kv.Tx, _ *audit.Writer) error {
 		for _, m := range marks {
-			if err := attrib.MarkEditing(tx, s.sc, m.path, s.editing(m.since), s.opts.EditingTTL); err != nil {
+			if err := attrib.MarkEditing(tx, s.sc, m.key, s.editing(m.since), s.opts.EditingTTL); err != nil {
 				return err
 			}
 		}
@@ -462,7 +505,7 @@ func (d *documents) releaseAll(ctx context.Context) error {
 	var paths []string
 	for _, doc := range d.m {
 		if doc.marked {
-			paths = append(paths, doc.path)
+			paths = append(paths, doc.file.String())
 			doc.marked = false
 		}
 	}
@@ -488,10 +531,11 @@ func (s *server) update(ctx context.Context, fn func(tx kv.Tx, w *audit.Writer) 
 	return err
 }
 
-// event returns an audit event of the human at the editor.
-func (s *server) event(kind, path, summary string, attrs map[string]any) *audit.Event {
+// event returns an audit event of the human at the editor about a tracked
+// document: its project and relative path, the absolute path in attrs.
+func (s *server) event(kind string, doc *document, summary string, attrs map[string]any) *audit.Event {
 	ev := s.sc.Event(kind, summary)
-	ev.Path = path
+	ev.Project, ev.Path = doc.file.Project, doc.file.Rel
 	s.mu.Lock()
 	ev.Session = s.session
 	client := s.client
@@ -501,11 +545,19 @@ func (s *server) event(kind, path, summary string, attrs map[string]any) *audit.
 	}
 	attrs["client"] = client
 	attrs["editor"] = s.opts.Editor
+	attrs["abs"] = doc.path
 	ev.Attrs = attrs
 	if ev.Attribution == nil {
 		ev.Attribution = &audit.Attribution{Actor: audit.ActorHuman, Evidence: "ide", Confidence: 1}
 	}
 	return &ev
+}
+
+// currentSession is the work session the editor is in, "" when none.
+func (s *server) currentSession() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.session
 }
 
 // readDisk returns a file's content, nil when it cannot be read.

@@ -20,6 +20,7 @@ import (
 	"github.com/coditect/coditect/storage/attrib"
 	"github.com/coditect/coditect/storage/kv"
 	"github.com/coditect/coditect/storage/lease"
+	"github.com/coditect/coditect/storage/project"
 	"github.com/coditect/coditect/storage/session"
 	"github.com/coditect/coditect/storage/tenant"
 	"github.com/coditect/coditect/watch"
@@ -59,7 +60,9 @@ type DaemonOptions struct {
 	// hint on later ones, and in role core the health URL: the person's
 	// terminal (stdout).
 	Out io.Writer
-	// IgnorePaths are files the watcher must never report (the store's).
+	// IgnorePaths are files the watcher must never report (the store's);
+	// no project root --watch registers may hold them, nor the audit
+	// spool.
 	IgnorePaths []string
 }
 
@@ -342,8 +345,15 @@ func (d *Daemon) newWatcher(ctx context.Context) (*watch.Watcher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("watcher identity: %w", err)
 	}
+	roots, found, err := watch.Register(ctx, sc, d.cfg.Watch, project.RootOptions{Protected: storage.OwnFiles(d.opts.StoreURL)})
+	if err != nil {
+		return nil, fmt.Errorf("--watch: %w", err)
+	}
+	for _, f := range found {
+		d.log.Info("watching a project", "dir", f.Dir, "project", f.Project, "id", f.Root.Project, "root", f.Root.Dir)
+	}
 	w, err := watch.New(sc, watch.Config{
-		Roots:       d.cfg.Watch,
+		Roots:       roots,
 		IgnorePaths: d.opts.IgnorePaths,
 		Logger:      d.log.With("part", "watch"),
 		OnStored:    func(cs []watch.Change) { d.metrics.watchEvents.Add(float64(len(cs))) },

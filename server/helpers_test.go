@@ -161,16 +161,16 @@ func (c *client) checkListing(want []string) {
 	}
 }
 
-// exercise calls every core tool once, as a well-behaved agent would, and
-// returns the session id it worked in.
-func (c *client) exercise(wantTenant, wantUser string) string {
+// exercise calls every core tool once, as a well-behaved agent would, in
+// a session in the directory ws, and returns the session id it worked in.
+func (c *client) exercise(wantTenant, wantUser, ws string) string {
 	c.t.Helper()
 	c.checkListing(coreTools)
 	m, _, isErr := c.call("whoami", map[string]any{})
 	if isErr || m["tenant"] != wantTenant || m["user"] != wantUser || m["agent_id"] == nil || m["client"] == nil {
 		c.t.Fatalf("whoami = %v", m)
 	}
-	m, text, isErr := c.call("session_start", map[string]any{"title": "Fix the login redirect", "workspace": "/home/me/project"})
+	m, text, isErr := c.call("session_start", map[string]any{"title": "Fix the login redirect", "workspace": ws})
 	if isErr {
 		c.t.Fatalf("session_start: %s", text)
 	}

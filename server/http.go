@@ -103,7 +103,7 @@ func (s *Server) HTTPHandler(opts HTTPOptions) http.Handler {
 					fmt.Sprintf("Too many failed authentications from this address: retry after %d s", int(limited.RetryAfter/time.Second)))
 				return
 			}
-			if !isAuthError(err) {
+			if !tenant.Refused(err) {
 				s.logger.Error("mcp http: authentication failed", "err", err)
 				writeRPCError(w, http.StatusServiceUnavailable, -32603, "the store is unavailable; retry shortly")
 				return
@@ -163,18 +163,6 @@ func (c *tokenCache) authenticate(ctx context.Context, dir *tenant.Directory, re
 	}
 	c.byHash[h] = cachedScope{sc: sc, at: now}
 	return sc, nil
-}
-
-// isAuthError reports whether err refuses the credentials (401) rather
-// than failing to check them.
-func isAuthError(err error) bool {
-	for _, e := range []error{tenant.ErrUnauthenticated, tenant.ErrTokenRevoked, tenant.ErrTokenExpired,
-		tenant.ErrTenantDisabled, tenant.ErrUserDisabled, tenant.ErrInvalid, tenant.ErrNotFound} {
-		if errors.Is(err, e) {
-			return true
-		}
-	}
-	return false
 }
 
 // bearer returns the token of an Authorization: Bearer header.

@@ -24,8 +24,10 @@ func TestHTTPBothEras(t *testing.T) {
 		t.Run(era, func(t *testing.T) {
 			ts := servertest.New(t, server.Options{HeartbeatEvery: -1}, server.HTTPOptions{})
 			secret := ts.Token(t, "acme", "alice", tenant.RoleMember)
+			ws := t.TempDir()
+			ts.Project(t, "acme", "app", ws)
 			c := connect(t, httpTransport(ts, secret), "http-client-"+era, era)
-			sid := c.exercise("acme", "alice")
+			sid := c.exercise("acme", "alice", ws)
 			if err := ts.MCP.Flush(testContext(t)); err != nil {
 				t.Fatal(err)
 			}
@@ -138,10 +140,12 @@ func TestHTTPTenantIsolation(t *testing.T) {
 	ts := servertest.New(t, server.Options{}, server.HTTPOptions{})
 	secretA := ts.Token(t, "tenant-a", "alice", tenant.RoleAdmin)
 	secretB := ts.Token(t, "tenant-b", "bob", tenant.RoleAdmin)
+	wsA := t.TempDir()
+	ts.Project(t, "tenant-a", "plans", wsA)
 	for _, era := range []string{eraLegacy, eraModern} {
 		a := connect(t, httpTransport(ts, secretA), "client-a", era)
 		b := connect(t, httpTransport(ts, secretB), "client-b", era)
-		m, _, _ := a.call("session_start", map[string]any{"title": "tenant A secret plan", "workspace": "/a"})
+		m, _, _ := a.call("session_start", map[string]any{"title": "tenant A secret plan", "workspace": wsA})
 		sid := m["session_id"].(string)
 		if _, text, isErr := a.call("note", map[string]any{"text": "A-only note", "session_id": sid}); isErr {
 			t.Fatal(text)

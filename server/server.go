@@ -19,11 +19,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	mcpserver "github.com/mark3labs/mcp-go/server"
 
+	"github.com/coditect/coditect/storage"
 	"github.com/coditect/coditect/storage/tenant"
 	"github.com/coditect/coditect/tools"
 )
@@ -34,10 +38,9 @@ const (
 	// heartbeat write (liveness TTLs are tens of seconds).
 	DefaultHeartbeatEvery = time.Second
 	// DefaultRecheck: a long-lived stdio process, and the HTTP handler's
-	// token cache, re-validate a token (revoked? expired? tenant
-	// disabled?) at most this often, so a revocation takes effect within a
-	// second on MCP; one point read per client per second.
-	DefaultRecheck = time.Second
+	// token cache, re-validate a token (revoked? expired? user or tenant
+	// disabled?) at most this often (tenant.RecheckInterval).
+	DefaultRecheck = tenant.RecheckInterval
 )
 
 // Options configure a Server.
@@ -66,6 +69,28 @@ type Options struct {
 	// the one beside an embedded store). New first recovers what killed
 	// processes left there. Empty: reads wait for their records' commits.
 	SpoolDir string
+	// StoreURL names the store, so that the files tools never reach its
+	// files (see ProtectedPaths); when empty, an embedded store is found
+	// from SpoolDir, which lies beside it.
+	StoreURL string
+}
+
+// ProtectedPaths returns the paths of Coditect's own files that no files
+// tool may reach, even inside a project root: storage.OwnFiles of the
+// store at storeURL (else of the embedded store whose spool is spoolDir,
+// which storage.SpoolDir puts beside it) and the spool directory.
+func ProtectedPaths(storeURL, spoolDir string) []string {
+	if storeURL == "" && strings.HasSuffix(spoolDir, "-spool") {
+		cand := (&url.URL{Scheme: "sqlite", Path: strings.TrimSuffix(spoolDir, "-spool")}).String()
+		if storage.SpoolDir(cand) == spoolDir {
+			storeURL = cand
+		}
+	}
+	out := storage.OwnFiles(storeURL)
+	if spoolDir != "" && !slices.Contains(out, spoolDir) {
+		out = append(out, spoolDir)
+	}
+	return out
 }
 
 // instructions returns what hosts are told at initialize (and
@@ -73,13 +98,13 @@ type Options struct {
 // sentence for each opt-in toolset served.
 func instructions(sets []tools.Toolset) string {
 	s := "Coditect is shared ground for agents and humans working on the same code. " +
-		"Call session_start before you work and pass its session_id to note and session_end."
+		"Call session_start in one of your projects (whoami lists them) before you work and pass its session_id to note and session_end."
 	for _, set := range sets {
 		switch set.Name {
 		case "coord":
-			s += " Check agents_list and inbox to see who else works; take a lease before you change a file or task others may touch, and release it when done."
+			s += " Check agents_list and inbox to see who else works; take a lease (a path relative to the project root, with your session_id) before you change a file or task others may touch, and release it when done."
 		case "files":
-			s += " Read and write files of the session's workspace with fs_read, fs_list, fs_write and fs_edit, paths relative to its root; a write takes the file's lease for you."
+			s += " Read and write files of the session's workspace with fs_read, fs_list, fs_write and fs_edit, paths relative to it; a write takes the file's lease for you."
 		}
 	}
 	return s
@@ -100,6 +125,7 @@ type Server struct {
 
 // New returns a server for the tenants of dir.
 func New(dir *tenant.Directory, opts Options) (*Server, error) {
+	opts.Tools.Protected = append(slices.Clone(opts.Tools.Protected), ProtectedPaths(opts.StoreURL, opts.SpoolDir)...)
 	sets, err := tools.Select(opts.Toolsets, opts.Tools)
 	if err != nil {
 		return nil, err

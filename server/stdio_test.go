@@ -67,7 +67,7 @@ func TestStdioBothEras(t *testing.T) {
 			e := newStdioEnv(t)
 			cmd, stderr := e.command(t, nil, "--tenant", "acme", "--user", "alice", "--agent", "coder-1", "--model", "qwen2.5-coder-7b")
 			c := connect(t, &mcp.CommandTransport{Command: cmd}, "lmstudio", era)
-			sid := c.exercise("acme", "alice")
+			sid := c.exercise("acme", "alice", t.TempDir())
 			m, _, _ := c.call("whoami", map[string]any{})
 			if m["agent_name"] != "coder-1" || m["model"] != "qwen2.5-coder-7b" || m["client"] != "lmstudio" || m["client_version"] != "9.9.9" {
 				t.Errorf("whoami = %v", m)

@@ -15,6 +15,8 @@ import (
 	"github.com/coditect/coditect/server/servertest"
 	"github.com/coditect/coditect/storage/attrib"
 	"github.com/coditect/coditect/storage/audit"
+	"github.com/coditect/coditect/storage/project"
+	"github.com/coditect/coditect/storage/session"
 	"github.com/coditect/coditect/storage/tenant"
 	"github.com/coditect/coditect/tools"
 )
@@ -180,20 +182,25 @@ func exerciseTeam(t *testing.T, a, b *client, bName, ws, outside string) string 
 }
 
 // checkTeamAudit checks the log after exerciseTeam: every tool recorded
-// with outcome ok at least once, the writes with path, hash and token, the
-// refused traversals as forbidden with their reason.
-func checkTeamAudit(t *testing.T, sc *tenant.Scope, ws string) {
+// with outcome ok at least once, the writes with their file (project and
+// path relative to its root), hash and token, the refused traversals as
+// forbidden with their reason, and the writes' evidence under the file's
+// project key with the session.
+func checkTeamAudit(t *testing.T, sc *tenant.Scope, sid string) {
 	t.Helper()
 	okCalls := map[string]int{}
 	forbidden := 0
-	real, _ := filepath.EvalSymlinks(ws)
+	s, err := session.Get(context.Background(), sc, sid)
+	if err != nil || s.Project == "" {
+		t.Fatalf("session %+v, %v", s, err)
+	}
 	for _, ev := range events(t, sc, audit.Filter{Kind: "tool.called"}) {
 		tool := ev.Attrs["tool"].(string)
 		switch ev.Attrs["outcome"] {
 		case "ok":
 			okCalls[tool]++
 			if tool == "fs_write" || tool == "fs_edit" {
-				if ev.Path != filepath.Join(real, "src", "main.go") || ev.Attrs["hash"] == nil || ev.Attrs["fencing_token"] == nil {
+				if ev.Project != s.Project || ev.Path != "src/main.go" || ev.Attrs["hash"] == nil || ev.Attrs["fencing_token"] == nil {
 					t.Errorf("%s recorded as %+v", tool, ev)
 				}
 			}
@@ -212,8 +219,8 @@ func checkTeamAudit(t *testing.T, sc *tenant.Scope, ws string) {
 	if forbidden != 5 {
 		t.Errorf("%d forbidden calls recorded, want 5", forbidden)
 	}
-	recs, err := attrib.Get(context.Background(), sc, filepath.Join(real, "src", "main.go"))
-	if err != nil || len(recs) != 2 {
+	recs, err := attrib.Get(context.Background(), sc, project.File{Project: s.Project, Rel: "src/main.go"}.String())
+	if err != nil || len(recs) != 2 || recs[0].Session != sid || recs[1].Session != sid {
 		t.Errorf("write evidence %+v, %v", recs, err)
 	}
 }
@@ -228,10 +235,10 @@ func TestStdioTeamBothEras(t *testing.T) {
 				return connect(t, &mcp.CommandTransport{Command: cmd}, "lmstudio", era)
 			}
 			a, b := start("alpha"), start("beta")
-			exerciseTeam(t, a, b, "beta", ws, outside)
+			sid := exerciseTeam(t, a, b, "beta", ws, outside)
 			a.cs.Close()
 			b.cs.Close()
-			checkTeamAudit(t, e.local(t, "acme", "alice"), ws)
+			checkTeamAudit(t, e.local(t, "acme", "alice"), sid)
 		})
 	}
 }
@@ -242,13 +249,14 @@ func TestHTTPTeamBothEras(t *testing.T) {
 			ts := servertest.New(t, server.Options{Toolsets: []string{"all"}}, server.HTTPOptions{})
 			secret := ts.Token(t, "acme", "alice", tenant.RoleMember)
 			ws, outside := teamWorkspace(t)
+			ts.Project(t, "acme", "team", ws)
 			a := connect(t, httpTransport(ts, secret), "alpha-"+era, era)
 			b := connect(t, httpTransport(ts, secret), "beta-"+era, era)
-			exerciseTeam(t, a, b, "beta-"+era, ws, outside)
+			sid := exerciseTeam(t, a, b, "beta-"+era, ws, outside)
 			if err := ts.MCP.Flush(testContext(t)); err != nil {
 				t.Fatal(err)
 			}
-			checkTeamAudit(t, ts.Scope(t, secret), ws)
+			checkTeamAudit(t, ts.Scope(t, secret), sid)
 		})
 	}
 }
@@ -421,8 +429,11 @@ func TestThreeAgents(t *testing.T) {
 	if len(wins) != 2 || !slices.Equal(wins[tok1], []string{ids[w1]}) || !slices.Equal(wins[tok2], []string{ids[w2]}) || refused != 3 {
 		t.Errorf("successful writes by token %v (want %v: %s, %v: %s), %d refused (want 3)", wins, tok1, ids[w1], tok2, ids[w2], refused)
 	}
-	real, _ := filepath.EvalSymlinks(filepath.Join(ws, "shared.txt"))
-	recs, err := attrib.Get(context.Background(), sc, real)
+	s, err := session.Get(context.Background(), sc, sid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := attrib.Get(context.Background(), sc, project.File{Project: s.Project, Rel: "shared.txt"}.String())
 	if err != nil || len(recs) != 2 || recs[0].Agent != ids[w2] || recs[1].Agent != ids[w1] {
 		t.Errorf("write evidence %+v, %v", recs, err)
 	}
@@ -436,6 +447,8 @@ func TestHTTPCoordTenantIsolation(t *testing.T) {
 	secretA := ts.Token(t, "tenant-a", "alice", tenant.RoleAdmin)
 	secretB := ts.Token(t, "tenant-b", "bob", tenant.RoleAdmin)
 	ws := t.TempDir()
+	ts.Project(t, "tenant-b", "b-app", ws)
+	ts.Project(t, "tenant-a", "a-app", t.TempDir())
 	if err := os.WriteFile(filepath.Join(ws, "b.txt"), []byte("B's file\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -520,6 +533,7 @@ func TestHTTPCoordBadArguments(t *testing.T) {
 	c := connect(t, httpTransport(ts, secret), "bad-args", eraModern)
 	sc := ts.Scope(t, secret)
 	ws := t.TempDir()
+	ts.Project(t, "acme", "app", ws)
 	m, _ := c.ok("session_start", map[string]any{"title": "t", "workspace": ws})
 	sid := m["session_id"].(string)
 	for _, tc := range []struct {
@@ -568,6 +582,7 @@ func TestHTTPLargeWrite(t *testing.T) {
 	secret := ts.Token(t, "acme", "alice", tenant.RoleMember)
 	c := connect(t, httpTransport(ts, secret), "big", eraModern)
 	ws := t.TempDir()
+	ts.Project(t, "acme", "app", ws)
 	m, _ := c.ok("session_start", map[string]any{"title": "big", "workspace": ws})
 	sid := m["session_id"].(string)
 	content := strings.Repeat("0123456789abcde\n", tools.DefaultMaxFile/16)

@@ -174,6 +174,24 @@ func localPath(rawURL string) string {
 	return abs
 }
 
+// OwnFiles returns the paths of Coditect's own files for the store at
+// rawURL on this machine: the embedded store's database with its -wal,
+// -shm and -journal files and the daemon's state file beside it, and the
+// audit spool directory (of any store). No project root may hold them, no
+// files tool reaches them and the watcher never reports them.
+func OwnFiles(rawURL string) []string {
+	var out []string
+	if p := localPath(rawURL); p != "" {
+		for _, suffix := range []string{"", "-wal", "-shm", "-journal", "-serve.json"} {
+			out = append(out, p+suffix)
+		}
+	}
+	if sp := SpoolDir(rawURL); sp != "" {
+		out = append(out, sp)
+	}
+	return out
+}
+
 // DaemonStatePath is where a `coditect serve` using the embedded store at
 // rawURL says where its dashboard listens, so that other processes on the
 // machine using the same store (the IDE) can find it: beside the database

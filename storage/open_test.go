@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -112,5 +113,24 @@ func TestSpoolDir(t *testing.T) {
 	}
 	if d := SpoolDir("fdb:///other/fdb.cluster"); d == a || d == "" {
 		t.Errorf("another cluster shares the spool dir: %q", d)
+	}
+}
+
+// TestOwnFiles: the embedded store's database, journals, daemon state and
+// spool however the URL is spelt; only the spool of a FoundationDB store.
+func TestOwnFiles(t *testing.T) {
+	t.Setenv("XDG_STATE_HOME", "/state")
+	want := []string{"/x/c.db", "/x/c.db-wal", "/x/c.db-shm", "/x/c.db-journal", "/x/c.db-serve.json", "/x/c.db-spool"}
+	for _, u := range []string{"sqlite:///x/c.db", "/x/c.db", "file:///x/c.db", "sqlite:///x/c.db?synchronous=normal"} {
+		if got := OwnFiles(u); !slices.Equal(got, want) {
+			t.Errorf("OwnFiles(%q) = %v, want %v", u, got, want)
+		}
+	}
+	fdb := OwnFiles("fdb:///etc/foundationdb/fdb.cluster")
+	if len(fdb) != 1 || fdb[0] != SpoolDir("fdb:///etc/foundationdb/fdb.cluster") {
+		t.Errorf("OwnFiles of an FDB store = %v, want its spool only", fdb)
+	}
+	if got := OwnFiles(""); len(got) != 0 {
+		t.Errorf("OwnFiles(\"\") = %v", got)
 	}
 }

@@ -537,7 +537,7 @@ func ToolEvent(c *Call, err error, d time.Duration) audit.Event {
 	}
 	ev.Attrs = attrs
 	ev.Session = sessionArg(c.Args)
-	ev.Path = c.path
+	ev.Project, ev.Path = c.project, c.path
 	return ev
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
 	"slices"
 	"strings"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/coditect/coditect/storage/agent"
 	"github.com/coditect/coditect/storage/lease"
 	"github.com/coditect/coditect/storage/message"
+	"github.com/coditect/coditect/storage/project"
 	"github.com/coditect/coditect/storage/session"
 	"github.com/coditect/coditect/storage/task"
 	"github.com/coditect/coditect/storage/tenant"
@@ -317,16 +319,18 @@ func sessionJoin(ctx context.Context, c *Call) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	out := newSessionOut(s)
+	out := c.sessionOut(ctx, s)
 	return Result{Structured: out, Text: fmt.Sprintf("Joined session %s (%q) in %s with %d participant(s).",
-		out.SessionID, out.Title, out.Workspace, len(s.Participants))}, nil
+		out.SessionID, out.Title, out.where(), len(s.Participants))}, nil
 }
 
 // --- leases ---
 
-// leaseOut is a lease the caller holds.
+// leaseOut is a lease the caller holds: Resource is a path or glob
+// relative to the root of Project (the project's name), or a key.
 type leaseOut struct {
 	Resource   string    `json:"resource"`
+	Project    string    `json:"project,omitempty"`
 	Mode       string    `json:"mode"`
 	Token      int64     `json:"token"`
 	Expires    time.Time `json:"expires"`
@@ -334,11 +338,12 @@ type leaseOut struct {
 }
 
 const leaseSchema = `{"type":"object","required":["resource","mode","token","expires","ttl_seconds"],"properties":{
-	"resource":{"type":"string"},"mode":{"type":"string"},"token":{"type":"integer"},
+	"resource":{"type":"string"},"project":{"type":"string"},"mode":{"type":"string"},"token":{"type":"integer"},
 	"expires":{"type":"string"},"ttl_seconds":{"type":"integer"}}}`
 
-func newLeaseOut(l lease.Lease) leaseOut {
-	return leaseOut{Resource: l.Resource, Mode: string(l.Mode), Token: l.Token, Expires: l.Expires.UTC(),
+func (c *Call) newLeaseOut(ctx context.Context, l lease.Lease) leaseOut {
+	rel, id := unqualify(l.Resource)
+	return leaseOut{Resource: rel, Project: c.projectName(ctx, id), Mode: string(l.Mode), Token: l.Token, Expires: l.Expires.UTC(),
 		TTLSeconds: int64(l.TTL / time.Second)}
 }
 
@@ -359,17 +364,56 @@ func (c *Call) ttl(v int64) (time.Duration, error) {
 	return time.Duration(v) * time.Second, nil
 }
 
-// resource checks a resource argument; the lease layer checks its grammar.
-func (c *Call) resource(v string) (string, error) {
+// resource checks a resource argument and returns the lease resource it
+// names: a key as it is; a path or glob relative to the root of the
+// project of session_id, or of project, or of the tenant's only project,
+// qualified with that project (see qualify). The lease layer checks the
+// grammar.
+func (c *Call) resource(ctx context.Context, v, sessionID, ref string) (string, error) {
 	if err := c.text("resource", v, lease.MaxResource, true, true); err != nil {
 		return "", err
 	}
-	return v, nil
+	if lease.IsKey(v) {
+		return v, nil
+	}
+	switch {
+	case strings.HasPrefix(v, "/"):
+		return "", c.argError("%q %q is an absolute path: send a file path or glob relative to the project root, e.g. src/a.go or src/**/*.go", "resource", clip(v, 80))
+	case v == "." || v == ".." || strings.HasPrefix(v, "../") || path.Clean(v) != v:
+		return "", c.argError("%q %q is not a clean path inside the project: no \".\" or \"..\" segment, empty segment or trailing '/', e.g. src/a.go", "resource", clip(v, 80))
+	}
+	p, err := c.resolveProject(ctx, sessionID, ref)
+	if err != nil {
+		return "", err
+	}
+	return qualify(p.ID, v), nil
 }
 
-// conflictError rewrites a lease conflict for a model: who holds the
-// resource, how alive it is, until when, and what to do.
-func conflictError(resource string, ce *lease.ConflictError, now time.Time) error {
+// leaseError rewrites a lease layer's refusal of the resource res for a
+// model, without the project prefix of its resources.
+func (c *Call) leaseError(ctx context.Context, res string, err error) error {
+	var ce *lease.ConflictError
+	if errors.As(err, &ce) {
+		return conflictError(ctx, c, res, ce, agent.Now(ctx))
+	}
+	if errors.Is(err, lease.ErrInvalid) || errors.Is(err, lease.ErrNotHeld) || errors.Is(err, lease.ErrGone) {
+		_, id := unqualify(res)
+		msg := err.Error()
+		for _, sentinel := range []error{lease.ErrInvalid, lease.ErrNotHeld, lease.ErrGone} {
+			if errors.Is(err, sentinel) {
+				if i := strings.Index(msg, sentinel.Error()+": "); i >= 0 {
+					msg = msg[i+len(sentinel.Error())+2:]
+				}
+			}
+		}
+		return &toolError{err: err, msg: unqualifyText(strings.TrimPrefix(msg, "lease: "), id)}
+	}
+	return err
+}
+
+// conflictError rewrites a lease conflict over res for a model: who holds
+// the resource, how alive it is, until when, and what to do.
+func conflictError(ctx context.Context, c *Call, res string, ce *lease.ConflictError, now time.Time) error {
 	var hs []string
 	for _, h := range ce.Holders {
 		who := "agent " + h.Agent
@@ -377,18 +421,25 @@ func conflictError(resource string, ce *lease.ConflictError, now time.Time) erro
 			who += " (" + h.AgentName + ")"
 		}
 		what := ""
-		if h.Resource != resource {
-			what = fmt.Sprintf(" through its lease on %q", h.Resource)
+		if h.Resource != res {
+			what = " through its lease on " + c.show(ctx, h.Resource)
 		}
 		hs = append(hs, fmt.Sprintf("%s holds it%s (%s, token %d; %s, last seen %s) until %s",
 			who, what, h.Mode, h.Token, h.Liveness, since(now, h.LastSeen), until(now, h.Expires)))
 	}
-	return &toolError{err: ce, msg: fmt.Sprintf("%q is taken: %s. Wait until then and try again, work on something else, or ask the holder with message_send",
-		resource, strings.Join(hs, "; "))}
+	return &toolError{err: ce, msg: fmt.Sprintf("%s is taken: %s. Wait until then and try again, work on something else, or ask the holder with message_send",
+		c.show(ctx, res), strings.Join(hs, "; "))}
 }
+
+// leaseWhere are the arguments that say which project a path or glob
+// resource is relative to.
+const leaseWhere = `"session_id":{"type":"string","description":"Your session: a path is relative to its project's root"},
+			"project":{"type":"string","description":"Or a project name"}`
 
 type leaseAcquireArgs struct {
 	Resource   string `json:"resource"`
+	SessionID  string `json:"session_id"`
+	Project    string `json:"project"`
 	Mode       string `json:"mode"`
 	TTLSeconds int64  `json:"ttl_seconds"`
 }
@@ -399,11 +450,12 @@ func leaseAcquireTool() *Tool {
 		description: "Lock a file path, glob or task key such as task:tk_1 for yourself; returns the fencing token fs_write needs.",
 		hints:       additive,
 		input: `{"type":"object","required":["resource"],"additionalProperties":false,"properties":{
-			"resource":{"type":"string","description":"Workspace-relative path (src/a.go), glob (src/**/*.go) or key (task:ID)"},
+			"resource":{"type":"string","description":"Path relative to the project root (src/a.go), glob (src/**/*.go) or key (task:ID)"},
+			` + leaseWhere + `,
 			"mode":{"type":"string","enum":["exclusive","shared"]},
 			"ttl_seconds":{"type":"integer","minimum":1,"maximum":86400,"description":"Default 120; renew before it ends"}}}`,
 		output:  leaseSchema,
-		example: `{"resource":"src/auth/login.go","ttl_seconds":300}`,
+		example: `{"resource":"src/auth/login.go","session_id":"01JZ3K5V8Q2W7X9Y4N6M1P0R3T","ttl_seconds":300}`,
 		handler: leaseAcquire,
 	}.tool()
 }
@@ -413,18 +465,13 @@ func leaseAcquire(ctx context.Context, c *Call) (Result, error) {
 	if err := decodeArgs(c, &a); err != nil {
 		return Result{}, err
 	}
-	res, err := c.resource(a.Resource)
-	if err != nil {
-		return Result{}, err
-	}
-	req := lease.Request{Resource: res}
 	if a.Mode != "" {
 		if err := c.oneOf("mode", a.Mode, "exclusive", "shared"); err != nil {
 			return Result{}, err
 		}
-		req.Mode = lease.Mode(a.Mode)
 	}
-	if req.TTL, err = c.ttl(a.TTLSeconds); err != nil {
+	ttl, err := c.ttl(a.TTLSeconds)
+	if err != nil {
 		return Result{}, err
 	}
 	if err := c.Scope.CanWrite(); err != nil {
@@ -433,18 +480,18 @@ func leaseAcquire(ctx context.Context, c *Call) (Result, error) {
 	if _, err := c.me(); err != nil {
 		return Result{}, err
 	}
-	l, err := lease.Acquire(ctx, c.Scope, req)
-	var ce *lease.ConflictError
-	if errors.As(err, &ce) {
-		return Result{}, conflictError(res, ce, agent.Now(ctx))
-	}
+	res, err := c.resource(ctx, a.Resource, a.SessionID, a.Project)
 	if err != nil {
 		return Result{}, err
 	}
+	l, err := lease.Acquire(ctx, c.Scope, lease.Request{Resource: res, Mode: lease.Mode(a.Mode), TTL: ttl})
+	if err != nil {
+		return Result{}, c.leaseError(ctx, res, err)
+	}
 	c.record("fencing_token", l.Token)
-	out := newLeaseOut(l)
-	return Result{Structured: out, Text: fmt.Sprintf("You hold %q (%s) with token %d until %s. Pass token %d to fs_write and lease_release; renew with lease_renew before it ends.",
-		out.Resource, out.Mode, out.Token, until(agent.Now(ctx), out.Expires), out.Token)}, nil
+	out := c.newLeaseOut(ctx, l)
+	return Result{Structured: out, Text: fmt.Sprintf("You hold %s (%s) with token %d until %s. Pass token %d to fs_write and lease_release; renew with lease_renew before it ends.",
+		c.show(ctx, l.Resource), out.Mode, out.Token, until(agent.Now(ctx), out.Expires), out.Token)}, nil
 }
 
 // ownToken returns the token of the caller's grant on exactly resource.
@@ -462,11 +509,13 @@ func (c *Call) ownToken(ctx context.Context, resource string) (int64, error) {
 			return h.Token, nil
 		}
 	}
-	return 0, &toolError{err: lease.ErrNotHeld, msg: fmt.Sprintf("you hold no lease on %q (it was released, expired and reclaimed, or never taken): take it with lease_acquire", resource)}
+	return 0, &toolError{err: lease.ErrNotHeld, msg: fmt.Sprintf("you hold no lease on %s (it was released, expired and reclaimed, or never taken): take it with lease_acquire", c.show(ctx, resource))}
 }
 
 type leaseTokenArgs struct {
 	Resource   string `json:"resource"`
+	SessionID  string `json:"session_id"`
+	Project    string `json:"project"`
 	Token      int64  `json:"token"`
 	TTLSeconds int64  `json:"ttl_seconds"`
 }
@@ -478,10 +527,11 @@ func leaseRenewTool() *Tool {
 		hints:       additive,
 		input: `{"type":"object","required":["resource"],"additionalProperties":false,"properties":{
 			"resource":{"type":"string"},
+			` + leaseWhere + `,
 			"token":{"type":"integer","description":"From lease_acquire; default: yours on resource"},
 			"ttl_seconds":{"type":"integer","minimum":1,"maximum":86400}}}`,
 		output:  leaseSchema,
-		example: `{"resource":"src/auth/login.go","ttl_seconds":300}`,
+		example: `{"resource":"src/auth/login.go","session_id":"01JZ3K5V8Q2W7X9Y4N6M1P0R3T","ttl_seconds":300}`,
 		handler: leaseRenew,
 	}.tool()
 }
@@ -491,11 +541,14 @@ func leaseRenew(ctx context.Context, c *Call) (Result, error) {
 	if err := decodeArgs(c, &a); err != nil {
 		return Result{}, err
 	}
-	res, err := c.resource(a.Resource)
+	if a.Token < 0 {
+		return Result{}, c.argError("%q must be the positive token lease_acquire returned, not %d", "token", a.Token)
+	}
+	ttl, err := c.ttl(a.TTLSeconds)
 	if err != nil {
 		return Result{}, err
 	}
-	ttl, err := c.ttl(a.TTLSeconds)
+	res, err := c.resource(ctx, a.Resource, a.SessionID, a.Project)
 	if err != nil {
 		return Result{}, err
 	}
@@ -505,19 +558,22 @@ func leaseRenew(ctx context.Context, c *Call) (Result, error) {
 	}
 	l, err := lease.Renew(ctx, c.Scope, res, token, ttl)
 	if err != nil {
-		return Result{}, err
+		return Result{}, c.leaseError(ctx, res, err)
 	}
-	out := newLeaseOut(l)
-	return Result{Structured: out, Text: fmt.Sprintf("Renewed %q (token %d) until %s.", out.Resource, out.Token, until(agent.Now(ctx), out.Expires))}, nil
+	out := c.newLeaseOut(ctx, l)
+	return Result{Structured: out, Text: fmt.Sprintf("Renewed %s (token %d) until %s.", c.show(ctx, l.Resource), out.Token, until(agent.Now(ctx), out.Expires))}, nil
 }
 
 type leaseReleaseArgs struct {
-	Resource string `json:"resource"`
-	Token    int64  `json:"token"`
+	Resource  string `json:"resource"`
+	SessionID string `json:"session_id"`
+	Project   string `json:"project"`
+	Token     int64  `json:"token"`
 }
 
 type leaseReleaseOut struct {
 	Resource string `json:"resource"`
+	Project  string `json:"project,omitempty"`
 	Token    int64  `json:"token"`
 	Released bool   `json:"released"`
 }
@@ -529,10 +585,11 @@ func leaseReleaseTool() *Tool {
 		hints:       hints{idempotent: true},
 		input: `{"type":"object","required":["resource"],"additionalProperties":false,"properties":{
 			"resource":{"type":"string"},
+			` + leaseWhere + `,
 			"token":{"type":"integer","description":"From lease_acquire; default: yours on resource"}}}`,
 		output: `{"type":"object","required":["resource","token","released"],"properties":{
-			"resource":{"type":"string"},"token":{"type":"integer"},"released":{"type":"boolean"}}}`,
-		example: `{"resource":"src/auth/login.go","token":7}`,
+			"resource":{"type":"string"},"project":{"type":"string"},"token":{"type":"integer"},"released":{"type":"boolean"}}}`,
+		example: `{"resource":"src/auth/login.go","session_id":"01JZ3K5V8Q2W7X9Y4N6M1P0R3T","token":7}`,
 		handler: leaseRelease,
 	}.tool()
 }
@@ -562,7 +619,10 @@ func leaseRelease(ctx context.Context, c *Call) (Result, error) {
 	if err := decodeArgs(c, &a); err != nil {
 		return Result{}, err
 	}
-	res, err := c.resource(a.Resource)
+	if a.Token < 0 {
+		return Result{}, c.argError("%q must be the positive token lease_acquire returned, not %d", "token", a.Token)
+	}
+	res, err := c.resource(ctx, a.Resource, a.SessionID, a.Project)
 	if err != nil {
 		return Result{}, err
 	}
@@ -571,10 +631,11 @@ func leaseRelease(ctx context.Context, c *Call) (Result, error) {
 		return Result{}, err
 	}
 	if err := lease.Release(ctx, c.Scope, res, token); err != nil {
-		return Result{}, err
+		return Result{}, c.leaseError(ctx, res, err)
 	}
-	out := leaseReleaseOut{Resource: res, Token: token, Released: true}
-	return Result{Structured: out, Text: fmt.Sprintf("Released %q (token %d).", res, token)}, nil
+	rel, id := unqualify(res)
+	out := leaseReleaseOut{Resource: rel, Project: c.projectName(ctx, id), Token: token, Released: true}
+	return Result{Structured: out, Text: fmt.Sprintf("Released %s (token %d).", c.show(ctx, res), token)}, nil
 }
 
 // --- messages ---
@@ -823,27 +884,31 @@ func inbox(ctx context.Context, c *Call) (Result, error) {
 
 // taskOut is a task as the tools show it.
 type taskOut struct {
-	TaskID      string    `json:"task_id"`
-	Title       string    `json:"title"`
-	Description string    `json:"description,omitempty"`
-	State       string    `json:"state"`
-	Assignee    string    `json:"assignee,omitempty"`
-	Version     int64     `json:"version"`
-	CreatedBy   string    `json:"created_by"`
-	Updated     time.Time `json:"updated"`
+	TaskID      string `json:"task_id"`
+	Title       string `json:"title"`
+	Description string `json:"description,omitempty"`
+	// Project is the name of the task's project; empty for a task of the
+	// whole tenant.
+	Project   string    `json:"project,omitempty"`
+	State     string    `json:"state"`
+	Assignee  string    `json:"assignee,omitempty"`
+	Version   int64     `json:"version"`
+	CreatedBy string    `json:"created_by"`
+	Updated   time.Time `json:"updated"`
 }
 
 const taskSchema = `{"type":"object","required":["task_id","title","state","version","created_by","updated"],"properties":{
-	"task_id":{"type":"string"},"title":{"type":"string"},"description":{"type":"string"},"state":{"type":"string"},
+	"task_id":{"type":"string"},"title":{"type":"string"},"description":{"type":"string"},"project":{"type":"string"},"state":{"type":"string"},
 	"assignee":{"type":"string"},"version":{"type":"integer"},"created_by":{"type":"string"},"updated":{"type":"string"}}}`
 
 // maxListedDescription bounds a description in task_list; task_claim
 // returns it whole.
 const maxListedDescription = 1000
 
-func newTaskOut(t task.Task) taskOut {
-	return taskOut{TaskID: t.ID, Title: t.Title, Description: t.Description, State: string(t.State), Assignee: t.Assignee,
-		Version: t.Version, CreatedBy: t.CreatedBy, Updated: t.Updated.UTC()}
+// taskOut shows a task with its project's name.
+func (c *Call) taskOut(ctx context.Context, t task.Task) taskOut {
+	return taskOut{TaskID: t.ID, Title: t.Title, Description: t.Description, Project: c.projectName(ctx, t.Project), State: string(t.State),
+		Assignee: t.Assignee, Version: t.Version, CreatedBy: t.CreatedBy, Updated: t.Updated.UTC()}
 }
 
 func (t taskOut) line() string {
@@ -851,7 +916,25 @@ func (t taskOut) line() string {
 	if t.Assignee != "" {
 		who = "assigned to " + t.Assignee
 	}
-	return fmt.Sprintf("%s v%d %s, %s: %s", t.TaskID, t.Version, t.State, who, t.Title)
+	where := ""
+	if t.Project != "" {
+		where = " in project " + t.Project
+	}
+	return fmt.Sprintf("%s v%d %s%s, %s: %s", t.TaskID, t.Version, t.State, where, who, t.Title)
+}
+
+// projectArg resolves an optional project argument (a name or id) to the
+// project's id; "" when it is not sent.
+func (c *Call) projectArg(ctx context.Context, ref string) (string, error) {
+	if err := c.text("project", ref, project.MaxName, false, true); err != nil || ref == "" {
+		return "", err
+	}
+	p, err := project.Get(ctx, c.Scope, ref)
+	if err != nil {
+		return "", c.projectError(ctx, err)
+	}
+	c.nameProject(p)
+	return p.ID, nil
 }
 
 // taskID checks a task_id argument.
@@ -916,6 +999,7 @@ func taskError(err error, id string) error {
 type taskCreateArgs struct {
 	Title       string `json:"title"`
 	Description string `json:"description"`
+	Project     string `json:"project"`
 }
 
 func taskCreateTool() *Tool {
@@ -925,7 +1009,8 @@ func taskCreateTool() *Tool {
 		hints:       additive,
 		input: `{"type":"object","required":["title"],"additionalProperties":false,"properties":{
 			"title":{"type":"string","maxLength":200},
-			"description":{"type":"string","maxLength":16384}}}`,
+			"description":{"type":"string","maxLength":16384},
+			"project":{"type":"string","description":"The project's name, if the task is about one"}}}`,
 		output:  taskSchema,
 		example: `{"title":"Add a test for the login redirect","description":"auth/login_test.go"}`,
 		handler: taskCreate,
@@ -943,19 +1028,28 @@ func taskCreate(ctx context.Context, c *Call) (Result, error) {
 	if err := c.text("description", a.Description, task.MaxDescription, false, false); err != nil {
 		return Result{}, err
 	}
-	t, err := task.Create(ctx, c.Scope, task.New{Title: a.Title, Description: a.Description})
+	pid, err := c.projectArg(ctx, a.Project)
 	if err != nil {
 		return Result{}, err
 	}
-	out := newTaskOut(t)
-	return Result{Structured: out, Text: fmt.Sprintf("Created task %s (version %d, open): %s", out.TaskID, out.Version, out.Title)}, nil
+	t, err := task.Create(ctx, c.Scope, task.New{Title: a.Title, Description: a.Description, Project: pid})
+	if err != nil {
+		return Result{}, err
+	}
+	out := c.taskOut(ctx, t)
+	where := ""
+	if out.Project != "" {
+		where = " in project " + out.Project
+	}
+	return Result{Structured: out, Text: fmt.Sprintf("Created task %s%s (version %d, open): %s", out.TaskID, where, out.Version, out.Title)}, nil
 }
 
 type taskListArgs struct {
-	State  string `json:"state"`
-	Mine   bool   `json:"mine"`
-	Limit  int    `json:"limit"`
-	Cursor string `json:"cursor"`
+	State   string `json:"state"`
+	Project string `json:"project"`
+	Mine    bool   `json:"mine"`
+	Limit   int    `json:"limit"`
+	Cursor  string `json:"cursor"`
 }
 
 type taskListOut struct {
@@ -972,6 +1066,7 @@ func taskListTool() *Tool {
 		hints:       readOnly,
 		input: `{"type":"object","additionalProperties":false,"properties":{
 			"state":{"type":"string","enum":["open","claimed","in_progress","review","done","blocked","cancelled"]},
+			"project":{"type":"string","description":"Only this project's tasks (name)"},
 			"mine":{"type":"boolean","description":"Only tasks assigned to you"},
 			"limit":{"type":"integer","minimum":1,"maximum":50},
 			"cursor":{"type":"string","description":"next from the previous page"}}}`,
@@ -1001,6 +1096,9 @@ func taskList(ctx context.Context, c *Call) (Result, error) {
 		return Result{}, err
 	}
 	f.After = a.Cursor
+	if f.Project, err = c.projectArg(ctx, a.Project); err != nil {
+		return Result{}, err
+	}
 	if a.Mine {
 		if f.Assignee, err = c.me(); err != nil {
 			return Result{}, err
@@ -1013,7 +1111,7 @@ func taskList(ctx context.Context, c *Call) (Result, error) {
 	out := taskListOut{Tasks: make([]taskOut, 0, len(page.Tasks)), Next: page.Next}
 	var b strings.Builder
 	for _, t := range page.Tasks {
-		o := newTaskOut(t)
+		o := c.taskOut(ctx, t)
 		o.Description = clip(o.Description, maxListedDescription)
 		out.Tasks = append(out.Tasks, o)
 		b.WriteString(o.line())
@@ -1073,7 +1171,7 @@ func taskClaim(ctx context.Context, c *Call) (Result, error) {
 	if err != nil {
 		return Result{}, taskError(err, id)
 	}
-	out := newTaskOut(t)
+	out := c.taskOut(ctx, t)
 	return Result{Structured: out, Text: fmt.Sprintf("You claimed task %s (now version %d): %s. Move it on with task_update (in_progress, review, done).",
 		out.TaskID, out.Version, out.Title)}, nil
 }
@@ -1129,6 +1227,6 @@ func taskUpdate(ctx context.Context, c *Call) (Result, error) {
 	if err != nil {
 		return Result{}, taskError(err, id)
 	}
-	out := newTaskOut(t)
+	out := c.taskOut(ctx, t)
 	return Result{Structured: out, Text: fmt.Sprintf("Task %s is %s (version %d).", out.TaskID, out.State, out.Version)}, nil
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/coditect/coditect/storage/agent"
 	"github.com/coditect/coditect/storage/audit"
+	"github.com/coditect/coditect/storage/project"
 	"github.com/coditect/coditect/storage/tenant"
 )
 
@@ -60,6 +61,8 @@ func TestCoordTools(t *testing.T) {
 	aID := a.Principal().Agent
 	b := asAgent(t, a, "peer", "m2")
 	bID := b.Principal().Agent
+	// The tenant's only project is the one path and glob leases are in.
+	_, pid := newProject(t, a, "app")
 
 	// Agents see each other, alive, the caller marked.
 	m, text := mustCall(t, a, "agents_list", `{}`)
@@ -109,7 +112,14 @@ func TestCoordTools(t *testing.T) {
 		t.Errorf("the next grant's token = %v, want 2", m["token"])
 	}
 	mustCall(t, a, "lease_acquire", `{"resource":"task:tk_1","mode":"shared"}`)
-
+	// Leases show paths relative to the project root, and its name.
+	if evs := events(t, a, audit.Filter{Kind: "tool.called"}); true {
+		for _, ev := range evs {
+			if s := fmt.Sprint(ev.Attrs); strings.Contains(s, "@"+pid) {
+				t.Errorf("a tool.called event shows the project prefix: %v", ev.Attrs)
+			}
+		}
+	}
 	// Messages by name, replies, acks.
 	m, _ = mustCall(t, a, "message_send", `{"to":"peer","subject":"hello","body":"can you review src/a.go?"}`)
 	msgID := m["message_id"].(string)
@@ -169,9 +179,19 @@ func TestCoordTools(t *testing.T) {
 	if m, _ := mustCall(t, a, "task_list", `{"mine":true}`); len(m["tasks"].([]any)) != 0 {
 		t.Errorf("alice's: %v", m)
 	}
+	// A task of a project, and the board of one project.
+	m, text = mustCall(t, a, "task_create", `{"title":"Fix the web redirect","project":"app"}`)
+	if m["project"] != "app" || !strings.Contains(text, "project app") {
+		t.Errorf("task_create in a project = %v, %s", m, text)
+	}
+	if m, _ := mustCall(t, a, "task_list", `{"project":"`+pid+`"}`); len(m["tasks"].([]any)) != 1 || m["tasks"].([]any)[0].(map[string]any)["project"] != "app" {
+		t.Errorf("task_list of app = %v", m)
+	}
+	mustFail(t, a, "task_list", `{"project":"nope"}`, OutcomeNotFound, `no project "nope"`, "app (")
+	mustFail(t, a, "task_create", `{"title":"x","project":"nope"}`, OutcomeNotFound, `no project "nope"`)
 
 	// Joining a session.
-	m, _ = mustCall(t, a, "session_start", `{"title":"pairing","workspace":"/w"}`)
+	m, _ = mustCall(t, a, "session_start", `{"title":"pairing","project":"app"}`)
 	sid := m["session_id"].(string)
 	_, text = mustCall(t, b, "session_join", `{"session_id":"`+sid+`"}`)
 	if !strings.Contains(text, "2 participant(s)") {
@@ -193,6 +213,17 @@ func TestCoordTools(t *testing.T) {
 			t.Errorf("no tool.called event for %s", tool.Name())
 		}
 	}
+}
+
+// newProject registers a new directory as a project of sc's tenant (sc
+// being the local operator or an admin) and returns its root and id.
+func newProject(t *testing.T, sc *tenant.Scope, name string) (root, id string) {
+	t.Helper()
+	pl, err := project.Register(context.Background(), sc, name, t.TempDir(), project.RootOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pl.Root, pl.Project.ID
 }
 
 // events returns the tenant's events matching f, oldest first.
@@ -217,6 +248,7 @@ func TestCoordBadArguments(t *testing.T) {
 	e := setup(t)
 	a := e.alice
 	b := asAgent(t, a, "peer", "")
+	newProject(t, a, "app")
 	m, _ := mustCall(t, a, "task_create", `{"title":"t"}`)
 	tid := m["task_id"].(string)
 	for _, c := range []struct {
@@ -229,7 +261,10 @@ func TestCoordBadArguments(t *testing.T) {
 		{"agent_update", `{"capabilities":["a\nb"]}`, OutcomeInvalid, []string{"control characters"}},
 		{"lease_acquire", `{}`, OutcomeInvalid, []string{`"resource" is required`, "Example:"}},
 		{"lease_acquire", `{"resource":"/etc/passwd"}`, OutcomeInvalid, []string{"absolute path", "src/a.go"}},
-		{"lease_acquire", `{"resource":"src/../a.go"}`, OutcomeInvalid, []string{`".." segment`}},
+		{"lease_acquire", `{"resource":"src/../a.go"}`, OutcomeInvalid, []string{`not a clean path`}},
+		{"lease_acquire", `{"resource":"src/[a.go"}`, OutcomeInvalid, []string{`"src/[a.go"`, "malformed pattern"}},
+		{"lease_acquire", `{"resource":"a.go","project":"nope"}`, OutcomeNotFound, []string{`no project "nope"`, "your projects: app ("}},
+		{"lease_acquire", `{"resource":"a.go","session_id":"01JZ3K5V8Q2W7X9Y4N6M1P0R3T"}`, OutcomeNotFound, []string{"no session"}},
 		{"lease_acquire", `{"resource":"a.go","mode":"mine"}`, OutcomeInvalid, []string{"exclusive, shared"}},
 		{"lease_acquire", `{"resource":"a.go","ttl_seconds":100000}`, OutcomeInvalid, []string{"between 1 and 86400"}},
 		{"lease_acquire", `{"resource":"a.go","ttl_seconds":"long"}`, OutcomeInvalid, []string{"whole number"}},
@@ -277,7 +312,8 @@ func TestCoordTenantIsolation(t *testing.T) {
 	a := e.alice
 	aID := a.Principal().Agent
 	b := asAgent(t, e.bob, "bobs-agent", "")
-	m, _ := mustCall(t, a, "session_start", `{"title":"a's","workspace":"/a"}`)
+	newProject(t, e.bob, "bobs")
+	m, _ := mustCall(t, a, "session_start", `{"title":"a's","workspace":"`+t.TempDir()+`"}`)
 	sid := m["session_id"].(string)
 	m, _ = mustCall(t, a, "task_create", `{"title":"secret task"}`)
 	tid := m["task_id"].(string)

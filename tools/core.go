@@ -3,11 +3,13 @@ package tools
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/coditect/coditect/storage/audit"
+	"github.com/coditect/coditect/storage/project"
 	"github.com/coditect/coditect/storage/session"
 )
 
@@ -40,18 +42,30 @@ type whoamiOut struct {
 	Model         string `json:"model,omitempty"`
 	Client        string `json:"client,omitempty"`
 	ClientVersion string `json:"client_version,omitempty"`
+	// Projects are the tenant's projects, with their roots on this
+	// machine: where sessions can start.
+	Projects []projectOut `json:"projects"`
+}
+
+// projectOut is a project as the tools show it.
+type projectOut struct {
+	Name  string   `json:"name"`
+	ID    string   `json:"id"`
+	Roots []string `json:"roots"`
 }
 
 func whoamiTool() *Tool {
 	return spec{
 		name: "whoami", title: "Who am I",
-		description: "Show who you are in Coditect: tenant, user, role and agent id.",
+		description: "Show who you are in Coditect (tenant, user, role, agent id) and the projects you can work in.",
 		hints:       readOnly,
 		input:       `{"type":"object","properties":{},"additionalProperties":false}`,
 		output: `{"type":"object","required":["tenant","user","role"],"properties":{
 			"tenant":{"type":"string"},"user":{"type":"string"},"role":{"type":"string"},
 			"agent_id":{"type":"string"},"agent_name":{"type":"string"},"model":{"type":"string"},
-			"client":{"type":"string"},"client_version":{"type":"string"}}}`,
+			"client":{"type":"string"},"client_version":{"type":"string"},
+			"projects":{"type":"array","items":{"type":"object","required":["name","id","roots"],"properties":{
+			"name":{"type":"string"},"id":{"type":"string"},"roots":{"type":"array","items":{"type":"string"}}}}}}}`,
 		example: `{}`,
 		handler: whoami,
 	}.tool()
@@ -82,6 +96,24 @@ func whoami(ctx context.Context, c *Call) (Result, error) {
 		b.WriteString("You are ")
 	}
 	fmt.Fprintf(&b, "user %s (%s) in tenant %s.", out.User, out.Role, out.Tenant)
+	ps, err := project.List(ctx, c.Scope)
+	if err != nil {
+		return Result{}, err
+	}
+	machine := project.Machine()
+	out.Projects = make([]projectOut, 0, len(ps))
+	for _, p := range ps {
+		roots := p.RootsOn(machine)
+		if roots == nil {
+			roots = []string{}
+		}
+		out.Projects = append(out.Projects, projectOut{Name: p.Name, ID: p.ID, Roots: roots})
+	}
+	if len(ps) == 0 {
+		b.WriteString(" Your tenant has no projects yet: an admin registers one with `coditect project add NAME DIR`.")
+	} else {
+		fmt.Fprintf(&b, " Start sessions in one of your %s.", strings.TrimPrefix(project.Describe(ps, machine), "its "))
+	}
 	return Result{Structured: out, Text: b.String()}, nil
 }
 
@@ -90,8 +122,13 @@ func whoami(ctx context.Context, c *Call) (Result, error) {
 // sessionOut is a session as the tools show it: what a model needs to
 // pick one and pass its session_id on.
 type sessionOut struct {
-	SessionID string    `json:"session_id"`
-	Title     string    `json:"title"`
+	SessionID string `json:"session_id"`
+	Title     string `json:"title"`
+	// Project is the project's name, Dir the workspace's directory
+	// relative to the project root ("." for the root) and Workspace its
+	// path on the machine the session started on.
+	Project   string    `json:"project,omitempty"`
+	Dir       string    `json:"dir,omitempty"`
 	Workspace string    `json:"workspace"`
 	State     string    `json:"state"`
 	User      string    `json:"user"`
@@ -103,12 +140,13 @@ type sessionOut struct {
 
 // sessionSchema is sessionOut's schema.
 const sessionSchema = `{"type":"object","required":["session_id","title","workspace","state","started"],"properties":{
-	"session_id":{"type":"string"},"title":{"type":"string"},"workspace":{"type":"string"},
+	"session_id":{"type":"string"},"title":{"type":"string"},"project":{"type":"string"},"dir":{"type":"string"},"workspace":{"type":"string"},
 	"state":{"type":"string"},"user":{"type":"string"},"agent":{"type":"string"},
 	"started":{"type":"string"},"ended":{"type":"string"},"status":{"type":"string"}}}`
 
-func newSessionOut(s session.Session) sessionOut {
-	out := sessionOut{SessionID: s.ID, Title: s.Title, Workspace: s.Workspace, State: string(s.State),
+// newSessionOut shows a session; name is its project's name.
+func newSessionOut(s session.Session, name string) sessionOut {
+	out := sessionOut{SessionID: s.ID, Title: s.Title, Project: name, Dir: s.Dir, Workspace: s.Workspace, State: string(s.State),
 		User: s.User, Agent: s.Agent, Started: s.Started.UTC(), Ended: s.Ended.UTC()}
 	if s.Outcome != nil {
 		out.Status = string(s.Outcome.Status)
@@ -125,8 +163,25 @@ func (s sessionOut) line() string {
 	if s.Status != "" {
 		state += " (" + s.Status + ")"
 	}
-	return fmt.Sprintf("%s  %s  %q in %s by %s, started %s", s.SessionID, state, s.Title, s.Workspace, who,
+	return fmt.Sprintf("%s  %s  %q in %s by %s, started %s", s.SessionID, state, s.Title, s.where(), who,
 		s.Started.Format(time.RFC3339))
+}
+
+// where names the session's place for a model: the project and the
+// directory in it, else (a session older than projects) the workspace.
+func (s sessionOut) where() string {
+	switch {
+	case s.Project == "":
+		return s.Workspace
+	case s.Dir == "" || s.Dir == ".":
+		return "project " + s.Project
+	}
+	return fmt.Sprintf("project %s, directory %s", s.Project, s.Dir)
+}
+
+// sessionOut shows a session with its project's name.
+func (c *Call) sessionOut(ctx context.Context, s session.Session) sessionOut {
+	return newSessionOut(s, c.projectName(ctx, s.Project))
 }
 
 // sessionID checks and normalises a session_id argument.
@@ -146,6 +201,7 @@ func (c *Call) sessionID(v string, required bool) (string, error) {
 
 type sessionStartArgs struct {
 	Title     string `json:"title"`
+	Project   string `json:"project"`
 	Workspace string `json:"workspace"`
 	Purpose   string `json:"purpose"`
 }
@@ -153,11 +209,12 @@ type sessionStartArgs struct {
 func sessionStartTool() *Tool {
 	return spec{
 		name: "session_start", title: "Start a work session",
-		description: "Start a work session before a task; returns the session_id to pass to note and session_end.",
+		description: "Start a work session in a project before a task; returns the session_id to pass to note and session_end.",
 		hints:       additive,
-		input: `{"type":"object","required":["title","workspace"],"additionalProperties":false,"properties":{
+		input: `{"type":"object","required":["title"],"additionalProperties":false,"properties":{
 			"title":{"type":"string","maxLength":200,"description":"What the work is, in one line"},
-			"workspace":{"type":"string","description":"Absolute path of the project root"},
+			"project":{"type":"string","description":"Project name or id (whoami lists yours)"},
+			"workspace":{"type":"string","description":"Absolute path of the directory you work in, inside a project"},
 			"purpose":{"type":"string","maxLength":2000,"description":"Why, in a few sentences"}}}`,
 		output:  sessionSchema,
 		example: `{"title":"Fix the login redirect","workspace":"/home/me/project"}`,
@@ -173,22 +230,33 @@ func sessionStart(ctx context.Context, c *Call) (Result, error) {
 	if err := c.text("title", a.Title, session.MaxTitle, true, true); err != nil {
 		return Result{}, err
 	}
-	if err := c.text("workspace", a.Workspace, session.MaxWorkspace, true, true); err != nil {
+	if err := c.text("project", a.Project, project.MaxName, false, true); err != nil {
 		return Result{}, err
 	}
-	if _, err := session.Workspace(a.Workspace); err != nil {
-		return Result{}, c.argError("%q %q is not an absolute path: send the project root, e.g. /home/me/project or C:\\src\\project", "workspace", clip(a.Workspace, 80))
+	if a.Project == "" && a.Workspace == "" {
+		return Result{}, c.argError("%q or %q is required: the name of a project (whoami lists yours), or the absolute path of the directory you work in, e.g. /home/me/project", "project", "workspace")
+	}
+	if err := c.text("workspace", a.Workspace, session.MaxWorkspace, false, true); err != nil {
+		return Result{}, err
+	}
+	if a.Workspace != "" {
+		if _, err := session.Workspace(a.Workspace); err != nil {
+			return Result{}, c.argError("%q %q is not an absolute path: send the directory you work in, e.g. /home/me/project", "workspace", clip(a.Workspace, 80))
+		}
 	}
 	if err := c.text("purpose", a.Purpose, session.MaxPurpose, false, false); err != nil {
 		return Result{}, err
 	}
-	s, err := session.Start(ctx, c.Scope, session.Spec{Title: a.Title, Workspace: a.Workspace, Purpose: a.Purpose})
-	if err != nil {
-		return Result{}, err
+	s, err := session.Start(ctx, c.Scope, session.Spec{Title: a.Title, Project: a.Project, Workspace: a.Workspace, Purpose: a.Purpose})
+	switch {
+	case errors.Is(err, project.ErrOutside) && a.Project == "":
+		return Result{}, c.outsideError(ctx, a.Workspace, err)
+	case err != nil:
+		return Result{}, c.projectError(ctx, err)
 	}
-	out := newSessionOut(s)
-	return Result{Structured: out, Text: fmt.Sprintf("Started session %s (%q). Pass session_id %q to note and session_end.",
-		out.SessionID, out.Title, out.SessionID)}, nil
+	out := c.sessionOut(ctx, s)
+	return Result{Structured: out, Text: fmt.Sprintf("Started session %s (%q) in %s. Pass session_id %q to note and session_end.",
+		out.SessionID, out.Title, out.where(), out.SessionID)}, nil
 }
 
 type sessionEndArgs struct {
@@ -251,6 +319,7 @@ func sessionEnd(ctx context.Context, c *Call) (Result, error) {
 
 type sessionListArgs struct {
 	State     string `json:"state"`
+	Project   string `json:"project"`
 	Workspace string `json:"workspace"`
 	Mine      bool   `json:"mine"`
 	Limit     int    `json:"limit"`
@@ -269,7 +338,8 @@ func sessionListTool() *Tool {
 		hints:       readOnly,
 		input: `{"type":"object","additionalProperties":false,"properties":{
 			"state":{"type":"string","enum":["open","ended","abandoned"]},
-			"workspace":{"type":"string","description":"Only this project root"},
+			"project":{"type":"string","description":"Only this project's (name)"},
+			"workspace":{"type":"string","description":"Only this workspace directory"},
 			"mine":{"type":"boolean","description":"Only sessions you started or joined"},
 			"limit":{"type":"integer","minimum":1,"maximum":50},
 			"cursor":{"type":"string","description":"next from the previous page"}}}`,
@@ -300,8 +370,14 @@ func sessionList(ctx context.Context, c *Call) (Result, error) {
 			return Result{}, c.argError("%q %q is not an absolute path: send the project root, e.g. /home/me/project", "workspace", clip(a.Workspace, 80))
 		}
 		q.Workspace = a.Workspace
+		if canon, err := project.Canonical(a.Workspace); err == nil {
+			q.Workspace = canon // as sessions record it
+		}
 	}
 	if err := c.text("cursor", a.Cursor, 256, false, true); err != nil {
+		return Result{}, err
+	}
+	if q.Project, err = c.projectArg(ctx, a.Project); err != nil {
 		return Result{}, err
 	}
 	if a.Mine {
@@ -318,7 +394,7 @@ func sessionList(ctx context.Context, c *Call) (Result, error) {
 	out := sessionListOut{Sessions: make([]sessionOut, 0, len(page.Sessions)), Next: page.Next}
 	var b strings.Builder
 	for _, s := range page.Sessions {
-		so := newSessionOut(s)
+		so := c.sessionOut(ctx, s)
 		out.Sessions = append(out.Sessions, so)
 		b.WriteString(so.line())
 		b.WriteByte('\n')
@@ -424,6 +500,7 @@ type auditQueryArgs struct {
 	SessionID string `json:"session_id"`
 	Agent     string `json:"agent"`
 	Kind      string `json:"kind"`
+	Project   string `json:"project"`
 	Path      string `json:"path"`
 	Limit     int    `json:"limit"`
 	Cursor    string `json:"cursor"`
@@ -438,6 +515,7 @@ type eventOut struct {
 	User      string         `json:"user,omitempty"`
 	Agent     string         `json:"agent,omitempty"`
 	SessionID string         `json:"session_id,omitempty"`
+	Project   string         `json:"project,omitempty"`
 	Path      string         `json:"path,omitempty"`
 	Summary   string         `json:"summary,omitempty"`
 	Attrs     map[string]any `json:"attrs,omitempty"`
@@ -465,13 +543,14 @@ func auditQueryTool() *Tool {
 		input: `{"type":"object","additionalProperties":false,"properties":{
 			"session_id":{"type":"string"},"agent":{"type":"string"},
 			"kind":{"type":"string","description":"e.g. note.added, decision.recorded, session.started, tool.called"},
+			"project":{"type":"string","description":"Project name; path is then relative to its root"},
 			"path":{"type":"string"},
 			"limit":{"type":"integer","minimum":1,"maximum":50},
 			"cursor":{"type":"string","description":"next from the previous page"}}}`,
 		output: `{"type":"object","required":["events"],"properties":{"events":{"type":"array","items":{
 			"type":"object","required":["id","time","kind"],"properties":{
 			"id":{"type":"string"},"time":{"type":"string"},"kind":{"type":"string"},"user":{"type":"string"},
-			"agent":{"type":"string"},"session_id":{"type":"string"},"path":{"type":"string"},
+			"agent":{"type":"string"},"session_id":{"type":"string"},"project":{"type":"string"},"path":{"type":"string"},
 			"summary":{"type":"string"},"attrs":{"type":"object"}}}},"next":{"type":"string"}}}`,
 		example: `{"kind":"decision.recorded","limit":10}`,
 		handler: auditQuery,
@@ -495,6 +574,9 @@ func auditQuery(ctx context.Context, c *Call) (Result, error) {
 		return Result{}, err
 	}
 	if err := c.text("path", a.Path, audit.MaxPath, false, true); err != nil {
+		return Result{}, err
+	}
+	if f.Project, err = c.projectArg(ctx, a.Project); err != nil {
 		return Result{}, err
 	}
 	if a.Kind != "" && !audit.KnownKind(a.Kind) {
@@ -524,7 +606,7 @@ func auditQuery(ctx context.Context, c *Call) (Result, error) {
 			if skipCalls && ev.Kind == "tool.called" {
 				continue
 			}
-			out.Events = append(out.Events, newEventOut(ev))
+			out.Events = append(out.Events, c.eventOut(ctx, ev))
 			if len(out.Events) == limit {
 				out.Next = ev.ID
 				break
@@ -546,6 +628,9 @@ func auditQuery(ctx context.Context, c *Call) (Result, error) {
 		if ev.SessionID != "" {
 			fmt.Fprintf(&b, " session=%s", ev.SessionID)
 		}
+		if ev.Project != "" {
+			fmt.Fprintf(&b, " project=%s", ev.Project)
+		}
 		if ev.Path != "" {
 			fmt.Fprintf(&b, " path=%s", ev.Path)
 		}
@@ -560,9 +645,15 @@ func auditQuery(ctx context.Context, c *Call) (Result, error) {
 	return Result{Structured: out, Text: strings.TrimSuffix(b.String(), "\n")}, nil
 }
 
-func newEventOut(ev audit.Event) eventOut {
+// eventOut shows an event, with its project's name and a path relative
+// to the project root (also when the event's path is a project key).
+func (c *Call) eventOut(ctx context.Context, ev audit.Event) eventOut {
+	p, id := ev.Path, ev.Project
+	if rel, pid := unqualify(p); pid != "" {
+		p, id = rel, pid
+	}
 	out := eventOut{ID: ev.ID, Time: ev.Time.UTC(), Kind: ev.Kind, User: ev.User, Agent: ev.Agent,
-		SessionID: ev.Session, Path: ev.Path, Summary: clip(ev.Summary, maxEventSummary)}
+		SessionID: ev.Session, Project: c.projectName(ctx, id), Path: p, Summary: clip(unqualifyText(ev.Summary, id), maxEventSummary)}
 	if len(ev.Attrs) > 0 {
 		if b, err := json.Marshal(ev.Attrs); err == nil && len(b) <= maxEventAttrs {
 			out.Attrs = ev.Attrs

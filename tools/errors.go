@@ -13,6 +13,7 @@ import (
 	"github.com/coditect/coditect/storage/kv"
 	"github.com/coditect/coditect/storage/lease"
 	"github.com/coditect/coditect/storage/message"
+	"github.com/coditect/coditect/storage/project"
 	"github.com/coditect/coditect/storage/session"
 	"github.com/coditect/coditect/storage/task"
 	"github.com/coditect/coditect/storage/tenant"
@@ -38,8 +39,9 @@ func (e *toolError) Unwrap() error { return e.err }
 // Errors of the files toolset, matched with errors.Is.
 var (
 	// ErrOutsideWorkspace: a path that leaves the session's workspace root
-	// (.., an absolute path, a symbolic link pointing out). Such attempts
-	// are refused and audited with outcome forbidden.
+	// (.., an absolute path, a symbolic link pointing out) or reaches one
+	// of Coditect's own files (Config.Protected). Such attempts are
+	// refused and audited with outcome forbidden.
 	ErrOutsideWorkspace = errors.New("path outside the workspace")
 	// ErrTooLarge: a file or content over the files toolset's size limit.
 	ErrTooLarge = errors.New("too large")
@@ -77,14 +79,15 @@ func Classify(err error) Outcome {
 		errors.Is(err, audit.ErrInvalidEvent), errors.Is(err, audit.ErrUnknownKind), errors.Is(err, audit.ErrBadCursor),
 		errors.Is(err, agent.ErrInvalid), errors.Is(err, tenant.ErrInvalid),
 		errors.Is(err, lease.ErrInvalid), errors.Is(err, message.ErrInvalid), errors.Is(err, task.ErrInvalid),
-		errors.Is(err, attrib.ErrInvalid),
+		errors.Is(err, attrib.ErrInvalid), errors.Is(err, project.ErrInvalid),
 		errors.Is(err, ErrTooLarge), errors.Is(err, ErrNotFile), errors.Is(err, ErrNoMatch), errors.Is(err, ErrNotText):
 		return OutcomeInvalid
-	case errors.Is(err, tenant.ErrForbidden), errors.Is(err, ErrOutsideWorkspace), errors.Is(err, fs.ErrPermission):
+	case errors.Is(err, tenant.ErrForbidden), errors.Is(err, ErrOutsideWorkspace), errors.Is(err, fs.ErrPermission),
+		errors.Is(err, project.ErrOutside):
 		return OutcomeForbidden
 	case errors.Is(err, session.ErrNotFound), errors.Is(err, agent.ErrNotFound),
 		errors.Is(err, audit.ErrNotFound), errors.Is(err, tenant.ErrNotFound),
-		errors.Is(err, message.ErrNotFound), errors.Is(err, task.ErrNotFound),
+		errors.Is(err, message.ErrNotFound), errors.Is(err, task.ErrNotFound), errors.Is(err, project.ErrNotFound),
 		errors.Is(err, lease.ErrNotHeld), errors.Is(err, fs.ErrNotExist):
 		return OutcomeNotFound
 	case errors.Is(err, session.ErrNotOpen), errors.Is(err, session.ErrFull),
@@ -93,7 +96,9 @@ func Classify(err error) Outcome {
 		errors.Is(err, lease.ErrConflict), errors.Is(err, lease.ErrFenced), errors.Is(err, lease.ErrGone),
 		errors.Is(err, attrib.ErrUnsavedEdits),
 		errors.Is(err, lease.ErrTooManyHolders),
-		errors.Is(err, task.ErrVersion), errors.Is(err, task.ErrTransition):
+		errors.Is(err, task.ErrVersion), errors.Is(err, task.ErrTransition),
+		// A root that overlaps a registered one, a name taken.
+		errors.Is(err, project.ErrOverlap), errors.Is(err, project.ErrExists):
 		return OutcomeConflict
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return OutcomeCanceled
@@ -111,7 +116,7 @@ func errorText(tool string, err error) string {
 	if !errors.As(err, &ae) && !errors.As(err, &te) {
 		for _, sentinel := range []error{
 			session.ErrInvalid, audit.ErrInvalidEvent, agent.ErrInvalid, tenant.ErrInvalid,
-			lease.ErrInvalid, message.ErrInvalid, task.ErrInvalid, attrib.ErrInvalid,
+			lease.ErrInvalid, message.ErrInvalid, task.ErrInvalid, attrib.ErrInvalid, project.ErrInvalid,
 		} {
 			if errors.Is(err, sentinel) {
 				if i := strings.Index(msg, sentinel.Error()+": "); i >= 0 {
@@ -121,7 +126,7 @@ func errorText(tool string, err error) string {
 			}
 		}
 	}
-	for _, p := range []string{"session: ", "audit: ", "agent: ", "tenant: ", "lease: ", "message: ", "task: ", "attrib: "} {
+	for _, p := range []string{"session: ", "audit: ", "agent: ", "tenant: ", "lease: ", "message: ", "task: ", "attrib: ", "project: "} {
 		msg = strings.TrimPrefix(msg, p)
 	}
 	if errors.Is(err, kv.ErrUnavailable) {

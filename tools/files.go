@@ -22,15 +22,27 @@ import (
 	"github.com/coditect/coditect/storage/attrib"
 	"github.com/coditect/coditect/storage/kv"
 	"github.com/coditect/coditect/storage/lease"
+	"github.com/coditect/coditect/storage/project"
 	"github.com/coditect/coditect/storage/session"
 )
 
 // Files is the files toolset: reading, listing and guarded writing of the
-// files of a session's workspace. Paths are relative to the workspace root
-// and may not leave it: "..", absolute paths and symbolic links pointing
-// out are refused (outcome forbidden, audited like every call), and every
-// file operation goes through an os.Root of the resolved root, so a link
-// swapped in after the check cannot lead out either.
+// files of a session's workspace, which is the session's directory in its
+// project's root on this machine (the root that holds the workspace the
+// session started in, else the project's first root here): the tools
+// reach nothing outside the roots of the caller's tenant. Paths are
+// relative to the workspace and may not leave it: "..", absolute paths and
+// symbolic links pointing out are refused, and so is anything at or below
+// cfg.Protected (Coditect's own store and spool) even inside a root (all
+// with outcome forbidden, audited like every call). Every file operation
+// goes through an os.Root of the resolved workspace, so a link swapped in
+// after the check cannot lead out either.
+//
+// A file's key is project.File: its project and its path relative to the
+// project root, symbolic links resolved, the same from every workspace,
+// alias and checkout of the project. Its lease, its attribution evidence
+// and its unsaved-edit marks are kept under that key; models see the
+// relative path and the project's name.
 //
 // A write (fs_write, fs_edit) presents a fencing token of an exclusive
 // lease on the file: the token sent, else the caller's lease covering the
@@ -39,12 +51,13 @@ import (
 // (lease.CheckFence), refuses a file a human holds unsaved edits of in an
 // editor (attrib.CheckNoUnsavedEdits: the IDE protocol's marks) and
 // records the content's hash as the agent's write
-// (attrib.RecordAgentWrite), so the watcher attributes the change it then
-// sees to the agent with certainty; it does not append file.modified
-// itself. The bytes go to a temporary file in the same directory, which is
-// synced and then renamed over the file (keeping its mode).
+// (attrib.RecordAgentWrite, with the session), so the watcher attributes
+// the change it then sees to the agent and its session with certainty; it
+// does not append file.modified itself. The bytes go to a temporary file
+// in the same directory, which is synced and then renamed over the file
+// (keeping its mode).
 func Files(cfg Config) Toolset {
-	f := &files{maxRead: cfg.MaxFileRead, maxWrite: cfg.MaxFileWrite, leaseTTL: cfg.WriteLeaseTTL}
+	f := &files{maxRead: cfg.MaxFileRead, maxWrite: cfg.MaxFileWrite, leaseTTL: cfg.WriteLeaseTTL, protected: canonicalAll(cfg.Protected)}
 	if f.maxRead <= 0 {
 		f.maxRead = DefaultMaxFile
 	}
@@ -59,6 +72,22 @@ func Files(cfg Config) Toolset {
 		Summary: "read, list and write files of a session's workspace under a lease",
 		Tools:   []*Tool{f.readTool(), f.listTool(), f.writeTool(), f.editTool()},
 	}
+}
+
+// canonicalAll returns the paths both as sent (cleaned) and canonical
+// (symbolic links of their existing prefix resolved).
+func canonicalAll(paths []string) []string {
+	var out []string
+	for _, p := range paths {
+		if p == "" || !filepath.IsAbs(p) {
+			continue
+		}
+		out = append(out, filepath.Clean(p))
+		if c, err := project.Canonical(p); err == nil && c != filepath.Clean(p) {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // DefaultMaxFile is the default limit of a file read or written (1 MiB).
@@ -77,13 +106,21 @@ const (
 type files struct {
 	maxRead, maxWrite int
 	leaseTTL          time.Duration
+	// protected are paths no files tool reaches, even inside a project
+	// root: the store's files and the audit spool (canonical).
+	protected []string
 }
 
 // place is a file or directory of a session's workspace, resolved.
 type place struct {
-	root string // the workspace root, symbolic links resolved
+	root string // the workspace, symbolic links resolved: the project root joined with the session's directory
 	rel  string // relative to root, '/'-separated, without symbolic links; "." for the root
 	abs  string // root joined with rel: the file's real path
+	// session is the session's id, project its project, and file the key
+	// of the file: its path relative to the project root on this machine.
+	session string
+	project project.Project
+	file    project.File
 }
 
 // outside refuses a path that leaves the workspace and records why in the
@@ -100,12 +137,11 @@ const (
 	fileToWrite        // a file, which must be named, in an open session
 )
 
-// place resolves a session_id and a workspace-relative path.
 // openPlace resolves a path in the session's workspace (see place) and
 // opens the workspace as an os.Root, through which every file operation
 // goes; the caller closes the root.
-func (c *Call) openPlace(ctx context.Context, sessionID, p string, kind int) (place, *os.Root, error) {
-	pl, err := c.place(ctx, sessionID, p, kind)
+func (f *files) openPlace(ctx context.Context, c *Call, sessionID, p string, kind int) (place, *os.Root, error) {
+	pl, err := f.place(ctx, c, sessionID, p, kind)
 	if err != nil {
 		return pl, nil, err
 	}
@@ -116,7 +152,10 @@ func (c *Call) openPlace(ctx context.Context, sessionID, p string, kind int) (pl
 	return pl, root, nil
 }
 
-func (c *Call) place(ctx context.Context, sessionID, p string, kind int) (place, error) {
+// place resolves a session_id and a workspace-relative path: the
+// session's workspace is its directory in its project's root on this
+// machine, and the path may not leave it nor reach a protected path.
+func (f *files) place(ctx context.Context, c *Call, sessionID, p string, kind int) (place, error) {
 	id, err := c.sessionID(sessionID, true)
 	if err != nil {
 		return place{}, err
@@ -138,20 +177,73 @@ func (c *Call) place(ctx context.Context, sessionID, p string, kind int) (place,
 	if kind == fileToWrite && s.State != session.Open {
 		return place{}, &toolError{err: session.ErrNotOpen, msg: fmt.Sprintf("session %s is %s: files are written only in an open session; start one with session_start or join one with session_join", id, s.State)}
 	}
-	if !filepath.IsAbs(s.Workspace) {
-		return place{}, &toolError{err: fs.ErrNotExist, msg: fmt.Sprintf("the workspace %s of session %s is not a path on the machine Coditect runs on", s.Workspace, id)}
+	proj, err := c.sessionProject(ctx, s)
+	if err != nil {
+		return place{}, err
 	}
-	root, err := filepath.EvalSymlinks(s.Workspace)
-	if err == nil {
-		var fi os.FileInfo
-		if fi, err = os.Stat(root); err == nil && !fi.IsDir() {
-			return place{}, &toolError{err: ErrNotFile, msg: fmt.Sprintf("the workspace %s of session %s is not a directory", s.Workspace, id)}
+	c.nameProject(proj)
+	projRoot, ws, err := workspaceOf(s, proj)
+	if err != nil {
+		return place{}, err
+	}
+	pl, err := c.resolveBelow(ws, rel, p)
+	if err != nil {
+		return place{}, err
+	}
+	for _, prot := range f.protected {
+		if within(prot, pl.abs) {
+			c.record("resolved", pl.abs)
+			return place{}, c.outside("protected path", "%q is one of Coditect's own files (its store or audit spool), which no tool reads or writes", clip(p, 200))
 		}
 	}
-	if err != nil {
-		return place{}, &toolError{err: fs.ErrNotExist, msg: fmt.Sprintf("the workspace %s of session %s does not exist on the machine Coditect runs on", s.Workspace, id)}
+	r, err := filepath.Rel(projRoot, pl.abs)
+	if err != nil || !within(projRoot, pl.abs) {
+		return place{}, c.outside("outside the project root", "%q lies outside project %s", clip(p, 200), proj.Name)
 	}
-	return c.resolveBelow(root, rel, p)
+	pl.session, pl.project = s.ID, proj
+	pl.file = project.File{Project: proj.ID, Rel: filepath.ToSlash(r)}
+	c.record("rel", pl.rel)
+	c.recordPath(pl.file)
+	return pl, nil
+}
+
+// workspaceOf returns, on this machine, the real path of the root of the
+// session's project that holds the session's workspace (else the
+// project's first root here) and of the session's workspace in it.
+func workspaceOf(s session.Session, p project.Project) (root, ws string, err error) {
+	machine := project.Machine()
+	roots := p.RootsOn(machine)
+	if len(roots) == 0 {
+		return "", "", &toolError{err: fs.ErrNotExist, msg: fmt.Sprintf("project %s has no root on this machine (%s), so the files of session %s cannot be reached here; an admin registers one with `coditect project add %s DIR`",
+			p.Name, machine, s.ID, p.Name)}
+	}
+	root = roots[0]
+	for _, r := range roots {
+		if s.Workspace != "" && within(r, s.Workspace) {
+			root = r
+			break
+		}
+	}
+	missing := func(what, path string) error {
+		return &toolError{err: fs.ErrNotExist, msg: fmt.Sprintf("the %s %s of session %s (project %s) is missing or not a directory on this machine", what, path, s.ID, p.Name)}
+	}
+	real, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		return "", "", missing("project root", root)
+	}
+	ws = real
+	if s.Dir != "" && s.Dir != "." {
+		if ws, err = filepath.EvalSymlinks(filepath.Join(real, filepath.FromSlash(s.Dir))); err != nil {
+			return "", "", missing("workspace", filepath.Join(root, filepath.FromSlash(s.Dir)))
+		}
+	}
+	if fi, err := os.Stat(ws); err != nil || !fi.IsDir() {
+		return "", "", missing("workspace", ws)
+	}
+	if !within(real, ws) {
+		return "", "", &toolError{err: ErrOutsideWorkspace, msg: fmt.Sprintf("the workspace of session %s now leads out of project %s through a symbolic link: start a new session", s.ID, p.Name)}
+	}
+	return real, ws, nil
 }
 
 // lexical checks a path argument without touching the disk: relative,
@@ -223,10 +315,7 @@ func (c *Call) resolveBelow(root, rel, arg string) (place, error) {
 	if err != nil {
 		return place{}, err
 	}
-	pl := place{root: root, rel: filepath.ToSlash(r), abs: real}
-	c.record("rel", pl.rel)
-	c.recordPath(pl.abs)
-	return pl, nil
+	return place{root: root, rel: filepath.ToSlash(r), abs: real}, nil
 }
 
 // within reports whether p is root or below it (both clean and absolute).
@@ -332,7 +421,7 @@ func (f *files) read(ctx context.Context, c *Call) (Result, error) {
 	if err := decodeArgs(c, &a); err != nil {
 		return Result{}, err
 	}
-	pl, root, err := c.openPlace(ctx, a.SessionID, a.Path, fileToRead)
+	pl, root, err := f.openPlace(ctx, c, a.SessionID, a.Path, fileToRead)
 	if err != nil {
 		return Result{}, err
 	}
@@ -398,7 +487,7 @@ func (f *files) list(ctx context.Context, c *Call) (Result, error) {
 	if err := decodeArgs(c, &a); err != nil {
 		return Result{}, err
 	}
-	pl, root, err := c.openPlace(ctx, a.SessionID, a.Path, anyPlace)
+	pl, root, err := f.openPlace(ctx, c, a.SessionID, a.Path, anyPlace)
 	if err != nil {
 		return Result{}, err
 	}
@@ -466,9 +555,11 @@ type writeOut struct {
 	Bytes   int    `json:"bytes"`
 	Hash    string `json:"hash"`
 	Created bool   `json:"created"`
-	// Lease is the resource of the lease the write presented, Token its
-	// fencing token and LeaseExpires its expiry.
+	// Lease is the resource of the lease the write presented (relative to
+	// the root of Project, the project's name), Token its fencing token and
+	// LeaseExpires its expiry.
 	Lease        string    `json:"lease"`
+	Project      string    `json:"project,omitempty"`
 	Token        int64     `json:"token"`
 	LeaseExpires time.Time `json:"lease_expires"`
 	// LeaseTaken is set when the write took the lease itself.
@@ -477,7 +568,7 @@ type writeOut struct {
 
 const writeSchema = `{"type":"object","required":["path","bytes","hash","created","lease","token","lease_expires"],"properties":{
 	"path":{"type":"string"},"bytes":{"type":"integer"},"hash":{"type":"string"},"created":{"type":"boolean"},
-	"lease":{"type":"string"},"token":{"type":"integer"},"lease_expires":{"type":"string"},"lease_taken":{"type":"boolean"}}}`
+	"lease":{"type":"string"},"project":{"type":"string"},"token":{"type":"integer"},"lease_expires":{"type":"string"},"lease_taken":{"type":"boolean"}}}`
 
 // writeHints: a write replaces what the file held.
 var writeHints = hints{destructive: true, idempotent: true}
@@ -519,7 +610,7 @@ func (f *files) write(ctx context.Context, c *Call) (Result, error) {
 	if a.Token < 0 {
 		return Result{}, c.argError("%q must be the positive token lease_acquire returned, not %d", "token", a.Token)
 	}
-	me, pl, root, err := c.openToWrite(ctx, a.SessionID, a.Path)
+	me, pl, root, err := f.openToWrite(ctx, c, a.SessionID, a.Path)
 	if err != nil {
 		return Result{}, err
 	}
@@ -540,8 +631,8 @@ func (o writeOut) text(verb string, now time.Time) string {
 	if o.LeaseTaken {
 		held = "It took and you now hold"
 	}
-	return fmt.Sprintf("%s %s (%d bytes, %s). %s the lease on %q with token %d until %s; release it with lease_release when you are done.",
-		verb, o.Path, o.Bytes, o.Hash, held, o.Lease, o.Token, until(now, o.LeaseExpires))
+	return fmt.Sprintf("%s %s (%d bytes, %s). %s the lease on %q in project %s with token %d until %s; release it with lease_release when you are done.",
+		verb, o.Path, o.Bytes, o.Hash, held, o.Lease, o.Project, o.Token, until(now, o.LeaseExpires))
 }
 
 type editArgs struct {
@@ -592,7 +683,7 @@ func (f *files) edit(ctx context.Context, c *Call) (Result, error) {
 	case a.Token < 0:
 		return Result{}, c.argError("%q must be the positive token lease_acquire returned, not %d", "token", a.Token)
 	}
-	me, pl, root, err := c.openToWrite(ctx, a.SessionID, a.Path)
+	me, pl, root, err := f.openToWrite(ctx, c, a.SessionID, a.Path)
 	if err != nil {
 		return Result{}, err
 	}
@@ -627,7 +718,7 @@ func (f *files) edit(ctx context.Context, c *Call) (Result, error) {
 // openToWrite checks that the caller may write, and opens the workspace
 // root of its session with the file at path in it, for fs_write and fs_edit:
 // the caller's agent id, the place and the open root (the caller closes it).
-func (c *Call) openToWrite(ctx context.Context, sessionID, path string) (string, place, *os.Root, error) {
+func (f *files) openToWrite(ctx context.Context, c *Call, sessionID, path string) (string, place, *os.Root, error) {
 	if err := c.Scope.CanWrite(); err != nil {
 		return "", place{}, nil, err
 	}
@@ -635,7 +726,7 @@ func (c *Call) openToWrite(ctx context.Context, sessionID, path string) (string,
 	if err != nil {
 		return "", place{}, nil, err
 	}
-	pl, root, err := c.openPlace(ctx, sessionID, path, fileToWrite)
+	pl, root, err := f.openPlace(ctx, c, sessionID, path, fileToWrite)
 	if err != nil {
 		return "", place{}, nil, err
 	}
@@ -648,7 +739,7 @@ func (f *files) store(ctx context.Context, c *Call, root *os.Root, pl place, me 
 	if pl.rel == "." {
 		return writeOut{}, &toolError{err: ErrNotFile, msg: "the workspace root is a directory: send the path of a file in it"}
 	}
-	if strings.ContainsAny(pl.rel, "*?[") {
+	if strings.ContainsAny(pl.file.Rel, "*?[") {
 		return writeOut{}, c.argError("%q: the files tools cannot lease a file whose path contains *, ? or [", clip(arg, 200))
 	}
 	// What is there now: a file keeps its mode; a directory is refused.
@@ -665,13 +756,15 @@ func (f *files) store(ctx context.Context, c *Call, root *os.Root, pl place, me 
 	default:
 		return writeOut{}, err
 	}
-	held, taken, err := f.fence(ctx, c, me, pl.rel, token)
+	key := pl.file.String()
+	held, taken, err := f.fence(ctx, c, me, key, token)
 	if err != nil {
 		return writeOut{}, err
 	}
 	hash := attrib.Hash(data)
+	leaseRel, _ := unqualify(held.Resource)
 	c.record("fencing_token", held.Token)
-	c.record("lease", held.Resource)
+	c.record("lease", leaseRel)
 	c.record("hash", hash)
 	c.record("bytes", len(data))
 	if taken {
@@ -707,16 +800,16 @@ func (f *files) store(ctx context.Context, c *Call, root *os.Root, pl place, me 
 		if err := lease.CheckFence(tx, c.Scope, held.Resource, me, held.Token); err != nil {
 			return err
 		}
-		if err := attrib.CheckNoUnsavedEdits(tx, c.Scope, pl.abs, time.Now()); err != nil {
+		if err := attrib.CheckNoUnsavedEdits(tx, c.Scope, key, time.Now()); err != nil {
 			return err
 		}
-		return attrib.RecordAgentWrite(tx, c.Scope, pl.abs, hash, me, model)
+		return attrib.RecordAgentWrite(tx, c.Scope, key, hash, me, model, pl.session)
 	})
 	if err != nil {
 		undo(tmp)
 		var fe *lease.FenceError
 		if errors.As(err, &fe) {
-			return writeOut{}, fenceError(ctx, c, pl.rel, fe)
+			return writeOut{}, fenceError(ctx, c, key, fe)
 		}
 		var ue *attrib.UnsavedEditsError
 		if errors.As(err, &ue) {
@@ -738,7 +831,7 @@ func (f *files) store(ctx context.Context, c *Call, root *os.Root, pl place, me 
 		_ = d.Sync()
 		d.Close()
 	}
-	return writeOut{Path: pl.rel, Bytes: len(data), Hash: hash, Created: created, Lease: held.Resource,
+	return writeOut{Path: pl.rel, Bytes: len(data), Hash: hash, Created: created, Lease: leaseRel, Project: pl.project.Name,
 		Token: held.Token, LeaseExpires: held.Expires.UTC(), LeaseTaken: taken}, nil
 }
 
@@ -755,41 +848,42 @@ func editorsText(eds []attrib.Editing) string {
 	return strings.Join(who, "; ")
 }
 
-// fence returns the lease a write of rel presents: the caller's grant with
-// the token sent (or, when that is no current grant, the path with that
-// token, which CheckFence then refuses), else the caller's exclusive lease
-// covering rel, else a new exclusive lease on rel, which the write takes.
-func (f *files) fence(ctx context.Context, c *Call, me, rel string, token int64) (lease.Lease, bool, error) {
+// fence returns the lease a write of the file key presents: the caller's
+// grant with the token sent (or, when that is no current grant, the key
+// with that token, which CheckFence then refuses), else the caller's
+// exclusive lease covering the file, else a new exclusive lease on it,
+// which the write takes.
+func (f *files) fence(ctx context.Context, c *Call, me, key string, token int64) (lease.Lease, bool, error) {
 	held, err := lease.List(ctx, c.Scope, me)
 	if err != nil {
 		return lease.Lease{}, false, err
 	}
 	if token > 0 {
 		for _, h := range held {
-			if h.Token != token || (h.Resource != rel && !lease.Match(h.Resource, rel)) {
+			if h.Token != token || (h.Resource != key && !lease.Match(h.Resource, key)) {
 				continue
 			}
 			if h.Mode != lease.Exclusive {
-				return lease.Lease{}, false, &toolError{err: lease.ErrFenced, msg: fmt.Sprintf("your lease on %q (token %d) is shared: writing needs an exclusive lease; take one with lease_acquire", h.Resource, token)}
+				return lease.Lease{}, false, &toolError{err: lease.ErrFenced, msg: fmt.Sprintf("your lease on %s (token %d) is shared: writing needs an exclusive lease; take one with lease_acquire", c.show(ctx, h.Resource), token)}
 			}
 			return h.Lease, false, nil
 		}
-		return lease.Lease{Resource: rel, Token: token}, false, nil
+		return lease.Lease{Resource: key, Token: token}, false, nil
 	}
 	now := agent.Now(ctx)
 	for _, exact := range []bool{true, false} {
 		for _, h := range held {
-			if h.Mode == lease.Exclusive && (h.Resource == rel) == exact && lease.Match(h.Resource, rel) && now.Before(h.Expires) {
+			if h.Mode == lease.Exclusive && (h.Resource == key) == exact && lease.Match(h.Resource, key) && now.Before(h.Expires) {
 				return h.Lease, false, nil
 			}
 		}
 	}
-	// Acquiring renews a grant of ours on rel that has expired but is
-	// still recorded, keeping its token.
-	l, err := lease.Acquire(ctx, c.Scope, lease.Request{Resource: rel, Mode: lease.Exclusive, TTL: f.leaseTTL})
+	// Acquiring renews a grant of ours on the file that has expired but
+	// is still recorded, keeping its token.
+	l, err := lease.Acquire(ctx, c.Scope, lease.Request{Resource: key, Mode: lease.Exclusive, TTL: f.leaseTTL})
 	var ce *lease.ConflictError
 	if errors.As(err, &ce) {
-		return lease.Lease{}, false, conflictError(rel, ce, now)
+		return lease.Lease{}, false, conflictError(ctx, c, key, ce, now)
 	}
 	if err != nil {
 		return lease.Lease{}, false, err
@@ -799,22 +893,22 @@ func (f *files) fence(ctx context.Context, c *Call, me, rel string, token int64)
 
 // fenceError rewrites a refused fencing token for a model, naming who
 // holds the file now.
-func fenceError(ctx context.Context, c *Call, rel string, fe *lease.FenceError) error {
+func fenceError(ctx context.Context, c *Call, key string, fe *lease.FenceError) error {
 	now := agent.Now(ctx)
 	held := "nobody holds it now"
-	if hs, err := lease.Holders(ctx, c.Scope, rel); err == nil && len(hs) > 0 {
+	if hs, err := lease.Holders(ctx, c.Scope, key); err == nil && len(hs) > 0 {
 		var parts []string
 		for _, h := range hs {
 			who := "agent " + h.Agent
 			if h.AgentName != "" {
 				who += " (" + h.AgentName + ")"
 			}
-			parts = append(parts, fmt.Sprintf("%s holds %q (%s, token %d; %s) until %s", who, h.Resource, h.Mode, h.Token, h.Liveness, until(now, h.Expires)))
+			parts = append(parts, fmt.Sprintf("%s holds %s (%s, token %d; %s) until %s", who, c.show(ctx, h.Resource), h.Mode, h.Token, h.Liveness, until(now, h.Expires)))
 		}
 		held = strings.Join(parts, "; ")
 	}
-	return &toolError{err: fe, msg: fmt.Sprintf("token %d is not a current lease of yours on %q (the latest token is %d): %s. Nothing was written; take the lease again (lease_acquire, or fs_write without a token) and retry",
-		fe.Token, fe.Resource, fe.Latest, held)}
+	return &toolError{err: fe, msg: fmt.Sprintf("token %d is not a current lease of yours on %s (the latest token is %d): %s. Nothing was written; take the lease again (lease_acquire, or fs_write without a token) and retry",
+		fe.Token, c.show(ctx, fe.Resource), fe.Latest, held)}
 }
 
 // mkdirs creates the missing directories of dir (relative to root) and

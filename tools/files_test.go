@@ -13,12 +13,18 @@ import (
 	"github.com/coditect/coditect/storage/attrib"
 	"github.com/coditect/coditect/storage/audit"
 	"github.com/coditect/coditect/storage/kv"
+	"github.com/coditect/coditect/storage/project"
+	"github.com/coditect/coditect/storage/session"
 	"github.com/coditect/coditect/storage/tenant"
 )
 
-// workspace is a session over a real directory, and a directory outside it.
+// workspace is a session over a real directory (the root of its project,
+// which the local operator's session_start registered), and a directory
+// outside it.
 type workspace struct {
 	root, outside, sid string
+	// pid is the project's id.
+	pid string
 }
 
 func newWorkspace(t *testing.T, sc *tenant.Scope) workspace {
@@ -29,8 +35,23 @@ func newWorkspace(t *testing.T, sc *tenant.Scope) workspace {
 	}
 	m, _ := mustCall(t, sc, "session_start", `{"title":"files","workspace":"`+w.root+`"}`)
 	w.sid = m["session_id"].(string)
+	w.pid = sessionProject(t, sc, w.sid)
 	return w
 }
+
+// sessionProject returns the id of a session's project.
+func sessionProject(t *testing.T, sc *tenant.Scope, sid string) string {
+	t.Helper()
+	s, err := session.Get(context.Background(), sc, sid)
+	if err != nil || s.Project == "" {
+		t.Fatalf("session %s: %+v, %v", sid, s, err)
+	}
+	return s.Project
+}
+
+// key returns the attribution and lease key of a file of the workspace's
+// project.
+func (w workspace) key(rel string) string { return project.File{Project: w.pid, Rel: rel}.String() }
 
 // args renders a files tool's arguments for the workspace's session.
 func (w workspace) args(kv ...any) string {
@@ -56,7 +77,6 @@ func TestFilesTools(t *testing.T) {
 	a := e.alice
 	me := a.Principal().Agent
 	w := newWorkspace(t, a)
-	real, _ := filepath.EvalSymlinks(w.root)
 
 	// A new file in a new directory: the write takes the lease itself.
 	m, text := mustCall(t, a, "fs_write", w.args("path", "src/hello.go", "content", "package main\n\nfunc main() {}\n"))
@@ -68,15 +88,17 @@ func TestFilesTools(t *testing.T) {
 	if got := w.read(t, "src/hello.go"); got != "package main\n\nfunc main() {}\n" {
 		t.Fatalf("on disk: %q", got)
 	}
-	// The evidence for the watcher: this agent wrote this content here.
-	recs, err := attrib.Get(context.Background(), a, filepath.Join(real, "src", "hello.go"))
-	if err != nil || len(recs) != 1 || recs[0].Agent != me || recs[0].Hash != hash || recs[0].Model != "m1" || recs[0].Source != attrib.AgentWrite {
+	// The evidence for the watcher: this agent wrote this content to this
+	// file of the project, in this session.
+	recs, err := attrib.Get(context.Background(), a, w.key("src/hello.go"))
+	if err != nil || len(recs) != 1 || recs[0].Agent != me || recs[0].Hash != hash || recs[0].Model != "m1" || recs[0].Source != attrib.AgentWrite ||
+		recs[0].Session != w.sid {
 		t.Fatalf("attrib records %+v, %v", recs, err)
 	}
-	// The call's record carries the path, hash and token; no file.modified
-	// (that is the watcher's).
+	// The call's record carries the file (project and path relative to
+	// its root), hash and token; no file.modified (that is the watcher's).
 	ev := lastCall(t, a, "fs_write")
-	if ev.Path != filepath.Join(real, "src", "hello.go") || ev.Attrs["hash"] != hash || ev.Attrs["fencing_token"] != float64(1) ||
+	if ev.Project != w.pid || ev.Path != "src/hello.go" || ev.Attrs["hash"] != hash || ev.Attrs["fencing_token"] != float64(1) ||
 		ev.Attrs["outcome"] != "ok" || ev.Session != w.sid {
 		t.Errorf("tool.called %+v", ev)
 	}
@@ -280,7 +302,7 @@ func TestFilesLeases(t *testing.T) {
 		t.Fatalf("a.go = %q", got)
 	}
 	// Only the successful writes left evidence.
-	recs, _ := attrib.Get(context.Background(), a, filepath.Join(w.root, "a.go"))
+	recs, _ := attrib.Get(context.Background(), a, w.key("a.go"))
 	if len(recs) != 2 || recs[0].Agent != bID {
 		t.Errorf("evidence %+v", recs)
 	}
@@ -465,14 +487,18 @@ func TestWorkspaceThroughLink(t *testing.T) {
 	}
 	m, _ := mustCall(t, e.alice, "session_start", `{"title":"linked","workspace":"`+link+`"}`)
 	w := workspace{root: link, sid: m["session_id"].(string)}
+	w.pid = sessionProject(t, e.alice, w.sid)
 	mustCall(t, e.alice, "fs_write", w.args("path", "a.txt", "content", "hi\n"))
-	realPath, _ := filepath.EvalSymlinks(filepath.Join(real, "a.txt"))
-	recs, err := attrib.Get(context.Background(), e.alice, realPath)
+	recs, err := attrib.Get(context.Background(), e.alice, w.key("a.txt"))
 	if err != nil || len(recs) != 1 {
-		t.Errorf("evidence under %s: %v %v", realPath, recs, err)
+		t.Errorf("evidence under %s: %v %v", w.key("a.txt"), recs, err)
 	}
-	if ev := lastCall(t, e.alice, "fs_write"); ev.Path != realPath {
-		t.Errorf("tool.called path %q, want %q", ev.Path, realPath)
+	if ev := lastCall(t, e.alice, "fs_write"); ev.Path != "a.txt" || ev.Project != w.pid {
+		t.Errorf("tool.called file %s %q, want %s a.txt", ev.Project, ev.Path, w.pid)
+	}
+	realRoot, _ := filepath.EvalSymlinks(real)
+	if p, err := project.Get(context.Background(), e.alice, w.pid); err != nil || len(p.Roots) != 1 || p.Roots[0].Path != realRoot {
+		t.Errorf("project %+v, %v: want its root at the real directory %s", p, err, realRoot)
 	}
 }
 
@@ -488,8 +514,7 @@ func TestWriteRefusesUnsavedEdits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	real, _ := filepath.EvalSymlinks(w.root)
-	abs := filepath.Join(real, "a.txt")
+	abs := w.key("a.txt")
 	mark := func(on bool) {
 		t.Helper()
 		_, err := human.Store().Update(context.Background(), func(tx kv.Tx) error {

@@ -31,6 +31,7 @@ import (
 
 	"github.com/coditect/coditect/storage/agent"
 	"github.com/coditect/coditect/storage/audit"
+	"github.com/coditect/coditect/storage/project"
 	"github.com/coditect/coditect/storage/tenant"
 )
 
@@ -125,8 +126,12 @@ type Call struct {
 	// event (see record); audited is set when the handler committed that
 	// event itself, in its own transaction (see toolEventOK).
 	path    string
+	project string
 	attrs   map[string]any
 	audited bool
+	// names caches the names of the projects the call showed (see
+	// projectName).
+	names map[string]string
 }
 
 // record adds an attribute to the call's tool.called event, on success and
@@ -140,10 +145,10 @@ func (c *Call) record(key string, value any) {
 	c.attrs[key] = value
 }
 
-// recordPath sets the path the call's tool.called event is indexed under
-// (an absolute file path), so that audit_query by path finds the call
-// beside the file's changes.
-func (c *Call) recordPath(p string) { c.path = p }
+// recordPath sets the file the call's tool.called event is indexed under:
+// its project's id and its path relative to the project root, so that
+// audit_query by path finds the call beside the file's changes.
+func (c *Call) recordPath(f project.File) { c.project, c.path = f.Project, f.Rel }
 
 // toolEventOK returns the tool.called event of the call as a success so
 // far, for a handler whose whole effect is one audit append: appending it

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -312,13 +313,27 @@ func TestCoreTools(t *testing.T) {
 	if err != nil || m["tenant"] != "t1" || m["user"] != "alice" || m["agent_name"] != "tester" || m["model"] != "m1" || !strings.Contains(text, "tenant t1") {
 		t.Fatalf("whoami = %v, %q, %v", m, text, err)
 	}
-	m, text, err = call(t, e.alice, "session_start", `{"title":"Fix the login redirect","workspace":"/home/alice/proj","purpose":"users loop"}`)
-	if err != nil {
+	if ps := m["projects"].([]any); len(ps) != 0 {
+		t.Fatalf("whoami lists projects %v before any", ps)
+	}
+	// The local operator's first session in a directory registers it as
+	// a project, named after it.
+	ws := filepath.Join(t.TempDir(), "proj")
+	if err := os.Mkdir(ws, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	m, text, err = call(t, e.alice, "session_start", `{"title":"Fix the login redirect","workspace":"`+ws+`","purpose":"users loop"}`)
+	if err != nil {
+		t.Fatal(text)
+	}
 	sid, _ := m["session_id"].(string)
-	if len(sid) != 26 || m["state"] != "open" || !strings.Contains(text, sid) {
+	if len(sid) != 26 || m["state"] != "open" || m["project"] != "proj" || m["dir"] != "." || !strings.Contains(text, sid) || !strings.Contains(text, "project proj") {
 		t.Fatalf("session_start = %v, %q", m, text)
+	}
+	m, text, err = call(t, e.alice, "whoami", `{}`)
+	if ps := m["projects"].([]any); err != nil || len(ps) != 1 || ps[0].(map[string]any)["name"] != "proj" ||
+		len(ps[0].(map[string]any)["roots"].([]any)) != 1 || !strings.Contains(text, "proj (") {
+		t.Fatalf("whoami = %v, %q, %v", m, text, err)
 	}
 	m, _, err = call(t, e.alice, "note", `{"text":"Chose a 302","kind":"decision","session_id":"`+strings.ToLower(sid)+`","path":"auth/login.go"}`)
 	if err != nil || m["kind"] != "decision.recorded" || m["session_id"] != sid {
@@ -361,7 +376,7 @@ func TestCoreTools(t *testing.T) {
 	// Every call was audited, attributed to the agent, the session-bound
 	// ones under the session.
 	c := counts(t, e.alice)
-	if c["tool.called"] != 9 || c["note.added"] != 1 || c["decision.recorded"] != 1 {
+	if c["tool.called"] != 10 || c["note.added"] != 1 || c["decision.recorded"] != 1 {
 		t.Errorf("event counts %v", c)
 	}
 	p, err := e.alice.Log().Query(context.Background(), audit.Query{Filter: audit.Filter{Kind: "tool.called", Session: sid}, Limit: 100})
@@ -385,7 +400,7 @@ func TestCoreTools(t *testing.T) {
 
 func TestBadArguments(t *testing.T) {
 	e := setup(t)
-	m, _, err := call(t, e.alice, "session_start", `{"title":"real","workspace":"/w"}`)
+	m, _, err := call(t, e.alice, "session_start", `{"title":"real","workspace":"`+t.TempDir()+`"}`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -397,8 +412,9 @@ func TestBadArguments(t *testing.T) {
 	}{
 		{"whoami", `{"x":1}`, []string{`unknown argument "x"`, "takes no arguments"}},
 		{"whoami", `[1]`, []string{"must be a JSON object"}},
-		{"session_start", `{}`, []string{`"title" is required`, "takes: title, workspace, purpose", `Example: {"title"`}},
-		{"session_start", `{"title":"t"}`, []string{`"workspace" is required`}},
+		{"session_start", `{}`, []string{`"title" is required`, "takes: title, project, workspace, purpose", `Example: {"title"`}},
+		{"session_start", `{"title":"t"}`, []string{`"project" or "workspace" is required`, "whoami"}},
+		{"session_start", `{"title":"t","project":"nope"}`, []string{`no project "nope"`, "your projects:"}},
 		{"session_start", `{"title":"t","workspace":"src/app"}`, []string{"not an absolute path", "/home/me/project"}},
 		{"session_start", `{"title":7,"workspace":"/w"}`, []string{`"title" must be a string, not a number`}},
 		{"session_start", `{"title":"` + strings.Repeat("t", 201) + `","workspace":"/w"}`, []string{"limit is 200 bytes"}},
@@ -460,7 +476,7 @@ func TestBadArguments(t *testing.T) {
 
 func TestTenantIsolation(t *testing.T) {
 	e := setup(t)
-	m, _, err := call(t, e.alice, "session_start", `{"title":"secret work","workspace":"/a"}`)
+	m, _, err := call(t, e.alice, "session_start", `{"title":"secret work","workspace":"`+t.TempDir()+`"}`)
 	if err != nil {
 		t.Fatal(err)
 	}

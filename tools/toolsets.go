@@ -23,6 +23,12 @@ type Config struct {
 	// WriteLeaseTTL is how long the lease fs_write takes for an agent that
 	// holds none lasts; zero means lease.DefaultTTL.
 	WriteLeaseTTL time.Duration
+	// Protected are absolute paths the files tools never read, list or
+	// write, nor anything inside them, even within a project root: the
+	// store's file and its -wal, -shm and -journal files, and the audit
+	// spool directory. A call that reaches one is refused and audited as
+	// forbidden.
+	Protected []string
 }
 
 // Catalog returns every toolset, in the order tools/list shows them. A new

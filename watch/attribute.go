@@ -10,6 +10,7 @@ import (
 	"github.com/coditect/coditect/storage/audit"
 	"github.com/coditect/coditect/storage/kv"
 	"github.com/coditect/coditect/storage/lease"
+	"github.com/coditect/coditect/storage/project"
 	"github.com/coditect/coditect/storage/tenant"
 )
 
@@ -63,9 +64,16 @@ type attributor struct {
 	models    map[string]string
 }
 
+// verdict is the attribution of a change, with the human and the work
+// session its evidence names.
+type verdict struct {
+	attribution   audit.Attribution
+	user, session string
+}
+
 // attribute climbs the evidence ladder for c, given the records about its
-// path (newest first).
-func (a *attributor) attribute(c *Change, recs []attrib.Record) (audit.Attribution, string) {
+// file (newest first).
+func (a *attributor) attribute(c *Change, recs []attrib.Record) verdict {
 	if c.Hash != "" {
 		for _, r := range recs {
 			if r.Hash != c.Hash {
@@ -73,11 +81,11 @@ func (a *attributor) attribute(c *Change, recs []attrib.Record) (audit.Attributi
 			}
 			switch r.Source {
 			case attrib.AgentWrite:
-				return audit.Attribution{Actor: audit.ActorAgent, AgentID: r.Agent, Model: r.Model, Confidence: confCertain,
-					Evidence: evidence(FromAgentWrite, "the content matches agent %s's write at %s", r.Agent, clock(r.At))}, r.User
+				return verdict{audit.Attribution{Actor: audit.ActorAgent, AgentID: r.Agent, Model: r.Model, Confidence: confCertain,
+					Evidence: evidence(FromAgentWrite, "the content matches agent %s's write at %s", r.Agent, clock(r.At))}, r.User, r.Session}
 			case attrib.IDESave:
-				return audit.Attribution{Actor: audit.ActorHuman, Confidence: confIDE,
-					Evidence: evidence(FromIDESave, "the content matches %s's save in the IDE at %s", r.User, clock(r.At))}, r.User
+				return verdict{audit.Attribution{Actor: audit.ActorHuman, Confidence: confIDE,
+					Evidence: evidence(FromIDESave, "the content matches %s's save in the IDE at %s", r.User, clock(r.At))}, r.User, r.Session}
 			}
 		}
 	}
@@ -87,12 +95,18 @@ func (a *attributor) attribute(c *Change, recs []attrib.Record) (audit.Attributi
 				break // a human saved since: not a formatter on the agent's output
 			}
 			if r.Source == attrib.AgentWrite && c.Time.Sub(r.At) <= a.formatWin && r.At.Sub(c.Time) <= a.formatWin {
-				return audit.Attribution{Actor: audit.ActorAgent, AgentID: r.Agent, Model: r.Model, Confidence: confFormatter,
-					Evidence: evidence(FromFormatter, "agent %s wrote the file %s before; the content differs as a formatter's would", r.Agent, c.Time.Sub(r.At).Round(time.Millisecond))}, r.User
+				return verdict{audit.Attribution{Actor: audit.ActorAgent, AgentID: r.Agent, Model: r.Model, Confidence: confFormatter,
+					Evidence: evidence(FromFormatter, "agent %s wrote the file %s before; the content differs as a formatter's would", r.Agent, c.Time.Sub(r.At).Round(time.Millisecond))}, r.User, r.Session}
 			}
 		}
 	}
-	// 3: leases and declarations.
+	// 3: leases and declarations. File leases are keyed by project and
+	// relative path (project.File), as the change is.
+	key := project.File{Project: c.Project, Rel: c.Rel}.String()
+	fromKey := ""
+	if c.From != "" {
+		fromKey = project.File{Project: c.Project, Rel: relOf(c.Root, c.From)}.String()
+	}
 	type claim struct {
 		agent, model string
 		ev           Evidence
@@ -103,7 +117,7 @@ func (a *attributor) attribute(c *Change, recs []attrib.Record) (audit.Attributi
 		if h.Expired || h.Liveness == agent.Gone {
 			continue
 		}
-		if lease.Match(h.Resource, c.Rel) || (c.From != "" && lease.Match(h.Resource, relOf(c.Root, c.From))) {
+		if lease.Match(h.Resource, key) || (fromKey != "" && lease.Match(h.Resource, fromKey)) {
 			claims = append(claims, claim{h.Agent, "", FromLease, fmt.Sprintf("agent %s holds a %s lease on %s", h.Agent, h.Mode, h.Resource)})
 		}
 	}
@@ -122,8 +136,8 @@ func (a *attributor) attribute(c *Change, recs []attrib.Record) (audit.Attributi
 		if model == "" {
 			model = a.model(cl.agent)
 		}
-		return audit.Attribution{Actor: audit.ActorAgent, AgentID: cl.agent, Model: model, Confidence: confLease,
-			Evidence: evidence(cl.ev, "%s", cl.detail)}, ""
+		return verdict{attribution: audit.Attribution{Actor: audit.ActorAgent, AgentID: cl.agent, Model: model, Confidence: confLease,
+			Evidence: evidence(cl.ev, "%s", cl.detail)}}
 	}
 	// 4: exactly one known AI tool working in the workspace.
 	if in := toolsIn(a.procs(), c.Root); len(in) == 1 {
@@ -132,14 +146,14 @@ func (a *attributor) attribute(c *Change, recs []attrib.Record) (audit.Attributi
 		if p.tool.Editor {
 			conf = confEditor
 		}
-		return audit.Attribution{Actor: audit.ActorAgent, AgentID: p.tool.ID, Confidence: conf,
-			Evidence: evidence(FromProcess, "%s (pid %d) is the only known AI tool working in %s", p.tool.Name, p.pid, p.cwd)}, ""
+		return verdict{attribution: audit.Attribution{Actor: audit.ActorAgent, AgentID: p.tool.ID, Confidence: conf,
+			Evidence: evidence(FromProcess, "%s (pid %d) is the only known AI tool working in %s", p.tool.Name, p.pid, p.cwd)}}
 	}
 	detail := "no write record, lease, declaration or single AI tool explains the change"
 	if len(agents) > 1 {
 		detail = fmt.Sprintf("%d agents claim the file", len(agents))
 	}
-	return audit.Attribution{Actor: audit.ActorUnknown, Evidence: evidence(FromNothing, "%s", detail)}, ""
+	return verdict{attribution: audit.Attribution{Actor: audit.ActorUnknown, Evidence: evidence(FromNothing, "%s", detail)}}
 }
 
 // model returns a registered agent's model, "" when unknown.

@@ -41,7 +41,7 @@ func TestAttributionLadder(t *testing.T) {
 	// 1: the agent's fs_write, recorded before the bytes hit the disk.
 	content := "package a\n\nfunc A() {}\n"
 	record(func(tx kv.Tx) error {
-		return attrib.RecordAgentWrite(tx, asc, h.path("a.go"), attrib.Hash([]byte(content)), ag.ID, "qwen2.5-coder")
+		return attrib.RecordAgentWrite(tx, asc, h.key("a.go"), attrib.Hash([]byte(content)), ag.ID, "qwen2.5-coder", "")
 	})
 	h.write("a.go", content)
 	c := h.expect("file.created a.go")[0]
@@ -67,7 +67,9 @@ func TestAttributionLadder(t *testing.T) {
 
 	// 2: the IDE saves for the human, with the hash of what it saves.
 	saved := "package a\n\n// Human wrote this.\nfunc A() {}\n"
-	record(func(tx kv.Tx) error { return attrib.RecordIDESave(tx, sc, h.path("b.go"), attrib.Hash([]byte(saved))) })
+	record(func(tx kv.Tx) error {
+		return attrib.RecordIDESave(tx, sc, h.key("b.go"), attrib.Hash([]byte(saved)), "")
+	})
 	h.write("b.go", saved)
 	c = h.expect("file.modified b.go")[0]
 	wantAttribution(t, c, audit.ActorHuman, "", FromIDESave)
@@ -79,7 +81,7 @@ func TestAttributionLadder(t *testing.T) {
 	wantAttribution(t, h.expect("file.modified b.go")[0], audit.ActorUnknown, "", FromNothing)
 
 	// 3: one agent holds the file's lease.
-	if _, err := lease.Acquire(ctx, asc, lease.Request{Resource: "src/**"}); err != nil {
+	if _, err := lease.Acquire(ctx, asc, lease.Request{Resource: h.key("src/**")}); err != nil {
 		t.Fatal(err)
 	}
 	h.write("src/c.go", "package src\n")
@@ -90,7 +92,7 @@ func TestAttributionLadder(t *testing.T) {
 	}
 	// 3: an agent declared the edit.
 	record(func(tx kv.Tx) error {
-		return attrib.RecordDeclaredEdit(tx, asc, h.path("docs/d.md"), ag.ID, "qwen2.5-coder", time.Minute)
+		return attrib.RecordDeclaredEdit(tx, asc, h.key("docs/d.md"), ag.ID, "qwen2.5-coder", time.Minute)
 	})
 	h.write("docs/d.md", "# d\n")
 	wantAttribution(t, h.expect("file.created docs/d.md")[0], audit.ActorAgent, ag.ID, FromDeclared)
@@ -98,7 +100,7 @@ func TestAttributionLadder(t *testing.T) {
 	// Two agents claim the file: no guess.
 	other, osc := agenttest.Agent(t, ctx, sc, "reviewer", agent.Registration{Client: "cursor"})
 	record(func(tx kv.Tx) error {
-		return attrib.RecordDeclaredEdit(tx, osc, h.path("src/c.go"), other.ID, "", time.Minute)
+		return attrib.RecordDeclaredEdit(tx, osc, h.key("src/c.go"), other.ID, "", time.Minute)
 	})
 	h.write("src/c.go", "package src\n\n// two claims\n")
 	c = h.expect("file.modified src/c.go")[0]

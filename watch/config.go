@@ -31,12 +31,24 @@ const (
 	DefaultFormatWindow = 3 * time.Second
 )
 
+// Root is a watched directory: a root of a project on this machine
+// (storage/project). Every event under it names the project, with the
+// path relative to the root, so that one file has one key whichever
+// checkout or spelling of it changed; Register finds the roots of
+// directories.
+type Root struct {
+	// Project is the project's id.
+	Project string
+	// Dir is the root directory; symbolic links in it are resolved.
+	Dir string
+}
+
 // Config configures a Watcher. The zero value of every field but Roots is
 // a sensible default.
 type Config struct {
-	// Roots are the workspace directories to watch. They must exist and
-	// must not contain one another.
-	Roots []string
+	// Roots are the project roots to watch. They must exist, be roots of
+	// their projects on this machine and not contain one another.
+	Roots []Root
 	// Mode forces notify or poll for every root; ModeAuto decides per root.
 	Mode Mode
 	// Window is the coalescing window: the changes to one path until it has
@@ -76,7 +88,9 @@ type Config struct {
 	Tools []Tool
 	// ProcRoot is where the process table is read ("/proc" when empty).
 	ProcRoot string
-	// Session, when set, is the work session every event is filed under.
+	// Session, when set, is the work session an event is filed under when
+	// the evidence that explains it names none (an agent's write or an IDE
+	// save names the writer's session).
 	Session string
 	// EventsFile, when set, receives every stored event as a JSON line.
 	EventsFile io.Writer

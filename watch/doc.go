@@ -5,7 +5,15 @@
 // storage/keyspace or a backend: tenant data comes through a
 // *tenant.Scope and the layers' APIs).
 //
-// A Watcher (New, Run) watches one or more workspace roots:
+// A Watcher (New, Run) watches one or more project roots (Root: a
+// project's id and its root directory on this machine; Register finds, or
+// for those who may, registers the project of a directory). Every event
+// names its project, with its path relative to the project root (the
+// absolute path is in the event's attrs), and the work session the
+// evidence that explains it names: the session of the agent's recorded
+// write or of the IDE save (Config.Session otherwise). Evidence and
+// leases are looked up by the file's project key (project.File), so two
+// checkouts or spellings of one file are one file. How it watches:
 //
 //   - each directory gets an inotify watch before it is listed, so a file
 //     created in a brand-new tree (mkdir -p a/b/c && touch a/b/c/f) is

@@ -13,21 +13,23 @@ import (
 	"time"
 
 	"github.com/coditect/coditect/storage/agent/agenttest"
+	"github.com/coditect/coditect/storage/project"
 	"github.com/coditect/coditect/storage/tenant"
 )
 
 // harness runs a Watcher on real directories and lets a test wait for the
 // events it stores.
 type harness struct {
-	t      testing.TB
-	root   string
-	sc     *tenant.Scope
-	w      *Watcher
-	ch     chan Change
-	cancel context.CancelFunc
-	done   chan error
-	logs   *syncBuffer
-	all    []Change
+	t       testing.TB
+	root    string
+	project string // the id of the project whose root root is
+	sc      *tenant.Scope
+	w       *Watcher
+	ch      chan Change
+	cancel  context.CancelFunc
+	done    chan error
+	logs    *syncBuffer
+	all     []Change
 }
 
 type syncBuffer struct {
@@ -62,10 +64,20 @@ func startWatch(t testing.TB, root string, cfg Config) *harness {
 	return startWatchScope(t, sc, root, cfg)
 }
 
+// startWatchScope starts a watcher for sc on root, registered as a
+// project's root, or on cfg.Roots when set (root is then the one path
+// and key name files in).
 func startWatchScope(t testing.TB, sc *tenant.Scope, root string, cfg Config) *harness {
 	t.Helper()
 	h := &harness{t: t, root: root, sc: sc, ch: make(chan Change, 1<<16), done: make(chan error, 1), logs: &syncBuffer{}}
-	cfg.Roots = []string{root}
+	if len(cfg.Roots) == 0 {
+		roots, _, err := Register(context.Background(), sc, []string{root}, project.RootOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Roots = roots
+	}
+	h.project = cfg.Roots[0].Project
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
@@ -114,6 +126,9 @@ func (h *harness) stop() {
 }
 
 func (h *harness) path(rel string) string { return filepath.Join(h.root, filepath.FromSlash(rel)) }
+
+// key is the file's key (project.File): what evidence and leases name.
+func (h *harness) key(rel string) string { return project.File{Project: h.project, Rel: rel}.String() }
 
 func (h *harness) write(rel, content string) {
 	h.t.Helper()

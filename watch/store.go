@@ -14,6 +14,7 @@ import (
 	"github.com/coditect/coditect/storage/audit"
 	"github.com/coditect/coditect/storage/kv"
 	"github.com/coditect/coditect/storage/lease"
+	"github.com/coditect/coditect/storage/project"
 )
 
 // store attributes a batch and appends it to the audit log in one
@@ -43,16 +44,22 @@ func (w *Watcher) store(ctx context.Context, batch []Change) error {
 		for i := range batch {
 			c := &batch[i]
 			stored[i] = false
+			key := project.File{Project: c.Project, Rel: c.Rel}.String()
 			if c.Kind == "file.renamed" {
-				if err := attrib.Move(tx, w.sc, c.From, c.Path, now); err != nil && !errors.Is(err, attrib.ErrInvalid) {
+				from := project.File{Project: c.Project, Rel: relOf(c.Root, c.From)}.String()
+				if err := attrib.Move(tx, w.sc, from, key, now); err != nil && !errors.Is(err, attrib.ErrInvalid) {
 					return err
 				}
 			}
-			recs, err := attrib.Lookup(tx, w.sc, c.Path, now)
+			recs, err := attrib.Lookup(tx, w.sc, key, now)
 			if err != nil && !errors.Is(err, attrib.ErrInvalid) {
 				return err
 			}
-			c.Attribution, c.User = at.attribute(c, recs)
+			v := at.attribute(c, recs)
+			c.Attribution, c.User, c.Session = v.attribution, v.user, v.session
+			if c.Session == "" {
+				c.Session = w.cfg.Session
+			}
 			ev, ok := w.event(c)
 			if !ok {
 				continue
@@ -96,10 +103,12 @@ func (w *Watcher) store(ctx context.Context, batch []Change) error {
 	return nil
 }
 
-// event renders a change as an audit event; ok is false for one the log
-// cannot hold (a path longer than audit.MaxPath).
+// event renders a change as an audit event: about the file's project, with
+// its path relative to the project root (the absolute path, for a person's
+// hover, in attrs). ok is false for one the log cannot hold (a path longer
+// than audit.MaxPath).
 func (w *Watcher) event(c *Change) (audit.Event, bool) {
-	attrs := map[string]any{"workspace": c.Root, "rel": c.Rel, "size": c.Size, "lines": c.Lines, "via": string(c.Via)}
+	attrs := map[string]any{"root": clean(c.Root, nil, ""), "abs": clean(c.Path, nil, ""), "size": c.Size, "lines": c.Lines, "via": string(c.Via)}
 	if c.Hash != "" {
 		attrs["hash"] = c.Hash
 	}
@@ -107,17 +116,18 @@ func (w *Watcher) event(c *Change) (audit.Event, bool) {
 		attrs["lines_delta"] = *c.LinesDelta
 	}
 	if c.From != "" {
-		attrs["from"] = clean(c.From, attrs, "from_quoted")
+		attrs["from"] = clean(relOf(c.Root, c.From), attrs, "from_quoted")
 	}
 	if c.Replaced {
 		attrs["replaced"] = true
 	}
-	p := clean(c.Path, attrs, "path_quoted")
-	if len(p) > audit.MaxPath {
+	p := clean(c.Rel, attrs, "path_quoted")
+	// The log indexes the path as the project's path (project.File).
+	if len(project.File{Project: c.Project, Rel: p}.String()) > audit.MaxPath {
 		w.log.Warn("a path too long for the audit log; its event is not stored", "path", p[:200]+"…", "bytes", len(p))
 		return audit.Event{}, false
 	}
-	ev := audit.Event{Time: c.Time, Kind: c.Kind, Path: p, Session: w.cfg.Session, User: c.User, Summary: summary(c), Attrs: attrs}
+	ev := audit.Event{Time: c.Time, Kind: c.Kind, Project: c.Project, Path: p, Session: c.Session, User: c.User, Summary: summary(c), Attrs: attrs}
 	a := c.Attribution
 	ev.Attribution = &a
 	if a.Actor == audit.ActorAgent && strings.HasPrefix(a.AgentID, "ag_") {
@@ -127,12 +137,14 @@ func (w *Watcher) event(c *Change) (audit.Event, bool) {
 }
 
 // clean makes a path valid UTF-8 for the log, keeping the exact bytes
-// quoted in attrs when it was not.
+// quoted in attrs[key] when it was not (and attrs is not nil).
 func clean(p string, attrs map[string]any, key string) string {
 	if utf8.ValidString(p) {
 		return p
 	}
-	attrs[key] = strconv.Quote(p)
+	if attrs != nil {
+		attrs[key] = strconv.Quote(p)
+	}
 	return strings.ToValidUTF8(p, "\uFFFD")
 }
 

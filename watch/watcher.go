@@ -20,6 +20,7 @@ import (
 	"github.com/fsnotify/fsnotify"
 
 	"github.com/coditect/coditect/storage/audit"
+	"github.com/coditect/coditect/storage/project"
 	"github.com/coditect/coditect/storage/tenant"
 )
 
@@ -29,14 +30,20 @@ type Change struct {
 	ID string `json:"id,omitempty"`
 	// Kind is file.created, file.modified, file.deleted or file.renamed.
 	Kind string `json:"kind"`
+	// Project is the id of the file's project; Rel its path relative to
+	// the project root, '/' separated: the event's path.
+	Project string `json:"project"`
+	Rel     string `json:"rel"`
+	// Root is the watched project root the file is in.
+	Root string `json:"root"`
 	// Path is the file's absolute path (its new path for a rename).
 	Path string `json:"path"`
 	// From is a renamed file's old absolute path.
 	From string `json:"from,omitempty"`
-	// Root is the workspace the file is in; Rel its path there, '/'
-	// separated.
-	Root string `json:"workspace"`
-	Rel  string `json:"rel"`
+	// Session is the work session the event is filed under: the one the
+	// evidence names (the agent's write, the IDE save), else
+	// Config.Session.
+	Session string `json:"session,omitempty"`
 	// Time is when the first change of the coalesced burst was seen.
 	Time time.Time `json:"time"`
 	// Size, Hash and Lines describe the content after the change (zero,
@@ -71,9 +78,10 @@ type Stats struct {
 
 // Workspace describes one watched root.
 type Workspace struct {
-	Root   string `json:"root"`
-	Mode   Mode   `json:"mode"`
-	Reason string `json:"reason"`
+	Project string `json:"project"`
+	Root    string `json:"root"`
+	Mode    Mode   `json:"mode"`
+	Reason  string `json:"reason"`
 	// Polled are the subtrees polled because the watch limit was reached.
 	Polled []string `json:"polled,omitempty"`
 }
@@ -108,13 +116,14 @@ type Watcher struct {
 
 // space is one workspace's state.
 type space struct {
-	root   string
-	rules  *ignoreRules
-	files  map[string]*entry
-	dirs   map[string]*dirState
-	mode   Mode
-	reason string
-	polled map[string]bool
+	project string
+	root    string
+	rules   *ignoreRules
+	files   map[string]*entry
+	dirs    map[string]*dirState
+	mode    Mode
+	reason  string
+	polled  map[string]bool
 	// missing is set while the root is gone; anchor is then the directory
 	// watched for it to come back (roots.go).
 	missing      bool
@@ -165,20 +174,9 @@ func New(sc *tenant.Scope, cfg Config) (*Watcher, error) {
 	w := &Watcher{sc: sc, cfg: cfg, log: cfg.Logger, ready: make(chan struct{}), pending: map[pkey]*pend{}, rescan: map[*space]bool{}, anchors: map[string]int{}}
 	w.procs = &processTable{root: cfg.ProcRoot, tools: cfg.Tools, maxAge: time.Second}
 	for _, r := range cfg.Roots {
-		abs, err := filepath.Abs(r)
+		abs, err := checkRoot(sc, r)
 		if err != nil {
-			return nil, fmt.Errorf("watch: %s: %w", r, err)
-		}
-		abs, err = filepath.EvalSymlinks(abs)
-		if err != nil {
-			return nil, fmt.Errorf("watch: %s: %w", r, err)
-		}
-		fi, err := os.Stat(abs)
-		if err != nil {
-			return nil, fmt.Errorf("watch: %w", err)
-		}
-		if !fi.IsDir() {
-			return nil, fmt.Errorf("watch: %s is not a directory", r)
+			return nil, err
 		}
 		for _, o := range w.spaces {
 			if within(abs, o.root) || within(o.root, abs) {
@@ -189,9 +187,41 @@ func New(sc *tenant.Scope, cfg Config) (*Watcher, error) {
 		if err != nil {
 			return nil, err
 		}
-		w.spaces = append(w.spaces, &space{root: abs, rules: rules, files: map[string]*entry{}, dirs: map[string]*dirState{}, polled: map[string]bool{}})
+		w.spaces = append(w.spaces, &space{project: r.Project, root: abs, rules: rules, files: map[string]*entry{}, dirs: map[string]*dirState{}, polled: map[string]bool{}})
 	}
 	return w, nil
+}
+
+// checkRoot returns the real path of r's directory after checking that it
+// is a root of r's project on this machine: the project every event under
+// it names.
+func checkRoot(sc *tenant.Scope, r Root) (string, error) {
+	if r.Project == "" || r.Dir == "" {
+		return "", fmt.Errorf("watch: root %+v: a project and its root directory are required (see Register)", r)
+	}
+	abs, err := filepath.Abs(r.Dir)
+	if err != nil {
+		return "", fmt.Errorf("watch: %s: %w", r.Dir, err)
+	}
+	abs, err = filepath.EvalSymlinks(abs)
+	if err != nil {
+		return "", fmt.Errorf("watch: %s: %w", r.Dir, err)
+	}
+	fi, err := os.Stat(abs)
+	if err != nil {
+		return "", fmt.Errorf("watch: %w", err)
+	}
+	if !fi.IsDir() {
+		return "", fmt.Errorf("watch: %s is not a directory", r.Dir)
+	}
+	pl, err := project.Resolve(context.Background(), sc, abs)
+	if err != nil {
+		return "", fmt.Errorf("watch: %s: %w", r.Dir, err)
+	}
+	if pl.Project.ID != r.Project || pl.Rel != "." {
+		return "", fmt.Errorf("watch: %s is not a root of project %s on this machine: it lies in project %s (%s) at %s: watch that root", r.Dir, r.Project, pl.Project.Name, pl.Project.ID, pl.Root)
+	}
+	return abs, nil
 }
 
 // within reports whether p is dir or below it.
@@ -215,7 +245,7 @@ func (w *Watcher) Workspaces() []Workspace {
 	defer w.wsMu.Unlock()
 	out := make([]Workspace, 0, len(w.spaces))
 	for _, sp := range w.spaces {
-		ws := Workspace{Root: sp.root, Mode: sp.mode, Reason: sp.reason}
+		ws := Workspace{Project: sp.project, Root: sp.root, Mode: sp.mode, Reason: sp.reason}
 		for d := range sp.polled {
 			ws.Polled = append(ws.Polled, filepath.Join(sp.root, filepath.FromSlash(d)))
 		}
@@ -824,7 +854,7 @@ func minTime(a, b time.Time) time.Time {
 
 // emit queues the event for the change of rel from old to e.
 func (w *Watcher) emit(sp *space, kind, rel, fromRel string, old, e *entry, first time.Time, replaced bool) {
-	c := Change{Kind: kind, Root: sp.root, Rel: rel, Path: filepath.Join(sp.root, filepath.FromSlash(rel)), Time: first, Lines: -1, Replaced: replaced, Via: sp.modeOf(w, rel)}
+	c := Change{Kind: kind, Project: sp.project, Root: sp.root, Rel: rel, Path: filepath.Join(sp.root, filepath.FromSlash(rel)), Time: first, Lines: -1, Replaced: replaced, Via: sp.modeOf(w, rel)}
 	if fromRel != "" {
 		c.From = filepath.Join(sp.root, filepath.FromSlash(fromRel))
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/coditect/coditect/storage/attrib"
 	"github.com/coditect/coditect/storage/audit"
+	"github.com/coditect/coditect/storage/project"
 )
 
 // script is a sequence of changes, each followed by the events it must
@@ -116,8 +117,14 @@ func TestEventsAreStored(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ev.Kind != "file.created" || ev.Path != h.path("src/main.go") || ev.Attrs["rel"] != "src/main.go" || ev.Attrs["hash"] != c.Hash {
+	if ev.Kind != "file.created" || ev.Project != h.project || ev.Path != "src/main.go" || ev.Attrs["abs"] != h.path("src/main.go") ||
+		ev.Attrs["root"] != h.root || ev.Attrs["hash"] != c.Hash || ev.Session != "" {
 		t.Errorf("stored %+v", ev)
+	}
+	// The path index finds it by project and relative path.
+	page, err := h.sc.Log().Query(context.Background(), audit.Query{Filter: audit.Filter{Project: h.project, Path: "src/main.go"}})
+	if err != nil || len(page.Events) != 1 || page.Events[0].ID != c.ID {
+		t.Errorf("query by project path: %+v, %v", page.Events, err)
 	}
 	if ev.Attribution == nil || ev.Attribution.Actor != audit.ActorUnknown || !strings.HasPrefix(ev.Attribution.Evidence, "none") {
 		t.Errorf("attribution %+v, want unknown with no evidence", ev.Attribution)
@@ -283,17 +290,24 @@ func TestRunErrors(t *testing.T) {
 	s := startWatch(t, "", Config{})
 	root := t.TempDir()
 	must(t, os.MkdirAll(filepath.Join(root, "inner"), 0o755))
+	roots, _, err := Register(context.Background(), s.sc, []string{root}, project.RootOptions{})
+	must(t, err)
+	r := roots[0]
 	for _, cfg := range []Config{
 		{},
-		{Roots: []string{filepath.Join(root, "missing")}},
-		{Roots: []string{root, filepath.Join(root, "inner")}},
-		{Roots: []string{root}, Mode: "sometimes"},
+		{Roots: []Root{{Project: r.Project, Dir: filepath.Join(root, "missing")}}},
+		{Roots: []Root{r, {Project: r.Project, Dir: filepath.Join(root, "inner")}}},
+		{Roots: []Root{r}, Mode: "sometimes"},
+		{Roots: []Root{{Dir: root}}},                                             // no project
+		{Roots: []Root{{Project: s.project, Dir: root}}},                         // another project's root
+		{Roots: []Root{{Project: r.Project, Dir: filepath.Join(root, "inner")}}}, // not a root
+		{Roots: []Root{{Project: r.Project, Dir: t.TempDir()}}},                  // in no project
 	} {
 		if _, err := New(s.sc, cfg); err == nil {
 			t.Errorf("New(%+v) succeeded", cfg)
 		}
 	}
-	if _, err := New(nil, Config{Roots: []string{root}}); err == nil {
+	if _, err := New(nil, Config{Roots: []Root{r}}); err == nil {
 		t.Error("New without a scope succeeded")
 	}
 	if errors.Is(nil, os.ErrNotExist) {

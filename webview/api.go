@@ -17,6 +17,7 @@ import (
 	"github.com/coditect/coditect/storage/kv"
 	"github.com/coditect/coditect/storage/lease"
 	"github.com/coditect/coditect/storage/message"
+	"github.com/coditect/coditect/storage/project"
 	"github.com/coditect/coditect/storage/session"
 	"github.com/coditect/coditect/storage/task"
 	"github.com/coditect/coditect/storage/tenant"
@@ -33,12 +34,15 @@ func (h *Handler) fail(w http.ResponseWriter, err error) {
 	case errors.Is(err, tenant.ErrForbidden):
 		status, code, msg = http.StatusForbidden, "forbidden", clean(err)
 	case errors.Is(err, tenant.ErrNotFound), errors.Is(err, audit.ErrNotFound), errors.Is(err, session.ErrNotFound),
-		errors.Is(err, agent.ErrNotFound), errors.Is(err, task.ErrNotFound):
+		errors.Is(err, agent.ErrNotFound), errors.Is(err, task.ErrNotFound), errors.Is(err, project.ErrNotFound):
 		status, code, msg = http.StatusNotFound, "not_found", clean(err)
+	case errors.Is(err, project.ErrExists), errors.Is(err, project.ErrOverlap):
+		status, code, msg = http.StatusConflict, "conflict", clean(err)
 	case errors.Is(err, errBadRequest), errors.Is(err, audit.ErrBadCursor), errors.Is(err, audit.ErrInvalidEvent),
 		errors.Is(err, audit.ErrUnknownKind), errors.Is(err, session.ErrInvalid), errors.Is(err, session.ErrBadCursor),
 		errors.Is(err, agent.ErrInvalid), errors.Is(err, task.ErrInvalid), errors.Is(err, lease.ErrInvalid),
-		errors.Is(err, tenant.ErrInvalid), errors.Is(err, kv.ErrKeyTooLarge):
+		errors.Is(err, tenant.ErrInvalid), errors.Is(err, kv.ErrKeyTooLarge), errors.Is(err, project.ErrInvalid),
+		errors.Is(err, project.ErrOutside):
 		status, code, msg = http.StatusBadRequest, "bad_request", clean(err)
 	case errors.Is(err, kv.ErrUnavailable), errors.Is(err, kv.ErrClosed), errors.Is(err, context.DeadlineExceeded):
 		status, code, msg = http.StatusServiceUnavailable, "unavailable", "the store is unavailable; retry shortly"
@@ -58,7 +62,7 @@ func badRequest(format string, args ...any) error {
 // clean drops the package prefixes of a layer error ("audit: …").
 func clean(err error) string {
 	s := err.Error()
-	for _, p := range []string{"tenant: ", "audit: ", "session: ", "agent: ", "task: ", "lease: ", "bad request: "} {
+	for _, p := range []string{"tenant: ", "audit: ", "session: ", "agent: ", "task: ", "lease: ", "project: ", "bad request: "} {
 		s = strings.TrimPrefix(s, p)
 	}
 	return s
@@ -83,9 +87,10 @@ func (h *Handler) kinds(w http.ResponseWriter, _ *http.Request, _ *tenant.Scope)
 	}{audit.Kinds()})
 }
 
-// eventFilter reads the audit filters from a query string.
-func eventFilter(q url.Values) (audit.Filter, error) {
-	f := audit.Filter{User: q.Get("user"), Session: q.Get("session"), Agent: q.Get("agent"), Kind: q.Get("kind"), Path: q.Get("path")}
+// eventFilter reads the audit filters from a query string; project is the
+// id the project parameter resolved to.
+func eventFilter(q url.Values, project string) (audit.Filter, error) {
+	f := audit.Filter{User: q.Get("user"), Session: q.Get("session"), Agent: q.Get("agent"), Kind: q.Get("kind"), Path: q.Get("path"), Project: project}
 	var err error
 	if f.Since, err = timeParam(q, "since"); err != nil {
 		return f, err
@@ -129,10 +134,16 @@ type EventPage struct {
 	Next   string        `json:"next,omitempty"`
 }
 
-// listEvents is GET /api/v1/events?user=&session=&agent=&kind=&path=&since=&until=&order=newest|oldest&cursor=&limit=.
+// listEvents is GET /api/v1/events?user=&session=&agent=&kind=&path=&project=&since=&until=&order=newest|oldest&cursor=&limit=.
+// With project (a name or an id), path is relative to the project root.
 func (h *Handler) listEvents(w http.ResponseWriter, r *http.Request, sc *tenant.Scope) {
 	q := r.URL.Query()
-	f, err := eventFilter(q)
+	proj, err := projectParam(r, q, sc)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	f, err := eventFilter(q, proj)
 	if err != nil {
 		h.fail(w, err)
 		return
@@ -176,10 +187,15 @@ func (h *Handler) getEvent(w http.ResponseWriter, r *http.Request, sc *tenant.Sc
 // fileKinds are the kinds the Files view shows.
 var fileKinds = []string{"file.created", "file.modified", "file.deleted", "file.renamed"}
 
-// listFiles is GET /api/v1/files?limit=&path=&agent=&user=: the newest file
-// changes, with their attribution, merged from the kind index.
+// listFiles is GET /api/v1/files?limit=&path=&agent=&user=&project=: the
+// newest file changes, with their attribution, merged from the kind index.
 func (h *Handler) listFiles(w http.ResponseWriter, r *http.Request, sc *tenant.Scope) {
 	q := r.URL.Query()
+	proj, err := projectParam(r, q, sc)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
 	limit, err := limitParam(q, audit.MaxLimit)
 	if err != nil {
 		h.fail(w, err)
@@ -191,7 +207,7 @@ func (h *Handler) listFiles(w http.ResponseWriter, r *http.Request, sc *tenant.S
 	var all []audit.Event
 	for _, k := range fileKinds {
 		q.Set("kind", k)
-		f, err := eventFilter(q)
+		f, err := eventFilter(q, proj)
 		if err != nil {
 			h.fail(w, err)
 			return
@@ -221,11 +237,15 @@ func (h *Handler) listFiles(w http.ResponseWriter, r *http.Request, sc *tenant.S
 	writeJSON(w, http.StatusOK, EventPage{Events: nonNil(all)})
 }
 
-// listSessions is GET /api/v1/sessions?user=&agent=&workspace=&state=&since=&until=&order=&cursor=&limit=.
+// listSessions is GET /api/v1/sessions?user=&agent=&workspace=&project=&state=&since=&until=&order=&cursor=&limit=.
 func (h *Handler) listSessions(w http.ResponseWriter, r *http.Request, sc *tenant.Scope) {
 	q := r.URL.Query()
-	sq := session.Query{Filter: session.Filter{User: q.Get("user"), Agent: q.Get("agent"), Workspace: q.Get("workspace")}, Cursor: q.Get("cursor")}
-	var err error
+	proj, err := projectParam(r, q, sc)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	sq := session.Query{Filter: session.Filter{User: q.Get("user"), Agent: q.Get("agent"), Workspace: q.Get("workspace"), Project: proj}, Cursor: q.Get("cursor")}
 	if s := q.Get("state"); s != "" {
 		if sq.State, err = session.ParseState(s); err != nil {
 			h.fail(w, badRequest("state=%q: want open, ended or abandoned", s))
@@ -377,15 +397,19 @@ func (h *Handler) listLeases(w http.ResponseWriter, r *http.Request, sc *tenant.
 	}{nonNil(ls)})
 }
 
-// listTasks is GET /api/v1/tasks?state=&assignee=&after=&limit=.
+// listTasks is GET /api/v1/tasks?state=&assignee=&project=&after=&limit=.
 func (h *Handler) listTasks(w http.ResponseWriter, r *http.Request, sc *tenant.Scope) {
 	q := r.URL.Query()
-	f := task.Filter{State: task.State(q.Get("state")), Assignee: q.Get("assignee"), After: q.Get("after")}
+	proj, err := projectParam(r, q, sc)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	f := task.Filter{State: task.State(q.Get("state")), Assignee: q.Get("assignee"), After: q.Get("after"), Project: proj}
 	if f.State != "" && !slices.Contains(task.States(), f.State) {
 		h.fail(w, badRequest("state=%q: want one of %v", f.State, task.States()))
 		return
 	}
-	var err error
 	if f.Limit, err = limitParam(q, task.MaxLimit); err != nil {
 		h.fail(w, err)
 		return

@@ -13,8 +13,8 @@ import (
 	"github.com/coditect/coditect/webview"
 )
 
-// routes are every REST route, with {session}, {agent}, {task}, {event}
-// and {token} standing for ids of the tenant under test.
+// routes are every REST route, with {session}, {agent}, {task}, {event},
+// {project} and {token} standing for ids of the tenant under test.
 var routes = []struct{ method, path, body string }{
 	{"GET", "/api/v1/whoami", ""},
 	{"GET", "/api/v1/kinds", ""},
@@ -30,6 +30,9 @@ var routes = []struct{ method, path, body string }{
 	{"GET", "/api/v1/leases", ""},
 	{"GET", "/api/v1/tasks", ""},
 	{"GET", "/api/v1/tasks/{task}", ""},
+	{"GET", "/api/v1/projects", ""},
+	{"GET", "/api/v1/projects/{project}", ""},
+	{"POST", "/api/v1/projects", `{"name":"new"}`},
 	{"GET", "/api/v1/tenant", ""},
 	{"GET", "/api/v1/users", ""},
 	{"GET", "/api/v1/tokens", ""},
@@ -40,7 +43,7 @@ var routes = []struct{ method, path, body string }{
 }
 
 func (d *tenantData) expand(p string) string {
-	return strings.NewReplacer("{session}", d.session, "{agent}", d.agent, "{task}", d.task, "{event}", d.event).Replace(p)
+	return strings.NewReplacer("{session}", d.session, "{agent}", d.agent, "{task}", d.task, "{event}", d.event, "{project}", d.project).Replace(p)
 }
 
 // Every route refuses a missing, malformed, unknown and revoked token with
@@ -90,7 +93,7 @@ func TestEveryRouteRefusesBadTokensAndOtherTenants(t *testing.T) {
 			} else {
 				status, b = f.do(t, rt.method, path, globex.admin, nil)
 			}
-			for _, leak := range []string{acme.marker, acme.session, acme.agent, acme.task, "alice-acme"} {
+			for _, leak := range []string{acme.marker, acme.session, acme.agent, acme.task, acme.project, acme.root, "app-marker-acme", "alice-acme"} {
 				// An error may repeat the id the caller sent; nothing else.
 				if contains(b, leak) && !strings.Contains(path, leak) {
 					t.Fatalf("globex's token sees acme's %q: %d %s", leak, status, b)
@@ -111,7 +114,9 @@ func TestRoutesServeOwnTenant(t *testing.T) {
 	f := newFixture(t, webview.Options{})
 	acme := f.t["acme"]
 	for _, p := range []string{"/api/v1/events", "/api/v1/events/{event}", "/api/v1/files", "/api/v1/sessions", "/api/v1/sessions/{session}",
-		"/api/v1/sessions/{session}/summary", "/api/v1/agents", "/api/v1/agents/{agent}", "/api/v1/leases", "/api/v1/tasks", "/api/v1/tasks/{task}", "/api/v1/tokens"} {
+		"/api/v1/sessions/{session}/summary", "/api/v1/agents", "/api/v1/agents/{agent}", "/api/v1/leases", "/api/v1/tasks", "/api/v1/tasks/{task}", "/api/v1/tokens",
+		"/api/v1/projects", "/api/v1/projects/{project}", "/api/v1/sessions?project={project}", "/api/v1/tasks?project=app-marker-acme",
+		"/api/v1/events?project={project}", "/api/v1/files?project=app-marker-acme"} {
 		status, b := f.do(t, "GET", acme.expand(p), acme.admin, nil)
 		if status != http.StatusOK || !contains(b, acme.marker) {
 			t.Errorf("GET %s: %d %s; want 200 with %s", p, status, b, acme.marker)
@@ -146,8 +151,11 @@ func TestEventFiltersAndCursor(t *testing.T) {
 		{"session=" + acme.session, func(e audit.Event) bool { return e.Session == acme.session }},
 		{"agent=" + acme.agent, func(e audit.Event) bool { return e.Agent == acme.agent }},
 		{"user=alice-acme", func(e audit.Event) bool { return e.User == "alice-acme" }},
-		{"path=/src/marker-acme/main.go", func(e audit.Event) bool { return e.Path == "/src/marker-acme/main.go" }},
-		{"kind=file.modified&path=/src/marker-acme/main.go", func(e audit.Event) bool { return e.Kind == "file.modified" }},
+		{"project=" + acme.project, func(e audit.Event) bool { return e.Project == acme.project }},
+		{"project=app-marker-acme&path=src/marker-acme/main.go", func(e audit.Event) bool {
+			return e.Project == acme.project && e.Path == "src/marker-acme/main.go"
+		}},
+		{"kind=file.modified&project=app-marker-acme&path=src/marker-acme/main.go", func(e audit.Event) bool { return e.Kind == "file.modified" }},
 		{"since=2000-01-01T00:00:00Z&until=2999-01-01T00:00:00Z", func(e audit.Event) bool { return true }},
 		{"since=2999-01-01T00:00:00Z", func(e audit.Event) bool { return false }},
 	}

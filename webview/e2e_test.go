@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/coditect/coditect/internal/testbin"
+	"github.com/coditect/coditect/storage"
+	"github.com/coditect/coditect/storage/tenant"
 )
 
 // The browser test: webview/e2e/dashboard.mjs drives Debian's Chromium
@@ -63,9 +65,20 @@ func TestDashboardInBrowser(t *testing.T) {
 	bin := testbin.Coditect(t)
 	dir := t.TempDir()
 	store := "sqlite://" + filepath.ToSlash(filepath.Join(dir, "coditect.db"))
-	ws := filepath.Join(dir, "project")
-	if err := os.MkdirAll(filepath.Join(ws, "src", "auth"), 0o755); err != nil {
-		t.Fatal(err)
+	ws := filepath.Join(dir, "webapp")
+	other := filepath.Join(dir, "billing")
+	for _, d := range []string{filepath.Join(ws, "src", "auth"), other} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The dashboard shows full paths as the daemon resolves them.
+	canon := func(p string) string {
+		c, err := filepath.EvalSymlinks(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -83,6 +96,9 @@ func TestDashboardInBrowser(t *testing.T) {
 	builder.call(t, "lease_acquire", map[string]any{"resource": "src/auth/login.go", "ttl_seconds": 600})
 	builder.call(t, "note", map[string]any{"text": "The redirect loses the query string", "session_id": sess["session_id"]})
 	reviewer.call(t, "session_join", map[string]any{"session_id": sess["session_id"]})
+	// A second project, for the project switcher: the local operator's
+	// workspace registers itself.
+	reviewer.call(t, "session_start", map[string]any{"title": "Review the billing service", "workspace": other})
 	reviewer.call(t, "message_send", map[string]any{"to": "builder", "subject": "review", "body": "Ping me when login.go is ready"})
 	for i, title := range []string{"Add a test for the login redirect", "Document the session cookie", "Rotate the signing key"} {
 		task := builder.call(t, "task_create", map[string]any{"title": title})
@@ -106,7 +122,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	cmd := exec.CommandContext(ctx, node, "dashboard.mjs")
 	cmd.Dir = "e2e"
 	cmd.Env = append(os.Environ(), "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1", "CODITECT_LOGIN_URL="+srv.url+"/#token="+srv.token,
-		"CODITECT_CHROMIUM="+chromiumPath, "CODITECT_SHOTS="+shots)
+		"CODITECT_CHROMIUM="+chromiumPath, "CODITECT_SHOTS="+shots, "CODITECT_PROJECT_ROOT="+canon(ws), "CODITECT_OTHER_ROOT="+canon(other))
 	toNode, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -124,9 +140,10 @@ func TestDashboardInBrowser(t *testing.T) {
 	requests := bufio.NewScanner(fromNode)
 	for requests.Scan() {
 		var req struct {
-			Op   string `json:"op"`
-			Text string `json:"text"`
-			Kind string `json:"kind"`
+			Op      string `json:"op"`
+			Text    string `json:"text"`
+			Kind    string `json:"kind"`
+			Project string `json:"project"`
 		}
 		if err := json.Unmarshal(requests.Bytes(), &req); err != nil {
 			t.Fatalf("dashboard.mjs said %q: %v", requests.Text(), err)
@@ -134,6 +151,10 @@ func TestDashboardInBrowser(t *testing.T) {
 		reply := map[string]any{"ok": true}
 		switch req.Op {
 		case "note": // an agent in another process writes an event
+			if req.Project != "" {
+				reply["id"] = projectNote(t, ctx, store, req.Project, req.Text)
+				break
+			}
 			args := map[string]any{"text": req.Text}
 			if req.Kind != "" {
 				args["kind"] = req.Kind
@@ -173,6 +194,28 @@ func TestDashboardInBrowser(t *testing.T) {
 		}
 	}
 	srv.stop(t)
+}
+
+// projectNote appends a note about a project's file to the default
+// tenant's log, as a process other than the daemon, and returns its id.
+func projectNote(t *testing.T, ctx context.Context, store, projectID, text string) string {
+	t.Helper()
+	st, err := storage.Open(ctx, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	sc, err := tenant.NewDirectory(st, "e2e").Local(ctx, "default", "e2e")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := sc.Event("note.added", text)
+	ev.Project, ev.Path = projectID, "README.md"
+	evs, err := sc.Log().Append(ctx, ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return evs[0].ID
 }
 
 // daemon is a running `coditect serve`.

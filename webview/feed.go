@@ -12,6 +12,7 @@ import (
 	"github.com/coder/websocket/wsjson"
 
 	"github.com/coditect/coditect/storage/audit"
+	"github.com/coditect/coditect/storage/project"
 	"github.com/coditect/coditect/storage/tenant"
 )
 
@@ -51,6 +52,9 @@ type FeedFilter struct {
 	Agent   string `json:"agent,omitempty"`
 	Kind    string `json:"kind,omitempty"`
 	Path    string `json:"path,omitempty"`
+	// Project selects one project's events, by name or id (the feed
+	// follows its id); Path is then relative to the project root.
+	Project string `json:"project,omitempty"`
 }
 
 // FeedMessage is what the server sends: one "subscribed" (with the cursor
@@ -168,7 +172,7 @@ func (h *Handler) feed(w http.ResponseWriter, r *http.Request) {
 			return
 		case <-recheck.C:
 			if err := sc.Check(ctx); err != nil {
-				if authError(err) {
+				if tenant.Refused(err) {
 					h.authFail.Add(1)
 					c.Close(StatusUnauthorized, truncate(clean(err), 120))
 					return
@@ -227,12 +231,23 @@ func (h *Handler) subscribe(ctx context.Context, c *websocket.Conn, sc *tenant.S
 				h.opts.Logger.Warn("webview: too many failed authentications", "remote", remote, "retry_after", limited.RetryAfter)
 				return sub, nil, StatusRateLimited, fmt.Sprintf("too many failed authentications; retry after %d s", int(limited.RetryAfter/time.Second))
 			}
-			if authError(err) {
+			if tenant.Refused(err) {
 				return sub, nil, StatusUnauthorized, truncate(clean(err), 120)
 			}
 			h.opts.Logger.Error("webview: feed authentication failed", "err", err)
 			return sub, nil, websocket.StatusInternalError, "the store is unavailable; retry"
 		}
+	}
+	if sub.Filter.Project != "" {
+		p, err := project.Get(ctx, sc, sub.Filter.Project)
+		switch {
+		case errors.Is(err, project.ErrNotFound), errors.Is(err, project.ErrInvalid):
+			return sub, nil, StatusBadRequest, truncate(clean(err), 120)
+		case err != nil:
+			h.opts.Logger.Error("webview: feed project", "err", err)
+			return sub, nil, websocket.StatusInternalError, "the store is unavailable; retry"
+		}
+		sub.Filter.Project = p.ID
 	}
 	if err := feedFilter(sub.Filter).Validate(); err != nil {
 		return sub, nil, StatusBadRequest, truncate(clean(err), 120)
@@ -260,7 +275,7 @@ func (h *Handler) writeRaw(ctx context.Context, c *websocket.Conn, b []byte) err
 }
 
 func feedFilter(f FeedFilter) audit.Filter {
-	return audit.Filter{User: f.User, Session: f.Session, Agent: f.Agent, Kind: f.Kind, Path: f.Path}
+	return audit.Filter{User: f.User, Session: f.Session, Agent: f.Agent, Kind: f.Kind, Path: f.Path, Project: f.Project}
 }
 
 // enqueue puts it in a client's queue. A client catching up drains a full

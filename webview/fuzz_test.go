@@ -26,6 +26,7 @@ func FuzzRESTQuery(f *testing.F) {
 		"", "limit=1", "limit=0", "limit=-1", "limit=99999999999999999999", "order=oldest&cursor=" + acme.event,
 		"cursor=%ff%00", "since=2026-01-01T00:00:00Z&until=bad", "kind=file.modified&path=/src/x", "state=open",
 		"active=maybe", "liveness=gone", "after=%2F..%2F", "user=a&user=b", "%zz", "a=%", "session=" + acme.session,
+		"project=" + acme.project, "project=%ff%00", "project=pr_" + strings.Repeat("x", 300), "project=a/b&path=../x",
 	} {
 		f.Add(uint8(i), q)
 	}

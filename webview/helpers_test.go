@@ -21,6 +21,7 @@ import (
 	"github.com/coditect/coditect/storage/kv"
 	"github.com/coditect/coditect/storage/lease"
 	"github.com/coditect/coditect/storage/message"
+	"github.com/coditect/coditect/storage/project"
 	"github.com/coditect/coditect/storage/session"
 	"github.com/coditect/coditect/storage/task"
 	"github.com/coditect/coditect/storage/tenant"
@@ -97,6 +98,7 @@ type tenantData struct {
 	admin, viewer, revoked string
 	sc                     *tenant.Scope
 	session, agent, task   string
+	project, root          string // the project app-marker-<tenant> and its root
 	event                  string
 	marker                 string // a string that appears only in this tenant's data
 }
@@ -163,7 +165,12 @@ func (f *fixture) populate(t testing.TB, id string) *tenantData {
 	sc, err := f.dir.Authenticate(ctx, d.admin)
 	must(err)
 	d.sc = sc
-	s, err := session.Start(ctx, sc, session.Spec{Title: "work " + d.marker, Workspace: "/src/" + d.marker})
+	// The admin registers the tenant's project; its session starts there.
+	d.root = t.TempDir()
+	pl, err := project.Register(ctx, sc, "app-"+d.marker, d.root, project.RootOptions{})
+	must(err)
+	d.project, d.root = pl.Project.ID, pl.Root
+	s, err := session.Start(ctx, sc, session.Spec{Title: "work " + d.marker, Project: d.project})
 	must(err)
 	d.session = s.ID
 	a, err := agent.Register(ctx, sc, agent.Registration{Name: "agent-" + d.marker, Client: "test", Model: "model-" + d.marker, Cohort: "cohort-" + d.marker})
@@ -175,12 +182,12 @@ func (f *fixture) populate(t testing.TB, id string) *tenantData {
 	must(err)
 	_, err = message.Send(ctx, sc, message.Outgoing{To: message.To{Agent: a.ID}, Body: "hello " + d.marker})
 	must(err)
-	tk, err := task.Create(ctx, sc, task.New{Title: "task " + d.marker})
+	tk, err := task.Create(ctx, sc, task.New{Title: "task " + d.marker, Project: d.project})
 	must(err)
 	d.task = tk.ID
 	ev := sc.Event("note.added", "note "+d.marker)
-	ev.Session, ev.Path = s.ID, "/src/"+d.marker+"/main.go"
-	evs, err := sc.Log().Append(ctx, ev, audit.Event{Kind: "file.modified", User: "alice-" + id, Path: "/src/" + d.marker + "/main.go",
+	ev.Session, ev.Project, ev.Path = s.ID, d.project, "src/"+d.marker+"/main.go"
+	evs, err := sc.Log().Append(ctx, ev, audit.Event{Kind: "file.modified", User: "alice-" + id, Project: d.project, Path: "src/" + d.marker + "/main.go",
 		Attribution: &audit.Attribution{Actor: audit.ActorAgent, AgentID: a.ID, Evidence: "lease", Confidence: 0.8}})
 	must(err)
 	d.event = evs[0].ID

@@ -29,7 +29,7 @@ const (
 	DefaultQueueSize    = 1024
 	DefaultWriteTimeout = 10 * time.Second
 	DefaultAuthTimeout  = 10 * time.Second
-	DefaultRecheck      = time.Second
+	DefaultRecheck      = tenant.RecheckInterval
 	DefaultMaxBatch     = 256
 	DefaultSlowAfter    = 5 * time.Second
 )
@@ -64,6 +64,9 @@ type Options struct {
 	Recheck time.Duration
 	// Version is shown by the dashboard.
 	Version string
+	// ProtectedPaths are paths no project root registered through the API
+	// may contain or lie inside: the embedded store's files and its spool.
+	ProtectedPaths []string
 	// PerClientTail makes every feed client follow the store on its own
 	// instead of sharing one tail per tenant and filter; for comparison
 	// (BenchmarkFeedFanout) and as a fallback.
@@ -191,6 +194,9 @@ func (h *Handler) routes() {
 	api("GET /api/v1/leases", h.listLeases)
 	api("GET /api/v1/tasks", h.listTasks)
 	api("GET /api/v1/tasks/{id}", h.getTask)
+	api("GET /api/v1/projects", h.listProjects)
+	api("GET /api/v1/projects/{id}", h.getProject)
+	api("POST /api/v1/projects", h.createProject)
 	api("GET /api/v1/tenant", h.getTenant)
 	api("GET /api/v1/users", h.listUsers)
 	api("GET /api/v1/tokens", h.listTokens)
@@ -246,7 +252,7 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (*tenant.
 				fmt.Sprintf("too many failed authentications from this address; retry after %d s", secs))
 			return nil, false
 		}
-		if authError(err) {
+		if tenant.Refused(err) {
 			h.authFail.Add(1)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="coditect", error="invalid_token"`)
 			writeError(w, http.StatusUnauthorized, "unauthorized", strings.TrimPrefix(err.Error(), "tenant: "))
@@ -257,18 +263,6 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (*tenant.
 		return nil, false
 	}
 	return sc, true
-}
-
-// authError reports whether err refuses the credentials (401) rather than
-// failing to check them.
-func authError(err error) bool {
-	for _, e := range []error{tenant.ErrUnauthenticated, tenant.ErrTokenRevoked, tenant.ErrTokenExpired,
-		tenant.ErrTenantDisabled, tenant.ErrUserDisabled, tenant.ErrInvalid, tenant.ErrNotFound} {
-		if errors.Is(err, e) {
-			return true
-		}
-	}
-	return false
 }
 
 // bearer returns the token of an Authorization: Bearer header.

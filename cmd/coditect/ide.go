@@ -33,8 +33,15 @@ func newIDECommand() *cobra.Command {
 			"The server tracks the open buffers: while the human has unsaved edits of a file, agents' fs_write\n" +
 			"and fs_edit refuse to overwrite it; saves are recorded as the human's. Hover and code lens say who\n" +
 			"last changed a file; coditect/event notifications carry the workspace's live events.\n\n" +
+			"Files are tracked by project: a document in a project of the tenant is keyed by the project and its\n" +
+			"path relative to the project root; as the local operator of an embedded store, a workspace folder in\n" +
+			"no project becomes a project's root. Documents outside every project are not tracked (nothing is\n" +
+			"recorded about them). A save in the editor's session (coditect.session.start) is filed under it.\n\n" +
 			"Identity: $" + server.TokenEnv + " when set; else --tenant/--user on the embedded store (default tenant\n" +
-			"\"" + server.DefaultTenant + "\" and the OS user).\n\n" +
+			"\"" + server.DefaultTenant + "\" and the OS user). The identity is re-checked every second: once its token\n" +
+			"is revoked or expires, or its user or tenant is disabled, requests fail and the editor is told.\n" +
+			"The dashboard link of a local identity carries a login token of its own that lives as long as this\n" +
+			"process: renewed while it runs, revoked when it exits, expiring within a minute if it is killed.\n\n" +
 			"Exit status, as LSP asks: 0 after shutdown then exit (or when the editor goes away), 1 on exit\n" +
 			"without shutdown.",
 		Args: cobra.NoArgs,
@@ -46,6 +53,8 @@ func newIDECommand() *cobra.Command {
 	f.String("log-file", "", "append logs to this file instead of stderr")
 	f.Int64("max-message", ide.DefaultMaxMessage, "largest message, in bytes, the server reads")
 	f.Bool("stdio", true, "serve over stdin/stdout (the only transport; accepted because LSP clients pass it)")
+	f.Duration("dashboard-token-ttl", dashboardTokenTTL, "how long the dashboard login token outlives this process")
+	_ = f.MarkHidden("dashboard-token-ttl") // for tests: the default suits people
 	return cmd
 }
 
@@ -67,6 +76,10 @@ func runIDE(cmd *cobra.Command, _ []string) error {
 	if maxMessage <= 0 {
 		return fmt.Errorf("--max-message must be positive, not %d", maxMessage)
 	}
+	tokenTTL, _ := fl.GetDuration("dashboard-token-ttl")
+	if tokenTTL <= 0 {
+		return fmt.Errorf("--dashboard-token-ttl must be positive, not %v", tokenTTL)
+	}
 
 	ctx := cmd.Context()
 	if ctx == nil {
@@ -77,7 +90,7 @@ func runIDE(cmd *cobra.Command, _ []string) error {
 		return err
 	}
 	defer env.Close()
-	dash := &ideDashboard{dir: env.dir, storeURL: env.url, token: env.token, log: logger, version: strings.Fields(versionString())[1]}
+	dash := newIDEDashboard(env, logger, tokenTTL)
 	defer dash.close()
 	logger.Info("coditect ide starting", "store", env.url, "pid", os.Getpid())
 	code, err := ide.Serve(ctx, env.scope, os.Stdin, proto, ide.Options{
@@ -85,6 +98,7 @@ func runIDE(cmd *cobra.Command, _ []string) error {
 		Logger:     logger,
 		Dashboard:  dash,
 		MaxMessage: maxMessage,
+		Protected:  storage.OwnFiles(env.url),
 	})
 	if err != nil {
 		return err
@@ -101,19 +115,34 @@ func runIDE(cmd *cobra.Command, _ []string) error {
 type ideDashboard struct {
 	dir      *tenant.Directory
 	storeURL string // the daemon using the same embedded store is found beside it
-	token    string // the IDE's own token, when it authenticated with one
+	own      string // the IDE's own token, when it authenticated with one
+	ttl      time.Duration
 	log      *slog.Logger
 	version  string
 
-	mu   sync.Mutex
-	srv  *http.Server
-	h    *webview.Handler
-	base string // http://127.0.0.1:PORT/SECRET/
+	ctx    context.Context // ends when the IDE does: stops the renewal
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu    sync.Mutex
+	login *tenant.Token // the token issued for the dashboard, if any
+	token string        // its secret
+	srv   *http.Server
+	h     *webview.Handler
+	base  string // http://127.0.0.1:PORT/SECRET/
 }
 
-// dashboardTokenTTL bounds the login token a local identity's dashboard
-// link carries.
-const dashboardTokenTTL = 12 * time.Hour
+// dashboardTokenTTL is how long the login token a local identity's
+// dashboard link carries outlives the IDE process: the process renews it
+// every third of that while it runs and revokes it when it exits, so a
+// killed IDE's token dies within a minute.
+const dashboardTokenTTL = time.Minute
+
+func newIDEDashboard(env *stdioEnv, log *slog.Logger, ttl time.Duration) *ideDashboard {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &ideDashboard{dir: env.dir, storeURL: env.url, own: env.token, ttl: ttl, log: log,
+		version: strings.Fields(versionString())[1], ctx: ctx, cancel: cancel}
+}
 
 // URL implements ide.Dashboard.
 func (d *ideDashboard) URL(ctx context.Context, sc *tenant.Scope) (string, error) {
@@ -132,24 +161,62 @@ func (d *ideDashboard) URL(ctx context.Context, sc *tenant.Scope) (string, error
 }
 
 // loginToken is the token the dashboard link logs in with: the IDE's own
-// when it has one, else a short-lived token issued for the local identity
-// (trusted: the OS user owns the embedded store).
+// when it has one, else a token issued for the local identity (trusted:
+// the OS user owns the embedded store) that lives as long as this process
+// (see renew) and is issued again if it died.
 func (d *ideDashboard) loginToken(ctx context.Context, sc *tenant.Scope) (string, error) {
-	if d.token != "" {
-		return d.token, nil
+	if d.own != "" {
+		return d.own, nil
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.login != nil {
+		return d.token, nil
+	}
 	p := sc.Principal()
 	if !p.Local {
 		return "", errors.New("no token to log in to the dashboard with")
 	}
-	secret, _, err := d.dir.IssueToken(ctx, p.Tenant, p.User, p.Role, tenant.TokenOptions{Label: "coditect ide dashboard", TTL: dashboardTokenTTL})
+	secret, tok, err := d.dir.IssueToken(ctx, p.Tenant, p.User, p.Role, tenant.TokenOptions{Label: "coditect ide dashboard", TTL: d.ttl})
 	if err != nil {
 		return "", fmt.Errorf("issuing a dashboard login token: %w", err)
 	}
-	d.token = secret
+	d.login, d.token = &tok, secret
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		d.renew(tok)
+	}()
 	return secret, nil
+}
+
+// renew keeps tok alive, extending its expiry to ttl ahead every third of
+// ttl, until the IDE ends or the token dies (revoked, its user or tenant
+// disabled, or expired after the store was unreachable for a whole ttl).
+func (d *ideDashboard) renew(tok tenant.Token) {
+	t := time.NewTicker(max(d.ttl/3, time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-d.ctx.Done():
+			return
+		case <-t.C:
+		}
+		_, err := d.dir.ExtendToken(d.ctx, tok.Tenant, tok.ID, d.ttl)
+		switch {
+		case err == nil:
+		case tenant.Refused(err):
+			d.log.Warn("the dashboard login token died; the next dashboard link gets a new one", "token", tok.ID, "error", err)
+			d.mu.Lock()
+			if d.login != nil && d.login.ID == tok.ID {
+				d.login, d.token = nil, ""
+			}
+			d.mu.Unlock()
+			return
+		case d.ctx.Err() == nil:
+			d.log.Warn("renewing the dashboard login token; retrying", "token", tok.ID, "error", err)
+		}
+	}
 }
 
 // serve starts the local dashboard once and returns its page's URL.
@@ -197,14 +264,24 @@ func dashboardMux(secret string, h http.Handler) http.Handler {
 	return mux
 }
 
+// close stops the renewal, revokes the dashboard login token the IDE
+// issued (the dashboard dies with the IDE) and stops the local dashboard.
 func (d *ideDashboard) close() {
+	d.cancel()
+	d.wg.Wait()
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if d.login != nil {
+		if err := d.dir.RevokeToken(ctx, d.login.Tenant, d.login.ID); err != nil {
+			d.log.Warn("revoking the dashboard login token; it expires on its own", "token", d.login.ID, "expires_within", d.ttl, "error", err)
+		}
+		d.login, d.token = nil, ""
+	}
 	if d.srv == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
 	_ = d.h.Shutdown(ctx)
 	_ = d.srv.Shutdown(ctx)
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -19,7 +20,9 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/coditect/coditect/internal/testbin"
+	"github.com/coditect/coditect/storage"
 	"github.com/coditect/coditect/storage/attrib"
+	"github.com/coditect/coditect/storage/tenant"
 )
 
 // The tests here run `coditect ide` as a real process and drive it with
@@ -278,6 +281,78 @@ func TestIDEExitStatus(t *testing.T) {
 	}
 }
 
+// dashboardToken asks the IDE for the dashboard and returns the token its
+// link logs in with.
+func (p *ideProc) dashboardToken(id int) string {
+	p.t.Helper()
+	p.send(map[string]any{"id": id, "method": "workspace/executeCommand", "params": map[string]any{"command": "coditect.dashboard"}})
+	res, _ := p.response(id)["result"].(map[string]any)
+	u, _ := res["url"].(string)
+	_, token, ok := strings.Cut(u, "#token=")
+	if !ok || token == "" {
+		p.t.Fatalf("dashboard link %q carries no token", u)
+	}
+	return token
+}
+
+// TestIDEDashboardTokenDiesWithIDE: the login token of the dashboard link
+// a local identity's IDE issues is renewed while the IDE runs (its expiry
+// moves on) and revoked when the IDE exits.
+func TestIDEDashboardTokenDiesWithIDE(t *testing.T) {
+	bin := ideBinary(t)
+	store, ws := ideWorkspace(t)
+	p := startIDE(t, bin, store, ws, "--dashboard-token-ttl", "900ms")
+	p.initialize(ws)
+	token := p.dashboardToken(2)
+
+	ctx := context.Background()
+	st, err := storage.Open(ctx, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	dir := tenant.NewDirectory(st, "test")
+	sc, err := dir.Authenticate(ctx, token)
+	if err != nil {
+		t.Fatalf("the dashboard token does not log in: %v", err)
+	}
+	expiry := func() time.Time {
+		toks, err := dir.ListTokens(ctx, "t1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tk := range toks {
+			if tk.ID == sc.Principal().TokenID {
+				return tk.Expires
+			}
+		}
+		t.Fatalf("token %s not listed", sc.Principal().TokenID)
+		return time.Time{}
+	}
+	first := expiry()
+	if first.IsZero() || time.Until(first) > time.Second {
+		t.Fatalf("the dashboard token expires at %v, want within the 900ms TTL", first)
+	}
+	for deadline := time.Now().Add(ideWait); !expiry().After(first); {
+		if time.Now().After(deadline) {
+			t.Fatalf("the IDE did not renew its dashboard token within %v", ideWait)
+		}
+		time.Sleep(10 * time.Millisecond) // polling the store for the renewal
+	}
+	if err := sc.Check(ctx); err != nil {
+		t.Fatalf("the renewed token: %v", err)
+	}
+	p.send(map[string]any{"id": 3, "method": "shutdown"})
+	p.response(3)
+	p.send(map[string]any{"method": "exit"})
+	if code := p.wait(); code != 0 {
+		t.Fatalf("exit status %d\n%s", code, p.stderr)
+	}
+	if _, err := dir.Authenticate(ctx, token); !errors.Is(err, tenant.ErrTokenRevoked) {
+		t.Fatalf("the dashboard token after the IDE exited: %v, want revoked", err)
+	}
+}
+
 // TestIDENodeClient runs ide/vscode/test/e2e.mjs, a client on Node's
 // vscode-jsonrpc (installed by ide/vscode/setup.sh; skipped without it).
 func TestIDENodeClient(t *testing.T) {
@@ -360,7 +435,9 @@ func TestIDENeovim(t *testing.T) {
 // TestIDEAgentCollision: the human has F open and dirty in `coditect ide`;
 // an agent's fs_write of F through `coditect mcp` is refused with a clear
 // message and the disk is untouched; the IDE is warned; after the human
-// saves, `coditect watch` attributes the change to the human.
+// saves, `coditect watch` attributes the change to the human and files it
+// under the editor's session, and the agent's next write under the
+// agent's, both in the project of the workspace.
 func TestIDEAgentCollision(t *testing.T) {
 	bin := ideBinary(t)
 	store, ws := ideWorkspace(t)
@@ -487,7 +564,14 @@ ready:
 	})
 	t.Logf("IDE warning: %v", msg["params"].(map[string]any)["message"])
 
-	// The human saves; the watcher attributes the change to the human.
+	// The human saves in the editor's session; the watcher attributes the
+	// change to the human, in that session.
+	p.send(map[string]any{"id": 13, "method": "workspace/executeCommand", "params": map[string]any{"command": "coditect.session.start"}})
+	human, _ := p.response(13)["result"].(map[string]any)
+	humanSession, _ := human["id"].(string)
+	if humanSession == "" || human["project"] == nil {
+		t.Fatalf("coditect.session.start: %v", human)
+	}
 	text2 := "package shared\n\n// the human's work\n"
 	p.send(map[string]any{"method": "textDocument/willSave", "params": map[string]any{"textDocument": map[string]any{"uri": fileURL(file)}, "reason": 1}})
 	p.send(map[string]any{"id": 11, "method": "workspace/executeCommand", "params": map[string]any{"command": "coditect.status"}})
@@ -498,13 +582,18 @@ ready:
 	p.send(map[string]any{"method": "textDocument/didSave", "params": map[string]any{"textDocument": map[string]any{"uri": fileURL(file)}}})
 	c := nextChange(func(c map[string]any) bool { return c["path"] == file })
 	at, _ := c["attribution"].(map[string]any)
-	if at["actor"] != "human" || c["hash"] != attrib.Hash([]byte(text2)) {
-		t.Fatalf("watcher change %v, want the human's", c)
+	if at["actor"] != "human" || c["hash"] != attrib.Hash([]byte(text2)) || c["session"] != humanSession ||
+		c["project"] != human["project"] || c["rel"] != "shared.go" {
+		t.Fatalf("watcher change %v, want the human's in session %s of project %v", c, humanSession, human["project"])
 	}
-	// Now the agent may write.
+	// Now the agent may write: the change is the agent's, in its session.
 	res, text = callTool("fs_write", map[string]any{"session_id": sid, "path": "shared.go", "content": "package shared // agent\n"})
 	if res.IsError {
 		t.Fatalf("fs_write after the save: %s", text)
+	}
+	c = nextChange(func(c map[string]any) bool { return c["path"] == file })
+	if at, _ := c["attribution"].(map[string]any); at["actor"] != "agent" || c["session"] != sid || c["project"] != human["project"] {
+		t.Fatalf("watcher change %v, want the agent's in session %s", c, sid)
 	}
 	p.send(map[string]any{"id": 12, "method": "shutdown"})
 	p.response(12)

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/coditect/coditect/storage/audit"
+	"github.com/coditect/coditect/storage/tenant"
 )
 
 func newLogCommand() *cobra.Command {
@@ -29,22 +30,28 @@ func filterFlags(cmd *cobra.Command, until bool) {
 	f.String("agent", "", "events of this agent")
 	f.String("user", "", "events of this user")
 	f.String("kind", "", "events of this kind, e.g. file.modified")
-	f.String("path", "", "events about this path")
+	f.String("path", "", "events about this path (relative to the project root with --project)")
+	f.String("project", "", "events of this project (name or id)")
 	f.String("since", "", "events at or after: 30m, 2h, 7d, 2026-03-01, RFC 3339")
 	if until {
 		f.String("until", "", "events at or before (same forms as --since)")
 	}
 }
 
-func readFilter(cmd *cobra.Command) (audit.Filter, error) {
+func readFilter(e *env, sc *tenant.Scope) (audit.Filter, error) {
 	var af audit.Filter
+	cmd := e.cmd
 	f := cmd.Flags()
+	ref, _ := f.GetString("project")
+	var err error
+	if af.Project, err = projectID(e, sc, ref); err != nil {
+		return af, err
+	}
 	af.Session, _ = f.GetString("session")
 	af.Agent, _ = f.GetString("agent")
 	af.User, _ = f.GetString("user")
 	af.Kind, _ = f.GetString("kind")
 	af.Path, _ = f.GetString("path")
-	var err error
 	af.Since, af.Until, err = timeRange(cmd)
 	if err != nil {
 		return af, err
@@ -53,13 +60,16 @@ func readFilter(cmd *cobra.Command) (audit.Filter, error) {
 }
 
 // eventLine renders an event on one line: UTC time, kind, who, then the
-// session, path and summary when present.
-func eventLine(ev audit.Event) string {
+// session, project (by name), path and summary when present.
+func eventLine(ev audit.Event, projects *namer) string {
 	var b strings.Builder
 	b.WriteString(ev.Time.UTC().Format("2006-01-02T15:04:05.000Z"))
 	fmt.Fprintf(&b, "  %-17s  %-12s", ev.Kind, cell(who(ev.User, ev.Agent)))
 	if ev.Session != "" {
 		b.WriteString("  session=" + cell(ev.Session))
+	}
+	if ev.Project != "" {
+		b.WriteString("  project=" + cell(projects.name(ev.Project)))
 	}
 	if ev.Path != "" {
 		b.WriteString("  path=" + cell(ev.Path))
@@ -72,7 +82,7 @@ func eventLine(ev audit.Event) string {
 
 // printEvent writes one event as a text line or, with --json, as one JSON
 // line, and flushes, so a follower's reader sees it at once.
-func printEvent(w *bufio.Writer, jsonLines bool, ev audit.Event) error {
+func printEvent(w *bufio.Writer, jsonLines bool, ev audit.Event, projects *namer) error {
 	if jsonLines {
 		b, err := json.Marshal(ev)
 		if err != nil {
@@ -81,7 +91,7 @@ func printEvent(w *bufio.Writer, jsonLines bool, ev audit.Event) error {
 		w.Write(b)
 		w.WriteByte('\n')
 	} else {
-		w.WriteString(eventLine(ev))
+		w.WriteString(eventLine(ev, projects))
 		w.WriteByte('\n')
 	}
 	return w.Flush()
@@ -104,7 +114,7 @@ func newLogTailCommand() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		f, err := readFilter(e.cmd)
+		f, err := readFilter(e, sc)
 		if err != nil {
 			return err
 		}
@@ -145,15 +155,16 @@ func newLogTailCommand() *cobra.Command {
 		slices.Reverse(backlog)
 		w := bufio.NewWriter(e.cmd.OutOrStdout())
 		jsonLines := jsonOutput(e.cmd)
+		projects := &namer{e: e, sc: sc}
 		for _, ev := range backlog {
-			if err := printEvent(w, jsonLines, ev); err != nil {
+			if err := printEvent(w, jsonLines, ev, projects); err != nil {
 				return err
 			}
 		}
 		if !follow {
 			return nil
 		}
-		err = log.Tail(e.ctx, head, f, func(ev audit.Event) error { return printEvent(w, jsonLines, ev) })
+		err = log.Tail(e.ctx, head, f, func(ev audit.Event) error { return printEvent(w, jsonLines, ev, projects) })
 		if cancelled(e.ctx, err) {
 			return nil
 		}
@@ -177,7 +188,7 @@ func newLogQueryCommand() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		f, err := readFilter(e.cmd)
+		f, err := readFilter(e, sc)
 		if err != nil {
 			return err
 		}
@@ -205,8 +216,9 @@ func newLogQueryCommand() *cobra.Command {
 				Next   string        `json:"next,omitempty"`
 			}{p.Events, p.Next})
 		}
+		projects := &namer{e: e, sc: sc}
 		for _, ev := range p.Events {
-			if _, err := fmt.Fprintln(w, eventLine(ev)); err != nil {
+			if _, err := fmt.Fprintln(w, eventLine(ev, projects)); err != nil {
 				return err
 			}
 		}
@@ -230,7 +242,7 @@ func newLogExportCommand() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		f, err := readFilter(e.cmd)
+		f, err := readFilter(e, sc)
 		if err != nil {
 			return err
 		}
@@ -274,4 +286,30 @@ func newLogSweepCommand() *cobra.Command {
 			return err
 		}),
 	}
+}
+
+// namer names projects by id for event lines, reading the tenant's
+// projects again when it meets an id it does not know (a project created
+// while the log is followed); an id that stays unknown (a removed project)
+// is shown as is.
+type namer struct {
+	e     *env
+	sc    *tenant.Scope
+	names map[string]string
+}
+
+func (n *namer) name(id string) string {
+	if v, ok := n.names[id]; ok {
+		return v
+	}
+	if m, err := projectNames(n.e, n.sc); err == nil {
+		n.names = m
+	}
+	if n.names == nil {
+		n.names = map[string]string{}
+	}
+	if _, ok := n.names[id]; !ok {
+		n.names[id] = id
+	}
+	return n.names[id]
 }

@@ -120,8 +120,12 @@ func TestOperatorCLI(t *testing.T) {
 		t.Fatalf("users: %+v", us)
 	}
 
-	// Sessions.
-	out = c.ok("session", "start", "--tenant", "acme", "--as", "alice", "--title", "fix the login redirect", "--workspace", "/w/app/", "--purpose", "users loop")
+	// Sessions: the local operator's workspace becomes a project of its own.
+	ws := filepath.Join(t.TempDir(), "app")
+	if err := os.Mkdir(ws, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out = c.ok("session", "start", "--tenant", "acme", "--as", "alice", "--title", "fix the login redirect", "--workspace", ws+"/", "--purpose", "users loop")
 	id := strings.TrimSpace(out)
 	if _, err := session.ParseID(id); err != nil || out != id+"\n" {
 		t.Fatalf("session start printed %q, want the id alone", out)
@@ -132,7 +136,7 @@ func TestOperatorCLI(t *testing.T) {
 		t.Fatalf("join: %s", out)
 	}
 	rows := aligned(t, c.ok("session", "list", "--tenant", "acme", "--user", "bob", "--state", "open"), 1)
-	if f := strings.Fields(rows[0]); f[0] != id || f[1] != "open" || f[3] != "alice" || f[4] != "/w/app" || !strings.HasSuffix(rows[0], "fix the login redirect") {
+	if f := strings.Fields(rows[0]); f[0] != id || f[1] != "open" || f[3] != "alice" || f[4] != "app" || !strings.HasSuffix(rows[0], "fix the login redirect") {
 		t.Fatalf("session list row: %q", rows[0])
 	}
 	if p := decode[session.Page](t, c.ok("session", "list", "--tenant", "acme", "--state", "ended", "--json")); p.Sessions == nil || len(p.Sessions) != 0 {
@@ -149,7 +153,7 @@ func TestOperatorCLI(t *testing.T) {
 	c.fail("start a new session", "session", "end", id, "--tenant", "acme", "--as", "alice")
 	c.fail("completed, failed or cancelled", "session", "end", id, "--tenant", "acme", "--status", "done")
 	out = c.ok("session", "show", id, "--tenant", "acme")
-	for _, want := range []string{`state:\s+ended \(completed\)`, `participants:\s+alice, bob`, `outcome:\s+fixed in auth.go`, `\s+session.joined\s+1`, `users:\s+alice \(2 events\), bob \(1 event\)`} {
+	for _, want := range []string{`state:\s+ended \(completed\)`, `project:\s+app`, `participants:\s+alice, bob`, `outcome:\s+fixed in auth.go`, `\s+session.joined\s+1`, `users:\s+alice \(2 events\), bob \(1 event\)`} {
 		if !regexp.MustCompile(`(?m)^` + want + `$`).MatchString(out) {
 			t.Fatalf("session show lacks %s:\n%s", want, out)
 		}
@@ -198,7 +202,7 @@ func TestOperatorCLI(t *testing.T) {
 	if p := decode[session.Page](t, viewer.ok("session", "list", "--json")); len(p.Sessions) != 1 || p.Sessions[0].ID != id {
 		t.Fatalf("viewer's session list: %+v", p)
 	}
-	viewer.fail("may only read", "session", "start", "--title", "t", "--workspace", "/w")
+	viewer.fail("may only read", "session", "start", "--title", "t", "--workspace", ws)
 	viewer.fail("needs an admin", "token", "list")
 	viewer.fail("unset CODITECT_TOKEN", "tenant", "list")
 	viewer.fail(`belongs to tenant "acme"`, "session", "list", "--tenant", "globex")
@@ -256,7 +260,8 @@ func TestOperatorCLI(t *testing.T) {
 // TestLogTailFollow follows the log in one process while another appends.
 func TestLogTailFollow(t *testing.T) {
 	c := newCLI(t)
-	first := strings.TrimSpace(c.ok("session", "start", "--as", "alice", "--title", "before the tail", "--workspace", "/w"))
+	ws := t.TempDir()
+	first := strings.TrimSpace(c.ok("session", "start", "--as", "alice", "--title", "before the tail", "--workspace", ws))
 
 	cmd := exec.Command(c.bin, "log", "tail", "-f", "--as", "alice", "--kind", "session.started")
 	cmd.Env = append(os.Environ(), c.env...)
@@ -303,7 +308,7 @@ func TestLogTailFollow(t *testing.T) {
 	}
 	// Another process appends: a join (filtered out), then a start.
 	c.ok("session", "join", first, "--as", "bob")
-	second := strings.TrimSpace(c.ok("session", "start", "--as", "bob", "--title", "from another process", "--workspace", "/w"))
+	second := strings.TrimSpace(c.ok("session", "start", "--as", "bob", "--title", "from another process", "--workspace", ws))
 	if l := next("the new session"); !strings.Contains(l, "session.started") || !strings.Contains(l, "session="+second) || !strings.Contains(l, "from another process") {
 		t.Fatalf("followed line %q; want the start of %s (the join is filtered out)", l, second)
 	}

@@ -9,9 +9,10 @@ func TestRetentionCLI(t *testing.T) {
 	c := newCLI(t)
 	c.ok("tenant", "create", "acme")
 	c.ok("tenant", "create", "globex")
+	wsA, wsG := t.TempDir(), t.TempDir()
 	for i := 0; i < 3; i++ {
-		c.ok("session", "start", "--tenant", "acme", "--title", "t", "--workspace", "/tmp")
-		c.ok("session", "start", "--tenant", "globex", "--title", "t", "--workspace", "/tmp")
+		c.ok("session", "start", "--tenant", "acme", "--title", "t", "--workspace", wsA)
+		c.ok("session", "start", "--tenant", "globex", "--title", "t", "--workspace", wsG)
 	}
 	out := c.ok("tenant", "retention", "acme", "--max-events", "2")
 	if !strings.Contains(out, "max 2 events") {

@@ -69,13 +69,14 @@ func runServe(cmd *cobra.Command, _ []string) error {
 	ver := strings.Fields(versionString())[1]
 	opts := server.DaemonOptions{
 		Dir: dir, StoreURL: u, Version: ver, Logger: logger, Out: cmd.OutOrStdout(),
-		IgnorePaths: storeFiles(u),
+		IgnorePaths: storage.OwnFiles(u),
 	}
 	if cfg.Role.HTTP() {
 		opts.Web = webview.New(dir, webview.Options{
 			Logger:         logger.With("part", "webview"),
 			OriginPatterns: append([]string{"vscode-webview://*"}, originHosts(cfg.AllowedOrigins)...),
 			Version:        ver,
+			ProtectedPaths: storage.OwnFiles(u),
 		})
 	}
 	d, err := server.NewDaemon(cfg, opts)

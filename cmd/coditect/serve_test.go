@@ -107,7 +107,10 @@ func (p *daemonProc) stop(t *testing.T) {
 
 func TestServeFirstStartLoginAndShutdown(t *testing.T) {
 	store := "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "c.db"))
-	ws := t.TempDir()
+	ws, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
 	p := startServe(t, store, "--watch", ws)
 	if p.token == "" {
 		t.Fatal("first start printed no login token")
@@ -140,14 +143,23 @@ func TestServeFirstStartLoginAndShutdown(t *testing.T) {
 		var m struct {
 			Type   string `json:"type"`
 			Events []struct {
-				Path string `json:"path"`
+				Project string         `json:"project"`
+				Path    string         `json:"path"`
+				Attrs   map[string]any `json:"attrs"`
 			} `json:"events"`
 		}
 		if err := wsjson.Read(ctx, c, &m); err != nil {
 			t.Fatalf("waiting for the watcher's event: %v\n%s", err, p.stderr)
 		}
 		for _, e := range m.Events {
-			seen = seen || strings.HasSuffix(e.Path, "hello.go")
+			if e.Path == "hello.go" {
+				seen = true
+				// The project of --watch DIR names it, with its path
+				// relative to the root.
+				if !strings.HasPrefix(e.Project, "pr_") || e.Attrs["abs"] != filepath.Join(ws, "hello.go") {
+					t.Errorf("the watcher's event is in project %q with abs %v", e.Project, e.Attrs["abs"])
+				}
+			}
 		}
 	}
 	c.Close(websocket.StatusNormalClosure, "")
@@ -171,6 +183,20 @@ func TestServeFirstStartLoginAndShutdown(t *testing.T) {
 		t.Fatal("the first token stopped working after a restart")
 	}
 	p2.stop(t)
+}
+
+// TestServeRefusesToWatchTheStore: --watch of a directory holding the
+// store fails with a message saying why.
+func TestServeRefusesToWatchTheStore(t *testing.T) {
+	bin := testbin.Coditect(t)
+	dir := t.TempDir()
+	store := "sqlite://" + filepath.ToSlash(filepath.Join(dir, "c.db"))
+	cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--store", store, "--watch", dir)
+	cmd.Env = append(os.Environ(), "CODITECT_TOKEN=")
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "store") || !strings.Contains(string(out), "--watch") {
+		t.Fatalf("watching the store's directory: %v %s", err, out)
+	}
 }
 
 func TestServeRefusesRemoteBindWithoutFlag(t *testing.T) {

@@ -34,6 +34,7 @@ func newSessionListCommand() *cobra.Command {
 	f.String("user", "", "sessions this user started or joined")
 	f.String("agent", "", "sessions this agent started or joined")
 	f.String("workspace", "", "sessions of this workspace root (absolute path)")
+	f.String("project", "", "sessions of this project (name or id)")
 	f.String("state", "", "open, ended or abandoned")
 	f.String("since", "", "started at or after: 2h, 7d, 2026-03-01, RFC 3339")
 	f.String("until", "", "started at or before (same forms as --since)")
@@ -49,6 +50,10 @@ func newSessionListCommand() *cobra.Command {
 		q.User, _ = f.GetString("user")
 		q.Agent, _ = f.GetString("agent")
 		q.Workspace, _ = f.GetString("workspace")
+		ref, _ := f.GetString("project")
+		if q.Project, err = projectID(e, sc, ref); err != nil {
+			return err
+		}
 		state, _ := f.GetString("state")
 		q.State = session.State(state)
 		if q.Since, q.Until, err = timeRange(e.cmd); err != nil {
@@ -82,9 +87,17 @@ func newSessionListCommand() *cobra.Command {
 		if jsonOutput(e.cmd) {
 			return writeJSON(w, page)
 		}
-		tw := table(w, "ID", "STATE", "STARTED", "USER", "WORKSPACE", "TITLE")
+		names, err := projectNames(e, sc)
+		if err != nil {
+			return err
+		}
+		tw := table(w, "ID", "STATE", "STARTED", "USER", "PROJECT", "TITLE")
 		for _, s := range page.Sessions {
-			row(tw, s.ID, string(s.State), stamp(s.Started), who(s.User, s.Agent), s.Workspace, s.Title)
+			where := place(names, s.Project, s.Dir)
+			if where == "" {
+				where = s.Workspace // a session from before projects
+			}
+			row(tw, s.ID, string(s.State), stamp(s.Started), who(s.User, s.Agent), where, s.Title)
 		}
 		if err := tw.Flush(); err != nil {
 			return err
@@ -125,12 +138,16 @@ func newSessionShowCommand() *cobra.Command {
 			if jsonOutput(e.cmd) {
 				return writeJSON(e.cmd.OutOrStdout(), r)
 			}
-			return printReport(e.cmd.OutOrStdout(), r)
+			names, err := projectNames(e, sc)
+			if err != nil {
+				return err
+			}
+			return printReport(e.cmd.OutOrStdout(), r, names)
 		}),
 	}
 }
 
-func printReport(w io.Writer, r session.Report) error {
+func printReport(w io.Writer, r session.Report, projects map[string]string) error {
 	s := r.Session
 	tw := table(w)
 	field := func(key, value string) { fmt.Fprintf(tw, "%s\t%s\n", key, cell(value)) }
@@ -141,6 +158,9 @@ func printReport(w io.Writer, r session.Report) error {
 	field("id:", s.ID)
 	field("title:", s.Title)
 	field("state:", state)
+	if s.Project != "" {
+		field("project:", place(projects, s.Project, s.Dir))
+	}
 	field("workspace:", s.Workspace)
 	if s.Purpose != "" {
 		field("purpose:", s.Purpose)
@@ -211,7 +231,8 @@ func newSessionStartCommand() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.String("title", "", "what the session is for, one line (required)")
-	f.String("workspace", "", "absolute path of the workspace root (default: the current directory)")
+	f.String("project", "", "the project to work in, by name or id (its root on this machine is the workspace unless --workspace names a directory inside it)")
+	f.String("workspace", "", "the directory to work in, inside a registered project root (default without --project: the current directory)")
 	f.String("purpose", "", "why, in a few sentences")
 	f.String("cohort", "", "group of agents working together")
 	cmd.RunE = withStore(func(e *env, _ []string) error {
@@ -222,9 +243,10 @@ func newSessionStartCommand() *cobra.Command {
 		var in session.Spec
 		in.Title, _ = f.GetString("title")
 		in.Workspace, _ = f.GetString("workspace")
+		in.Project, _ = f.GetString("project")
 		in.Purpose, _ = f.GetString("purpose")
 		in.Cohort, _ = f.GetString("cohort")
-		if in.Workspace == "" {
+		if in.Workspace == "" && in.Project == "" {
 			if in.Workspace, err = os.Getwd(); err != nil {
 				return fmt.Errorf("no --workspace and no current directory: %w", err)
 			}

@@ -13,7 +13,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/coditect/coditect/storage"
+	"github.com/coditect/coditect/storage/audit"
 	"github.com/coditect/coditect/storage/kv"
+	"github.com/coditect/coditect/storage/project"
+	"github.com/coditect/coditect/storage/session"
 	"github.com/coditect/coditect/storage/tenant"
 	"github.com/coditect/coditect/storage/transfer"
 )
@@ -39,11 +42,17 @@ func newStoreCommand() *cobra.Command {
 	cp.Flags().String("tenant", "", "copy only this tenant (its keys, tokens and session index)")
 	verify := &cobra.Command{
 		Use:   "verify",
-		Short: "Check every tenant's audit log: every index entry points at an event and every event is indexed",
-		Args:  cobra.NoArgs,
-		RunE:  runStoreVerify,
+		Short: "Check every tenant's audit log (every index entry points at an event and every event is indexed) and count sessions that have no project",
+		Long: "Check every tenant's audit log: every index entry points at an event and every event is indexed.\n" +
+			"Also count the sessions started before projects existed, which have no project: the files tools\n" +
+			"refuse them until --repair gives them one. --repair registers each such session's workspace as a\n" +
+			"project root when it is a directory on this machine (or places it in the project whose root holds\n" +
+			"it); a workspace that is not here goes to the project named after its last path element, created\n" +
+			"without a root when missing, for an admin to add the root where the code is (coditect project add).",
+		Args: cobra.NoArgs,
+		RunE: runStoreVerify,
 	}
-	verify.Flags().Bool("repair", false, "record in the audit clock how far event times go back (logs written before it existed); index damage is reported, not repaired")
+	verify.Flags().Bool("repair", false, "record in the audit clock how far event times go back (logs written before it existed), and give sessions started before projects existed a project; index damage is reported, not repaired")
 	backup := &cobra.Command{
 		Use:   "backup FILE",
 		Short: "Write the store (or one tenant) to a portable backup file (- for stdout)",
@@ -130,6 +139,9 @@ func runStoreVerify(cmd *cobra.Command, _ []string) error {
 			reps[id] = r
 		}
 	}
+	if err := checkSessionProjects(cmd, dir, reps); err != nil {
+		return err
+	}
 	bad := 0
 	ids := make([]string, 0, len(reps))
 	for id, r := range reps {
@@ -164,6 +176,49 @@ func runStoreVerify(cmd *cobra.Command, _ []string) error {
 	}
 	if bad > 0 {
 		return fmt.Errorf("%d tenant logs are inconsistent", bad)
+	}
+	return nil
+}
+
+// checkSessionProjects tells, per tenant, how many sessions have no
+// project (started before projects existed), and with --repair gives them
+// one (session.AssignProjects) as the directory's operator.
+func checkSessionProjects(cmd *cobra.Command, dir *tenant.Directory, reps map[string]audit.VerifyReport) error {
+	repair, _ := cmd.Flags().GetBool("repair")
+	u, err := storeURL(cmd)
+	if err != nil {
+		return err
+	}
+	ids := make([]string, 0, len(reps))
+	for id := range reps {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	w := cmd.ErrOrStderr()
+	for _, id := range ids {
+		sc, err := dir.Operator(cmd.Context(), id)
+		if err != nil {
+			return err
+		}
+		n, err := session.Unplaced(cmd.Context(), sc)
+		if err != nil {
+			return fmt.Errorf("%s: %w", id, err)
+		}
+		if n == 0 {
+			continue
+		}
+		if !repair {
+			fmt.Fprintf(w, "%s: sessions started before projects existed, without a project: %d; the files tools refuse them: run `coditect store verify --repair` to give them one\n", id, n)
+			continue
+		}
+		a, err := session.AssignProjects(cmd.Context(), sc, project.RootOptions{Protected: storage.OwnFiles(u)})
+		if err != nil {
+			return fmt.Errorf("repair %s: %w", id, err)
+		}
+		for _, p := range a.Places {
+			fmt.Fprintf(w, "%s: %s\n", id, p)
+		}
+		fmt.Fprintf(w, "%s: %d of %d sessions without a project now have one\n", id, a.Assigned, a.Sessions)
 	}
 	return nil
 }

@@ -18,8 +18,9 @@ import (
 func TestStoreCopyVerifyBackupRestore(t *testing.T) {
 	c := newCLI(t)
 	c.ok("tenant", "create", "acme")
+	ws := t.TempDir() // the local operator's workspace becomes a project root
 	for i := 0; i < 5; i++ {
-		c.ok("session", "start", "--tenant", "acme", "--title", "t", "--workspace", "/tmp")
+		c.ok("session", "start", "--tenant", "acme", "--title", "t", "--workspace", ws)
 	}
 	if out := c.ok("store", "verify"); !strings.Contains(out, "acme") || strings.Contains(out, "INCONSISTENT") {
 		t.Fatalf("verify: %q", out)
@@ -98,5 +99,44 @@ func TestStoreVerifyRepairsClock(t *testing.T) {
 	}
 	if out := c.ok("store", "verify"); strings.Contains(out, "INCONSISTENT") {
 		t.Fatalf("verify after the repair: %s", out)
+	}
+}
+
+// TestStoreVerifyAssignsProjects: on a store written before projects
+// existed, `store verify` says how many sessions have no project and what
+// to run; `store verify --repair` gives them one (their workspaces are not
+// on this machine: projects named after them, without roots), and verify
+// is quiet about them afterwards.
+func TestStoreVerifyAssignsProjects(t *testing.T) {
+	c := newCLI(t)
+	if _, err := os.Stat("/tmp/coditect-prerelease/home"); err == nil {
+		t.Skip("the fixture's workspaces exist on this machine")
+	}
+	data, err := os.ReadFile(filepath.Join("..", "..", "storage", "session", "testdata", "prerelease.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(c.store, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := run(t, c.bin, c.env, "store", "verify")
+	if code != 0 || strings.Contains(out, "INCONSISTENT") ||
+		!strings.Contains(errOut, "acme: sessions started before projects existed, without a project: 3;") ||
+		!strings.Contains(errOut, "globex: sessions started before projects existed, without a project: 1;") ||
+		!strings.Contains(errOut, "coditect store verify --repair") {
+		t.Fatalf("verify of a pre-project store: exit %d\n%s\n%s", code, out, errOut)
+	}
+	out, errOut, code = run(t, c.bin, c.env, "store", "verify", "--repair")
+	if code != 0 || strings.Contains(out, "INCONSISTENT") ||
+		!strings.Contains(errOut, "acme: 1 session in /tmp/coditect-prerelease/home/alice/src/webapp/services/api → project webapp/services/api") ||
+		!strings.Contains(errOut, "acme: 3 of 3 sessions without a project now have one") ||
+		!strings.Contains(errOut, "globex: 1 of 1 sessions without a project now have one") {
+		t.Fatalf("verify --repair: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if out := c.ok("store", "verify"); strings.Contains(out, "INCONSISTENT") {
+		t.Fatalf("verify after the repair: %s", out)
+	}
+	if got := c.ok("session", "list", "--tenant", "acme"); strings.Count(got, "\n") != 4 {
+		t.Fatalf("sessions after the repair:\n%s", got)
 	}
 }

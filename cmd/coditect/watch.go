@@ -5,13 +5,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
 
 	"github.com/spf13/cobra"
 
+	"github.com/coditect/coditect/storage"
+	"github.com/coditect/coditect/storage/project"
 	"github.com/coditect/coditect/watch"
 )
 
@@ -21,12 +22,19 @@ import (
 func newWatchCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "watch DIR...",
-		Short: "Watch workspaces and record every file change, with who most likely made it",
-		Long: `Watch one or more workspace directories and record every file change in the
-audit log: created, modified (an editor's atomic save is one), deleted, renamed,
-with size, content hash and line-count change, and who most likely made it (an
-agent writing through Coditect, the human saving in the IDE, the agent holding
-the file's lease, the only AI coding tool working there, or unknown).
+		Short: "Watch projects and record every file change, with who most likely made it",
+		Long: `Watch the projects of one or more directories and record every file change in
+the audit log: created, modified (an editor's atomic save is one), deleted,
+renamed, with size, content hash and line-count change, and who most likely made
+it (an agent writing through Coditect, the human saving in the IDE, the agent
+holding the file's lease, the only AI coding tool working there, or unknown).
+
+Each DIR is in a project: its root on this machine is watched, and every event
+names the project and the path relative to its root, and the work session of the
+agent's write or the IDE save that explains it. A DIR in no project becomes the
+root of a new project named after it when you may register roots (an admin, or
+the local operator of an embedded store); otherwise an admin registers it first
+with coditect project add NAME DIR. A root may not hold the store or its spool.
 
 .gitignore files, .git/ and common build and dependency directories are not
 watched. File systems that raise no inotify events for changes made elsewhere
@@ -46,7 +54,7 @@ Stop with Ctrl-C: what is pending is stored first.`,
 	f.Int64("events-file-size", watch.DefaultEventsFileSize, "rotate the events file past this many bytes")
 	f.Int("events-file-keep", watch.DefaultEventsFileKeep, "rotated events files to keep")
 	f.Int("batch-size", watch.DefaultBatchSize, "most events stored in one transaction")
-	f.String("session", "", "file every event under this work session")
+	f.String("session", "", "file under this work session the events whose evidence names none")
 	f.String("format", "text", "what to print for each event: text, json or none")
 	f.String("log-level", "info", "diagnostics on stderr: debug, info, warn or error")
 	cmd.RunE = withStore(func(e *env, args []string) error {
@@ -75,7 +83,7 @@ func runWatch(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg := watch.Config{Roots: args, Logger: slog.New(slog.NewTextHandler(e.cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))}
+	cfg := watch.Config{Logger: slog.New(slog.NewTextHandler(e.cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))}
 	if poll, _ := fl.GetBool("poll"); poll {
 		cfg.Mode = watch.ModePoll
 	}
@@ -86,8 +94,18 @@ func runWatch(e *env, args []string) error {
 	cfg.NoDefaultIgnores, _ = fl.GetBool("no-default-ignores")
 	cfg.BatchSize, _ = fl.GetInt("batch-size")
 	cfg.Session, _ = fl.GetString("session")
+	var protected []string
 	if u, err := storeURL(e.cmd); err == nil {
-		cfg.IgnorePaths = append(cfg.IgnorePaths, storeFiles(u)...)
+		protected = storage.OwnFiles(u)
+		cfg.IgnorePaths = append(cfg.IgnorePaths, protected...)
+	}
+	roots, found, err := watch.Register(e.ctx, sc, args, project.RootOptions{Protected: protected})
+	if err != nil {
+		return err
+	}
+	cfg.Roots = roots
+	for _, f := range found {
+		cfg.Logger.Info("project", "dir", f.Dir, "project", f.Project, "id", f.Root.Project, "root", f.Root.Dir)
 	}
 	if name, _ := fl.GetString("events-file"); name != "" {
 		size, _ := fl.GetInt64("events-file-size")
@@ -125,7 +143,7 @@ func runWatch(e *env, args []string) error {
 		select {
 		case <-w.Ready():
 			for _, ws := range w.Workspaces() {
-				cfg.Logger.Info("ready", "root", ws.Root, "mode", ws.Mode, "reason", ws.Reason)
+				cfg.Logger.Info("ready", "project", ws.Project, "root", ws.Root, "mode", ws.Mode, "reason", ws.Reason)
 			}
 		case <-e.ctx.Done():
 		}
@@ -167,22 +185,3 @@ func printChange(w io.Writer, format string, c watch.Change) {
 }
 
 // storeFiles returns the files of an embedded store, which the watcher
-// must never report (its own writes would feed it).
-func storeFiles(rawURL string) []string {
-	if !strings.Contains(rawURL, ":") {
-		rawURL = "sqlite:" + rawURL
-	}
-	u, err := url.Parse(rawURL)
-	if err != nil || (u.Scheme != "sqlite" && u.Scheme != "file") {
-		return nil
-	}
-	p := u.Path
-	if u.Opaque != "" {
-		p = u.Opaque
-	}
-	abs, err := filepath.Abs(p)
-	if err != nil {
-		return nil
-	}
-	return []string{abs, abs + "-wal", abs + "-shm", abs + "-journal"}
-}

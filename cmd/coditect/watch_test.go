@@ -22,19 +22,34 @@ func watchRoot() *cobra.Command { return newRootCommand() }
 // TestWatchCommand runs `coditect watch DIR --format json --events-file F`
 // on a real directory and a real store, makes changes, reads the printed
 // events, stops it with its context, and checks the events file and the
-// audit log (through `coditect log`).
+// audit log (through `coditect log`). DIR becomes a project (the local
+// operator registers it); every event names it, with paths relative to
+// its root. A directory holding the store cannot be watched.
 func TestWatchCommand(t *testing.T) {
-	dir := t.TempDir()
-	ws := filepath.Join(dir, "ws")
-	if err := os.MkdirAll(ws, 0o755); err != nil {
+	dir, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
 		t.Fatal(err)
 	}
-	// The store and the events file inside the workspace: never reported.
-	store := filepath.Join(ws, "coditect.db")
+	ws := filepath.Join(dir, "ws")
+	if err := os.MkdirAll(filepath.Join(ws, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	store := filepath.Join(dir, "coditect.db")
+	// The store inside the directory: refused, naming why.
+	var refused strings.Builder
+	bad := watchRoot()
+	bad.SetArgs([]string{"--store", store, "watch", dir, "--format", "none"})
+	bad.SetOut(&refused)
+	bad.SetErr(&refused)
+	if err := bad.Execute(); err == nil || !strings.Contains(err.Error(), "store") {
+		t.Fatalf("watching the store's directory: %v\n%s", err, refused.String())
+	}
+	// The events file inside the workspace: never reported. A directory
+	// inside the project watches the project's root.
 	events := filepath.Join(ws, "events.jsonl")
 	pr, pw := io.Pipe()
 	root := watchRoot()
-	root.SetArgs([]string{"--store", store, "watch", ws, "--format", "json", "--events-file", events, "--window", "20ms", "--log-level", "warn"})
+	root.SetArgs([]string{"--store", store, "watch", ws, filepath.Join(ws, "sub"), "--format", "json", "--events-file", events, "--window", "20ms", "--log-level", "warn"})
 	root.SetOut(pw)
 	var stderr strings.Builder
 	root.SetErr(&stderr)
@@ -86,7 +101,7 @@ func TestWatchCommand(t *testing.T) {
 		}
 		break
 	}
-	if c.Rel != "hello.txt" || c.ID == "" || c.Attribution.Actor != "unknown" {
+	if c.Rel != "hello.txt" || c.ID == "" || c.Attribution.Actor != "unknown" || !strings.HasPrefix(c.Project, "pr_") || c.Root != ws {
 		t.Errorf("first event %+v", c)
 	}
 	if err := os.Rename(first, filepath.Join(ws, "bye.txt")); err != nil {
@@ -122,19 +137,13 @@ func TestWatchCommand(t *testing.T) {
 	log.SetErr(&out)
 	if err := log.Execute(); err != nil {
 		t.Logf("coditect log query: %v (%s)", err, out.String())
-	} else if !strings.Contains(out.String(), "bye.txt") {
-		t.Errorf("the audit log lacks the rename:\n%s", out.String())
-	}
-}
-
-func TestStoreFiles(t *testing.T) {
-	for _, u := range []string{"sqlite:///x/c.db", "/x/c.db", "file:///x/c.db"} {
-		got := storeFiles(u)
-		if len(got) != 4 || got[0] != "/x/c.db" || got[1] != "/x/c.db-wal" {
-			t.Errorf("storeFiles(%q) = %v", u, got)
+	} else {
+		var res struct {
+			Events []struct{ Project, Path string } `json:"events"`
 		}
-	}
-	if got := storeFiles("fdb:///etc/foundationdb/fdb.cluster"); got != nil {
-		t.Errorf("fdb store files: %v", got)
+		if err := json.Unmarshal([]byte(out.String()), &res); err != nil || len(res.Events) != 1 ||
+			res.Events[0].Path != "bye.txt" || res.Events[0].Project != c.Project {
+			t.Errorf("the audit log lacks the rename of bye.txt in project %s (%v):\n%s", c.Project, err, out.String())
+		}
 	}
 }

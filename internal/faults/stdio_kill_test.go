@@ -23,6 +23,7 @@ import (
 	"github.com/coditect/coditect/storage/attrib"
 	"github.com/coditect/coditect/storage/audit"
 	"github.com/coditect/coditect/storage/kv"
+	"github.com/coditect/coditect/storage/project"
 )
 
 // mcpCommand is `coditect mcp` on storeURL as t1/ada.
@@ -199,6 +200,14 @@ func startIDE(t *testing.T, storeURL, ws string) *ideSession {
 	t.Helper()
 	cmd := exec.Command(testbin.Coditect(t), "ide", "--store", storeURL, "--tenant", "t1", "--user", "ada")
 	cmd.Env = append(os.Environ(), "CODITECT_TOKEN=", "XDG_DATA_HOME="+t.TempDir())
+	return spawnIDE(t, cmd, ws, nil)
+}
+
+// spawnIDE starts cmd, a `coditect ide`, in ws (unless "") and reads its
+// frames into the session's channel; a window/showMessage also goes to
+// messages when it is not nil and has room.
+func spawnIDE(t *testing.T, cmd *exec.Cmd, ws string, messages chan map[string]any) *ideSession {
+	t.Helper()
 	cmd.Dir = ws
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -239,9 +248,16 @@ func startIDE(t *testing.T, storeURL, ws string) *ideSession {
 				return
 			}
 			var m map[string]any
-			if json.Unmarshal(body, &m) == nil {
-				p.frames <- m
+			if json.Unmarshal(body, &m) != nil {
+				continue
 			}
+			if messages != nil && m["method"] == "window/showMessage" {
+				select {
+				case messages <- m:
+				default: // the test reads few; the rest are not its concern
+				}
+			}
+			p.frames <- m
 		}
 	}()
 	return p
@@ -311,18 +327,24 @@ func TestIDESIGKILLMidSession(t *testing.T) {
 	killedAt := time.Now().UTC()
 
 	sc, store := localScope(t, storeURL, "t1", "ada")
-	for _, kind := range []string{"ide.opened"} {
-		if evs := allEvents(t, sc, audit.Filter{Kind: kind, Path: file}); len(evs) != 1 {
-			t.Errorf("%d %s events for the file after SIGKILL, want 1", len(evs), kind)
-		}
+	ctx := context.Background()
+	// The editor registered its workspace folder as a project: marks and
+	// events name the file by its project path.
+	pl, err := project.Resolve(ctx, sc, file)
+	if err != nil {
+		t.Fatal(err)
 	}
+	opened := audit.Filter{Kind: "ide.opened", Project: pl.Project.ID, Path: pl.Rel}
+	if evs := allEvents(t, sc, opened); len(evs) != 1 {
+		t.Errorf("%d ide.opened events for the file after SIGKILL, want 1", len(evs))
+	}
+	key := pl.File().String()
 	// The dead editor's mark still counts now — the edits may be real —
 	// but only until its expiry, at most DefaultEditingTTL after the kill.
-	ctx := context.Background()
 	var eds []attrib.Editing
 	if err := store.View(ctx, func(tx kv.ReadTx) error {
 		var err error
-		eds, err = attrib.Editors(tx, sc, file, killedAt)
+		eds, err = attrib.Editors(tx, sc, key, killedAt)
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -334,7 +356,7 @@ func TestIDESIGKILLMidSession(t *testing.T) {
 		t.Fatalf("the dead editor's mark expires at %s, after %s: agents would wait longer than the TTL", eds[0].Expires, limit)
 	}
 	after := eds[0].Expires.Add(time.Millisecond)
-	if err := store.View(ctx, func(tx kv.ReadTx) error { return attrib.CheckNoUnsavedEdits(tx, sc, file, after) }); err != nil {
+	if err := store.View(ctx, func(tx kv.ReadTx) error { return attrib.CheckNoUnsavedEdits(tx, sc, key, after) }); err != nil {
 		t.Fatalf("after the dead editor's mark expired, agents are still refused: %v", err)
 	}
 	n, err := attrib.SweepEditing(ctx, sc, after)
@@ -355,10 +377,10 @@ func TestIDESIGKILLMidSession(t *testing.T) {
 	if res, _ := st["result"].(map[string]any); res["unsaved"] != float64(1) {
 		t.Fatalf("status in the new process: %v", st)
 	}
-	if err := store.View(ctx, func(tx kv.ReadTx) error { return attrib.CheckNoUnsavedEdits(tx, sc, file, time.Now()) }); err == nil {
+	if err := store.View(ctx, func(tx kv.ReadTx) error { return attrib.CheckNoUnsavedEdits(tx, sc, key, time.Now()) }); err == nil {
 		t.Fatal("the new editor's unsaved edits do not protect the file")
 	}
-	if evs := allEvents(t, sc, audit.Filter{Kind: "ide.opened", Path: file}); len(evs) != 2 {
+	if evs := allEvents(t, sc, opened); len(evs) != 2 {
 		t.Errorf("%d ide.opened events after the second editor opened the file, want 2", len(evs))
 	}
 	p2.request(3, "shutdown", nil)

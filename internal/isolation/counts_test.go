@@ -26,6 +26,7 @@ import (
 	"github.com/coditect/coditect/storage/agent"
 	"github.com/coditect/coditect/storage/lease"
 	"github.com/coditect/coditect/storage/message"
+	"github.com/coditect/coditect/storage/project"
 	"github.com/coditect/coditect/storage/session"
 	"github.com/coditect/coditect/storage/task"
 	"github.com/coditect/coditect/storage/tenant"
@@ -50,24 +51,26 @@ import (
 // extra activity when extra is set.
 type countWorld struct {
 	*world
-	// A's ids: session, agent, task, event, token.
+	// A's ids: session, agent, task, event, token, project.
 	idsA []string
-	// root is the IDE's workspace root: the same directory in both worlds.
-	root string
 	// extra: B has more activity than in the other world.
 	extra bool
 	// scAgentA is A's alice acting as A's agent (for the feed's sentinel).
 	scAgentA *tenant.Scope
 }
 
-// pathA is the path of A's records; B's extra records use it too, so
-// that a query that mixes tenants counts them.
-const pathA = "src/main.go"
+// pathA is the path of A's records, relative to its project's root; B's
+// extra records use it too (in B's project), so that a query that mixes
+// tenants counts them. B's extra project is named as A's is, projectA.
+const (
+	pathA    = "src/main.go"
+	projectA = "alpha"
+)
 
 func newCountWorld(t *testing.T, root string, extra bool) *countWorld {
 	t.Helper()
 	ctx := context.Background()
-	cw := &countWorld{world: newWorld(t), root: root, extra: extra}
+	cw := &countWorld{world: newWorldAt(t, root), extra: extra}
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
@@ -75,24 +78,24 @@ func newCountWorld(t *testing.T, root string, extra bool) *countWorld {
 		}
 	}
 	sc := cw.scA
-	s, err := session.Start(ctx, sc, session.Spec{Title: "A's work", Workspace: "/src/a"})
+	s, err := session.Start(ctx, sc, session.Spec{Title: "A's work", Project: projectA})
 	must(err)
 	a, err := agent.Register(ctx, sc, agent.Registration{Name: "agent-a", Client: "test", Model: "m-a", Cohort: "c-a"})
 	must(err)
 	asc, err := sc.WithAgent(a.ID)
 	must(err)
 	cw.scAgentA = asc
-	_, err = lease.Acquire(ctx, asc, lease.Request{Resource: pathA})
+	_, err = lease.Acquire(ctx, asc, lease.Request{Resource: project.File{Project: cw.projA.ID, Rel: pathA}.String()})
 	must(err)
 	_, err = message.Send(ctx, sc, message.Outgoing{To: message.To{Agent: a.ID}, Body: "hello A"})
 	must(err)
-	tk, err := task.Create(ctx, sc, task.New{Title: "A's task"})
+	tk, err := task.Create(ctx, sc, task.New{Title: "A's task", Project: cw.projA.ID})
 	must(err)
 	ev := asc.Event("note.added", "A's note")
-	ev.Session, ev.Path = s.ID, pathA
+	ev.Session, ev.Project, ev.Path = s.ID, cw.projA.ID, pathA
 	evs, err := sc.Log().Append(ctx, ev)
 	must(err)
-	cw.idsA = []string{s.ID, a.ID, tk.ID, evs[0].ID, sc.Principal().TokenID}
+	cw.idsA = []string{s.ID, a.ID, tk.ID, evs[0].ID, sc.Principal().TokenID, cw.projA.ID}
 	if extra {
 		cw.moreOfB(t, 3)
 	}
@@ -112,13 +115,18 @@ func (cw *countWorld) moreOfB(t *testing.T, n int) {
 		}
 	}
 	scB := cw.scopeB(t)
+	// A project of B's named as A's, with a root of its own.
+	extra := filepath.Join(filepath.Dir(cw.rootB), "b-"+projectA)
+	must(os.MkdirAll(extra, 0o755))
+	pl, err := project.Register(ctx, scB, projectA, extra, project.RootOptions{})
+	must(err)
 	for i := range n {
 		tag := fmt.Sprintf("%s-%d", marker, i)
 		_, err := cw.dir.CreateUser(ctx, tenantB, "carol-"+tag, "")
 		must(err)
 		_, _, err = cw.dir.IssueToken(ctx, tenantB, "alice", tenant.RoleMember, tenant.TokenOptions{Label: tag})
 		must(err)
-		s, err := session.Start(ctx, scB, session.Spec{Title: "more " + tag, Workspace: "/src/a"})
+		s, err := session.Start(ctx, scB, session.Spec{Title: "more " + tag, Project: projectA})
 		must(err)
 		a, err := agent.Register(ctx, scB, agent.Registration{Name: "agent-" + tag, Client: "test", Model: "m-a", Cohort: "c-a"})
 		must(err)
@@ -128,15 +136,15 @@ func (cw *countWorld) moreOfB(t *testing.T, n int) {
 		if i > 0 {
 			res = "src/" + tag + ".go"
 		}
-		_, err = lease.Acquire(ctx, asc, lease.Request{Resource: res})
+		_, err = lease.Acquire(ctx, asc, lease.Request{Resource: project.File{Project: pl.Project.ID, Rel: res}.String()})
 		must(err)
 		_, err = message.Send(ctx, scB, message.Outgoing{To: message.To{Agent: a.ID}, Body: "hello " + tag})
 		must(err)
-		_, err = task.Create(ctx, scB, task.New{Title: "task " + tag})
+		_, err = task.Create(ctx, scB, task.New{Title: "task " + tag, Project: pl.Project.ID})
 		must(err)
 		for range 3 {
 			ev := asc.Event("note.added", "note "+tag)
-			ev.Session, ev.Path = s.ID, pathA
+			ev.Session, ev.Project, ev.Path = s.ID, pl.Project.ID, pathA
 			_, err = scB.Log().Append(ctx, ev)
 			must(err)
 		}
@@ -161,7 +169,7 @@ func (tr *transcript) add(op, out string) {
 // values are what A's reads send where an id goes: A's ids, B's ids (the
 // same kinds, in the same order, in both worlds) and a few others.
 func (cw *countWorld) values() []string {
-	return append(append(append([]string{}, cw.idsA...), cw.idsB...), "", "head", "alice", pathA, "note.added", "1")
+	return append(append(append([]string{}, cw.idsA...), cw.idsB...), "", "head", "alice", pathA, projectA, "note.added", "1")
 }
 
 // normalizer replaces, in one world's responses, what legitimately
@@ -183,7 +191,7 @@ type normalizer struct {
 var (
 	reSecret   = regexp.MustCompile(`cdt_[A-Za-z0-9_-]{20,}`)
 	reTime     = regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)`)
-	rePrefixed = regexp.MustCompile(`\b(ag|tk|send)_[0-9A-HJKMNP-TV-Z]{26}\b`)
+	rePrefixed = regexp.MustCompile(`\b(ag|tk|send|pr)_[0-9A-HJKMNP-TV-Z]{26}\b`)
 	reSession  = regexp.MustCompile(`\b[0-9A-HJKMNP-TV-Z]{26}\b`)
 	reStamp    = regexp.MustCompile(`\b[0-9a-f]{24}\b`)
 	reTokenID  = regexp.MustCompile(`\b[0-9a-f]{16}\b`)
@@ -434,7 +442,9 @@ func (cw *countWorld) feedReads(t reporter, h http.Handler, tr *transcript) {
 	defer cancel()
 	sA, aA := cw.idsA[0], cw.idsA[1]
 	var subs []webview.Subscription
-	for _, f := range []webview.FeedFilter{{}, {User: "alice"}, {Session: sA}, {Agent: aA}, {Kind: "note.added"}, {Path: pathA}} {
+	// Every filter matches the sentinel (a path is relative to a project).
+	for _, f := range []webview.FeedFilter{{}, {User: "alice"}, {Session: sA}, {Agent: aA}, {Kind: "note.added"},
+		{Project: projectA}, {Project: projectA, Path: pathA}} {
 		subs = append(subs, webview.Subscription{Type: "subscribe", Filter: f})
 	}
 	conns := make([]*websocket.Conn, len(subs))
@@ -463,13 +473,13 @@ func (cw *countWorld) feedReads(t reporter, h http.Handler, tr *transcript) {
 	}
 	for range live {
 		ev := scB.Event("note.added", "live "+marker)
-		ev.Path = pathA
+		ev.Project, ev.Path = cw.projB.ID, pathA
 		if _, err := scB.Log().Append(ctx, ev); err != nil {
 			t.Fatalf("feed: B's write: %v", err)
 		}
 	}
 	ev := cw.scAgentA.Event("note.added", "A's sentinel")
-	ev.Session, ev.Path = sA, pathA
+	ev.Session, ev.Project, ev.Path = sA, cw.projA.ID, pathA
 	evs, err := cw.scA.Log().Append(ctx, ev)
 	if err != nil {
 		t.Fatalf("feed: A's write: %v", err)
@@ -508,7 +518,7 @@ func (cw *countWorld) feedReads(t reporter, h http.Handler, tr *transcript) {
 func (cw *countWorld) ideReads(t reporter, serve func(ctx context.Context, in io.Reader, out io.Writer), tr *transcript) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	conn, cmds, done := ideSession(ctx, t, serve, cw.root)
+	conn, cmds, done := ideSession(ctx, t, serve, cw.rootA)
 	defer done()
 	for _, cmd := range cmds {
 		if strings.HasPrefix(cmd, "coditect.session.") {
@@ -516,9 +526,9 @@ func (cw *countWorld) ideReads(t reporter, serve func(ctx context.Context, in io
 		}
 		for _, arg := range []map[string]any{
 			{},
-			{"uri": "file://" + cw.root + "/" + pathA, "limit": 5},
+			{"uri": "file://" + cw.rootA + "/" + pathA, "limit": 5},
 			{"uri": "file:///" + pathA},
-			{"workspace": "/src/a"},
+			{"workspace": cw.rootA},
 		} {
 			var res json.RawMessage
 			err := conn.Call(ctx, "workspace/executeCommand", map[string]any{"command": cmd, "arguments": []any{arg}}, &res)

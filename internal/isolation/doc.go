@@ -7,6 +7,15 @@
 // (B's key range, read through a kv View, is byte-for-byte the same after
 // as before).
 //
+// Each tenant has a project whose root is a directory beside the other's;
+// B's files carry the marker. The files tools are a surface too: A, in a
+// session of its own project, aims every files tool at B's root by
+// absolute path, file URI, project path, ".." and a symbolic link in A's
+// checkout, and tries to start sessions and take leases in B's project
+// (files_test.go). B's files must be as written afterwards, B's entries
+// in the global registry of roots unchanged, and no root of A's may reach
+// B's directory.
+//
 // It runs on the embedded store. On FoundationDB it is the same suite over
 // storage.Open("fdb://"+$FDB_CLUSTER_FILE) in a binary built with -tags
 // fdb: openStore picks that when FDB_CLUSTER_FILE is set, and clears the
@@ -17,8 +26,9 @@
 // resolver that binds the caller's user name in tenant B, a usage meter
 // counting A's calls in B's log, a gateway that forwards B's token, writes
 // sent with B's token, a cache keyed by URL alone, feed subscriptions
-// pinned to B's credential, an IDE session opened as B) and requires the
-// checks, run through a recorder instead of the test, to report it.
+// pinned to B's credential, an IDE session opened as B, a registry of
+// roots that let A's project take B's checkout) and requires the checks,
+// run through a recorder instead of the test, to report it.
 //
 // The read check cannot see a pure count leak: a number of A's derived
 // from B's data (B's event count in A's tenant record, B's agents counted

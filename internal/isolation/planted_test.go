@@ -19,8 +19,11 @@ import (
 	"github.com/coder/websocket/wsjson"
 	mcpserver "github.com/mark3labs/mcp-go/server"
 
+	"github.com/coditect/coditect/server"
 	"github.com/coditect/coditect/storage/audit"
+	"github.com/coditect/coditect/storage/keyspace"
 	"github.com/coditect/coditect/storage/kv"
+	"github.com/coditect/coditect/storage/project"
 	"github.com/coditect/coditect/storage/tenant"
 	"github.com/coditect/coditect/tools"
 	"github.com/coditect/coditect/webview"
@@ -123,6 +126,33 @@ var plants = []plant{
 				sc, err := w.dir.Authenticate(ctx, bearerFrom(ctx))
 				return tools.Caller{Scope: sc}, err
 			}, tools.Audit(nil, nil), meterTo(w.scopeB(t).Log()))
+			return w.attack(t, "mcp", func(r reporter) []kv.KeyValue { w.mcpTools(r, h); return nil })
+		},
+	},
+	{
+		// The files: a registry of roots that checks overlaps within a
+		// tenant only let A's admin register B's checkout as a root of
+		// A's project. A starts a session there and its files tools read
+		// B's files; A's roots reach B's directory.
+		name: "mcp/A's project holds B's root", surface: "mcp", read: true, marker: true, changes: true,
+		run: func(t *testing.T, w *world) *recorder {
+			k, err := keyspace.RootEntry(project.Machine(), w.rootB)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rk, _ := w.scA.Space().Project(w.projA.ID)
+			p := w.projA
+			p.Roots = append(p.Roots, project.Root{Machine: project.Machine(), Path: w.rootB})
+			if _, err := w.store.Update(context.Background(), func(tx kv.Tx) error {
+				tx.Set(k, mustJSON(map[string]string{"tenant": tenantA, "project": p.ID}))
+				tx.Set(rk, mustJSON(p))
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			srv := w.mcpServer(t)
+			defer closeMCP(t, srv)
+			h := srv.HTTPHandler(server.HTTPOptions{})
 			return w.attack(t, "mcp", func(r reporter) []kv.KeyValue { w.mcpTools(r, h); return nil })
 		},
 	},

@@ -7,12 +7,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -31,6 +34,7 @@ import (
 	"github.com/coditect/coditect/storage/kv"
 	"github.com/coditect/coditect/storage/lease"
 	"github.com/coditect/coditect/storage/message"
+	"github.com/coditect/coditect/storage/project"
 	"github.com/coditect/coditect/storage/session"
 	"github.com/coditect/coditect/storage/task"
 	"github.com/coditect/coditect/storage/tenant"
@@ -65,11 +69,23 @@ type world struct {
 	// tokenB is a token of B's alice (labelled with the marker), for the
 	// planted leaks.
 	tokenB string
-	// B's ids, which A tries to reach.
+	// B's ids, which A tries to reach: its session, agent, task, event
+	// and token ids, its project's id and name.
 	idsB []string
 	// few limits the attack values to a handful (see attacks).
 	few bool
+	// rootA and rootB are the checkout roots of A's project (projA,
+	// "alpha") and of B's (projB), siblings in one directory. B's files
+	// carry the marker (one in its name); A's root holds a symbolic link
+	// to B's, link-to-b, as a checkout can. filesB is B's files as
+	// written: no surface may change them.
+	rootA, rootB string
+	projA, projB project.Project
+	filesB       map[string]string
 }
+
+// fileB is a file of B's root the attacks aim at.
+const fileB = "secret.txt"
 
 func openStore(t *testing.T) kv.Store {
 	t.Helper()
@@ -104,7 +120,16 @@ func clearTenants(t *testing.T, st kv.Store) {
 			b, e := sp.Range()
 			tx.ClearRange(b, e)
 		}
-		return nil
+		// And their projects' roots, in the global root registry.
+		b, e := keyspace.AllRoots().Range()
+		roots, err := kv.Collect(tx.GetRange(b, e, kv.RangeOptions{}))
+		for _, r := range roots {
+			var v struct{ Tenant string }
+			if json.Unmarshal(r.Value, &v) == nil && (v.Tenant == tenantA || v.Tenant == tenantB) {
+				tx.Clear(r.Key)
+			}
+		}
+		return err
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -113,9 +138,40 @@ func clearTenants(t *testing.T, st kv.Store) {
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
+	return newWorldAt(t, t.TempDir())
+}
+
+// newWorldAt is newWorld with the projects' roots in base: worlds built
+// on the same base have the same paths (each store has its own root
+// registry).
+func newWorldAt(t *testing.T, base string) *world {
+	t.Helper()
 	ctx := context.Background()
 	st := openStore(t)
 	w := &world{store: st, dir: tenant.NewDirectory(st, "isolation")}
+	base, err := project.Canonical(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.rootA, w.rootB = filepath.Join(base, "a-root"), filepath.Join(base, "b-root")
+	for name, content := range map[string]string{
+		filepath.Join(w.rootA, "a.txt"):                       "A's file\n",
+		filepath.Join(w.rootA, "src", "main.go"):              "package main // A's\n",
+		filepath.Join(w.rootB, fileB):                         "the secret of B: " + marker + "\n",
+		filepath.Join(w.rootB, "src", "main.go"):              "package main // " + marker + "\n",
+		filepath.Join(w.rootB, "notes-"+marker+".txt"):        "x\n",
+		filepath.Join(w.rootB, "src", marker, "deep", "x.go"): "package deep // " + marker + "\n",
+	} {
+		if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(name, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(w.rootB, filepath.Join(w.rootA, "link-to-b")); err != nil && !os.IsExist(err) {
+		t.Fatal(err)
+	}
 	must := func(err error) {
 		t.Helper()
 		if err != nil && !errors.Is(err, tenant.ErrExists) {
@@ -128,11 +184,13 @@ func newWorld(t *testing.T) *world {
 		_, err = w.dir.CreateUser(ctx, id, "alice", "")
 		must(err)
 	}
-	var err error
 	w.tokenA, _, err = w.dir.IssueToken(ctx, tenantA, "alice", tenant.RoleAdmin, tenant.TokenOptions{})
 	must(err)
 	w.scA, err = w.dir.Authenticate(ctx, w.tokenA)
 	must(err)
+	pl, err := project.Register(ctx, w.scA, "alpha", w.rootA, project.RootOptions{})
+	must(err)
+	w.projA = pl.Project
 	// B: a user named like A's, so that a leak by user name would show,
 	// and one of every kind of record, each carrying the marker.
 	_, err = w.dir.CreateUser(ctx, tenantB, "bob-"+marker, "")
@@ -141,25 +199,59 @@ func newWorld(t *testing.T) *world {
 	must(err)
 	scB, err := w.dir.Authenticate(ctx, tokB)
 	must(err)
-	s, err := session.Start(ctx, scB, session.Spec{Title: "work " + marker, Workspace: "/src/" + marker})
+	w.projB, err = project.Create(ctx, scB, project.Spec{Name: "bravo-project", Remote: "git@example.com:" + marker + ".git"})
+	must(err)
+	w.projB, err = project.AddRoot(ctx, scB, w.projB.ID, w.rootB, project.RootOptions{})
+	must(err)
+	s, err := session.Start(ctx, scB, session.Spec{Title: "work " + marker, Workspace: filepath.Join(w.rootB, "src")})
 	must(err)
 	a, err := agent.Register(ctx, scB, agent.Registration{Name: "agent-" + marker, Client: "test", Model: "m-" + marker, Cohort: "c-" + marker})
 	must(err)
 	asc, err := scB.WithAgent(a.ID)
 	must(err)
-	_, err = lease.Acquire(ctx, asc, lease.Request{Resource: "src/" + marker + "/main.go"})
+	_, err = lease.Acquire(ctx, asc, lease.Request{Resource: project.File{Project: w.projB.ID, Rel: "src/" + marker + "/main.go"}.String()})
 	must(err)
 	_, err = message.Send(ctx, scB, message.Outgoing{To: message.To{Agent: a.ID}, Body: "hello " + marker})
 	must(err)
-	tk, err := task.Create(ctx, scB, task.New{Title: "task " + marker})
+	tk, err := task.Create(ctx, scB, task.New{Title: "task " + marker, Project: w.projB.ID})
 	must(err)
 	ev := scB.Event("note.added", "note "+marker)
-	ev.Session, ev.Path = s.ID, "/src/"+marker+"/main.go"
+	ev.Session, ev.Project, ev.Path = s.ID, w.projB.ID, "src/"+marker+"/main.go"
 	evs, err := scB.Log().Append(ctx, ev)
 	must(err)
-	w.idsB = []string{s.ID, a.ID, tk.ID, evs[0].ID, tb.ID}
+	w.idsB = []string{s.ID, a.ID, tk.ID, evs[0].ID, tb.ID, w.projB.ID, w.projB.Name}
 	w.tokenB = tokB
+	w.filesB = w.files(t)
 	return w
+}
+
+// files reads B's root: every file's content and every link's target,
+// by path.
+func (w *world) files(t reporter) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.WalkDir(w.rootB, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		switch {
+		case d.Type()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			out[p] = "-> " + target
+			return err
+		case d.IsDir():
+			out[p+"/"] = ""
+		default:
+			b, err := os.ReadFile(p)
+			out[p] = string(b)
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("B's files: %v", err)
+	}
+	return out
 }
 
 // attacks are the values A sends where an id, a cursor or a name goes:
@@ -182,7 +274,8 @@ func (w *world) attacks() []string {
 	)
 }
 
-// snapshot is B's key range, byte for byte.
+// snapshot is B's key range, byte for byte, and B's entries in the global
+// registry of project roots.
 func (w *world) snapshot(t reporter) []kv.KeyValue {
 	t.Helper()
 	sp, err := keyspace.Tenant(tenantB)
@@ -198,7 +291,12 @@ func (w *world) snapshot(t reporter) []kv.KeyValue {
 			kv := it.KeyValue()
 			out = append(out, kv)
 		}
-		return it.Err()
+		if err := it.Err(); err != nil {
+			return err
+		}
+		roots, err := w.roots(tx, tenantB)
+		out = append(out, roots...)
+		return err
 	})
 	if err != nil {
 		t.Fatalf("%v", err)
@@ -209,8 +307,40 @@ func (w *world) snapshot(t reporter) []kv.KeyValue {
 	return out
 }
 
+// roots returns the entries of tenantID's projects' roots in the global
+// registry.
+func (w *world) roots(tx kv.ReadTx, tenantID string) ([]kv.KeyValue, error) {
+	b, e := keyspace.AllRoots().Range()
+	all, err := kv.Collect(tx.GetRange(b, e, kv.RangeOptions{}))
+	var out []kv.KeyValue
+	for _, r := range all {
+		var v struct{ Tenant string }
+		if json.Unmarshal(r.Value, &v) == nil && v.Tenant == tenantID {
+			out = append(out, r)
+		}
+	}
+	return out, err
+}
+
+// unchanged compares B's range with before, B's files with what was
+// written, and checks that no root of A's reaches B's files.
 func (w *world) unchanged(t reporter, before []kv.KeyValue, surface string) {
 	t.Helper()
+	if got := w.files(t); !maps.Equal(got, w.filesB) {
+		t.Errorf("%s: B's range of files changed: %d entries under %s, had %d", surface, len(got), w.rootB, len(w.filesB))
+	}
+	var rootsA []kv.KeyValue
+	if err := w.store.View(context.Background(), func(tx kv.ReadTx) (err error) {
+		rootsA, err = w.roots(tx, tenantA)
+		return err
+	}); err != nil {
+		t.Fatalf("%v", err)
+	}
+	for _, r := range rootsA {
+		if k := string(r.Key); strings.Contains(k, w.rootB) || !strings.Contains(k, w.rootA) {
+			t.Errorf("%s: B's range of files is reachable: A has a root %s besides its own %s", surface, kv.DisplayKey(r.Key), w.rootA)
+		}
+	}
 	after := w.snapshot(t)
 	if len(after) != len(before) {
 		t.Fatalf("%s: B's range has %d keys, had %d", surface, len(after), len(before))
@@ -388,6 +518,7 @@ func (w *world) mcpTools(t reporter, h http.Handler) {
 		}
 	}
 	t.Logf("%d tool calls", calls)
+	w.mcpFiles(ctx, t, cs)
 }
 
 func keys(m map[string]any) string {
@@ -416,16 +547,19 @@ type restCase struct {
 var restCases = map[string]restCase{
 	"GET /api/v1/whoami":                {},
 	"GET /api/v1/kinds":                 {},
-	"GET /api/v1/events":                {query: []string{"user", "session", "agent", "kind", "path", "since", "until", "order", "cursor", "limit"}},
+	"GET /api/v1/events":                {query: []string{"user", "session", "agent", "kind", "path", "project", "since", "until", "order", "cursor", "limit"}},
 	"GET /api/v1/events/{id}":           {},
-	"GET /api/v1/files":                 {query: []string{"limit", "path", "agent", "user"}},
-	"GET /api/v1/sessions":              {query: []string{"user", "agent", "workspace", "state", "since", "until", "order", "cursor", "limit"}},
+	"GET /api/v1/files":                 {query: []string{"limit", "path", "agent", "user", "project"}},
+	"GET /api/v1/sessions":              {query: []string{"user", "agent", "workspace", "project", "state", "since", "until", "order", "cursor", "limit"}},
 	"GET /api/v1/sessions/{id}":         {},
 	"GET /api/v1/sessions/{id}/summary": {},
 	"GET /api/v1/agents":                {query: []string{"cohort", "liveness", "active"}},
 	"GET /api/v1/agents/{id}":           {},
 	"GET /api/v1/leases":                {query: []string{"agent"}},
-	"GET /api/v1/tasks":                 {query: []string{"state", "assignee", "after", "limit"}},
+	"GET /api/v1/tasks":                 {query: []string{"state", "assignee", "project", "after", "limit"}},
+	"GET /api/v1/projects":              {},
+	"GET /api/v1/projects/{id}":         {},
+	"POST /api/v1/projects":             {body: `{"name":%s,"root":%s}`},
 	"GET /api/v1/tasks/{id}":            {},
 	"GET /api/v1/tenant":                {},
 	"GET /api/v1/users":                 {},
@@ -462,6 +596,9 @@ func (w *world) restRoutes(t reporter, h http.Handler, routes []string) {
 			t.Fatalf("rest: %s %q: %v", method, clip(target), err)
 		}
 		req.Header.Set("Authorization", "Bearer "+w.tokenA)
+		if body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
 		resp, err := hs.Client().Do(req)
 		if err != nil {
 			t.Fatalf("rest: %v", err)
@@ -473,6 +610,15 @@ func (w *world) restRoutes(t reporter, h http.Handler, routes []string) {
 		}
 		if leak := w.leaks(sent, string(b)); leak != "" {
 			t.Errorf("rest: %s %s: shows B's %q: %s", method, clip(target), leak, clip(string(b)))
+		}
+	}
+	// Roots of A's project in or around B's checkout are refused.
+	if slices.Contains(routes, "POST /api/v1/projects") {
+		for _, root := range []string{w.rootB, w.rootB + "/src", w.rootA + "/link-to-b", filepath.Dir(w.rootB), "/"} {
+			for _, name := range []string{"alpha", "new-" + filepath.Base(root)} {
+				body := string(mustJSON(map[string]string{"name": name, "root": root}))
+				do(http.MethodPost, "/api/v1/projects", body, body)
+			}
 		}
 	}
 	for _, r := range routes {
@@ -642,7 +788,7 @@ func ideSession(ctx context.Context, t reporter, serve func(ctx context.Context,
 func (w *world) ideCommands(t reporter, serve func(ctx context.Context, in io.Reader, out io.Writer)) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	conn, cmds, done := ideSession(ctx, t, serve, t.TempDir())
+	conn, cmds, done := ideSession(ctx, t, serve, w.rootA)
 	defer done()
 	if len(cmds) == 0 {
 		t.Fatalf("ide: the IDE server advertises no commands")
@@ -650,10 +796,15 @@ func (w *world) ideCommands(t reporter, serve func(ctx context.Context, in io.Re
 	for _, cmd := range cmds {
 		for _, v := range w.attacks() {
 			for _, arg := range []map[string]any{
-				{"title": v, "workspace": v, "status": v, "summary": v, "uri": v},
+				{"title": v, "workspace": v, "project": v, "status": v, "summary": v, "uri": v},
 				{"uri": "file:///" + v, "limit": 5},
 				{"uri": "file:///src/" + marker[:6] + "/" + v},
 				{"workspace": "/src/" + v},
+				{"uri": "file://" + w.rootB + "/" + v},
+				{"uri": "file://" + w.rootA + "/link-to-b/" + v},
+				{"uri": "file://" + w.rootA + "/../b-root/" + v},
+				{"workspace": w.rootB + "/" + v},
+				{"project": w.projB.ID, "workspace": w.rootA + "/" + v},
 			} {
 				var res json.RawMessage
 				err := conn.Call(ctx, "workspace/executeCommand", map[string]any{"command": cmd, "arguments": []any{arg}}, &res)

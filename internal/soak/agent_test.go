@@ -168,7 +168,7 @@ func (a *agent) step(ctx context.Context, i int, peers []string) {
 	marker := fmt.Sprintf("%s#%d", a.name, a.seq)
 	switch i % 15 {
 	case 0:
-		if m, ok := a.call(ctx, "session_start", map[string]any{"title": "soak " + marker, "workspace": "/soak/" + a.name}); ok {
+		if m, ok := a.call(ctx, "session_start", map[string]any{"title": "soak " + marker, "project": soakProject}); ok {
 			a.sid = m["session_id"].(string)
 			a.muts[mutKey("session.started", a.sid)]++
 		}
@@ -182,7 +182,7 @@ func (a *agent) step(ctx context.Context, i int, peers []string) {
 		}
 	case 2:
 		res := fmt.Sprintf("soak/shared-%d.go", a.rng.IntN(8))
-		if m, ok := a.call(ctx, "lease_acquire", map[string]any{"resource": res, "ttl_seconds": 30}); ok {
+		if m, ok := a.call(ctx, "lease_acquire", map[string]any{"resource": res, "project": soakProject, "ttl_seconds": 30}); ok {
 			a.leaseRes, a.leaseTok = res, m["token"].(float64)
 			a.muts[mutKey("lease.acquired", res)]++
 		}
@@ -191,7 +191,7 @@ func (a *agent) step(ctx context.Context, i int, peers []string) {
 			a.call(ctx, "audit_query", map[string]any{"limit": 5})
 			return
 		}
-		if _, ok := a.call(ctx, "lease_renew", map[string]any{"resource": a.leaseRes, "token": a.leaseTok, "ttl_seconds": 60}); ok {
+		if _, ok := a.call(ctx, "lease_renew", map[string]any{"resource": a.leaseRes, "project": soakProject, "token": a.leaseTok, "ttl_seconds": 60}); ok {
 			a.muts[mutKey("lease.renewed", a.leaseRes)]++
 		}
 	case 4:
@@ -199,7 +199,7 @@ func (a *agent) step(ctx context.Context, i int, peers []string) {
 			a.call(ctx, "agents_list", map[string]any{"liveness": "alive"})
 			return
 		}
-		if m, ok := a.call(ctx, "lease_release", map[string]any{"resource": a.leaseRes, "token": a.leaseTok}); ok && m["released"] == true {
+		if m, ok := a.call(ctx, "lease_release", map[string]any{"resource": a.leaseRes, "project": soakProject, "token": a.leaseTok}); ok && m["released"] == true {
 			a.muts[mutKey("lease.released", a.leaseRes)]++
 		}
 		a.leaseRes, a.leaseTok = "", 0

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/coditect/coditect/storage/audit"
+	"github.com/coditect/coditect/storage/project"
 )
 
 // logView is what the check needs of the exported log.
@@ -32,14 +33,23 @@ var checkedKinds = map[string]func(ev *audit.Event) string{
 	"session.started": func(ev *audit.Event) string { return ev.Session },
 	"session.ended":   func(ev *audit.Event) string { return ev.Session },
 	"note.added":      func(ev *audit.Event) string { return ev.Summary },
-	"lease.acquired":  func(ev *audit.Event) string { return ev.Path },
-	"lease.renewed":   func(ev *audit.Event) string { return ev.Path },
-	"lease.released":  func(ev *audit.Event) string { return ev.Path },
+	"lease.acquired":  leasePath,
+	"lease.renewed":   leasePath,
+	"lease.released":  leasePath,
 	"message.sent":    func(ev *audit.Event) string { s, _ := ev.Attrs["subject"].(string); return s },
 	"message.acked":   func(*audit.Event) string { return "" },
 	"task.created":    func(ev *audit.Event) string { s, _ := ev.Attrs["task"].(string); return s },
 	"task.claimed":    func(ev *audit.Event) string { s, _ := ev.Attrs["task"].(string); return s },
 	"task.updated":    func(ev *audit.Event) string { s, _ := ev.Attrs["task"].(string); return s },
+}
+
+// leasePath is a lease event's resource as the agent sent it: relative to
+// its project's root.
+func leasePath(ev *audit.Event) string {
+	if f, ok := project.ParseFile(ev.Path); ok {
+		return f.Rel
+	}
+	return ev.Path
 }
 
 // exportLog reads the whole tenant log with `coditect log export`, from

@@ -20,8 +20,9 @@ func TestMain(m *testing.M) { testbin.Main(m) }
 // The identity every agent works as: the daemon's first admin, and the
 // local user of the stdio processes, in the daemon's tenant.
 const (
-	soakTenant = "default"
-	soakUser   = "soak"
+	soakTenant  = "default"
+	soakUser    = "soak"
+	soakProject = "soak"
 )
 
 // config is the run's shape, from the environment (docs/SOAK.md).
@@ -118,7 +119,9 @@ func TestSoak(t *testing.T) {
 	cfg := loadConfig(t)
 	e := &env{bin: testbin.Coditect(t), data: t.TempDir()}
 	e.store = "sqlite://" + filepath.ToSlash(filepath.Join(e.data, "soak.db"))
-	ws := filepath.Join(e.data, "workspace")
+	// The daemon watches ws, which it registers as the root of a project
+	// named after it, soakProject: the agents work in that project.
+	ws := filepath.Join(e.data, soakProject)
 	if err := os.MkdirAll(ws, 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/coditect/coditect/server"
 	"github.com/coditect/coditect/storage"
 	"github.com/coditect/coditect/storage/kv"
+	"github.com/coditect/coditect/storage/project"
 	"github.com/coditect/coditect/storage/tenant"
 )
 
@@ -46,6 +47,9 @@ func New(tb testing.TB, opts server.Options, httpOpts server.HTTPOptions) *Serve
 	dir := tenant.NewDirectory(st, "servertest")
 	if opts.SpoolDir == "" {
 		opts.SpoolDir = storage.SpoolDir(storeURL)
+	}
+	if opts.StoreURL == "" {
+		opts.StoreURL = storeURL
 	}
 	srv, err := server.New(dir, opts)
 	if err != nil {
@@ -82,6 +86,31 @@ func (s *Server) Token(tb testing.TB, tenantID, user string, role tenant.Role) s
 		tb.Fatal(err)
 	}
 	return secret
+}
+
+// Project registers dir as a checkout root of the tenant's project name
+// (created when missing), as an admin does with `coditect project add`,
+// and returns the project's id. A token principal can start sessions only
+// in registered roots.
+func (s *Server) Project(tb testing.TB, tenantID, name, dir string) string {
+	tb.Helper()
+	ctx := context.Background()
+	sc, err := s.Dir.Local(ctx, tenantID, "operator")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	p, err := project.Get(ctx, sc, name)
+	if errors.Is(err, project.ErrNotFound) {
+		p, err = project.Create(ctx, sc, project.Spec{Name: name})
+	}
+	if err != nil {
+		tb.Fatal(err)
+	}
+	p, err = project.AddRoot(ctx, sc, p.ID, dir, project.RootOptions{Protected: server.ProtectedPaths(s.StoreURL, "")})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return p.ID
 }
 
 // Scope returns the scope of a token, for inspecting its tenant's data.

@@ -86,6 +86,9 @@ type Record struct {
 	// From is the path the record was made for, when the file was renamed
 	// since (see Move); empty otherwise.
 	From string `json:"from,omitempty"`
+	// Session is the work session the write was made in, when the writer
+	// named one: the watcher files the change it explains under it.
+	Session string `json:"session,omitempty"`
 }
 
 // Limits.
@@ -148,14 +151,22 @@ func CheckHash(h string) error {
 	return nil
 }
 
-// CleanPath validates an absolute file path and returns it cleaned, the
-// form records are keyed by.
+// CleanPath validates a file's path and returns it in the form records
+// are keyed by: a project's path (keyspace.ProjectPath, "@<project>/<rel>",
+// the form every writer uses, so that one file has one key on every
+// machine) as it is, or an absolute path cleaned.
 func CleanPath(p string) (string, error) {
 	if p == "" {
-		return "", invalid("path is required: the absolute path of the file")
+		return "", invalid("path is required: the file's project path (@<project>/<rel>)")
 	}
 	if !utf8.ValidString(p) || strings.ContainsRune(p, 0) {
 		return "", invalid("path is not valid UTF-8 text")
+	}
+	if strings.HasPrefix(p, "@") {
+		if len(p) > MaxPath {
+			return "", invalid("path of %d bytes exceeds %d", len(p), MaxPath)
+		}
+		return p, nil
 	}
 	if !filepath.IsAbs(p) {
 		return "", invalid("path %q is not absolute", clip(p))
@@ -314,18 +325,19 @@ func Put(tx kv.Tx, sc *tenant.Scope, path string, r Record) error {
 }
 
 // RecordAgentWrite records, inside the caller's transaction, that agentID
-// (running model) writes the content whose Hash is hash to path: evidence
-// 1. Commit it before the bytes reach the disk.
-func RecordAgentWrite(tx kv.Tx, sc *tenant.Scope, path, hash, agentID, model string) error {
-	return Put(tx, sc, path, Record{Source: AgentWrite, Hash: hash, Agent: agentID, Model: model})
+// (running model) writes the content whose Hash is hash to path in session
+// (optional): evidence 1. Commit it before the bytes reach the disk.
+func RecordAgentWrite(tx kv.Tx, sc *tenant.Scope, path, hash, agentID, model, session string) error {
+	return Put(tx, sc, path, Record{Source: AgentWrite, Hash: hash, Agent: agentID, Model: model, Session: session})
 }
 
 // RecordIDESave records, inside the caller's transaction, that the IDE
-// saves the content whose Hash is hash to path for the scope's user:
+// saves the content whose Hash is hash to path for the scope's user, in
+// session (optional):
 // evidence 2. Commit it before the bytes reach the disk (the IDE knows the
 // text when it is about to save).
-func RecordIDESave(tx kv.Tx, sc *tenant.Scope, path, hash string) error {
-	return Put(tx, sc, path, Record{Source: IDESave, Hash: hash})
+func RecordIDESave(tx kv.Tx, sc *tenant.Scope, path, hash, session string) error {
+	return Put(tx, sc, path, Record{Source: IDESave, Hash: hash, Session: session})
 }
 
 // RecordDeclaredEdit records, inside the caller's transaction, that

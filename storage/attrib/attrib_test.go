@@ -11,6 +11,7 @@ import (
 	"github.com/coditect/coditect/storage/agent"
 	"github.com/coditect/coditect/storage/agent/agenttest"
 	"github.com/coditect/coditect/storage/attrib"
+	"github.com/coditect/coditect/storage/keyspace"
 	"github.com/coditect/coditect/storage/kv"
 	"github.com/coditect/coditect/storage/tenant"
 )
@@ -40,12 +41,12 @@ func TestRecordAndLookup(t *testing.T) {
 	sc := agenttest.Scope(t, s, "acme", "ada")
 	h1, h2 := attrib.Hash([]byte("one\n")), attrib.Hash([]byte("two\n"))
 	if err := put(t, sc, func(tx kv.Tx) error {
-		return attrib.RecordAgentWrite(tx, sc, "/w/p/a.go", h1, "ag-1", "qwen")
+		return attrib.RecordAgentWrite(tx, sc, "/w/p/a.go", h1, "ag-1", "qwen", "sess-1")
 	}); err != nil {
 		t.Fatal(err)
 	}
 	if err := put(t, sc, func(tx kv.Tx) error {
-		return attrib.RecordIDESave(tx, sc, "/w/p/./a.go", h2)
+		return attrib.RecordIDESave(tx, sc, "/w/p/./a.go", h2, "")
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +57,7 @@ func TestRecordAndLookup(t *testing.T) {
 	if rs[0].Source != attrib.IDESave || rs[0].Hash != h2 || rs[0].User != "ada" {
 		t.Errorf("newest = %+v, want the IDE save by ada", rs[0])
 	}
-	if rs[1].Source != attrib.AgentWrite || rs[1].Hash != h1 || rs[1].Agent != "ag-1" || rs[1].Model != "qwen" {
+	if rs[1].Source != attrib.AgentWrite || rs[1].Hash != h1 || rs[1].Agent != "ag-1" || rs[1].Model != "qwen" || rs[1].Session != "sess-1" {
 		t.Errorf("older = %+v, want ag-1's write", rs[1])
 	}
 	if got := rs[1].Expires.Sub(rs[1].At); got != attrib.DefaultTTL {
@@ -70,6 +71,14 @@ func TestRecordAndLookup(t *testing.T) {
 	other := agenttest.Scope(t, s, "zeta", "ada")
 	if rs := lookup(t, other, "/w/p/a.go", time.Now()); len(rs) != 0 {
 		t.Errorf("tenant zeta sees %+v", rs)
+	}
+	// A project's path is a key as it is: one file, one key.
+	pp := keyspace.ProjectPath("pr_01JZ3K5V8Q2W7X9Y4N6M1P0R3T", "src/a.go")
+	if err := put(t, sc, func(tx kv.Tx) error { return attrib.RecordIDESave(tx, sc, pp, h1, "sess-2") }); err != nil {
+		t.Fatal(err)
+	}
+	if rs := lookup(t, sc, pp, time.Now()); len(rs) != 1 || rs[0].Session != "sess-2" {
+		t.Errorf("project path records = %+v, want the IDE save in sess-2", rs)
 	}
 }
 
@@ -124,7 +133,7 @@ func TestPermissions(t *testing.T) {
 	s, _ := agenttest.Open(t)
 	h := attrib.Hash(nil)
 	viewer := agenttest.RoleScope(t, s, "acme", "vic", tenant.RoleViewer)
-	err := put(t, viewer, func(tx kv.Tx) error { return attrib.RecordIDESave(tx, viewer, "/a", h) })
+	err := put(t, viewer, func(tx kv.Tx) error { return attrib.RecordIDESave(tx, viewer, "/a", h, "") })
 	if !errors.Is(err, tenant.ErrForbidden) {
 		t.Errorf("viewer: %v, want ErrForbidden", err)
 	}
@@ -140,11 +149,11 @@ func TestPermissions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = put(t, bsc, func(tx kv.Tx) error { return attrib.RecordAgentWrite(tx, bsc, "/a", h, "someone-else", "") })
+	err = put(t, bsc, func(tx kv.Tx) error { return attrib.RecordAgentWrite(tx, bsc, "/a", h, "someone-else", "", "") })
 	if !errors.Is(err, tenant.ErrForbidden) {
 		t.Errorf("bound token for another agent: %v, want ErrForbidden", err)
 	}
-	if err := put(t, bsc, func(tx kv.Tx) error { return attrib.RecordAgentWrite(tx, bsc, "/a", h, a.ID, "") }); err != nil {
+	if err := put(t, bsc, func(tx kv.Tx) error { return attrib.RecordAgentWrite(tx, bsc, "/a", h, a.ID, "", "") }); err != nil {
 		t.Errorf("bound token for its agent: %v", err)
 	}
 }
@@ -155,10 +164,10 @@ func TestMoveInherits(t *testing.T) {
 	h := attrib.Hash([]byte("x"))
 	now := time.Now()
 	if err := put(t, sc, func(tx kv.Tx) error {
-		if err := attrib.RecordAgentWrite(tx, sc, "/w/old.go", h, "ag-1", ""); err != nil {
+		if err := attrib.RecordAgentWrite(tx, sc, "/w/old.go", h, "ag-1", "", ""); err != nil {
 			return err
 		}
-		return attrib.RecordIDESave(tx, sc, "/w/new.go", attrib.Hash([]byte("y")))
+		return attrib.RecordIDESave(tx, sc, "/w/new.go", attrib.Hash([]byte("y")), "")
 	}); err != nil {
 		t.Fatal(err)
 	}

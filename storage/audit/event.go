@@ -52,10 +52,13 @@ type Event struct {
 	ID string `json:"id"`
 	// Time is the wall time of the append (set by the log when zero). It is
 	// informative: the log is ordered by ID.
-	Time        time.Time      `json:"time"`
-	Tenant      string         `json:"tenant"` // set by the log
-	User        string         `json:"user,omitempty"`
-	Session     string         `json:"session,omitempty"`
+	Time    time.Time `json:"time"`
+	Tenant  string    `json:"tenant"` // set by the log
+	User    string    `json:"user,omitempty"`
+	Session string    `json:"session,omitempty"`
+	// Project is the id of the project the event is about (a file's,
+	// a lease's, a session's); Path is then relative to the project root.
+	Project     string         `json:"project,omitempty"`
 	Agent       string         `json:"agent,omitempty"`
 	Kind        string         `json:"kind"`
 	Path        string         `json:"path,omitempty"`
@@ -98,6 +101,7 @@ var kinds = []string{
 	"user.created", "user.disabled", "user.enabled",
 	"token.issued", "token.revoked",
 	"session.started", "session.joined", "session.ended", "session.abandoned",
+	"project.created", "project.root_added", "project.root_removed", "project.removed",
 	"agent.registered", "agent.updated", "agent.retired", "agent.revived",
 	"lease.acquired", "lease.renewed", "lease.released", "lease.expired", "lease.forced", "lease.reclaimed",
 	"message.sent", "message.acked",
@@ -129,7 +133,7 @@ func validate(ev *Event) ([]byte, error) {
 	if !KnownKind(ev.Kind) {
 		return nil, fmt.Errorf("audit: %w %q: use one of %s", ErrUnknownKind, ev.Kind, strings.Join(Kinds(), ", "))
 	}
-	for _, f := range []struct{ name, v string }{{"user", ev.User}, {"session", ev.Session}, {"agent", ev.Agent}} {
+	for _, f := range []struct{ name, v string }{{"user", ev.User}, {"session", ev.Session}, {"project", ev.Project}, {"agent", ev.Agent}} {
 		if len(f.v) > MaxIDField {
 			return nil, invalid("%s id of %d bytes exceeds %d", f.name, len(f.v), MaxIDField)
 		}
@@ -184,6 +188,7 @@ type stored struct {
 	Time        time.Time      `json:"t"`
 	User        string         `json:"u,omitempty"`
 	Session     string         `json:"s,omitempty"`
+	Project     string         `json:"j,omitempty"`
 	Agent       string         `json:"a,omitempty"`
 	Kind        string         `json:"k"`
 	Path        string         `json:"p,omitempty"`
@@ -193,7 +198,7 @@ type stored struct {
 }
 
 func encode(ev *Event) ([]byte, error) {
-	return json.Marshal(stored{ev.Time.UTC(), ev.User, ev.Session, ev.Agent, ev.Kind, ev.Path, ev.Summary, ev.Attrs, ev.Attribution})
+	return json.Marshal(stored{ev.Time.UTC(), ev.User, ev.Session, ev.Project, ev.Agent, ev.Kind, ev.Path, ev.Summary, ev.Attrs, ev.Attribution})
 }
 
 func decode(tenant string, vs kv.Versionstamp, b []byte) (Event, error) {
@@ -201,7 +206,7 @@ func decode(tenant string, vs kv.Versionstamp, b []byte) (Event, error) {
 	if err := json.Unmarshal(b, &s); err != nil {
 		return Event{}, fmt.Errorf("audit: event %s is corrupt: %w", vs, err)
 	}
-	return Event{ID: vs.String(), Time: s.Time, Tenant: tenant, User: s.User, Session: s.Session, Agent: s.Agent,
+	return Event{ID: vs.String(), Time: s.Time, Tenant: tenant, User: s.User, Session: s.Session, Project: s.Project, Agent: s.Agent,
 		Kind: s.Kind, Path: s.Path, Summary: s.Summary, Attrs: s.Attrs, Attribution: s.Attribution}, nil
 }
 
@@ -210,13 +215,23 @@ func indexed(ev *Event) [][2]string {
 	var out [][2]string
 	for _, p := range [][2]string{
 		{keyspace.IndexSession, ev.Session}, {keyspace.IndexAgent, ev.Agent}, {keyspace.IndexUser, ev.User},
-		{keyspace.IndexPath, ev.Path}, {keyspace.IndexKind, ev.Kind},
+		{keyspace.IndexPath, pathValue(ev.Project, ev.Path)}, {keyspace.IndexKind, ev.Kind}, {keyspace.IndexProject, ev.Project},
 	} {
 		if p[1] != "" {
 			out = append(out, p)
 		}
 	}
 	return out
+}
+
+// pathValue is the path index's value of an event's path: the project's
+// path (keyspace.ProjectPath) when the event names a project, so that the
+// same relative path in two projects is two values.
+func pathValue(project, p string) string {
+	if project == "" || p == "" {
+		return p
+	}
+	return keyspace.ProjectPath(project, p)
 }
 
 // ParseID parses an event ID (24 hex digits).

@@ -22,6 +22,9 @@ type Filter struct {
 	Agent   string
 	Kind    string
 	Path    string
+	// Project selects the events of one project; with Path, Path is
+	// relative to the project root.
+	Project string
 	// Since and Until bound the event time, inclusive; zero means open.
 	Since time.Time
 	Until time.Time
@@ -33,6 +36,7 @@ func (f Filter) match(ev *Event) bool {
 		(f.Agent == "" || ev.Agent == f.Agent) &&
 		(f.Kind == "" || ev.Kind == f.Kind) &&
 		(f.Path == "" || ev.Path == f.Path) &&
+		(f.Project == "" || ev.Project == f.Project) &&
 		(f.Since.IsZero() || !ev.Time.Before(f.Since)) &&
 		(f.Until.IsZero() || !ev.Time.After(f.Until))
 }
@@ -42,7 +46,7 @@ func (f Filter) Validate() error {
 	if f.Kind != "" && !KnownKind(f.Kind) {
 		return fmt.Errorf("audit: %w %q in filter", ErrUnknownKind, f.Kind)
 	}
-	for _, v := range []string{f.User, f.Session, f.Agent} {
+	for _, v := range []string{f.User, f.Session, f.Agent, f.Project} {
 		if len(v) > MaxIDField {
 			return invalid("filter id of %d bytes exceeds %d", len(v), MaxIDField)
 		}
@@ -145,8 +149,8 @@ type scanResult struct {
 // source picks the narrowest index the filter allows.
 func (l *Log) source(f Filter) (sub keyspace.Subspace, indexed bool, err error) {
 	for _, p := range [][2]string{
-		{keyspace.IndexSession, f.Session}, {keyspace.IndexAgent, f.Agent}, {keyspace.IndexPath, f.Path},
-		{keyspace.IndexUser, f.User}, {keyspace.IndexKind, f.Kind},
+		{keyspace.IndexSession, f.Session}, {keyspace.IndexAgent, f.Agent}, {keyspace.IndexPath, pathValue(f.Project, f.Path)},
+		{keyspace.IndexProject, f.Project}, {keyspace.IndexUser, f.User}, {keyspace.IndexKind, f.Kind},
 	} {
 		if p[1] != "" {
 			sub, err := l.space.AuditIndex(p[0], p[1])

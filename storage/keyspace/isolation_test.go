@@ -105,6 +105,11 @@ var builders = []builder{
 	{"Idempotency", keyspace.MaxIDSize, func(t keyspace.TenantSpace, id string) (built, error) {
 		return key(t.Idempotency(id))
 	}},
+	{"Projects", 0, func(t keyspace.TenantSpace, _ string) (built, error) { return space(t.Projects(), nil) }},
+	{"Project", keyspace.MaxIDSize, func(t keyspace.TenantSpace, id string) (built, error) { return key(t.Project(id)) }},
+	{"ProjectByName", keyspace.MaxIDSize, func(t keyspace.TenantSpace, id string) (built, error) {
+		return key(t.ProjectByName(id))
+	}},
 }
 
 // junk returns n deterministic bytes of everything: 0x00, 0xff, tuple type
@@ -174,6 +179,12 @@ func checkGlobal(t *testing.T, id string, tenants ...keyspace.TenantSpace) {
 		keys = append(keys, k)
 	}
 	keys = append(keys, keyspace.Token(sha256.Sum256([]byte(id))))
+	if k, err := keyspace.RootEntry(id, id); err == nil {
+		keys = append(keys, k)
+	}
+	if b, e, err := keyspace.RootsBelow(id, id); err == nil {
+		keys = append(keys, b, e)
+	}
 	for _, k := range keys {
 		if keyspace.Tenants().Contains(k) {
 			t.Errorf("global key %s inside Tenants()", kv.DisplayKey(k))

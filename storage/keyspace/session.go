@@ -19,6 +19,7 @@ const (
 	SessionByAgent     = "agent"     // every agent that started or joined the session
 	SessionByWorkspace = "workspace" // the session's workspace root
 	SessionByState     = "state"     // open, ended or abandoned
+	SessionByProject   = "project"   // the session's project id
 )
 
 // SessionsBy is ("session_by", index, value): the sessions of one index

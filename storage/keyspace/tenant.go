@@ -134,6 +134,7 @@ const (
 	IndexUser    = "user"
 	IndexPath    = "path"
 	IndexKind    = "kind"
+	IndexProject = "project"
 )
 
 // AuditIndexes is ("audit_by"): every audit secondary index.

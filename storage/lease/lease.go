@@ -9,7 +9,12 @@
 //     '-', '.' starting with a letter and comes before any '/', e.g.
 //     "task:tk_01…" (task.Path). Keys conflict only with the same key.
 //   - a path: a clean, relative, '/'-separated path such as "src/a.go": no
-//     leading or trailing '/', no empty, "." or ".." segment, no '\'.
+//     leading or trailing '/', no empty, "." or ".." segment, no '\'. The
+//     files of a project are leased as "@<project>/<path>"
+//     (keyspace.ProjectPath), so the same relative path in two projects
+//     is two resources, and a glob there ("@<project>/src/**") stays
+//     inside its project: a first segment that starts with '@' is never a
+//     pattern.
 //   - a glob: a path with '*', '?' or '[' in it. Each segment follows
 //     path.Match ('*' any run of characters, '?' one character, "[a-z]" and
 //     "[^a-z]" classes; no '\' escapes), and a segment that is exactly "**"
@@ -41,8 +46,8 @@
 // lease.expired, lease.reclaimed), whose path is the resource.
 //
 // It imports storage/kv, storage/keyspace, storage/audit, storage/tenant,
-// storage/agent (liveness) and storage/message (to notify the holder of a
-// forced release). It must not import storage/task nor any transport.
+// storage/agent (liveness), storage/message (to notify the holder of a
+// forced release) and storage/project (the form of a project's paths). It must not import storage/task nor any transport.
 package lease
 
 import (
@@ -60,6 +65,7 @@ import (
 	"github.com/coditect/coditect/storage/keyspace"
 	"github.com/coditect/coditect/storage/kv"
 	"github.com/coditect/coditect/storage/message"
+	"github.com/coditect/coditect/storage/project"
 	"github.com/coditect/coditect/storage/tenant"
 )
 
@@ -454,9 +460,17 @@ func (r Request) normalize() (resource, Request, error) {
 	return res, r, nil
 }
 
+// event returns a lease event about resource. The event of a project's
+// file (or glob) names the project and the path relative to its root, as
+// the watcher's events of the file do, so that both share the log's path
+// index entry; its summary names the file by that path.
 func event(sc *tenant.Scope, kind, resource, summary string, attrs map[string]any) audit.Event {
 	ev := sc.Event(kind, summary)
 	ev.Path = resource
+	if f, ok := project.ParseFile(resource); ok {
+		ev.Project, ev.Path = f.Project, f.Rel
+		ev.Summary = strings.ReplaceAll(summary, resource, f.Rel)
+	}
 	ev.Attrs = attrs
 	return ev
 }

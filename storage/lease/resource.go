@@ -49,7 +49,7 @@ type token struct {
 	ranges [][2]rune // class ranges, inclusive
 }
 
-const resourceHelp = `send a workspace-relative path such as "src/a.go", a glob such as "src/**/*.go" or a key such as "task:tk_1"`
+const resourceHelp = `send a project-relative path such as "src/a.go", a glob such as "src/**/*.go" or a key such as "task:tk_1"`
 
 func badResource(raw, why string) error {
 	return fmt.Errorf("lease: %w: resource %q: %s; %s", ErrInvalid, truncate(raw, 80), why, resourceHelp)
@@ -66,8 +66,9 @@ func truncate(s string, n int) string {
 	return s[:i] + "…"
 }
 
-// isKey reports whether s has the form scheme:name.
-func isKey(s string) bool {
+// IsKey reports whether the resource s is a key, "scheme:name" (see the
+// package documentation), rather than a path or a glob.
+func IsKey(s string) bool {
 	i := strings.IndexByte(s, ':')
 	if i < 2 || i == len(s)-1 || strings.IndexByte(s[:i], '/') >= 0 {
 		return false
@@ -89,7 +90,7 @@ func parseResource(s string) (resource, error) {
 	if err := agent.CheckText("resource", s, MaxResource, true); err != nil {
 		return resource{}, badResource(s, err.Error())
 	}
-	if isKey(s) {
+	if IsKey(s) {
 		return resource{raw: s, kind: kindKey}, nil
 	}
 	switch {
@@ -121,6 +122,11 @@ func parseResource(s string) (resource, error) {
 		toks, glob, err := parseSegment(p)
 		if err != nil {
 			return resource{}, badResource(s, fmt.Sprintf("segment %q: %v", p, err))
+		}
+		if i == 0 && strings.HasPrefix(p, "@") && glob {
+			// "@<project>" confines a path to one project
+			// (keyspace.ProjectPath): it is never a pattern.
+			return resource{}, badResource(s, fmt.Sprintf("the project segment %q cannot be a pattern", p))
 		}
 		if glob {
 			r.kind = kindGlob

@@ -42,6 +42,10 @@ func TestParseResource(t *testing.T) {
 		{strings.Repeat("a", MaxResource+1), 0, "exceeds the limit"},
 		{strings.Repeat("a/", MaxSegments) + "a", 0, "segments exceed"},
 		{"task:", 0, ""}, // not a key (empty name): a path with a colon
+		{"@pr_01JZ3K5V8Q2W7X9Y4N6M1P0R3T/src/**", kindGlob, ""},
+		{"node_modules/@types/*", kindGlob, ""},
+		{"@pr_*/src/a.go", 0, "project segment"},
+		{"@*/**", 0, "project segment"},
 	} {
 		r, err := parseResource(tc.in)
 		if tc.err == "" {
@@ -52,7 +56,7 @@ func TestParseResource(t *testing.T) {
 			}
 			continue
 		}
-		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.err) || !strings.Contains(err.Error(), "send a workspace-relative path") {
+		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.err) || !strings.Contains(err.Error(), "send a project-relative path") {
 			t.Errorf("parseResource(%q) = %v; want ErrInvalid saying %q and what to send", tc.in, err, tc.err)
 		}
 	}
@@ -65,6 +69,10 @@ func TestMatchAndOverlap(t *testing.T) {
 	}{
 		{"src/a.go", "src/a.go", true},
 		{"src/a.go", "src/b.go", false},
+		// One relative path in two projects is two resources.
+		{"@pr_01JZ3K5V8Q2W7X9Y4N6M1P0R3T/src/a.go", "@pr_01JZ3K5V8Q2W7X9Y4N6M1P0R3V/src/a.go", false},
+		{"@pr_01JZ3K5V8Q2W7X9Y4N6M1P0R3T/**", "@pr_01JZ3K5V8Q2W7X9Y4N6M1P0R3V/src/a.go", false},
+		{"@pr_01JZ3K5V8Q2W7X9Y4N6M1P0R3T/**", "@pr_01JZ3K5V8Q2W7X9Y4N6M1P0R3T/src/a.go", true},
 		{"src/**/*.go", "src/a.go", true},
 		{"src/**/*.go", "src/x/y/a.go", true},
 		{"src/**/*.go", "src/a.ts", false},

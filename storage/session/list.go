@@ -7,6 +7,7 @@ import (
 
 	"github.com/coditect/coditect/storage/keyspace"
 	"github.com/coditect/coditect/storage/kv"
+	"github.com/coditect/coditect/storage/project"
 	"github.com/coditect/coditect/storage/tenant"
 )
 
@@ -36,6 +37,8 @@ type Filter struct {
 	// Workspace matches the workspace root, compared after cleaning (see
 	// the Workspace function).
 	Workspace string
+	// Project matches the sessions of one project, by id.
+	Project string
 	// State matches open, ended or abandoned sessions.
 	State State
 	// Since and Until bound the start time, inclusive; zero means open.
@@ -92,9 +95,14 @@ func (f Filter) validate() (Filter, error) {
 		if err != nil {
 			return f, err
 		}
+		// Start stores workspaces canonical (project.Canonical): a
+		// symbolic link to one, or a spelling with "..", finds it too.
+		if c, err := project.Canonical(ws); err == nil {
+			ws = c
+		}
 		f.Workspace = ws
 	}
-	for _, v := range []struct{ name, v string }{{"user", f.User}, {"agent", f.Agent}} {
+	for _, v := range []struct{ name, v string }{{"user", f.User}, {"agent", f.Agent}, {"project", f.Project}} {
 		if err := checkText(v.name+" filter", v.v, keyspace.MaxIDSize, true); err != nil {
 			return f, err
 		}
@@ -108,6 +116,7 @@ func (f Filter) validate() (Filter, error) {
 func (f Filter) match(s *Session) bool {
 	if (f.State != "" && s.State != f.State) ||
 		(f.Workspace != "" && s.Workspace != f.Workspace) ||
+		(f.Project != "" && s.Project != f.Project) ||
 		(!f.Since.IsZero() && s.Started.Before(f.Since)) ||
 		(!f.Until.IsZero() && s.Started.After(f.Until)) {
 		return false
@@ -134,7 +143,7 @@ type walk struct {
 
 // source picks the range to walk: open sessions are few (the sweeper sees
 // to that), then the narrowest participant index, then the workspace, then
-// any other state, else every record.
+// the project, then any other state, else every record.
 func (f Filter) source(sc *tenant.Scope) (walk, error) {
 	var index, value string
 	switch {
@@ -146,6 +155,8 @@ func (f Filter) source(sc *tenant.Scope) (walk, error) {
 		index, value = keyspace.SessionByUser, f.User
 	case f.Workspace != "":
 		index, value = keyspace.SessionByWorkspace, f.Workspace
+	case f.Project != "":
+		index, value = keyspace.SessionByProject, f.Project
 	case f.State != "":
 		index, value = keyspace.SessionByState, string(f.State)
 	default:

@@ -57,6 +57,11 @@ func (l layer) start(ctx context.Context, sc *tenant.Scope, in Spec) (Session, e
 	if err != nil {
 		return Session{}, err
 	}
+	pl, err := place(ctx, sc, in)
+	if err != nil {
+		return Session{}, err
+	}
+	in.Workspace = pl.ws
 	p := sc.Principal()
 	now := l.now().UTC()
 	for attempt := 0; ; attempt++ {
@@ -65,7 +70,8 @@ func (l layer) start(ctx context.Context, sc *tenant.Scope, in Spec) (Session, e
 			return Session{}, err
 		}
 		s := Session{
-			ID: id, Tenant: sc.Tenant(), Title: in.Title, Workspace: in.Workspace, Purpose: in.Purpose, Cohort: in.Cohort,
+			ID: id, Tenant: sc.Tenant(), Title: in.Title, Project: pl.project.ID, Dir: pl.dir, Workspace: in.Workspace,
+			Purpose: in.Purpose, Cohort: in.Cohort,
 			State: Open, User: p.User, Agent: p.Agent, Started: now,
 			Participants: []Participant{{User: p.User, Agent: p.Agent, Joined: now}},
 		}
@@ -92,9 +98,9 @@ func (l layer) start(ctx context.Context, sc *tenant.Scope, in Spec) (Session, e
 			if err := indexEntries(tx, sc, s, true); err != nil {
 				return err
 			}
-			ev := sc.Event("session.started", clip(fmt.Sprintf("session %q started in %s", s.Title, s.Workspace)))
-			ev.Session, ev.Time = id, now
-			ev.Attrs = map[string]any{"title": s.Title, "workspace": s.Workspace}
+			ev := sc.Event("session.started", clip(fmt.Sprintf("session %q started in %s", s.Title, where(pl.project.Name, s.Dir))))
+			ev.Session, ev.Project, ev.Time = id, s.Project, now
+			ev.Attrs = map[string]any{"title": s.Title, "workspace": s.Workspace, "project": pl.project.Name, "dir": s.Dir}
 			if s.Purpose != "" {
 				ev.Attrs["purpose"] = s.Purpose
 			}
@@ -120,8 +126,15 @@ func indexEntries(tx kv.Tx, sc *tenant.Scope, s Session, set bool) error {
 	if err := indexEntry(tx, sc, keyspace.SessionByState, string(s.State), s.ID, set); err != nil {
 		return err
 	}
-	if err := indexEntry(tx, sc, keyspace.SessionByWorkspace, s.Workspace, s.ID, set); err != nil {
-		return err
+	if s.Workspace != "" {
+		if err := indexEntry(tx, sc, keyspace.SessionByWorkspace, s.Workspace, s.ID, set); err != nil {
+			return err
+		}
+	}
+	if s.Project != "" {
+		if err := indexEntry(tx, sc, keyspace.SessionByProject, s.Project, s.ID, set); err != nil {
+			return err
+		}
 	}
 	for _, p := range s.Participants {
 		if err := participantEntries(tx, sc, s.ID, p, set); err != nil {

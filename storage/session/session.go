@@ -77,13 +77,17 @@ func ParseStatus(s string) (Status, error) {
 	return "", fmt.Errorf("session: %w: status %q: want completed, failed or cancelled", ErrInvalid, s)
 }
 
-// Spec describes a new session.
+// Spec describes a new session. It names its project, its workspace, or
+// both (see Start).
 type Spec struct {
 	// Title says what the work is, on one line (required).
 	Title string
-	// Workspace is the absolute path of the workspace root, e.g.
-	// /home/alice/project, C:\src\project or file:///home/alice/project
-	// (required). It is stored cleaned, as Workspace returns it.
+	// Project is the name or id of the session's project.
+	Project string
+	// Workspace is the absolute path, on the machine Coditect runs on, of
+	// the directory the session works in: a project's root or a directory
+	// inside one, e.g. /home/alice/project or file:///home/alice/project.
+	// It is stored canonical (symbolic links and ".." resolved).
 	Workspace string
 	// Purpose says why, in a few sentences (optional).
 	Purpose string
@@ -108,9 +112,16 @@ type Participant struct {
 // Session is a work session's record.
 type Session struct {
 	// ID is time-sortable: sessions started later have greater ids.
-	ID        string `json:"id"`
-	Tenant    string `json:"tenant"`
-	Title     string `json:"title"`
+	ID     string `json:"id"`
+	Tenant string `json:"tenant"`
+	Title  string `json:"title"`
+	// Project is the id of the session's project and Dir the workspace's
+	// directory relative to the project root ("." for the root): the same
+	// on every machine.
+	Project string `json:"project,omitempty"`
+	Dir     string `json:"dir,omitempty"`
+	// Workspace is the workspace's absolute path on the machine the
+	// session was started on.
 	Workspace string `json:"workspace"`
 	Purpose   string `json:"purpose,omitempty"`
 	Cohort    string `json:"cohort,omitempty"`
@@ -204,11 +215,18 @@ func (in Spec) validate() (Spec, error) {
 	if err := checkText("title", in.Title, MaxTitle, true); err != nil {
 		return in, err
 	}
-	ws, err := Workspace(in.Workspace)
-	if err != nil {
+	if in.Workspace != "" {
+		ws, err := Workspace(in.Workspace)
+		if err != nil {
+			return in, err
+		}
+		in.Workspace = ws
+	} else if in.Project == "" {
+		return in, invalid("a project or a workspace is required: send the project's name, or the absolute path of the directory you work in, e.g. /home/alice/project")
+	}
+	if err := checkText("project", in.Project, keyspace.MaxIDSize, true); err != nil {
 		return in, err
 	}
-	in.Workspace = ws
 	if err := checkText("purpose", in.Purpose, MaxPurpose, false); err != nil {
 		return in, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/coditect/coditect/storage/keyspace"
 	"github.com/coditect/coditect/storage/kv"
 	"github.com/coditect/coditect/storage/kv/sqlite"
+	"github.com/coditect/coditect/storage/project"
 	"github.com/coditect/coditect/storage/tenant"
 )
 
@@ -51,6 +53,10 @@ type env struct {
 	dir   *tenant.Directory
 	clk   *clock
 	l     layer
+	// root is a temporary directory, canonical; w is the directory w in it,
+	// the workspace most tests start their sessions in.
+	root string
+	w    string
 }
 
 func setup(t *testing.T) *env {
@@ -65,7 +71,24 @@ func setup(t *testing.T) *env {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	clk := &clock{t: t0}
-	return &env{t: t, ctx: ctx, store: s, dir: tenant.NewDirectory(s, "test"), clk: clk, l: layer{now: clk.now}}
+	root, err := project.Canonical(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, ctx: ctx, store: s, dir: tenant.NewDirectory(s, "test"), clk: clk, l: layer{now: clk.now}, root: root}
+	e.w = e.path("w")
+	return e
+}
+
+// path creates the directory rel (slash-separated) under the env's root
+// and returns its path, which is canonical.
+func (e *env) path(rel string) string {
+	e.t.Helper()
+	p := filepath.Join(e.root, filepath.FromSlash(rel))
+	if err := os.MkdirAll(p, 0o755); err != nil {
+		e.t.Fatal(err)
+	}
+	return p
 }
 
 // scope returns an admin scope of a local user.
@@ -246,13 +269,20 @@ func TestWorkspace(t *testing.T) {
 func TestStartGetEnd(t *testing.T) {
 	e := setup(t)
 	sc := e.scope("acme", "alice")
-	s, err := e.l.start(e.ctx, sc, Spec{Title: "  fix the login redirect ", Workspace: "/home/alice/app/", Purpose: "users loop\nafter login", Cohort: "web"})
+	app := e.path("app")
+	s, err := e.l.start(e.ctx, sc, Spec{Title: "  fix the login redirect ", Workspace: app + "/", Purpose: "users loop\nafter login", Cohort: "web"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Title != "fix the login redirect" || s.Workspace != "/home/alice/app" || s.State != Open || s.User != "alice" ||
+	if s.Title != "fix the login redirect" || s.Workspace != app || s.State != Open || s.User != "alice" ||
 		s.Tenant != "acme" || !s.Started.Equal(t0) || s.Cohort != "web" || len(s.Participants) != 1 || s.Participants[0].User != "alice" {
 		t.Fatalf("started %+v", s)
+	}
+	// The local operator's workspace became the root of a project named
+	// after it.
+	p, err := project.Get(e.ctx, sc, "app")
+	if err != nil || s.Project != p.ID || s.Dir != "." || !slices.Equal(p.RootsOn(project.Machine()), []string{app}) {
+		t.Fatalf("project %+v, %v; session in %s/%s", p, err, s.Project, s.Dir)
 	}
 	got, err := Get(e.ctx, sc, strings.ToLower(s.ID))
 	if err != nil {
@@ -269,7 +299,7 @@ func TestStartGetEnd(t *testing.T) {
 	}
 	evs := events(t, sc, s.ID)
 	if len(evs) != 1 || evs[0].Kind != "session.started" || evs[0].User != "alice" || !evs[0].Time.Equal(t0) ||
-		evs[0].Attrs["workspace"] != "/home/alice/app" || evs[0].Attrs["purpose"] != "users loop\nafter login" {
+		evs[0].Attrs["workspace"] != app || evs[0].Project != p.ID || evs[0].Attrs["project"] != "app" || evs[0].Attrs["purpose"] != "users loop\nafter login" {
 		t.Fatalf("events %+v", evs)
 	}
 
@@ -292,7 +322,8 @@ func TestStartGetEnd(t *testing.T) {
 	}{
 		{keyspace.SessionByState, "open", []string{}},
 		{keyspace.SessionByState, "ended", []string{s.ID}},
-		{keyspace.SessionByWorkspace, "/home/alice/app", []string{s.ID}},
+		{keyspace.SessionByWorkspace, app, []string{s.ID}},
+		{keyspace.SessionByProject, p.ID, []string{s.ID}},
 		{keyspace.SessionByUser, "alice", []string{s.ID}},
 		{keyspace.SessionByAgent, "claude", []string{}}, // ending is not joining
 	} {
@@ -323,11 +354,11 @@ func TestStartGetEnd(t *testing.T) {
 func TestBadInput(t *testing.T) {
 	e := setup(t)
 	sc := e.scope("acme", "alice")
-	s := e.start(sc, "real", "/w")
+	s := e.start(sc, "real", e.w)
 	long := func(n int) string { return strings.Repeat("x", n) }
 	start := func(f func(*Spec)) func() error {
 		return func() error {
-			in := Spec{Title: "t", Workspace: "/w"}
+			in := Spec{Title: "t", Workspace: e.w}
 			f(&in)
 			_, err := e.l.start(e.ctx, sc, in)
 			return err
@@ -392,12 +423,12 @@ func TestBadInput(t *testing.T) {
 func TestViewerRefused(t *testing.T) {
 	e := setup(t)
 	sc := e.scope("acme", "alice")
-	s := e.start(sc, "work", "/w")
+	s := e.start(sc, "work", e.w)
 	v := e.viewer("acme")
 	e.clk.add(time.Hour)
 	before := e.dump()
 	for name, call := range map[string]func() error{
-		"start": func() error { _, err := e.l.start(e.ctx, v, Spec{Title: "t", Workspace: "/w"}); return err },
+		"start": func() error { _, err := e.l.start(e.ctx, v, Spec{Title: "t", Workspace: e.w}); return err },
 		"join":  func() error { _, err := e.l.join(e.ctx, v, s.ID); return err },
 		"end":   func() error { _, err := e.l.end(e.ctx, v, s.ID, Outcome{Status: Completed}); return err },
 		"sweep": func() error { _, err := e.l.sweep(e.ctx, v, time.Minute); return err },
@@ -425,7 +456,7 @@ func TestJoin(t *testing.T) {
 	e := setup(t)
 	alice := e.scope("acme", "alice")
 	bob := e.scope("acme", "bob")
-	s := e.start(alice, "pairing", "/w")
+	s := e.start(alice, "pairing", e.w)
 	e.clk.add(time.Minute)
 	for _, c := range []struct {
 		sc   *tenant.Scope
@@ -483,7 +514,7 @@ type fixture struct {
 	title string
 	user  string
 	agent string
-	ws    string
+	ws    string // a directory under the env's root, created
 	end   bool
 }
 
@@ -495,7 +526,11 @@ func (e *env) fixtures(tenantID string, fs []fixture) []string {
 		if f.agent != "" {
 			sc = e.agent(sc, f.agent)
 		}
-		s := e.start(sc, f.title, f.ws)
+		ws := e.path(f.ws)
+		if strings.HasSuffix(f.ws, "/") {
+			ws += "/"
+		}
+		s := e.start(sc, f.title, ws)
 		if f.end {
 			if _, err := e.l.end(e.ctx, sc, s.ID, Outcome{Status: Completed}); err != nil {
 				e.t.Fatal(err)
@@ -510,19 +545,19 @@ func (e *env) fixtures(tenantID string, fs []fixture) []string {
 func TestListFilters(t *testing.T) {
 	e := setup(t)
 	ids := e.fixtures("acme", []fixture{
-		{"s0", "alice", "", "/w/app", false},
-		{"s1", "alice", "qwen", "/w/app/", true},
-		{"s2", "bob", "", "/w/lib", false},
-		{"s3", "bob", "qwen", "/w/app", true},
-		{"s4", "carol", "", "/w/lib", false},
-		{"s5", "alice", "", "/w/lib", true},
+		{"s0", "alice", "", "app", false},
+		{"s1", "alice", "qwen", "app/", true},
+		{"s2", "bob", "", "lib", false},
+		{"s3", "bob", "qwen", "app", true},
+		{"s4", "carol", "", "lib", false},
+		{"s5", "alice", "", "lib", true},
 	})
 	// Sweeping at t0+1h with 50m idle abandons the open ones: s0, s2, s4.
 	e.clk.set(t0.Add(time.Hour))
 	if ab, err := e.l.sweep(e.ctx, e.scope("acme", "sweeper"), 50*time.Minute); err != nil || len(ab) != 3 {
 		t.Fatalf("sweep: %d, %v", len(ab), err)
 	}
-	ids = append(ids, e.start(e.scope("acme", "alice"), "s6", "/w/app").ID) // open, started at t0+1h
+	ids = append(ids, e.start(e.scope("acme", "alice"), "s6", e.path("app")).ID) // open, started at t0+1h
 	pick := func(is ...int) []string {
 		out := []string{}
 		for _, i := range is {
@@ -540,13 +575,13 @@ func TestListFilters(t *testing.T) {
 		{"user alice", Query{Filter: Filter{User: "alice"}}, pick(6, 5, 1, 0)},
 		{"user nobody", Query{Filter: Filter{User: "nobody"}}, pick()},
 		{"agent qwen", Query{Filter: Filter{Agent: "qwen"}}, pick(3, 1)},
-		{"workspace cleaned", Query{Filter: Filter{Workspace: "/w/app/"}}, pick(6, 3, 1, 0)},
-		{"workspace lib oldest", Query{Filter: Filter{Workspace: "/w/lib"}, Order: OldestFirst}, pick(2, 4, 5)},
+		{"workspace cleaned", Query{Filter: Filter{Workspace: e.path("app") + "/"}}, pick(6, 3, 1, 0)},
+		{"workspace lib oldest", Query{Filter: Filter{Workspace: e.path("lib")}, Order: OldestFirst}, pick(2, 4, 5)},
 		{"open", Query{Filter: Filter{State: Open}}, pick(6)},
 		{"ended", Query{Filter: Filter{State: Ended}}, pick(5, 3, 1)},
 		{"abandoned", Query{Filter: Filter{State: Abandoned}}, pick(4, 2, 0)},
 		{"alice ended", Query{Filter: Filter{User: "alice", State: Ended}}, pick(5, 1)},
-		{"bob in lib, abandoned", Query{Filter: Filter{User: "bob", Workspace: "/w/lib", State: Abandoned}}, pick(2)},
+		{"bob in lib, abandoned", Query{Filter: Filter{User: "bob", Workspace: e.path("lib"), State: Abandoned}}, pick(2)},
 		{"open by alice", Query{Filter: Filter{User: "alice", State: Open}}, pick(6)},
 		{"since t0+2m", Query{Filter: Filter{Since: t0.Add(2 * time.Minute)}}, pick(6, 5, 4, 3, 2)},
 		{"until t0+2m", Query{Filter: Filter{Until: t0.Add(2 * time.Minute)}}, pick(2, 1, 0)},
@@ -586,7 +621,7 @@ func TestPagination(t *testing.T) {
 	sc := e.scope("acme", "alice")
 	var all []string
 	for i := 0; i < 23; i++ {
-		all = append(all, e.start(sc, fmt.Sprint("s", i), "/w").ID)
+		all = append(all, e.start(sc, fmt.Sprint("s", i), e.w).ID)
 		e.clk.add(time.Second)
 	}
 	// walk lists every page of 5; after the first page, it calls between.
@@ -614,7 +649,7 @@ func TestPagination(t *testing.T) {
 	// served, and nothing is served twice.
 	got, pages := walk(NewestFirst, func() {
 		e.clk.add(time.Second)
-		all = append(all, e.start(sc, "late", "/w").ID)
+		all = append(all, e.start(sc, "late", e.w).ID)
 	})
 	if !slices.Equal(got, newest) || pages != 5 {
 		t.Fatalf("newest first: %d pages, got %v\nwant %v", pages, got, newest)
@@ -641,12 +676,12 @@ func TestPageExaminesBoundedRecords(t *testing.T) {
 	n := MaxExamine + 11
 	for i := 0; i < n; i++ {
 		e.clk.add(time.Millisecond)
-		e.start(alice, "filler", "/w")
+		e.start(alice, "filler", e.w)
 	}
 	// Ended sessions in /w: the workspace index is walked and no record
 	// matches; each page examines at most MaxExamine records and says
 	// where to continue.
-	q := Query{Filter: Filter{Workspace: "/w", State: Ended}, Limit: 10}
+	q := Query{Filter: Filter{Workspace: e.w, State: Ended}, Limit: 10}
 	pages := 0
 	for {
 		p, err := List(e.ctx, alice, q)
@@ -670,8 +705,8 @@ func TestPageExaminesBoundedRecords(t *testing.T) {
 func TestSummary(t *testing.T) {
 	e := setup(t)
 	alice := e.scope("acme", "alice")
-	s := e.start(alice, "refactor", "/w")
-	other := e.start(alice, "other", "/w")
+	s := e.start(alice, "refactor", e.w)
+	other := e.start(alice, "other", e.w)
 	qwen := e.agent(alice, "qwen")
 	e.clk.add(time.Minute)
 	if _, err := e.l.join(e.ctx, qwen, s.ID); err != nil {
@@ -744,7 +779,7 @@ func TestSweep(t *testing.T) {
 	sweeper := e.scope("acme", "sweeper")
 	var ss []Session
 	for _, title := range []string{"a: silent", "b: joined at +10m", "c: file change at +20m", "d: ended", "f: activity in the future"} {
-		ss = append(ss, e.start(alice, title, "/w"))
+		ss = append(ss, e.start(alice, title, e.w))
 		e.clk.add(time.Millisecond) // ids in this order
 	}
 	a, b, c, d, f := ss[0], ss[1], ss[2], ss[3], ss[4]
@@ -828,7 +863,7 @@ func TestSweepKeepsSessionActiveMeanwhile(t *testing.T) {
 	// activity, and before it abandons it, keeps the session open.
 	e := setup(t)
 	alice := e.scope("acme", "alice")
-	s := e.start(alice, "busy", "/w")
+	s := e.start(alice, "busy", e.w)
 	e.clk.set(t0.Add(time.Hour))
 	l := e.l
 	l.betweenReads = func(id string) {
@@ -858,7 +893,7 @@ func TestSweepWithoutEvents(t *testing.T) {
 	// and joins stand in for the last activity.
 	e := setup(t)
 	alice := e.scope("acme", "alice")
-	s := e.start(alice, "old", "/w")
+	s := e.start(alice, "old", e.w)
 	e.clk.add(time.Hour)
 	if _, err := e.l.join(e.ctx, e.agent(alice, "qwen"), s.ID); err != nil {
 		t.Fatal(err)
@@ -887,8 +922,9 @@ func TestTenantIsolation(t *testing.T) {
 	e := setup(t)
 	a := e.scope("acme", "alice")
 	b := e.scope("globex", "alice") // the same user name in another tenant
-	mine := e.start(a, "acme work", "/w")
-	theirs := e.start(b, "globex work", "/w")
+	// Roots never overlap across tenants: each works in its own directory.
+	mine := e.start(a, "acme work", e.w)
+	theirs := e.start(b, "globex work", e.path("globex"))
 	if _, err := e.l.join(e.ctx, e.agent(b, "qwen"), theirs.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -908,8 +944,8 @@ func TestTenantIsolation(t *testing.T) {
 	if before != e.dump() {
 		t.Fatal("calls on another tenant's session wrote")
 	}
-	for _, q := range []Query{{}, {Filter: Filter{User: "alice"}}, {Filter: Filter{Agent: "qwen"}}, {Filter: Filter{Workspace: "/w"}},
-		{Filter: Filter{State: Open}}, {Cursor: theirs.ID}, {Cursor: theirs.ID, Order: OldestFirst}} {
+	for _, q := range []Query{{}, {Filter: Filter{User: "alice"}}, {Filter: Filter{Agent: "qwen"}}, {Filter: Filter{Workspace: e.w}},
+		{Filter: Filter{Workspace: theirs.Workspace}}, {Filter: Filter{State: Open}}, {Cursor: theirs.ID}, {Cursor: theirs.ID, Order: OldestFirst}} {
 		p, err := List(e.ctx, a, q)
 		if err != nil {
 			t.Fatal(err)
@@ -940,7 +976,7 @@ func TestTenantIsolation(t *testing.T) {
 func TestConcurrentJoins(t *testing.T) {
 	e := setup(t)
 	alice := e.scope("acme", "alice")
-	s := e.start(alice, "crowd", "/w")
+	s := e.start(alice, "crowd", e.w)
 	var wg sync.WaitGroup
 	errs := make(chan error, 16)
 	for i := 0; i < 16; i++ {
@@ -975,7 +1011,7 @@ func TestWallClock(t *testing.T) {
 	e := setup(t)
 	sc := e.scope("acme", "alice")
 	before := time.Now().Add(-time.Second)
-	s, err := Start(e.ctx, sc, Spec{Title: "now", Workspace: "/w"})
+	s, err := Start(e.ctx, sc, Spec{Title: "now", Workspace: e.w})
 	if err != nil || s.Started.Before(before) || s.Started.After(time.Now()) {
 		t.Fatalf("start: %+v, %v", s, err)
 	}
@@ -987,5 +1023,149 @@ func TestWallClock(t *testing.T) {
 	}
 	if got, err := Sweep(e.ctx, sc, time.Hour); err != nil || len(got) != 0 {
 		t.Fatalf("sweep %v, %v", got, err)
+	}
+}
+
+// token returns the scope of a new token of user (created) in tenantID
+// (which exists): a principal that is not the local operator.
+func (e *env) token(tenantID, user string, role tenant.Role) *tenant.Scope {
+	e.t.Helper()
+	if _, err := e.dir.CreateUser(e.ctx, tenantID, user, user); err != nil {
+		e.t.Fatal(err)
+	}
+	secret, _, err := e.dir.IssueToken(e.ctx, tenantID, user, role, tenant.TokenOptions{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	sc, err := e.dir.Authenticate(e.ctx, secret)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return sc
+}
+
+// register makes dir (under the env's root) the root of a new project
+// name of the admin's tenant.
+func (e *env) register(admin *tenant.Scope, name, dir string) project.Project {
+	e.t.Helper()
+	pl, err := project.Register(e.ctx, admin, name, e.path(dir), project.RootOptions{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if pl.Project.Name != name || pl.Rel != "." {
+		e.t.Fatalf("registered %+v", pl)
+	}
+	return pl.Project
+}
+
+func TestStartInProject(t *testing.T) {
+	e := setup(t)
+	admin := e.scope("acme", "admin")
+	app := e.register(admin, "webapp", "src/app")
+	root := e.path("src/app")
+	sub := e.path("src/app/internal/auth")
+	if err := os.Symlink(root, filepath.Join(e.root, "alias")); err != nil {
+		t.Fatal(err)
+	}
+	alias := filepath.Join(e.root, "alias")
+	member := e.token("acme", "mia", tenant.RoleMember)
+	for _, c := range []struct {
+		name     string
+		sc       *tenant.Scope
+		spec     Spec
+		dir, abs string
+	}{
+		{"by name", member, Spec{Project: "webapp"}, ".", root},
+		{"by id", member, Spec{Project: app.ID}, ".", root},
+		{"by name and subdirectory", member, Spec{Project: "webapp", Workspace: sub}, "internal/auth", sub},
+		{"by root", member, Spec{Workspace: root}, ".", root},
+		{"by subdirectory", member, Spec{Workspace: sub + "/"}, "internal/auth", sub},
+		{"by symlinked alias", member, Spec{Workspace: alias}, ".", root},
+		{"by a subdirectory of the alias", member, Spec{Workspace: alias + "/internal/../internal/auth"}, "internal/auth", sub},
+		{"by file URI", member, Spec{Workspace: "file://" + alias}, ".", root},
+		{"local operator in a registered root", e.scope("acme", "alice"), Spec{Workspace: sub}, "internal/auth", sub},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			c.spec.Title = c.name
+			s, err := e.l.start(e.ctx, c.sc, c.spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Project != app.ID || s.Dir != c.dir || s.Workspace != c.abs {
+				t.Fatalf("session in project %s, dir %q, workspace %q; want %s, %q, %q", s.Project, s.Dir, s.Workspace, app.ID, c.dir, c.abs)
+			}
+			if got, err := Get(e.ctx, member, s.ID); err != nil || got.Project != app.ID || got.Dir != c.dir {
+				t.Fatalf("Get = %+v, %v", got, err)
+			}
+			if !slices.Contains(e.entries(admin, keyspace.SessionByProject, app.ID), s.ID) {
+				t.Fatalf("session %s missing from the project index", s.ID)
+			}
+			if !slices.Contains(e.entries(admin, keyspace.SessionByWorkspace, c.abs), s.ID) {
+				t.Fatalf("session %s missing from the workspace index under %s", s.ID, c.abs)
+			}
+		})
+	}
+	// No session registered anything: webapp is still the only project,
+	// with its one root.
+	ps, err := project.List(e.ctx, admin)
+	if err != nil || len(ps) != 1 || len(ps[0].Roots) != 1 {
+		t.Fatalf("projects after starting sessions: %+v, %v", ps, err)
+	}
+}
+
+func TestStartOutsideProjects(t *testing.T) {
+	e := setup(t)
+	admin := e.scope("acme", "admin")
+	e.register(admin, "webapp", "src/app")
+	e.register(admin, "infra", "src/infra")
+	loose := e.path("scratch")
+	member := e.token("acme", "mia", tenant.RoleMember)
+	// Another tenant's root is as far outside acme's projects as a
+	// directory registered by nobody.
+	e.register(e.scope("globex", "gus"), "classified", "t2/vault")
+	theirs := e.path("t2/vault/src")
+	before := e.dump()
+	cases := []struct {
+		name  string
+		spec  Spec
+		want  error
+		hints []string
+	}{
+		{"unregistered workspace", Spec{Workspace: loose}, project.ErrOutside, []string{"webapp", "infra", e.path("src/app")}},
+		{"another tenant's root", Spec{Workspace: theirs}, project.ErrOutside, []string{"webapp", "infra"}},
+		{"named project, workspace outside it", Spec{Project: "webapp", Workspace: loose}, project.ErrOutside, []string{"webapp", e.path("src/app")}},
+		{"named project, workspace of another project", Spec{Project: "webapp", Workspace: e.path("src/infra/modules")}, ErrInvalid, []string{"infra", "webapp"}},
+		{"named project, another tenant's root", Spec{Project: "webapp", Workspace: theirs}, project.ErrOutside, []string{"webapp"}},
+		{"unknown project", Spec{Project: "nope"}, project.ErrNotFound, []string{"nope"}},
+		{"another tenant's project", Spec{Project: "classified"}, project.ErrNotFound, []string{"no project \"classified\" in tenant \"acme\""}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			c.spec.Title = c.name
+			_, err := e.l.start(e.ctx, member, c.spec)
+			if !errors.Is(err, c.want) {
+				t.Fatalf("got %v; want %v", err, c.want)
+			}
+			for _, h := range c.hints {
+				if !strings.Contains(err.Error(), h) {
+					t.Errorf("error %q does not name %q", err, h)
+				}
+			}
+			if strings.Contains(err.Error(), "globex") || (c.spec.Project != "classified" && strings.Contains(err.Error(), "classified")) {
+				t.Errorf("error %q names the other tenant or its project", err)
+			}
+		})
+	}
+	if before != e.dump() {
+		t.Fatal("refused starts wrote to the store")
+	}
+	// The local operator's unregistered workspace becomes a project; a
+	// member's never does.
+	s, err := e.l.start(e.ctx, e.scope("acme", "alice"), Spec{Title: "local", Workspace: loose})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err := project.Get(e.ctx, admin, "scratch"); err != nil || s.Project != p.ID || s.Dir != "." {
+		t.Fatalf("local start in %s: project %+v, %v", loose, p, err)
 	}
 }

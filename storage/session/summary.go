@@ -1,12 +1,14 @@
 package session
 
 import (
+	"cmp"
 	"context"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/coditect/coditect/storage/audit"
+	"github.com/coditect/coditect/storage/project"
 	"github.com/coditect/coditect/storage/tenant"
 )
 
@@ -24,7 +26,8 @@ type Report struct {
 	// First and Last are the times of the oldest and newest event.
 	First time.Time `json:"first,omitzero"`
 	Last  time.Time `json:"last,omitzero"`
-	// Files are the paths of file and editor changes, by path.
+	// Files are the files the session's file and editor events changed
+	// (file.*, ide.edited, ide.saved), by path.
 	Files []FileActivity `json:"files"`
 	// Agents are the agents that joined or acted in the session, by id;
 	// Users the same for humans.
@@ -35,12 +38,15 @@ type Report struct {
 	Truncated bool `json:"truncated,omitempty"`
 }
 
-// FileActivity is one file touched in a session.
+// FileActivity is one file touched in a session: Path is relative to the
+// root of Project (an absolute path for events recorded before projects,
+// which name none).
 type FileActivity struct {
-	Path   string         `json:"path"`
-	Events int            `json:"events"`
-	ByKind map[string]int `json:"by_kind"`
-	Last   time.Time      `json:"last"`
+	Project string         `json:"project,omitempty"`
+	Path    string         `json:"path"`
+	Events  int            `json:"events"`
+	ByKind  map[string]int `json:"by_kind"`
+	Last    time.Time      `json:"last"`
 }
 
 // Activity is what one agent or user did in a session. Events is zero for
@@ -127,10 +133,14 @@ func (l layer) summary(ctx context.Context, sc *tenant.Scope, id string) (Report
 			note(users, ev.User, ev.Time, true)
 			note(agents, ev.Agent, ev.Time, true)
 			if ev.Path != "" && touches(ev.Kind) {
-				f := files[ev.Path]
+				key := project.File{Project: ev.Project, Rel: ev.Path}.String()
+				if ev.Project == "" {
+					key = ev.Path
+				}
+				f := files[key]
 				if f == nil {
-					f = &FileActivity{Path: ev.Path, ByKind: map[string]int{}}
-					files[ev.Path] = f
+					f = &FileActivity{Project: ev.Project, Path: ev.Path, ByKind: map[string]int{}}
+					files[key] = f
 				}
 				f.Events++
 				f.ByKind[ev.Kind]++
@@ -158,7 +168,9 @@ func (l layer) summary(ctx context.Context, sc *tenant.Scope, id string) (Report
 	for _, f := range files {
 		sum.Files = append(sum.Files, *f)
 	}
-	slices.SortFunc(sum.Files, func(a, b FileActivity) int { return strings.Compare(a.Path, b.Path) })
+	slices.SortFunc(sum.Files, func(a, b FileActivity) int {
+		return cmp.Or(strings.Compare(a.Path, b.Path), strings.Compare(a.Project, b.Project))
+	})
 	sum.Agents = sorted(agents)
 	sum.Users = sorted(users)
 	return sum, nil

@@ -11,9 +11,14 @@
 // under the path "task:<id>", so History is the task's assignment and
 // state history.
 //
+// A task may belong to a project (storage/project): its id is stored,
+// indexed, and named by the task's events, so that one project's board is
+// one index range.
+//
 // It imports storage/kv, storage/keyspace, storage/audit, storage/tenant
 // and storage/agent (assignees are agents; ids). It must not import
-// storage/lease or storage/message nor any transport.
+// storage/lease or storage/message nor any transport; it reads a project's
+// record key to check the project exists, without importing its layer.
 package task
 
 import (
@@ -104,7 +109,10 @@ type Task struct {
 	ID          string `json:"id"`
 	Title       string `json:"title"`
 	Description string `json:"description,omitempty"`
-	State       State  `json:"state"`
+	// Project is the id of the project the task belongs to; empty for a
+	// task of the whole tenant.
+	Project string `json:"project,omitempty"`
+	State   State  `json:"state"`
 	// Assignee is the agent working on the task, if any.
 	Assignee string `json:"assignee,omitempty"`
 	// Version increases by one with every change; changes name the version
@@ -167,6 +175,7 @@ func (e *TransitionError) Is(target error) bool { return target == ErrTransition
 const (
 	byState    = "state"
 	byAssignee = "assignee"
+	byProject  = "project"
 )
 
 func checkText(field, s string, max int, required bool) error {
@@ -228,6 +237,13 @@ func indexKeys(sp keyspace.TenantSpace, t Task) ([][]byte, error) {
 		}
 		keys = append(keys, k)
 	}
+	if t.Project != "" {
+		k, err := sp.TaskIndexEntry(byProject, t.Project, t.ID)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, k)
+	}
 	return keys, nil
 }
 
@@ -264,7 +280,7 @@ func Path(id string) string { return "task:" + id }
 
 func event(sc *tenant.Scope, kind string, t Task, summary string, attrs map[string]any) audit.Event {
 	ev := sc.Event(kind, summary)
-	ev.Path = Path(t.ID)
+	ev.Path, ev.Project = Path(t.ID), t.Project
 	if attrs == nil {
 		attrs = map[string]any{}
 	}
@@ -280,6 +296,19 @@ func event(sc *tenant.Scope, kind string, t Task, summary string, attrs map[stri
 type New struct {
 	Title       string
 	Description string
+	// Project is the id of the tenant's project the task belongs to
+	// (optional).
+	Project string
+}
+
+// projectKey returns the record key of the tenant's project id, checking
+// the id's form.
+func projectKey(sc *tenant.Scope, id string) ([]byte, error) {
+	k, err := sc.Space().Project(id)
+	if err != nil {
+		return nil, invalid("project %v; send a project id (pr_…) as the projects listing shows it", err)
+	}
+	return k, nil
 }
 
 // Create creates an open task at version 1.
@@ -293,13 +322,20 @@ func Create(ctx context.Context, sc *tenant.Scope, n New) (Task, error) {
 	if err := checkDescription(n.Description); err != nil {
 		return Task{}, err
 	}
+	var pkey []byte
+	if n.Project != "" {
+		var err error
+		if pkey, err = projectKey(sc, n.Project); err != nil {
+			return Task{}, err
+		}
+	}
 	now := agent.Now(ctx)
 	p := sc.Principal()
 	by := p.User
 	if p.Agent != "" {
 		by = p.Agent
 	}
-	t := Task{ID: agent.NewID("tk"), Title: n.Title, Description: n.Description, State: Open, Version: 1,
+	t := Task{ID: agent.NewID("tk"), Title: n.Title, Description: n.Description, Project: n.Project, State: Open, Version: 1,
 		CreatedBy: by, Created: now, Updated: now}
 	key, err := taskKey(sc, t.ID)
 	if err != nil {
@@ -319,6 +355,15 @@ func Create(ctx context.Context, sc *tenant.Scope, n New) (Task, error) {
 			return nil
 		case v != nil:
 			return fmt.Errorf("task: id %s already exists", t.ID) // an 80-bit random collision
+		}
+		if pkey != nil {
+			// Read in the transaction: a project removed meanwhile
+			// conflicts with the creation.
+			if v, err := tx.Get(pkey); err != nil {
+				return err
+			} else if v == nil {
+				return fmt.Errorf("task: %w: no project %q in this tenant; list the projects to find its id", ErrNotFound, n.Project)
+			}
 		}
 		if err := save(tx, sc, key, nil, t); err != nil {
 			return err
@@ -500,6 +545,8 @@ func Transition(ctx context.Context, sc *tenant.Scope, id string, version int64,
 type Filter struct {
 	State    State
 	Assignee string
+	// Project selects the tasks of one project (its id).
+	Project string
 	// After continues a previous page: the Next it returned.
 	After string
 	// Limit is the most tasks per page (DefaultLimit when 0).
@@ -523,6 +570,11 @@ func List(ctx context.Context, sc *tenant.Scope, f Filter) (Page, error) {
 			return Page{}, invalid("%v", err)
 		}
 	}
+	if f.Project != "" {
+		if _, err := projectKey(sc, f.Project); err != nil {
+			return Page{}, err
+		}
+	}
 	if f.After != "" {
 		if _, err := taskKey(sc, f.After); err != nil {
 			return Page{}, invalid("after %q is not a task id; send the Next of the previous page", f.After)
@@ -541,6 +593,8 @@ func List(ctx context.Context, sc *tenant.Scope, f Filter) (Page, error) {
 	switch {
 	case f.Assignee != "":
 		sub, _ = sp.TaskIndex(byAssignee, f.Assignee)
+	case f.Project != "":
+		sub, _ = sp.TaskIndex(byProject, f.Project)
 	case f.State != "":
 		sub, _ = sp.TaskIndex(byState, string(f.State))
 	default:
@@ -578,7 +632,8 @@ func List(ctx context.Context, sc *tenant.Scope, f Filter) (Page, error) {
 			} else if err := json.Unmarshal(p.Value, &t); err != nil {
 				return fmt.Errorf("task: corrupt task %s: %w", kv.DisplayKey(p.Key), err)
 			}
-			if (f.State == "" || t.State == f.State) && (f.Assignee == "" || t.Assignee == f.Assignee) {
+			if (f.State == "" || t.State == f.State) && (f.Assignee == "" || t.Assignee == f.Assignee) &&
+				(f.Project == "" || t.Project == f.Project) {
 				page.Tasks = append(page.Tasks, t)
 			}
 		}
@@ -594,8 +649,21 @@ func History(ctx context.Context, sc *tenant.Scope, id string) ([]audit.Event, e
 	if _, err := taskKey(sc, id); err != nil {
 		return nil, err
 	}
+	// The events of a project's task name the project, and the log
+	// indexes their path under it.
+	var proj string
+	if err := sc.Store().View(ctx, func(tx kv.ReadTx) error {
+		t, _, err := load(tx, sc, id)
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		proj = t.Project
+		return err
+	}); err != nil {
+		return nil, err
+	}
 	var out []audit.Event
-	q := audit.Query{Filter: audit.Filter{Path: Path(id)}, Limit: audit.MaxLimit}
+	q := audit.Query{Filter: audit.Filter{Path: Path(id), Project: proj}, Limit: audit.MaxLimit}
 	for {
 		page, err := sc.Log().Query(ctx, q)
 		if err != nil {

@@ -16,7 +16,9 @@ import (
 
 	"github.com/coditect/coditect/storage/agent"
 	"github.com/coditect/coditect/storage/agent/agenttest"
+	"github.com/coditect/coditect/storage/audit"
 	"github.com/coditect/coditect/storage/kv"
+	"github.com/coditect/coditect/storage/project"
 	"github.com/coditect/coditect/storage/task"
 	"github.com/coditect/coditect/storage/tenant"
 )
@@ -524,5 +526,104 @@ func TestIsolation(t *testing.T) {
 	}
 	if after := agenttest.Snapshot(t, s, bBegin, bEnd); after != before {
 		t.Fatal("tenant A's calls changed tenant B's keys")
+	}
+}
+
+// TestProject: a task of a project is indexed under it, its events name
+// the project, and a project that is not the tenant's (missing, or
+// another tenant's) is refused and writes nothing.
+func TestProject(t *testing.T) {
+	f := setup(t)
+	web, err := project.Create(f.ctx, f.admin, project.Spec{Name: "web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, err := project.Create(f.ctx, f.admin, project.Spec{Name: "api"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mk := func(title, proj string) task.Task {
+		t.Helper()
+		tk, err := task.Create(f.ctx, f.admin, task.New{Title: title, Project: proj})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tk
+	}
+	w1, w2 := mk("w1", web.ID), mk("w2", web.ID)
+	mk("a1", api.ID)
+	mk("tenant-wide", "")
+	if w1.Project != web.ID {
+		t.Fatalf("created %+v, want project %s", w1, web.ID)
+	}
+	if _, err := task.Claim(f.ctx, f.a, w2.ID, 1); err != nil {
+		t.Fatal(err)
+	}
+	list := func(fl task.Filter) []string {
+		t.Helper()
+		page, err := task.List(f.ctx, f.admin, fl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, tk := range page.Tasks {
+			out = append(out, tk.Title)
+		}
+		slices.Sort(out)
+		return out
+	}
+	for _, tc := range []struct {
+		name string
+		f    task.Filter
+		want []string
+	}{
+		{"web", task.Filter{Project: web.ID}, []string{"w1", "w2"}},
+		{"api", task.Filter{Project: api.ID}, []string{"a1"}},
+		{"web open", task.Filter{Project: web.ID, State: task.Open}, []string{"w1"}},
+		{"web claimed by a", task.Filter{Project: web.ID, Assignee: f.aID}, []string{"w2"}},
+		{"api claimed by a", task.Filter{Project: api.ID, Assignee: f.aID}, nil},
+		{"all", task.Filter{}, []string{"a1", "tenant-wide", "w1", "w2"}},
+	} {
+		if got := list(tc.f); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: got %q, want %q", tc.name, got, tc.want)
+		}
+	}
+	hist, err := task.History(f.ctx, f.admin, w2.ID)
+	if err != nil || len(hist) != 2 || hist[0].Kind != "task.created" || hist[1].Kind != "task.claimed" {
+		t.Fatalf("history of a project's task: %+v, %v", hist, err)
+	}
+	for _, ev := range hist {
+		if ev.Project != web.ID || ev.Path != task.Path(w2.ID) {
+			t.Fatalf("event %s names project %q path %q; want %s and %s", ev.Kind, ev.Project, ev.Path, web.ID, task.Path(w2.ID))
+		}
+	}
+	evs, err := f.admin.Log().Query(f.ctx, audit.Query{Filter: audit.Filter{Project: api.ID, Kind: "task.created"}})
+	if err != nil || len(evs.Events) != 1 || evs.Events[0].Attrs["title"] != "a1" {
+		t.Fatalf("task events of project api: %+v, %v", evs.Events, err)
+	}
+
+	// Another tenant's project, and a missing one, are not found.
+	other := agenttest.Scope(t, f.s, "globex", "gina")
+	theirs, err := project.Create(f.ctx, other, project.Spec{Name: "web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := agenttest.SnapshotAll(t, f.s)
+	for _, id := range []string{theirs.ID, "pr_00000000000000000000000000"} {
+		if _, err := task.Create(f.ctx, f.admin, task.New{Title: "t", Project: id}); !errors.Is(err, task.ErrNotFound) || !strings.Contains(err.Error(), id) {
+			t.Errorf("task in project %s: %v; want ErrNotFound naming it", id, err)
+		}
+		if got := list(task.Filter{Project: id}); len(got) != 0 {
+			t.Errorf("tasks of project %s: %q", id, got)
+		}
+	}
+	if _, err := task.Create(f.ctx, f.admin, task.New{Title: "t", Project: strings.Repeat("p", 300)}); !errors.Is(err, task.ErrInvalid) {
+		t.Errorf("a malformed project id: %v", err)
+	}
+	if _, err := task.List(f.ctx, f.admin, task.Filter{Project: ""}); err != nil {
+		t.Error(err)
+	}
+	if after := agenttest.SnapshotAll(t, f.s); after != before {
+		t.Fatal("refused tasks changed the store")
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"time"
 
 	"github.com/coditect/coditect/storage/audit"
 	"github.com/coditect/coditect/storage/keyspace"
@@ -81,19 +82,23 @@ func (s *Scope) RequireAdmin() error {
 	return nil
 }
 
-// Check re-validates the scope's token and tenant: long-lived connections
-// call it so revocation and disabling take effect without reconnecting.
+// RecheckInterval is how often a long-lived connection (stdio MCP, the
+// IDE, the feed, the HTTP token cache) re-validates its scope with Check:
+// half the one second within which a revocation, an expiry or a disabled
+// user or tenant must be refused everywhere, so the bar holds with the
+// store read's time to spare. It costs one point read per connection per
+// interval.
+const RecheckInterval = 500 * time.Millisecond
+
+// Check re-validates the scope as Authenticate would: its token (gone,
+// revoked, expired), its tenant and its user (disabled or gone), for token
+// and Local principals alike. Long-lived connections call it so that
+// revocation and disabling take effect without reconnecting. An Operator
+// scope has no token and fails it.
 func (s *Scope) Check(ctx context.Context) error {
 	return s.dir.store.View(ctx, func(tx kv.ReadTx) error {
 		if s.p.Local {
-			t, err := loadTenant(tx, s.p.Tenant)
-			if err != nil {
-				return err
-			}
-			if t.Disabled {
-				return fmt.Errorf("tenant: %w: %q", ErrTenantDisabled, s.p.Tenant)
-			}
-			return nil
+			return checkHolder(tx, s.p.Tenant, s.p.User)
 		}
 		var t Token
 		ok, err := getJSON(tx, keyspace.Token(s.p.secretHash), &t)
@@ -103,20 +108,7 @@ func (s *Scope) Check(ctx context.Context) error {
 		if !ok {
 			return fmt.Errorf("tenant: %w", ErrUnauthenticated)
 		}
-		if !t.Revoked.IsZero() {
-			return fmt.Errorf("tenant: %w: token %s", ErrTokenRevoked, t.ID)
-		}
-		if !t.Expires.IsZero() && !s.dir.now().Before(t.Expires) {
-			return fmt.Errorf("tenant: %w: token %s", ErrTokenExpired, t.ID)
-		}
-		ten, err := loadTenant(tx, s.p.Tenant)
-		if err != nil {
-			return err
-		}
-		if ten.Disabled {
-			return fmt.Errorf("tenant: %w: %q", ErrTenantDisabled, s.p.Tenant)
-		}
-		return nil
+		return s.dir.checkToken(tx, t)
 	})
 }
 

@@ -7,6 +7,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -161,27 +162,39 @@ func (d *Directory) RevokeToken(ctx context.Context, tenantID, id string) error 
 	return d.revoke(ctx, tenantID, id, d.operator)
 }
 
+// tokenByID reads the token record of tenant's token id and its hash.
+func tokenByID(tx kv.ReadTx, sp keyspace.TenantSpace, tenantID, id string) (Token, [sha256.Size]byte, error) {
+	var h [sha256.Size]byte
+	ref, err := sp.TokenRef(id)
+	if err != nil {
+		return Token{}, h, fmt.Errorf("tenant: %w: %v", ErrInvalid, err)
+	}
+	hb, err := tx.Get(ref)
+	if err != nil {
+		return Token{}, h, err
+	}
+	copy(h[:], hb)
+	var t Token
+	ok := false
+	if hb != nil {
+		if ok, err = getJSON(tx, keyspace.Token(h), &t); err != nil {
+			return Token{}, h, err
+		}
+	}
+	if !ok {
+		return Token{}, h, fmt.Errorf("tenant: %w: token %q in tenant %q", ErrNotFound, id, tenantID)
+	}
+	return t, h, nil
+}
+
 func (d *Directory) revoke(ctx context.Context, tenantID, id, by string) error {
 	sp, err := space(tenantID)
 	if err != nil {
 		return err
 	}
-	ref, err := sp.TokenRef(id)
-	if err != nil {
-		return fmt.Errorf("tenant: %w: %v", ErrInvalid, err)
-	}
 	_, err = d.store.Update(ctx, func(tx kv.Tx) error {
-		hb, err := tx.Get(ref)
+		t, h, err := tokenByID(tx, sp, tenantID, id)
 		if err != nil {
-			return err
-		}
-		if hb == nil {
-			return fmt.Errorf("tenant: %w: token %q in tenant %q", ErrNotFound, id, tenantID)
-		}
-		var h [sha256.Size]byte
-		copy(h[:], hb)
-		var t Token
-		if _, err := getJSON(tx, keyspace.Token(h), &t); err != nil {
 			return err
 		}
 		if !t.Revoked.IsZero() {
@@ -235,35 +248,105 @@ func (d *Directory) resolve(tx kv.ReadTx, secret string) (Principal, keyspace.Te
 	if !ok || subtle.ConstantTimeCompare(t.Hash, h[:]) != 1 {
 		return p, sp, fmt.Errorf("tenant: %w", ErrUnauthenticated)
 	}
-	if !t.Revoked.IsZero() {
-		return p, sp, fmt.Errorf("tenant: %w: token %s was revoked at %s", ErrTokenRevoked, t.ID, t.Revoked.Format(time.RFC3339))
-	}
-	if !t.Expires.IsZero() && !d.now().Before(t.Expires) {
-		return p, sp, fmt.Errorf("tenant: %w: token %s expired at %s", ErrTokenExpired, t.ID, t.Expires.Format(time.RFC3339))
-	}
-	ten, err := loadTenant(tx, t.Tenant)
-	if err != nil {
+	if err := d.checkToken(tx, t); err != nil {
 		return p, sp, err
-	}
-	if ten.Disabled {
-		return p, sp, fmt.Errorf("tenant: %w: %q", ErrTenantDisabled, t.Tenant)
 	}
 	sp, err = space(t.Tenant)
 	if err != nil {
 		return p, sp, err
 	}
-	ukey, err := sp.User(t.User)
+	return Principal{Tenant: t.Tenant, User: t.User, Role: t.Role, Agent: t.Agent, TokenID: t.ID, secretHash: h}, sp, nil
+}
+
+// checkToken refuses a token that is revoked or expired, or whose tenant
+// or user is disabled or gone: the rule Authenticate and Scope.Check share.
+func (d *Directory) checkToken(tx kv.ReadTx, t Token) error {
+	if !t.Revoked.IsZero() {
+		return fmt.Errorf("tenant: %w: token %s was revoked at %s", ErrTokenRevoked, t.ID, t.Revoked.Format(time.RFC3339))
+	}
+	if !t.Expires.IsZero() && !d.now().Before(t.Expires) {
+		return fmt.Errorf("tenant: %w: token %s expired at %s", ErrTokenExpired, t.ID, t.Expires.Format(time.RFC3339))
+	}
+	return checkHolder(tx, t.Tenant, t.User)
+}
+
+// checkHolder refuses a principal whose tenant or user is disabled or
+// gone.
+func checkHolder(tx kv.ReadTx, tenantID, userID string) error {
+	ten, err := loadTenant(tx, tenantID)
 	if err != nil {
-		return p, sp, err
+		return err
+	}
+	if ten.Disabled {
+		return fmt.Errorf("tenant: %w: %q", ErrTenantDisabled, tenantID)
+	}
+	sp, err := space(tenantID)
+	if err != nil {
+		return err
+	}
+	ukey, err := userKey(sp, userID)
+	if err != nil {
+		return err
 	}
 	var u User
 	if ok, err := getJSON(tx, ukey, &u); err != nil {
-		return p, sp, err
+		return err
 	} else if !ok {
-		return p, sp, fmt.Errorf("tenant: %w: the token's user %q no longer exists", ErrUnauthenticated, t.User)
+		return fmt.Errorf("tenant: %w: user %q of tenant %q no longer exists", ErrUnauthenticated, userID, tenantID)
 	}
 	if u.Disabled {
-		return p, sp, fmt.Errorf("tenant: %w: %q", ErrUserDisabled, t.User)
+		return fmt.Errorf("tenant: %w: %q in tenant %q", ErrUserDisabled, userID, tenantID)
 	}
-	return Principal{Tenant: t.Tenant, User: t.User, Role: t.Role, Agent: t.Agent, TokenID: t.ID, secretHash: h}, sp, nil
+	return nil
+}
+
+// Refused reports whether err, from Authenticate or Scope.Check, refuses
+// the credentials (unknown, revoked or expired token; disabled or missing
+// tenant or user) rather than failing to check them (the store is
+// unavailable).
+func Refused(err error) bool {
+	for _, e := range []error{ErrUnauthenticated, ErrTokenRevoked, ErrTokenExpired, ErrTenantDisabled, ErrUserDisabled, ErrInvalid, ErrNotFound} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// ExtendToken moves the expiry of tenant's token id to ttl from now and
+// returns the new expiry. It is for a process that keeps a short-lived
+// token of its own alive while it runs (the IDE's dashboard login), so that
+// the token dies within ttl of the process however the process ends. It
+// refuses a token that never expires (ErrInvalid) and one Check would
+// refuse (revoked, expired, its tenant or user disabled): a dead token
+// stays dead. Extensions are not audited: a process renews every few
+// seconds, and the token's issue and revocation are.
+func (d *Directory) ExtendToken(ctx context.Context, tenantID, id string, ttl time.Duration) (time.Time, error) {
+	if ttl <= 0 {
+		return time.Time{}, fmt.Errorf("tenant: %w: token TTL %v is not positive", ErrInvalid, ttl)
+	}
+	sp, err := space(tenantID)
+	if err != nil {
+		return time.Time{}, err
+	}
+	var expires time.Time
+	_, err = d.store.Update(ctx, func(tx kv.Tx) error {
+		t, h, err := tokenByID(tx, sp, tenantID, id)
+		if err != nil {
+			return err
+		}
+		if t.Expires.IsZero() {
+			return fmt.Errorf("tenant: %w: token %s never expires; only an expiring token can be extended", ErrInvalid, id)
+		}
+		if err := d.checkToken(tx, t); err != nil {
+			return err
+		}
+		t.Expires = d.now().UTC().Add(ttl)
+		expires = t.Expires
+		return setJSON(tx, keyspace.Token(h), t)
+	})
+	if err != nil {
+		return time.Time{}, err
+	}
+	return expires, nil
 }

@@ -39,7 +39,8 @@ type Span struct{ Begin, End []byte }
 // Scope names what to transfer: the whole store, or one tenant.
 type Scope struct {
 	// Tenant limits the transfer to one tenant: its keys, its registry
-	// record, its tokens and its global session index entries.
+	// record, its tokens, its global session index entries and its
+	// projects' entries in the global root index.
 	Tenant string
 }
 
@@ -76,7 +77,8 @@ func spans(ctx context.Context, src kv.Store, sc Scope) ([]Span, error) {
 	out := []Span{{b, e}}
 	reg, _ := keyspace.TenantIndex(sc.Tenant)
 	out = append(out, Span{reg, kv.KeyAfter(reg)})
-	// Global entries that belong to the tenant: its tokens and sessions.
+	// Global entries that belong to the tenant: its tokens, sessions and
+	// project roots.
 	err = src.View(ctx, func(tx kv.ReadTx) error {
 		out = out[:2]
 		tb, te := keyspace.Tokens().Range()
@@ -98,6 +100,20 @@ func spans(ctx context.Context, src kv.Store, sc Scope) ([]Span, error) {
 		for it.Next() {
 			p := it.KeyValue()
 			if string(p.Value) == sc.Tenant {
+				out = append(out, Span{p.Key, kv.KeyAfter(p.Key)})
+			}
+		}
+		if err := it.Err(); err != nil {
+			return err
+		}
+		rb, re := keyspace.AllRoots().Range()
+		it = tx.GetRange(rb, re, kv.RangeOptions{})
+		for it.Next() {
+			p := it.KeyValue()
+			var rec struct {
+				Tenant string `json:"tenant"`
+			}
+			if json.Unmarshal(p.Value, &rec) == nil && rec.Tenant == sc.Tenant {
 				out = append(out, Span{p.Key, kv.KeyAfter(p.Key)})
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/coditect/coditect/storage/kv"
 	"github.com/coditect/coditect/storage/kv/kvtest"
 	"github.com/coditect/coditect/storage/kv/sqlite"
+	"github.com/coditect/coditect/storage/project"
 	"github.com/coditect/coditect/storage/session"
 	"github.com/coditect/coditect/storage/tenant"
 	"github.com/coditect/coditect/storage/transfer"
@@ -55,12 +57,19 @@ func open(t *testing.T) (kv.Store, string) {
 	return s, path
 }
 
-// fill gives a store two tenants with users, tokens, sessions and events,
-// and returns a token secret of each.
+// fill gives a store two tenants with users, tokens, projects, sessions
+// and events, and returns a token secret of each.
 func fill(t *testing.T, s kv.Store, events int) map[string]string {
+	secrets, _ := fillProjects(t, s, events)
+	return secrets
+}
+
+// fillProjects is fill that also returns the root of each tenant's
+// project.
+func fillProjects(t *testing.T, s kv.Store, events int) (secrets, roots map[string]string) {
 	t.Helper()
 	d := tenant.NewDirectory(s, "test")
-	secrets := map[string]string{}
+	secrets, roots = map[string]string{}, map[string]string{}
 	for _, id := range []string{"acme", "globex"} {
 		sc, err := d.Local(bg, id, "alice")
 		if err != nil {
@@ -71,10 +80,12 @@ func fill(t *testing.T, s kv.Store, events int) map[string]string {
 			t.Fatal(err)
 		}
 		secrets[id] = secret
-		sess, err := session.Start(bg, sc, session.Spec{Title: "t", Workspace: "/tmp/" + id})
+		// The local operator's workspace becomes the root of a project.
+		sess, err := session.Start(bg, sc, session.Spec{Title: "t", Workspace: t.TempDir()})
 		if err != nil {
 			t.Fatal(err)
 		}
+		roots[id] = sess.Workspace
 		batch := make([]audit.Event, 0, 100)
 		for i := 0; i < events; i++ {
 			ev := sc.Event("note.added", fmt.Sprint("note ", i))
@@ -88,7 +99,7 @@ func fill(t *testing.T, s kv.Store, events int) map[string]string {
 			}
 		}
 	}
-	return secrets
+	return secrets, roots
 }
 
 func dump(t *testing.T, s kv.Store, begin, end []byte) []kv.KeyValue {
@@ -169,13 +180,23 @@ func TestCopyWholeStore(t *testing.T) {
 func TestCopyOneTenant(t *testing.T) {
 	src, _ := open(t)
 	dst, _ := open(t)
-	secrets := fill(t, src, 50)
+	secrets, roots := fillProjects(t, src, 50)
 	if _, err := transfer.Copy(bg, src, dst, transfer.Scope{Tenant: "acme"}); err != nil {
 		t.Fatal(err)
 	}
 	d := tenant.NewDirectory(dst, "test")
-	if _, err := d.Authenticate(bg, secrets["acme"]); err != nil {
+	sc, err := d.Authenticate(bg, secrets["acme"])
+	if err != nil {
 		t.Fatalf("acme's token after a tenant copy: %v", err)
+	}
+	// Acme's project root came along in the global root index, so its
+	// paths resolve in the destination; globex's root did not.
+	if pl, err := project.Resolve(bg, sc, roots["acme"]+"/main.go"); err != nil || pl.Rel != "main.go" {
+		t.Fatalf("acme's file in the copy: %+v, %v", pl, err)
+	}
+	rb, re := keyspace.AllRoots().Range()
+	if got := dump(t, dst, rb, re); len(got) != 1 || !strings.Contains(string(got[0].Value), `"acme"`) {
+		t.Fatalf("root index after copying acme: %v", got)
 	}
 	if _, err := d.Authenticate(bg, secrets["globex"]); err == nil {
 		t.Fatal("globex's token came along with acme")

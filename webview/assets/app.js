@@ -3,6 +3,7 @@
 // localStorage and removed from the address bar at once.
 
 const TOKEN_KEY = 'coditect.token';
+const PROJECT_KEY = 'coditect.project';
 const ROW_CAP = 5000;       // events kept in the live list
 const HISTORY = 200;        // events loaded when the tail starts
 const ROW_H = 28;           // px, matches --row
@@ -84,6 +85,82 @@ function refreshAgentNames() {
 }
 const agentName = (id) => agentNames.get(id) || id;
 const who = (ev) => ev.agent ? agentName(ev.agent) : (ev.user || '');
+
+// ---- projects -------------------------------------------------------------
+// Events, sessions and tasks name their project by id and their files by
+// the path relative to its root: people read the name and the relative
+// path, and the full path on this server's machine on hover.
+
+const projects = { list: [], byId: new Map(), machine: '', selected: localStorage.getItem(PROJECT_KEY) || '' };
+
+async function refreshProjects() {
+  const { projects: list, machine } = await api('/api/v1/projects');
+  projects.list = list;
+  projects.machine = machine;
+  projects.byId = new Map(list.map((p) => [p.id, p]));
+  const sel = $('project');
+  const want = [''].concat(list.map((p) => p.id)).join('\n');
+  const have = [...sel.options].map((o) => o.value).join('\n');
+  const names = [...sel.options].slice(1).map((o) => o.textContent).join('\n');
+  if (want !== have || names !== list.map((p) => p.name).join('\n')) {
+    sel.replaceChildren(el('option', { value: '' }, 'All projects'),
+      ...list.map((p) => el('option', { value: p.id, title: rootOf(p) || p.name }, p.name)));
+  }
+  // A project that is gone (or another tenant's, from an old session)
+  // falls back to all projects.
+  if (projects.selected && !projects.byId.has(projects.selected)) selectProject('');
+  sel.value = projects.selected;
+}
+
+const projectName = (id) => (projects.byId.get(id) || {}).name || id || '';
+
+// rootOf returns a project's root on this server's machine, else its first.
+function rootOf(p) {
+  if (!p || !p.roots || !p.roots.length) return '';
+  return (p.roots.find((r) => r.machine === projects.machine) || p.roots[0]).path;
+}
+
+// fullPath is the absolute path of a project's file, for a tooltip: the
+// one the event recorded (attrs.abs: the watcher's, the IDE's), else the
+// file under the project's root.
+function fullPath(projectID, rel, attrs) {
+  if (attrs && typeof attrs.abs === 'string' && attrs.abs) return attrs.abs;
+  if (!projectID) return rel || '';
+  const root = rootOf(projects.byId.get(projectID));
+  if (!root) return `${projectName(projectID)}: ${rel}`;
+  return !rel || rel === '.' ? root : root.replace(/\/$/, '') + '/' + rel;
+}
+
+// place renders a project and a directory in it: "web", "web/src/auth".
+const place = (projectID, dir) => projectID ? projectName(projectID) + (dir && dir !== '.' ? '/' + dir : '') : '';
+
+// A lease resource of a file is "@<project>/<rel>": show rel.
+function resource(res) {
+  const m = /^@(pr_[^/]+)(?:\/(.*))?$/.exec(res);
+  if (!m) return { text: res, title: res };
+  const rel = m[2] || '.';
+  return { text: (projects.selected ? '' : projectName(m[1]) + ': ') + rel, title: fullPath(m[1], rel) };
+}
+
+function selectProject(id) {
+  projects.selected = id;
+  if (id) localStorage.setItem(PROJECT_KEY, id); else localStorage.removeItem(PROJECT_KEY);
+  $('project').value = id;
+}
+
+// withProject adds the selected project to a REST query.
+function withProject(path) {
+  if (!projects.selected) return path;
+  return path + (path.includes('?') ? '&' : '?') + 'project=' + encodeURIComponent(projects.selected);
+}
+
+$('project').addEventListener('change', (e) => {
+  selectProject(e.target.value);
+  const f = { ...live.filter };
+  delete f.path; // a path is relative to the project it was chosen in
+  applyFilter(f);
+  show(current);
+});
 
 // ---- tabs ---------------------------------------------------------------
 
@@ -232,6 +309,8 @@ $('events').addEventListener('scroll', () => {
 });
 
 function applyFilter(f) {
+  f = { ...f };
+  if (projects.selected) f.project = projects.selected; else delete f.project;
   live.filter = f;
   const form = $('filters');
   for (const k of ['user', 'session', 'agent', 'kind', 'path']) form.elements[k].value = f[k] || '';
@@ -251,7 +330,7 @@ $('filters').addEventListener('submit', (e) => {
   }
   applyFilter(f);
 });
-$('clear-filters').addEventListener('click', () => applyFilter({}));
+$('clear-filters').addEventListener('click', () => applyFilter({})); // the project switcher stays
 
 // A value in a row filters by it.
 function valueButton(field, value, label) {
@@ -260,6 +339,22 @@ function valueButton(field, value, label) {
     type: 'button', class: 'v', title: `Show only ${field} ${value}`, 'data-filter': field,
     onclick: () => { applyFilter({ ...live.filter, [field]: value }); show('live'); },
   }, label || value);
+}
+
+// pathButton shows an event's path relative to its project (after the
+// project's name when all projects show, unless bare), the full path on
+// hover; clicking it follows that file, in its project.
+function pathButton(ev, bare) {
+  if (!ev.path) return el('span');
+  return el('button', {
+    type: 'button', class: 'v', title: fullPath(ev.project, ev.path, ev.attrs), 'data-filter': 'path',
+    'aria-label': `Show only ${ev.path}`,
+    onclick: () => {
+      if (ev.project && ev.project !== projects.selected) selectProject(ev.project);
+      applyFilter({ ...live.filter, path: ev.path });
+      show('live');
+    },
+  }, (ev.project && !projects.selected && !bare ? projectName(ev.project) + ': ' : '') + ev.path);
 }
 
 // render draws only the rows in view (virtualised list).
@@ -278,11 +373,11 @@ function render() {
     want.add(ev.id);
     let r = keep.get(ev.id);
     if (!r) {
-      r = el('div', { class: 'row', 'data-id': ev.id, 'data-kind': ev.kind },
+      r = el('div', { class: 'row', 'data-id': ev.id, 'data-kind': ev.kind, 'data-project': ev.project || '' },
         el('span', { class: 't', title: ev.time, text: clock(ev.time) }),
         el('span', { class: 'k' }, valueButton('kind', ev.kind)),
         el('span', { class: 'w' }, ev.agent ? valueButton('agent', ev.agent, agentName(ev.agent)) : valueButton('user', ev.user)),
-        el('span', { class: 'p' }, valueButton('path', ev.path)),
+        el('span', { class: 'p' }, pathButton(ev)),
         el('span', { class: 's', text: ev.summary || '' }),
         ev.session ? el('span', { class: 'w' }, valueButton('session', ev.session, 'session ' + ev.session.slice(-6))) : null);
       box.append(r);
@@ -313,11 +408,12 @@ views.live = async () => render();
 // ---- sessions -------------------------------------------------------------
 
 views.sessions = async () => {
-  const [{ sessions }] = await Promise.all([api('/api/v1/sessions?limit=100'), refreshAgentNames()]);
+  const [{ sessions }] = await Promise.all([api(withProject('/api/v1/sessions?limit=100')), refreshAgentNames()]);
   const body = $('sessions');
   body.replaceChildren(...sessions.map((s) => el('tr', { class: 'clickable', tabindex: '0', 'data-id': s.id,
     onclick: () => timeline(s), onkeydown: (e) => { if (e.key === 'Enter') timeline(s); } },
-  el('td', { text: s.title }), el('td', { class: s.state === 'open' ? 'alive' : s.state === 'abandoned' ? 'stale' : '', text: s.state }),
+  el('td', { text: s.title }), el('td', { class: 'proj', title: s.workspace || '', text: place(s.project, s.dir) || s.workspace }),
+  el('td', { class: s.state === 'open' ? 'alive' : s.state === 'abandoned' ? 'stale' : '', text: s.state }),
   el('td', { text: s.user }), el('td', { title: s.agent || '', text: s.agent ? agentName(s.agent) : '' }), el('td', { title: s.started, text: ago(s.started) }))));
   $('sessions-empty').hidden = sessions.length > 0;
 };
@@ -330,11 +426,13 @@ async function timeline(s) {
   const mins = Math.round(rep.duration_ns / 6e10);
   $('timeline').replaceChildren(
     el('h2', { text: s.title }),
-    el('p', { class: 'muted', text: `${s.state} · ${rep.events} events · ${mins} min · ${rep.files.length} files · agents: ${rep.agents.map((a) => agentName(a.id)).join(', ') || 'none'}` }),
+    el('p', { class: 'muted', title: s.workspace || '', text: `${place(s.project, s.dir) || s.workspace} · ${s.state} · ${rep.events} events · ${mins} min · ${rep.files.length} files · agents: ${rep.agents.map((a) => agentName(a.id)).join(', ') || 'none'}` }),
     el('button', { type: 'button', onclick: () => { applyFilter({ session: s.id }); show('live'); } }, 'Follow live'),
     el('ol', {}, ...page.events.map((ev) => el('li', {},
       el('span', { class: 'muted', text: clock(ev.time) + ' ' }), el('strong', { text: ev.kind }), ' ',
-      el('span', { text: who(ev) + (ev.path ? ' · ' + ev.path : '') + (ev.summary ? ' — ' + ev.summary : '') })))));
+      el('span', { text: who(ev) }),
+      ev.path ? el('span', { title: fullPath(ev.project, ev.path, ev.attrs), text: ' · ' + ev.path }) : null,
+      ev.summary ? el('span', { text: ' — ' + ev.summary }) : null))));
 }
 
 // ---- agents -----------------------------------------------------------------
@@ -347,7 +445,10 @@ views.agents = async () => {
     el('td', { class: a.liveness, text: a.retired ? 'retired' : a.liveness }),
     el('td', { title: a.last_seen, text: 'last seen ' + ago(a.last_seen, t) }),
     el('td', { text: a.model || '' }), el('td', { text: a.cohort || '' }),
-    el('td', { text: a.leases.map((l) => l.resource).join(', ') || '—' }),
+    el('td', {}, ...(a.leases.length ? a.leases.flatMap((l, i) => {
+      const r = resource(l.resource);
+      return [i ? ', ' : null, el('span', { class: 'lease', title: r.title, text: r.text })];
+    }) : ['—'])),
     el('td', { text: a.inbox < 0 ? '—' : String(a.inbox) }))));
   $('agents-empty').hidden = agents.length > 0;
 };
@@ -355,12 +456,13 @@ views.agents = async () => {
 // ---- files --------------------------------------------------------------------
 
 views.files = async () => {
-  const { events } = await api('/api/v1/files?limit=200');
+  const { events } = await api(withProject('/api/v1/files?limit=200'));
   $('files').replaceChildren(...events.map((ev) => {
     const a = ev.attribution || {};
     return el('tr', { 'data-id': ev.id },
       el('td', { title: ev.time, text: ago(ev.time) }), el('td', { text: ev.kind.replace('file.', '') }),
-      el('td', {}, valueButton('path', ev.path)),
+      el('td', { class: 'proj', text: projectName(ev.project) }),
+      el('td', { class: 'path' }, pathButton(ev, true)),
       el('td', { text: (a.actor || 'unknown') + (a.agent_id ? ' ' + a.agent_id : ev.user ? ' ' + ev.user : '') }),
       el('td', { text: (a.evidence || 'none').split(':')[0] + (a.confidence ? ` (${Math.round(a.confidence * 100)}%)` : '') }));
   }));
@@ -370,11 +472,12 @@ views.files = async () => {
 // ---- tasks ----------------------------------------------------------------------
 
 views.tasks = async () => {
-  const { tasks, states } = await api('/api/v1/tasks?limit=1000');
+  const { tasks, states } = await api(withProject('/api/v1/tasks?limit=1000'));
   $('board').replaceChildren(...states.map((st) => el('div', { class: 'col', 'data-state': st },
     el('h3', { text: st.replace('_', ' ') }),
     ...tasks.filter((t) => t.state === st).map((t) => el('div', { class: 'card', tabindex: '0' },
-      el('div', { text: t.title }), el('div', { class: 'muted', text: t.assignee ? 'assigned to ' + t.assignee : 'unassigned' }))))));
+      el('div', { text: t.title }),
+      el('div', { class: 'muted', text: (t.project && !projects.selected ? projectName(t.project) + ' · ' : '') + (t.assignee ? 'assigned to ' + agentName(t.assignee) : 'unassigned') }))))));
   $('tasks-empty').hidden = tasks.length > 0;
 };
 
@@ -387,7 +490,7 @@ views.activity = async () => {
   let evs = [];
   let cursor = '';
   for (let i = 0; i < 10; i++) {
-    const page = await api(`/api/v1/events?order=oldest&limit=1000&since=${since.toISOString()}` + (cursor ? '&cursor=' + cursor : ''));
+    const page = await api(withProject(`/api/v1/events?order=oldest&limit=1000&since=${since.toISOString()}` + (cursor ? '&cursor=' + cursor : '')));
     evs.push(...page.events);
     if (!page.next) break;
     cursor = page.next;
@@ -441,7 +544,11 @@ views.activity = async () => {
 };
 
 // Views other than Live refresh while shown.
-setInterval(() => { if (current !== 'live' && !document.hidden && views[current]) views[current]().catch(report); }, 5000);
+setInterval(() => {
+  if (document.hidden) return;
+  refreshProjects().catch(report);
+  if (current !== 'live' && views[current]) views[current]().catch(report);
+}, 5000);
 
 // ---- start -------------------------------------------------------------------------------
 
@@ -452,7 +559,7 @@ async function start() {
     $('who').textContent = `${me.user} · ${me.tenant} · ${me.role}`;
     const { kinds } = await api('/api/v1/kinds');
     $('kinds').replaceChildren(...kinds.map((k) => el('option', { value: k })));
-    await refreshAgentNames();
+    await Promise.all([refreshAgentNames(), refreshProjects()]);
   } catch (err) {
     if (err instanceof AuthError) { showLogin(token() ? 'That token was refused (unknown, revoked or expired).' : ''); return; }
     showLogin('Cannot reach the server: ' + err.message);
@@ -461,7 +568,7 @@ async function start() {
   $('login').hidden = true;
   $('views').hidden = false;
   show(current);
-  subscribe(false);
+  applyFilter(live.filter); // subscribes, in the selected project
 }
 
 // Opening the login link in a tab that shows the dashboard already only

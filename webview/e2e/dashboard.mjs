@@ -6,7 +6,9 @@
 // is started again), reading one JSON line reply on stdin.
 //
 // Environment: CODITECT_LOGIN_URL (the URL `coditect serve` printed),
-// CODITECT_CHROMIUM (the browser), CODITECT_SHOTS (screenshot directory).
+// CODITECT_CHROMIUM (the browser), CODITECT_SHOTS (screenshot directory),
+// CODITECT_PROJECT_ROOT and CODITECT_OTHER_ROOT (the roots of the two
+// projects, as the daemon resolves them).
 
 import { chromium } from 'playwright-core';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -17,6 +19,8 @@ import readline from 'node:readline';
 const loginURL = process.env.CODITECT_LOGIN_URL;
 const base = new URL(loginURL).origin;
 const shots = process.env.CODITECT_SHOTS;
+const projectRoot = process.env.CODITECT_PROJECT_ROOT;
+const otherRoot = process.env.CODITECT_OTHER_ROOT;
 const log = (...a) => console.error('[dashboard.mjs]', ...a);
 
 const replies = readline.createInterface({ input: process.stdin })[Symbol.asyncIterator]();
@@ -62,6 +66,18 @@ try {
   check((await page.locator('#who').textContent()).includes('admin'), 'whoami does not say admin');
   const stored = await page.evaluate(() => localStorage.getItem('coditect.token'));
   check(stored && loginURL.endsWith(stored), 'the token was not kept in localStorage');
+
+  // ---- the project switcher starts on all projects and lists both.
+  const projects = await page.evaluate(async () => {
+    const r = await fetch('/api/v1/projects', { headers: { Authorization: 'Bearer ' + localStorage.getItem('coditect.token') } });
+    return (await r.json()).projects;
+  });
+  const byRoot = (root) => projects.find((p) => p.roots.some((r) => r.path === root));
+  const main = byRoot(projectRoot), other = byRoot(otherRoot);
+  check(main && other && main.id !== other.id, `projects ${JSON.stringify(projects)} lack the roots ${projectRoot} and ${otherRoot}`);
+  check(await page.inputValue('#project') === '', 'the switcher does not start on all projects');
+  await page.locator(`#project option[value="${other.id}"]`, { hasText: other.name }).waitFor({ state: 'attached' });
+  await page.locator(`#project option[value="${main.id}"]`, { hasText: main.name }).waitFor({ state: 'attached' });
 
   const row = (id) => page.locator(`#events .row[data-id="${id}"]`);
   const rowCount = async () => Number((await page.locator('#count').textContent()).split(' ')[0]);
@@ -161,9 +177,19 @@ try {
       await page.locator('#agents tr', { hasText: 'qwen2.5-coder-7b-instruct' }).waitFor();
       await page.locator('#agents tr', { hasText: 'llama-3.1-8b-instruct' }).waitFor();
       check(await page.locator('#agents td.alive').count() === 2, 'the agents are not shown alive');
-      check((await page.locator('#agents tr', { hasText: 'builder' }).textContent()).includes('src/auth/login.go'), 'the builder\'s lease is not shown');
+      const lease = page.locator('#agents tr', { hasText: 'builder' }).locator('.lease');
+      check(await lease.textContent() === `${main.name}: src/auth/login.go`, `the builder's lease shows as ${await lease.textContent()}`);
+      check(await lease.getAttribute('title') === projectRoot + '/src/auth/login.go', `the lease's full path on hover is ${await lease.getAttribute('title')}`);
     },
-    files: async () => { await page.locator('#files tr', { hasText: 'login_test.go' }).waitFor(); },
+    files: async () => {
+      // Repository-relative paths, the full path on hover, the project named.
+      const tr = page.locator('#files tr', { hasText: 'login_test.go' }).first();
+      await tr.waitFor();
+      const path = tr.locator('td.path button');
+      check(await path.textContent() === 'src/auth/login_test.go', `the file shows as ${await path.textContent()}`);
+      check(await path.getAttribute('title') === projectRoot + '/src/auth/login_test.go', `its full path on hover is ${await path.getAttribute('title')}`);
+      check(await tr.locator('td.proj').textContent() === main.name, `its project shows as ${await tr.locator('td.proj').textContent()}`);
+    },
     tasks: async () => {
       await page.locator('#board .col[data-state=in_progress] .card', { hasText: 'Add a test for the login redirect' }).waitFor();
       await page.locator('#board .col[data-state=open] .card', { hasText: 'Rotate the signing key' }).waitFor();
@@ -177,6 +203,42 @@ try {
     await page.click(`#tabs [data-view=${name}]`);
     await ready();
     await page.screenshot({ path: join(shots, `${name}.png`) });
+  }
+
+  // ---- the switcher filters every view by project, live included.
+  {
+    const sessionRow = (title) => page.locator('#sessions tr', { hasText: title });
+    await page.click('#tabs [data-view=sessions]');
+    await sessionRow('Review the billing service').waitFor();
+    check(await sessionRow('Fix the login redirect').locator('td.proj').textContent() === main.name, 'a session does not show its project');
+    await page.selectOption('#project', other.id);
+    await sessionRow('Fix the login redirect').waitFor({ state: 'detached' });
+    await sessionRow('Review the billing service').waitFor();
+    await page.click('#tabs [data-view=tasks]');
+    // The tasks the agents made belong to no project of the other's.
+    await page.locator('#board .card', { hasText: 'Rotate the signing key' }).waitFor({ state: 'detached' });
+    await page.locator('#tasks-empty').waitFor();
+    await page.click('#tabs [data-view=live]');
+    await page.locator('#conn', { hasText: 'live' }).waitFor();
+    await page.locator(`#events .row[data-project="${other.id}"]`).first().waitFor();
+    const shown = await page.locator('#events .row').evaluateAll((rs) => rs.map((r) => r.dataset.project));
+    check(shown.length > 0 && shown.every((p) => p === other.id), `with ${other.name} selected the live list shows projects ${shown}`);
+    result.other_project_events = shown.length;
+    // Events of the selected project arrive live; others' do not.
+    const mine = await ask({ op: 'note', text: 'a note in the billing service', project: other.id });
+    const theirs = await ask({ op: 'note', text: 'a note in the login project', project: main.id });
+    await row(mine.id).waitFor({ timeout: 2000 });
+    check(await row(theirs.id).count() === 0, 'the live list shows another project\'s event');
+    await page.screenshot({ path: join(shots, 'project.png') });
+    await page.selectOption('#project', main.id);
+    await row(theirs.id).waitFor();
+    check(await row(mine.id).count() === 0, 'switching projects kept the other project\'s rows');
+    await page.selectOption('#project', '');
+    await row(mine.id).waitFor();
+    await row(theirs.id).waitFor();
+    await page.click('#tabs [data-view=sessions]');
+    await sessionRow('Fix the login redirect').waitFor();
+    await sessionRow('Review the billing service').waitFor();
   }
   check(errors.length === 0, `console errors:\n${errors.join('\n')}`);
 } catch (err) {

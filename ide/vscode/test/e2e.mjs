@@ -81,7 +81,11 @@ const file = join(ws, 'src', 'app.ts');
 mkdirSync(join(ws, 'src'), { recursive: true });
 writeFileSync(file, 'const a = 1;\n');
 await conn.sendNotification('textDocument/didOpen', { textDocument: { uri: uri(file), languageId: 'typescript', version: 1, text: 'const a = 1;\n' } });
-await waitEvent((ev) => ev.kind === 'ide.opened' && ev.path === file);
+// Events name the workspace's project and the path relative to its root
+// (the absolute path in attrs.abs).
+const opened = await waitEvent((ev) => ev.kind === 'ide.opened' && ev.attrs?.abs === file);
+assert.equal(opened.path, 'src/app.ts');
+assert.match(opened.project, /^pr_/);
 let version = 1;
 const typed = 'export ';
 for (const [i, ch] of [...typed].entries()) {
@@ -100,7 +104,7 @@ const text = 'export const a = 1;\n// ✓ 😀\n';
 await conn.sendNotification('textDocument/willSave', { textDocument: { uri: uri(file) }, reason: 1 });
 writeFileSync(file, text);
 await conn.sendNotification('textDocument/didSave', { textDocument: { uri: uri(file) } });
-const saved = await waitEvent((ev) => ev.kind === 'ide.saved' && ev.path === file);
+const saved = await waitEvent((ev) => ev.kind === 'ide.saved' && ev.attrs?.abs === file);
 assert.equal(saved.attrs.hash, sha(text), 'the server tracked the buffer exactly');
 status = await conn.sendRequest('workspace/executeCommand', { command: 'coditect.status' });
 assert.equal(status.unsaved, 0);
@@ -110,6 +114,7 @@ step = 'commands';
 // Commands, hover, code lens.
 const session = await conn.sendRequest('workspace/executeCommand', { command: 'coditect.session.start', arguments: [{ title: 'node e2e' }] });
 assert.equal(session.workspace, ws);
+assert.equal(session.project, opened.project, 'the session is in the workspace\'s project');
 const history = await conn.sendRequest('workspace/executeCommand', { command: 'coditect.file.history', arguments: [{ uri: uri(file) }] });
 assert.equal(history.events[0].kind, 'ide.saved');
 const hover = await conn.sendRequest('textDocument/hover', { textDocument: { uri: uri(file) }, position: { line: 0, character: 0 } });
@@ -158,7 +163,7 @@ await conn.sendNotification('textDocument/didChange', {
   contentChanges: [{ range: { start: { line: 199_999, character: 99 }, end: { line: 199_999, character: 99 } }, text: '!' }],
 });
 await conn.sendNotification('textDocument/didSave', { textDocument: { uri: uri(big) } });
-const bigSaved = await waitEvent((ev) => ev.kind === 'ide.saved' && ev.path === big);
+const bigSaved = await waitEvent((ev) => ev.kind === 'ide.saved' && ev.attrs?.abs === big);
 assert.equal(bigSaved.attrs.hash, sha(bigText.slice(0, -1) + '!\n'));
 assert.equal(bigSaved.attrs.bytes, bigText.length + 1);
 await conn.sendNotification('textDocument/didClose', { textDocument: { uri: uri(big) } });

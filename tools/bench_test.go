@@ -1,0 +1,137 @@
+package tools
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/coditect/coditect/storage/agent"
+	"github.com/coditect/coditect/storage/kv"
+	"github.com/coditect/coditect/storage/kv/sqlite"
+	"github.com/coditect/coditect/storage/lease"
+	"github.com/coditect/coditect/storage/tenant"
+)
+
+// benchFiles is a session over a project root on a store with the
+// production durability (synchronous=FULL), and the files toolset.
+type benchFiles struct {
+	sc  *tenant.Scope
+	f   *files
+	sid string
+}
+
+func newBenchFiles(b *testing.B) *benchFiles {
+	b.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "s.db"), sqlite.Options{Synchronous: sqlite.SyncFull})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	sc, err := tenant.NewDirectory(st, "bench").Local(ctx, "t1", "alice")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ag, err := agent.Register(ctx, sc, agent.Registration{Name: "bench", Client: "go-test", Model: "m"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if sc, err = sc.WithAgent(ag.ID); err != nil {
+		b.Fatal(err)
+	}
+	db := filepath.Join(b.TempDir(), "coditect.db")
+	bf := &benchFiles{sc: sc, f: &files{maxRead: DefaultMaxFile, maxWrite: DefaultMaxFile, leaseTTL: lease.DefaultTTL,
+		protected: canonicalAll([]string{db, db + "-wal", db + "-shm", db + "-journal", db + "-spool"})}}
+	ws := b.TempDir()
+	c := bf.call(findToolB(b, "session_start"), `{"title":"bench","workspace":"`+ws+`"}`)
+	res, err := sessionStart(ctx, c)
+	if err != nil {
+		b.Fatal(err)
+	}
+	bf.sid = res.Structured.(sessionOut).SessionID
+	return bf
+}
+
+func (bf *benchFiles) call(tool *Tool, args string) *Call {
+	return &Call{Caller: Caller{Scope: bf.sc, Client: mcp.Implementation{Name: "bench"}}, Tool: tool, Args: json.RawMessage(args), Started: time.Now()}
+}
+
+func findToolB(b *testing.B, name string) *Tool {
+	for _, s := range Catalog(Config{}) {
+		for _, t := range s.Tools {
+			if t.Name() == name {
+				return t
+			}
+		}
+	}
+	b.Fatalf("no tool %s", name)
+	return nil
+}
+
+// BenchmarkFsWrite is the fs_write round trip through the production
+// middleware (heartbeat, audit): resolving the file into its project,
+// the lease lookup, the transaction that checks the fencing token and
+// records the evidence, the synced temporary file, the rename and the
+// call's audit record.
+func BenchmarkFsWrite(b *testing.B) {
+	bf := newBenchFiles(b)
+	tool := findToolB(b, "fs_write")
+	h := Chain(Heartbeat(time.Second, nil), Audit(nil, nil))(tool.Handler)
+	args := `{"session_id":"` + bf.sid + `","path":"src/a.go","content":"package a\n"}`
+	ctx := context.Background()
+	for b.Loop() {
+		if _, err := h(ctx, bf.call(tool, args)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkResolve is what a files tool adds to find a file: the session,
+// its project and this machine's root, the workspace in it, and the path
+// resolved through symbolic links to (project, path relative to the root),
+// checked against the protected paths.
+func BenchmarkResolve(b *testing.B) {
+	bf := newBenchFiles(b)
+	tool := findToolB(b, "fs_write")
+	ctx := context.Background()
+	for b.Loop() {
+		pl, err := bf.f.place(ctx, bf.call(tool, `{}`), bf.sid, "src/a.go", fileToWrite)
+		if err != nil || pl.file.Rel != "src/a.go" {
+			b.Fatal(pl, err)
+		}
+	}
+}
+
+// BenchmarkLeaseCheck is the lease check of a write whose agent holds the
+// file's lease: finding the grant (fence) and checking its fencing token
+// in a transaction (lease.CheckFence).
+func BenchmarkLeaseCheck(b *testing.B) {
+	bf := newBenchFiles(b)
+	tool := findToolB(b, "fs_write")
+	ctx := context.Background()
+	c := bf.call(tool, `{}`)
+	pl, err := bf.f.place(ctx, c, bf.sid, "src/a.go", fileToWrite)
+	if err != nil {
+		b.Fatal(err)
+	}
+	key, me := pl.file.String(), bf.sc.Principal().Agent
+	if _, _, err := bf.f.fence(ctx, c, me, key, 0); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		held, taken, err := bf.f.fence(ctx, c, me, key, 0)
+		if err != nil || taken {
+			b.Fatal(err, taken)
+		}
+		err = bf.sc.Store().View(ctx, func(tx kv.ReadTx) error {
+			return lease.CheckFence(tx, bf.sc, held.Resource, me, held.Token)
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}
