@@ -90,9 +90,14 @@ soak:
 soak-short:
 	$(GO) test -count=1 -timeout 5m -run '^TestSoak$$' ./internal/soak
 
-# The long crash test: 200 SIGKILLs of writer processes.
+# The long crash tests: 200 SIGKILLs of writer processes; coditect mcp
+# processes started several at a time beside spool recoveries and
+# SIGKILLed (every acknowledged read keeps its record); and the kill loop
+# mixing stdio and HTTP MCP writers (CODITECT_CRASH_ITERATIONS, default
+# 100), which logs the acknowledged reads and writes it checked.
 crash:
 	$(GO) test -count=1 -timeout 60m -run 'TestCrash' -v ./storage/kv/sqlite/
+	$(GO) test -count=1 -timeout 60m -run 'TestMCPSpoolRaceConcurrentStarts|TestCrashMixStdioHTTP' -v ./internal/faults/
 
 # Benchmarks: 5 runs each; the medians table for docs/BENCHMARKS.md.
 bench:

@@ -235,9 +235,12 @@ func (d *Daemon) Serve(ctx context.Context) error {
 		wg.Go(func() { d.sweepLoop(bg) })
 	}
 
+	// No ReadTimeout or WriteTimeout: they would cut the feed and MCP's
+	// streamed responses. Bodies are bounded by bodyDeadline instead.
 	d.http = &http.Server{
-		Handler:           d.Handler(),
+		Handler:           bodyDeadline(d.Handler(), BodyTimeout),
 		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    64 << 10,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),
 	}

@@ -34,6 +34,31 @@ const DefaultMaxBody = 1 << 20
 // bodyEnvelope is room for the JSON-RPC envelope around a tool's arguments.
 const bodyEnvelope = 64 << 10
 
+// BodyTimeout bounds the reading of a request body, from the start of the
+// request: a client that sends its body slower than that is cut off. The
+// response is not bounded (MCP streams, the WebSocket feed has no body).
+const BodyTimeout = 30 * time.Second
+
+// bodyDeadline gives every request with a body timeout to send it, by
+// the connection's read deadline. net/http clears that deadline once the
+// body has been read (it then watches the connection for the client going
+// away), so a response streamed after the body is not cut.
+func bodyDeadline(h http.Handler, timeout time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(timeout))
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// maxMessage is the largest JSON-RPC message the server reads, over HTTP
+// (a request body) and stdio (a line): DefaultMaxBody, or more when a
+// served tool accepts larger arguments.
+func (s *Server) maxMessage() int64 {
+	return max(DefaultMaxBody, int64(tools.MaxArgsOf(s.toolsets))+bodyEnvelope)
+}
+
 // HTTPOptions configure the MCP HTTP handler.
 type HTTPOptions struct {
 	// AllowedOrigins are browser origins allowed besides loopback ones
@@ -68,7 +93,7 @@ type HTTPOptions struct {
 func (s *Server) HTTPHandler(opts HTTPOptions) http.Handler {
 	maxBody := opts.MaxBody
 	if maxBody <= 0 {
-		maxBody = max(DefaultMaxBody, int64(tools.MaxArgsOf(s.toolsets))+bodyEnvelope)
+		maxBody = s.maxMessage()
 	}
 	streamable := mcpserver.NewStreamableHTTPServer(s.mcp,
 		mcpserver.WithHTTPContextFunc(func(ctx context.Context, r *http.Request) context.Context {

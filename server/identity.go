@@ -89,18 +89,25 @@ func EmbeddedStore(rawURL string) bool {
 	return u.Scheme == "sqlite" || u.Scheme == "file"
 }
 
-// OSUser is the local identity's default user: the OS account name.
-func OSUser() string {
-	if u, err := user.Current(); err == nil && u.Username != "" {
-		// Windows reports DOMAIN\name.
-		if i := strings.LastIndexByte(u.Username, '\\'); i >= 0 {
-			return u.Username[i+1:]
-		}
-		return u.Username
+// OSUser is the local identity's default user: the OS account name, the
+// one rule for every mode (the CLI, coditect mcp, coditect ide, the
+// daemon's first admin).
+func OSUser() string { return osUser(user.Current, os.Getenv) }
+
+// osUser names the OS account: current's user name, else $USER, else
+// $USERNAME (Windows), else "local"; without the DOMAIN\ that Windows puts
+// before a name, so that every mode acts as the same user.
+func osUser(current func() (*user.User, error), getenv func(string) string) string {
+	var names []string
+	if u, err := current(); err == nil {
+		names = append(names, u.Username)
 	}
-	for _, k := range []string{"USER", "USERNAME"} {
-		if v := os.Getenv(k); v != "" {
-			return v
+	for _, n := range append(names, getenv("USER"), getenv("USERNAME")) {
+		if i := strings.LastIndexByte(n, '\\'); i >= 0 {
+			n = n[i+1:]
+		}
+		if n != "" {
+			return n
 		}
 	}
 	return "local"

@@ -15,6 +15,13 @@ import (
 // (no process-global state): HTTP requests by area, the sweepers, the
 // watcher, the Go runtime and the process, and the WebUI's own collector
 // when it is one (the feed's clients and events).
+//
+// /metrics answers without a token, so every series is a total over the
+// whole process, every tenant together: a label takes its values from a
+// closed set fixed in the code (an area, a status code, a sweeper), never
+// a tenant, user, token, agent, session, project or path, and nothing per
+// tenant is served, with a token or without (docs/DAEMON.md, Metrics; the
+// isolation suite's TestMetricsShowNoTenant holds the daemon to it).
 type metrics struct {
 	reg          *prometheus.Registry
 	requests     *prometheus.CounterVec

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -34,9 +35,11 @@ import (
 // kernel had not written out, as it can lose relaxed commits.
 //
 // The file is named <id>.spool, id being the host, the pid and a random
-// suffix, and is locked (flock) while its process lives, so recovery never
-// touches a live process's spool. It is emptied whenever everything written
-// to it is committed, and removed at a clean shutdown.
+// suffix, and is locked (flock) while its process lives — from before it
+// bears that name (createLockedSpool) — so recovery, which takes a spool it
+// can lock for dead, never touches a live process's spool. It is emptied
+// whenever everything written to it is committed, and removed at a clean
+// shutdown.
 type spool struct {
 	id     string
 	path   string
@@ -65,6 +68,37 @@ func openSpool(dir string, logger *slog.Logger) (*spool, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("audit spool: %w", err)
 	}
+	var err error
+	for range spoolCreateTries {
+		id := newSpoolID()
+		var f *os.File
+		f, err = createLockedSpool(dir, id)
+		if err == nil {
+			return &spool{id: id, path: filepath.Join(dir, id+spoolExt), logger: logger, f: f, logs: map[string]*audit.Log{}}, nil
+		}
+		if !errors.Is(err, errSpoolTaken) {
+			return nil, err
+		}
+	}
+	return nil, err
+}
+
+// spoolCreateTries bounds the fresh names openSpool tries when recoveries
+// running beside it take its new files (each try loses only to a recovery
+// that opened that very file).
+const spoolCreateTries = 8
+
+// newSpoolExt names a spool file being created: created and locked under
+// <id>.new, it becomes <id>.spool by a rename, so that a spool is never
+// seen unlocked (see createLockedSpool).
+const newSpoolExt = ".new"
+
+// errSpoolTaken: a recovery took the new file before its creator locked
+// it; the creator tries another name.
+var errSpoolTaken = errors.New("audit spool: new file taken by a recovery")
+
+// newSpoolID returns a spool id: the host, the pid and a random suffix.
+func newSpoolID() string {
 	host, _ := os.Hostname()
 	host = strings.Map(func(r rune) rune {
 		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.' {
@@ -74,18 +108,75 @@ func openSpool(dir string, logger *slog.Logger) (*spool, error) {
 	}, host)
 	var rnd [4]byte
 	_, _ = rand.Read(rnd[:])
-	id := fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(rnd[:]))
-	path := filepath.Join(dir, id+spoolExt)
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o600)
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(rnd[:]))
+}
+
+// createLockedSpool creates the spool file <id>.spool in dir, locked by the
+// returned descriptor from before it bears that name: recovery takes a
+// spool whose lock it gets for dead, and a file created under the name and
+// locked after could be taken in between — removed, its owner then
+// spooling records into a deleted file.
+//
+// The file is created and locked as <id>.new, then renamed. Recovery also
+// removes .new files it can lock (left by a process killed in between, so
+// empty); one that takes ours does so before we lock it or rename it, and
+// the rename then fails — nothing was written to it. The lock belongs to
+// the open file description, so the rename keeps it.
+func createLockedSpool(dir, id string) (*os.File, error) {
+	tmp, path := filepath.Join(dir, id+newSpoolExt), filepath.Join(dir, id+spoolExt)
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("audit spool: %w", err)
 	}
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		f.Close()
-		os.Remove(path)
-		return nil, fmt.Errorf("audit spool: lock %s: %w", path, err)
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, errSpoolTaken // the recovery that holds it removes it
+		}
+		os.Remove(tmp)
+		return nil, fmt.Errorf("audit spool: lock %s: %w", tmp, err)
 	}
-	return &spool{id: id, path: path, logger: logger, f: f, logs: map[string]*audit.Log{}}, nil
+	if err := os.Rename(tmp, path); err != nil {
+		f.Close()
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, errSpoolTaken
+		}
+		os.Remove(tmp)
+		return nil, fmt.Errorf("audit spool: %w", err)
+	}
+	spoolVisible(path)
+	// The name is ours while we hold the lock: recovery removes only
+	// files whose lock it holds.
+	if !sameFile(f, path) {
+		f.Close()
+		return nil, errSpoolTaken
+	}
+	return f, nil
+}
+
+// spoolVisible runs right after a new spool appears under its name in the
+// directory. Tests set it to run recoveries at that moment; the fault
+// tests widen it in real processes with CODITECT_SPOOL_PAUSE (a duration).
+var spoolVisible = pauseFor(os.Getenv("CODITECT_SPOOL_PAUSE"))
+
+// pauseFor returns a hook that sleeps for d, a duration; a no-op when d is
+// not one.
+func pauseFor(d string) func(string) {
+	p, err := time.ParseDuration(d)
+	if err != nil || p <= 0 {
+		return func(string) {}
+	}
+	return func(string) { time.Sleep(p) }
+}
+
+// sameFile reports whether path names f's file.
+func sameFile(f *os.File, path string) bool {
+	fi, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	pi, err := os.Stat(path)
+	return err == nil && os.SameFile(fi, pi)
 }
 
 // write appends ev, a record of l, and returns its sequence number; ok is
@@ -180,7 +271,8 @@ func (s *spool) close(ctx context.Context) {
 
 // RecoverSpools appends to the store the records that dead processes left
 // in the spool files of dir (see spool), exactly once, and removes the
-// files. Spools of live processes (locked) are left alone; so is a file
+// files, and the empty .new files of processes killed while creating
+// their spool. Spools of live processes (locked) are left alone; so is a file
 // whose records cannot be appended now (the store is unavailable), for a
 // later try. logs returns a tenant's log. It returns how many records it
 // appended.
@@ -199,10 +291,14 @@ func RecoverSpools(ctx context.Context, dir string, logs func(tenant string) (*a
 	var errs []error
 	for _, e := range entries {
 		name := e.Name()
-		if e.IsDir() || !strings.HasSuffix(name, spoolExt) {
+		id, ok := strings.CutSuffix(name, spoolExt)
+		if !ok {
+			id, ok = strings.CutSuffix(name, newSpoolExt)
+		}
+		if e.IsDir() || !ok {
 			continue
 		}
-		n, err := recoverSpool(ctx, filepath.Join(dir, name), strings.TrimSuffix(name, spoolExt), logs, logger)
+		n, err := recoverSpool(ctx, filepath.Join(dir, name), id, logs, logger)
 		total += n
 		if err != nil {
 			errs = append(errs, err)
@@ -226,11 +322,12 @@ func recoverSpool(ctx context.Context, path, id string, logs func(string) (*audi
 		}
 		return 0, fmt.Errorf("audit spool: lock %s: %w", path, err)
 	}
-	// Another process may have recovered and removed it while we waited
-	// for the lock: then the path is gone or names another file.
-	if fi, err := f.Stat(); err != nil {
-		return 0, fmt.Errorf("audit spool: %w", err)
-	} else if pi, err := os.Stat(path); err != nil || !os.SameFile(fi, pi) {
+	// The lock is ours, so the file's process is dead (a live one locks
+	// its spool before it bears its name) and appends nothing more. But
+	// another recovery, or its process's clean exit, may have removed the
+	// file between our open and our lock: then the path is gone or names
+	// another file.
+	if !sameFile(f, path) {
 		return 0, nil
 	}
 	byTenant, order, err := readSpool(f, path, logger)
@@ -270,7 +367,11 @@ func recoverSpool(ctx context.Context, path, id string, logs func(string) (*audi
 		}
 	}
 	// The file goes before the marks: a crash in between leaves marks
-	// without a file (harmless), never a file without its marks.
+	// without a file (harmless), never a file without its marks. Only the
+	// file we locked goes: the path is checked again.
+	if !sameFile(f, path) {
+		return n, nil
+	}
 	if err := os.Remove(path); err != nil {
 		return n, fmt.Errorf("audit spool: %w", err)
 	}

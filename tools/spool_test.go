@@ -8,8 +8,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/coditect/coditect/storage/audit"
 	"github.com/coditect/coditect/storage/kv/sqlite"
@@ -275,5 +278,172 @@ func TestSpoolDiskFull(t *testing.T) {
 	}
 	if got := counts(t, e.alice)["tool.called"] - before; got != 6 {
 		t.Errorf("%d of 6 reads' records in the log after Close", got)
+	}
+}
+
+// TestSpoolNeverVisibleUnlocked: a neighbour's recovery that runs the
+// moment a new spool appears under its name finds it locked and leaves it,
+// so a record spooled into it survives the process's death and is
+// recovered. (Created under its name and locked after, the spool was taken
+// for a dead process's and removed, and the record was spooled into a
+// deleted file.)
+func TestSpoolNeverVisibleUnlocked(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	spoolDir := filepath.Join(t.TempDir(), "spool")
+	var unlocked, recoveries int
+	prev := spoolVisible
+	t.Cleanup(func() { spoolVisible = prev })
+	spoolVisible = func(path string) {
+		if f, err := os.Open(path); err == nil {
+			if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
+				unlocked++
+			}
+			f.Close()
+		}
+		if _, err := RecoverSpools(ctx, spoolDir, e.dir.AuditLog, nil); err != nil {
+			t.Errorf("recovery beside a starting process: %v", err)
+		}
+		recoveries++
+	}
+	sp, err := openSpool(spoolDir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if recoveries == 0 {
+		t.Fatal("openSpool never made its spool visible to the hook")
+	}
+	if unlocked > 0 {
+		t.Error("a new spool was visible under its name unlocked")
+	}
+	if _, ok := sp.write(e.alice.Log(), audit.Event{Kind: "tool.called", User: "alice", Summary: "acknowledged read",
+		Attrs: map[string]any{"tool": "whoami"}}); !ok {
+		t.Fatal("spool write refused")
+	}
+	// The kill: the descriptor and its lock go, the record stays.
+	sp.f.Close()
+	spoolVisible = prev
+	n, err := RecoverSpools(ctx, spoolDir, e.dir.AuditLog, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Errorf("recovered %d records of the killed process, want its 1 acknowledged read", n)
+	}
+	p, err := e.alice.Log().Query(ctx, audit.Query{Filter: audit.Filter{Kind: "tool.called"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Events) != 1 || p.Events[0].Summary != "acknowledged read" {
+		t.Errorf("tool.called records after recovery: %+v, want the acknowledged read once", p.Events)
+	}
+}
+
+// TestSpoolStaleNewFile: the .new file of a process killed while creating
+// its spool (before its rename; it holds no record) is removed by
+// recovery, unless its creator holds its lock.
+func TestSpoolStaleNewFile(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	spoolDir := t.TempDir()
+	stale := filepath.Join(spoolDir, "host-1-00000000"+newSpoolExt)
+	if err := os.WriteFile(stale, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	creating := filepath.Join(spoolDir, "host-2-00000000"+newSpoolExt)
+	f, err := os.OpenFile(creating, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := RecoverSpools(ctx, spoolDir, e.dir.AuditLog, nil); err != nil || n != 0 {
+		t.Fatalf("recovery: %d records, %v", n, err)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("the stale .new file is still there: %v", err)
+	}
+	if _, err := os.Stat(creating); err != nil {
+		t.Errorf("the .new file of a live creator was removed: %v", err)
+	}
+}
+
+// TestSpoolConcurrentStartsAndRecoveries: processes' spools opened while
+// recoveries run beside them, each spooling a record and dying; no spool
+// is taken from its live owner, so every record reaches the log exactly
+// once.
+func TestSpoolConcurrentStartsAndRecoveries(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	spoolDir := filepath.Join(t.TempDir(), "spool")
+	const owners = 64
+	var stop atomic.Bool
+	recovering := make(chan error, 1)
+	go func() {
+		var err error
+		for !stop.Load() && err == nil {
+			_, err = RecoverSpools(ctx, spoolDir, e.dir.AuditLog, nil)
+		}
+		recovering <- err
+	}()
+	errs := make(chan error, owners)
+	for i := range owners {
+		go func() {
+			sp, err := openSpool(spoolDir, nil)
+			if err != nil {
+				errs <- err
+				return
+			}
+			if _, ok := sp.write(e.alice.Log(), audit.Event{Kind: "tool.called", User: "alice", Summary: fmt.Sprintf("read %d", i),
+				Attrs: map[string]any{"tool": "whoami"}}); !ok {
+				errs <- errors.New("spool write refused")
+			}
+			sp.f.Close() // killed
+			errs <- nil
+		}()
+	}
+	for range owners {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop.Store(true)
+	if err := <-recovering; err != nil {
+		t.Fatalf("recovery: %v", err)
+	}
+	if _, err := RecoverSpools(ctx, spoolDir, e.dir.AuditLog, nil); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	for _, ev := range allToolCalls(t, e.alice) {
+		seen[ev.Summary]++
+	}
+	for i := range owners {
+		if s := fmt.Sprintf("read %d", i); seen[s] != 1 {
+			t.Errorf("%s: %d records, want 1", s, seen[s])
+		}
+	}
+	if left, _ := os.ReadDir(spoolDir); len(left) != 0 {
+		t.Errorf("files left after the last recovery: %d", len(left))
+	}
+}
+
+// allToolCalls returns sc's tenant's tool.called events.
+func allToolCalls(t *testing.T, sc *tenant.Scope) []audit.Event {
+	t.Helper()
+	var out []audit.Event
+	q := audit.Query{Filter: audit.Filter{Kind: "tool.called"}, Limit: audit.MaxLimit}
+	for {
+		p, err := sc.Log().Query(context.Background(), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, p.Events...)
+		if p.Next == "" {
+			return out
+		}
+		q.Cursor = p.Next
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/coder/websocket"
@@ -22,9 +23,14 @@ const (
 	StatusBadRequest websocket.StatusCode = 4400
 	// StatusUnauthorized: no token, or a refused, revoked or expired one.
 	StatusUnauthorized websocket.StatusCode = 4401
-	// StatusSlowConsumer: the client fell QueueSize events behind; it
-	// should reconnect with the id of the last event it received.
+	// StatusSlowConsumer: the client fell a full queue behind, or one
+	// write to it took longer than SlowAfter; it should reconnect with the
+	// id of the last event it received.
 	StatusSlowConsumer websocket.StatusCode = 4408
+	// StatusTooManyFeeds: the token (or its tenant) already has as many
+	// feeds open as Options.MaxFeedsPerToken (MaxFeedsPerTenant) allow;
+	// close one first.
+	StatusTooManyFeeds websocket.StatusCode = 4409
 	// StatusRateLimited: the subscription's token came from an address
 	// locked out for failing authentication too often (HTTP's 429); the
 	// close reason says after how many seconds to retry.
@@ -111,6 +117,13 @@ func (h *Handler) feed(w http.ResponseWriter, r *http.Request) {
 		c.Close(status, reason)
 		return
 	}
+	release, refused := h.slots.take(sc.Principal())
+	if refused != "" {
+		h.opts.Logger.Warn("webview: feed refused", "tenant", sc.Tenant(), "remote", r.RemoteAddr, "reason", refused)
+		c.Close(StatusTooManyFeeds, refused)
+		return
+	}
+	defer release()
 	f := feedFilter(sub.Filter)
 	cursor := sub.Cursor
 	if cursor == "head" {
@@ -131,7 +144,7 @@ func (h *Handler) feed(w http.ResponseWriter, r *http.Request) {
 	ctx, stop := context.WithCancel(base)
 	defer stop()
 	context.AfterFunc(gone, stop)
-	q := make(chan item, h.opts.QueueSize)
+	q := newQueue(h.opts.QueueSize, h.opts.QueueBytes)
 	tailErr := make(chan error, 1)
 	go func() {
 		if h.opts.PerClientTail {
@@ -150,8 +163,15 @@ func (h *Handler) feed(w http.ResponseWriter, r *http.Request) {
 
 	recheck := time.NewTicker(h.opts.Recheck)
 	defer recheck.Stop()
-	var msg []byte // one "events" message, built from the events' JSON
 	for {
+		// A client found slow is closed before anything else is sent.
+		select {
+		case err := <-tailErr:
+			tailErr <- err // for the deferred wait
+			h.closeTailErr(ctx, c, err)
+			return
+		default:
+		}
 		select {
 		case <-ctx.Done():
 			if h.feeds.Err() != nil {
@@ -159,16 +179,8 @@ func (h *Handler) feed(w http.ResponseWriter, r *http.Request) {
 			}
 			return
 		case err := <-tailErr:
-			tailErr <- err // for the deferred wait
-			switch {
-			case errors.Is(err, errSlow):
-				c.Close(StatusSlowConsumer, "too slow: reconnect with the id of the last event you received as cursor")
-			case h.feeds.Err() != nil:
-				c.Close(websocket.StatusGoingAway, "server shutting down: reconnect with your cursor")
-			case err != nil && ctx.Err() == nil:
-				h.opts.Logger.Error("webview: feed tail", "err", err)
-				c.Close(websocket.StatusInternalError, "the store is unavailable; reconnect with your cursor")
-			}
+			tailErr <- err
+			h.closeTailErr(ctx, c, err)
 			return
 		case <-recheck.C:
 			if err := sc.Check(ctx); err != nil {
@@ -181,30 +193,89 @@ func (h *Handler) feed(w http.ResponseWriter, r *http.Request) {
 					h.opts.Logger.Warn("webview: feed token check failed", "err", err)
 				}
 			}
-		case it := <-q:
-			msg = append(msg[:0], `{"type":"events","events":[`...)
-			msg = append(msg, it.raw...)
-			n := 1
-		drain:
-			for n < h.opts.MaxBatch {
-				select {
-				case it := <-q:
-					msg = append(append(msg, ','), it.raw...)
-					n++
-				default:
-					break drain
-				}
-			}
-			msg = append(msg, "]}"...)
-			// The write is bounded by WriteTimeout and shutdown, not by the
-			// tail: events already handed to the socket go out before a
-			// slow-consumer close.
-			if err := h.writeRaw(h.feeds, c, msg); err != nil {
+		case it := <-q.ch:
+			q.took(it)
+			if !h.send(c, it, q, sc.Tenant(), r.RemoteAddr) {
 				return
 			}
-			h.events.Add(int64(n))
 		}
 	}
+}
+
+// closeTailErr closes a feed whose tail ended with err.
+func (h *Handler) closeTailErr(ctx context.Context, c *websocket.Conn, err error) {
+	switch {
+	case errors.Is(err, errSlow):
+		h.closeSlow(c)
+	case h.feeds.Err() != nil:
+		c.Close(websocket.StatusGoingAway, "server shutting down: reconnect with your cursor")
+	case err != nil && ctx.Err() == nil:
+		h.opts.Logger.Error("webview: feed tail", "err", err)
+		c.Close(websocket.StatusInternalError, "the store is unavailable; reconnect with your cursor")
+	}
+}
+
+func (h *Handler) closeSlow(c *websocket.Conn) {
+	c.Close(StatusSlowConsumer, "too slow: reconnect with the id of the last event you received as cursor")
+}
+
+// catchUpPage is how many events a client catching up reads from the log
+// at once: the page waits in memory while the client's queue is full.
+const catchUpPage = 128
+
+// maxFeedMessage bounds the bytes of one "events" message (but for a
+// single larger event): with the pooled buffers, it bounds what a feed
+// holds while a write is blocked on its client.
+const maxFeedMessage = 64 << 10
+
+// send writes it and what else is queued, up to MaxBatch events and about
+// maxFeedMessage bytes, as one "events" message. It reports whether the
+// feed goes on: a failed write ends it, and so does a write that took
+// longer than SlowAfter: the client is slow and gets 4408 as soon as the
+// write is through (a close frame cannot overtake a message in flight).
+func (h *Handler) send(c *websocket.Conn, it item, q *queue, tenantID, remote string) bool {
+	buf, _ := h.messages.Get().(*[]byte)
+	if buf == nil {
+		buf = new([]byte)
+	}
+	defer func() {
+		if cap(*buf) <= 2*maxFeedMessage {
+			h.messages.Put(buf)
+		}
+	}()
+	msg := append((*buf)[:0], `{"type":"events","events":[`...)
+	msg = append(msg, it.raw...)
+	n := 1
+drain:
+	for n < h.opts.MaxBatch && len(msg) < maxFeedMessage {
+		select {
+		case it := <-q.ch:
+			q.took(it)
+			msg = append(append(msg, ','), it.raw...)
+			n++
+		default:
+			break drain
+		}
+	}
+	msg = append(msg, "]}"...)
+	*buf = msg
+	// The write is bounded by WriteTimeout and shutdown, not by the
+	// tail: events already handed to the socket go out before a
+	// slow-consumer close.
+	slow := time.AfterFunc(h.opts.SlowAfter, func() {
+		h.markSlow(q, "tenant", tenantID, "remote", remote, "write_blocked", h.opts.SlowAfter)
+	})
+	err := h.writeRaw(h.feeds, c, msg)
+	wasSlow := !slow.Stop()
+	if err != nil {
+		return false
+	}
+	h.events.Add(int64(n))
+	if wasSlow {
+		h.closeSlow(c)
+		return false
+	}
+	return true
 }
 
 // subscribe reads and checks the client's subscription; a non-zero status
@@ -282,25 +353,21 @@ func feedFilter(f FeedFilter) audit.Filter {
 // queue within moments (and its reader, which reads the log at its own
 // pace, waits); one whose queue stays full for SlowAfter is slow: enqueue
 // returns errSlow.
-func (h *Handler) enqueue(ctx context.Context, q chan<- item, it item, tenantID, remote string) error {
-	select {
-	case q <- it:
-		return nil
-	default:
-	}
-	t := time.NewTimer(h.opts.SlowAfter)
-	defer t.Stop()
-	select {
-	case q <- it:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
+func (h *Handler) enqueue(ctx context.Context, q *queue, it item, tenantID, remote string) error {
+	err := q.put(ctx, it, h.opts.SlowAfter)
+	if errors.Is(err, errSlow) {
 		// Counted here, not when the close is sent: the writer may be
 		// blocked on the very client that fell behind.
+		h.markSlow(q, "tenant", tenantID, "remote", remote, "queue", cap(q.ch), "full_for", h.opts.SlowAfter)
+	}
+	return err
+}
+
+// markSlow counts and logs a client found slow, once however it was found.
+func (h *Handler) markSlow(q *queue, attrs ...any) {
+	if q.slow.CompareAndSwap(false, true) {
 		h.slow.Add(1)
-		h.opts.Logger.Warn(slowMessage, "tenant", tenantID, "remote", remote, "queue", cap(q), "after", h.opts.SlowAfter)
-		return errSlow
+		h.opts.Logger.Warn(slowMessage, attrs...)
 	}
 }
 
@@ -313,7 +380,7 @@ const slowMessage = "webview: feed client too slow, disconnecting it (it resumes
 // of key; when the tail lets it go (its queue was full), it catches up
 // again from the last event it queued. It returns errSlow, or the store's
 // error, or ctx's.
-func (h *Handler) follow(ctx context.Context, sc *tenant.Scope, key tailKey, f audit.Filter, cursor string, q chan item, remote string) error {
+func (h *Handler) follow(ctx context.Context, sc *tenant.Scope, key tailKey, f audit.Filter, cursor string, q *queue, remote string) error {
 	l := sc.Log()
 	pos := cursor
 	for {
@@ -325,7 +392,7 @@ func (h *Handler) follow(ctx context.Context, sc *tenant.Scope, key tailKey, f a
 			return err
 		}
 		for page := pos; ; {
-			p, err := l.Query(ctx, audit.Query{Filter: f, Order: audit.OldestFirst, Cursor: page, Limit: audit.MaxLimit})
+			p, err := l.Query(ctx, audit.Query{Filter: f, Order: audit.OldestFirst, Cursor: page, Limit: catchUpPage})
 			if err != nil {
 				return err
 			}
@@ -370,4 +437,50 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n]
+}
+
+// feedSlots counts the open feeds of each token and each tenant.
+type feedSlots struct {
+	perToken, perTenant int
+
+	mu      sync.Mutex
+	tokens  map[string]int // by token id, or "user:" and the user for a local identity
+	tenants map[string]int
+}
+
+func newFeedSlots(perToken, perTenant int) *feedSlots {
+	return &feedSlots{perToken: perToken, perTenant: perTenant, tokens: map[string]int{}, tenants: map[string]int{}}
+}
+
+// take counts a feed of p, returning the function that uncounts it, or
+// the reason it is refused.
+func (s *feedSlots) take(p tenant.Principal) (release func(), refused string) {
+	tok := p.TokenID
+	if tok == "" {
+		tok = "user:" + p.User
+	}
+	tok = p.Tenant + "/" + tok
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.tokens[tok] >= s.perToken:
+		return nil, fmt.Sprintf("this token already has %d feeds open (the limit); close one first", s.perToken)
+	case s.tenants[p.Tenant] >= s.perTenant:
+		return nil, fmt.Sprintf("this tenant already has %d feeds open (the limit); close one first", s.perTenant)
+	}
+	s.tokens[tok]++
+	s.tenants[p.Tenant]++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if s.tokens[tok]--; s.tokens[tok] == 0 {
+				delete(s.tokens, tok)
+			}
+			if s.tenants[p.Tenant]--; s.tenants[p.Tenant] == 0 {
+				delete(s.tenants, p.Tenant)
+			}
+		})
+	}, ""
 }

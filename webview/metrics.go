@@ -2,6 +2,8 @@ package webview
 
 import "github.com/prometheus/client_golang/prometheus"
 
+// The handler's series are totals over every tenant, without labels:
+// /metrics answers without a token (see the daemon's metrics).
 var (
 	descFeedClients = prometheus.NewDesc("coditect_feed_clients", "Open WebSocket feed connections.", nil, nil)
 	descFeedConns   = prometheus.NewDesc("coditect_feed_connections_total", "WebSocket feed connections accepted.", nil, nil)

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"log/slog"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/coditect/coditect/storage/audit"
 )
@@ -19,6 +21,75 @@ type item struct {
 func encodeItem(ev audit.Event) (item, error) {
 	b, err := json.Marshal(ev)
 	return item{id: ev.ID, raw: b}, err
+}
+
+// queue holds the events on their way to one feed client: at most
+// cap(ch) events and maxBytes bytes of them (but always one event, however
+// large), so that a client that does not read costs the daemon a bounded
+// amount. One goroutine at a time puts (the client's catch-up, or the
+// shared tail it is attached to) and one takes (the client's writer).
+type queue struct {
+	ch       chan item
+	bytes    atomic.Int64 // of the events in ch
+	maxBytes int64
+	room     chan struct{} // signalled when an event is taken
+	slow     atomic.Bool   // the client was found slow (counted once)
+}
+
+func newQueue(events, maxBytes int) *queue {
+	return &queue{ch: make(chan item, events), maxBytes: int64(maxBytes), room: make(chan struct{}, 1)}
+}
+
+// tryPut adds it if it fits, without waiting.
+func (q *queue) tryPut(it item) bool {
+	n := int64(len(it.raw))
+	if b := q.bytes.Load(); b > 0 && b+n > q.maxBytes {
+		return false
+	}
+	q.bytes.Add(n)
+	select {
+	case q.ch <- it:
+		return true
+	default:
+		q.bytes.Add(-n)
+		return false
+	}
+}
+
+// put adds it, waiting up to wait for room; it returns errSlow when there
+// was none in time, or ctx's error.
+func (q *queue) put(ctx context.Context, it item, wait time.Duration) error {
+	if q.tryPut(it) {
+		return nil
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	for {
+		select {
+		case <-q.room:
+			if q.tryPut(it) {
+				return nil
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+			return errSlow
+		}
+	}
+}
+
+// took records that the writer took it from ch.
+func (q *queue) took(it item) {
+	q.bytes.Add(-int64(len(it.raw)))
+	select {
+	case q.room <- struct{}{}:
+	default:
+	}
+}
+
+// free returns how many events, and how many bytes of them, fit now.
+func (q *queue) free() (events int, bytes int64) {
+	return cap(q.ch) - len(q.ch), q.maxBytes - q.bytes.Load()
 }
 
 // tails shares store tails among feed clients: one tail per tenant and
@@ -62,7 +133,7 @@ type sharedTail struct {
 
 // follower is one feed client attached to a shared tail.
 type follower struct {
-	q chan<- item
+	q *queue
 	// last is the id of the last event put in q (or the position the
 	// client had caught up to when it attached); guarded by the tail's mu
 	// while attached.
@@ -87,7 +158,7 @@ const joinRead = 3
 // and queued first (while the tail waits); if they do not fit in q's free
 // space, attach returns ok false and the client should catch up further.
 // The caller holds a count of the handler's feeds wait group.
-func (t *tails) attach(ctx context.Context, l *audit.Log, key tailKey, f audit.Filter, pos string, q chan item) (st *sharedTail, fl *follower, ok bool, err error) {
+func (t *tails) attach(ctx context.Context, l *audit.Log, key tailKey, f audit.Filter, pos string, q *queue) (st *sharedTail, fl *follower, ok bool, err error) {
 	t.mu.Lock()
 	st = t.m[key]
 	if st == nil || st.isClosed() {
@@ -98,12 +169,13 @@ func (t *tails) attach(ctx context.Context, l *audit.Log, key tailKey, f audit.F
 	defer st.mu.Unlock()
 	fl = &follower{q: q, last: pos, detached: make(chan struct{})}
 	if st.pos > pos {
-		its, complete, err := readThrough(ctx, l, f, pos, st.pos, cap(q)-len(q))
+		events, bytes := q.free()
+		its, complete, err := readThrough(ctx, l, f, pos, st.pos, events, bytes)
 		if err != nil || !complete {
 			return nil, nil, false, err
 		}
 		for _, it := range its {
-			q <- it // fits: only this client's goroutine adds to q while it is detached
+			q.tryPut(it) // fits: only this client's goroutine adds to q while it is detached
 		}
 		fl.last = st.pos
 	}
@@ -112,9 +184,9 @@ func (t *tails) attach(ctx context.Context, l *audit.Log, key tailKey, f audit.F
 }
 
 // readThrough reads the events matching f after after and up to through,
-// at most max of them and joinRead pages; complete is false when they do
-// not fit.
-func readThrough(ctx context.Context, l *audit.Log, f audit.Filter, after, through string, max int) (its []item, complete bool, err error) {
+// at most max of them, maxBytes of their JSON and joinRead pages; complete
+// is false when they do not fit.
+func readThrough(ctx context.Context, l *audit.Log, f audit.Filter, after, through string, max int, maxBytes int64) (its []item, complete bool, err error) {
 	cursor := after
 	for range joinRead {
 		p, err := l.Query(ctx, audit.Query{Filter: f, Order: audit.OldestFirst, Cursor: cursor, Limit: audit.MaxLimit})
@@ -131,6 +203,9 @@ func readThrough(ctx context.Context, l *audit.Log, f audit.Filter, after, throu
 			it, err := encodeItem(ev)
 			if err != nil {
 				return nil, false, err
+			}
+			if maxBytes -= int64(len(it.raw)); maxBytes < 0 {
+				return nil, false, nil
 			}
 			its = append(its, it)
 		}
@@ -213,10 +288,9 @@ func (st *sharedTail) deliver(ev audit.Event) error {
 		if ev.ID <= fl.last {
 			continue
 		}
-		select {
-		case fl.q <- it:
+		if fl.q.tryPut(it) {
 			fl.last = ev.ID
-		default:
+		} else {
 			delete(st.subs, fl)
 			close(fl.detached)
 		}

@@ -36,7 +36,7 @@ func TestSharedTailLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	q1, q2, q3 := make(chan item, 4), make(chan item, 4), make(chan item, 4)
+	q1, q2, q3 := newQueue(4, 1<<20), newQueue(4, 1<<20), newQueue(4, 1<<20)
 	st1, f1, ok1, err1 := ts.attach(ctx, sc.Log(), all, feedFilter(all.filter), head, q1)
 	st2, f2, ok2, err2 := ts.attach(ctx, sc.Log(), all, feedFilter(all.filter), head, q2)
 	st3, f3, ok3, err3 := ts.attach(ctx, sc.Log(), notes, feedFilter(notes.filter), head, q3)
@@ -51,7 +51,7 @@ func TestSharedTailLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	i1, i2, i3 := <-q1, <-q2, <-q3
+	i1, i2, i3 := <-q1.ch, <-q2.ch, <-q3.ch
 	if i1.id != evs[0].ID || i2.id != evs[0].ID || i3.id != evs[0].ID || &i1.raw[0] != &i2.raw[0] {
 		t.Fatalf("delivered %s %s %s, want %s from one encoding", i1.id, i2.id, i3.id, evs[0].ID)
 	}
@@ -73,7 +73,7 @@ func TestSharedTailLifecycle(t *testing.T) {
 	}
 	// A later client starts a new tail; the handler's shutdown ends it and
 	// lets its client go.
-	st4, f4, ok, err := ts.attach(ctx, sc.Log(), all, feedFilter(all.filter), evs[0].ID, make(chan item, 4))
+	st4, f4, ok, err := ts.attach(ctx, sc.Log(), all, feedFilter(all.filter), evs[0].ID, newQueue(4, 1<<20))
 	if !ok || err != nil || st4 == st1 {
 		t.Fatal(ok, err)
 	}

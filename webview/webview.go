@@ -27,11 +27,16 @@ const FeedPath = "/api/v1/feed"
 // Defaults of Options.
 const (
 	DefaultQueueSize    = 1024
-	DefaultWriteTimeout = 10 * time.Second
+	DefaultQueueBytes   = 256 << 10
+	DefaultWriteTimeout = 30 * time.Second
 	DefaultAuthTimeout  = 10 * time.Second
 	DefaultRecheck      = tenant.RecheckInterval
 	DefaultMaxBatch     = 256
 	DefaultSlowAfter    = 5 * time.Second
+	// DefaultMaxFeedsPerToken and DefaultMaxFeedsPerTenant bound the open
+	// feeds of one token and of one tenant (status 4409 beyond them).
+	DefaultMaxFeedsPerToken  = 32
+	DefaultMaxFeedsPerTenant = 512
 )
 
 // Options configure a Handler. The zero value of every field is a sensible
@@ -48,13 +53,26 @@ type Options struct {
 	// whose queue stays full for SlowAfter is disconnected (status 4408)
 	// and resumes from its cursor. DefaultQueueSize when zero.
 	QueueSize int
+	// QueueBytes bounds the bytes of those events (JSON), however many
+	// they are: a full queue is full by either bound. DefaultQueueBytes
+	// when zero.
+	QueueBytes int
 	// SlowAfter is how long a feed client's queue may stay full before the
 	// client counts as slow. DefaultSlowAfter when zero.
 	SlowAfter time.Duration
 	// MaxBatch is the most events sent in one feed message.
 	MaxBatch int
-	// WriteTimeout bounds one feed write. DefaultWriteTimeout when zero.
+	// WriteTimeout bounds one feed write: a client that reads nothing for
+	// that long is dropped without a close frame (none can reach it). A
+	// write that takes longer than SlowAfter makes the client slow (4408).
+	// DefaultWriteTimeout when zero.
 	WriteTimeout time.Duration
+	// MaxFeedsPerToken and MaxFeedsPerTenant bound the feeds open at once
+	// with one token (or one local user) and in one tenant; a
+	// subscription beyond either is closed with status 4409.
+	// DefaultMaxFeedsPerToken and DefaultMaxFeedsPerTenant when zero.
+	MaxFeedsPerToken  int
+	MaxFeedsPerTenant int
 	// AuthTimeout is how long a feed client has to send its subscription.
 	AuthTimeout time.Duration
 	// Recheck is how often a feed re-validates its token, so that a
@@ -83,11 +101,20 @@ func (o Options) withDefaults() Options {
 	if o.QueueSize <= 0 {
 		o.QueueSize = DefaultQueueSize
 	}
+	if o.QueueBytes <= 0 {
+		o.QueueBytes = DefaultQueueBytes
+	}
 	if o.SlowAfter <= 0 {
 		o.SlowAfter = DefaultSlowAfter
 	}
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = DefaultMaxBatch
+	}
+	if o.MaxFeedsPerToken <= 0 {
+		o.MaxFeedsPerToken = DefaultMaxFeedsPerToken
+	}
+	if o.MaxFeedsPerTenant <= 0 {
+		o.MaxFeedsPerTenant = DefaultMaxFeedsPerTenant
 	}
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = DefaultWriteTimeout
@@ -125,7 +152,11 @@ type Handler struct {
 	shutdownMu sync.Mutex
 	closed     bool
 
-	tails *tails // shared store tails of the feeds
+	tails *tails     // shared store tails of the feeds
+	slots *feedSlots // open feeds per token and tenant
+	// messages are the buffers the feeds build "events" messages in
+	// (*[]byte), shared: an idle feed holds none.
+	messages sync.Pool
 
 	patterns []string // the API's routes, for Routes
 
@@ -137,6 +168,7 @@ func New(dir *tenant.Directory, opts Options) *Handler {
 	h := &Handler{dir: dir, opts: opts.withDefaults(), mux: http.NewServeMux()}
 	h.feeds, h.stopFeeds = context.WithCancel(context.Background())
 	h.tails = newTails(h.feeds, &h.feedsWG, h.opts.Logger)
+	h.slots = newFeedSlots(h.opts.MaxFeedsPerToken, h.opts.MaxFeedsPerTenant)
 	h.routes()
 	return h
 }

@@ -23,7 +23,7 @@ func newAgentCommand() *cobra.Command {
 	list.Flags().String("liveness", "", "alive, stale or gone")
 	list.Flags().Bool("active", false, "leave retired agents out")
 	list.RunE = withStore(func(e *env, _ []string) error {
-		sc, err := e.scope()
+		sc, err := e.readScope()
 		if err != nil {
 			return err
 		}

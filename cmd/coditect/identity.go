@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/user"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/coditect/coditect/server"
 	"github.com/coditect/coditect/storage"
 	"github.com/coditect/coditect/storage/kv"
 	"github.com/coditect/coditect/storage/tenant"
@@ -23,10 +23,13 @@ import (
 
 // The operator commands (tenant, user, token, session, log, agent) act on a
 // store as one principal: CODITECT_TOKEN's when it is set, else the trusted
-// local identity --tenant/--as (default tenant "default", the OS user),
-// which Directory.Local makes an admin of the tenant. The acting user is
-// --as, not --user, because --user filters listings (session list --user
-// alice, log tail --user alice).
+// local identity --tenant/--as (default tenant "default", the OS user as
+// server.OSUser names it), an admin of the tenant. A command that writes
+// resolves it with Directory.Local, which creates the tenant and the user
+// on first use; a read-only command (readScope) only reads, so it answers
+// while another process holds the store's write lock, and creates no one.
+// The acting user is --as, not --user, because --user filters listings
+// (session list --user alice, log tail --user alice).
 
 // tokenEnv names the environment variable holding an API token.
 const tokenEnv = "CODITECT_TOKEN"
@@ -43,17 +46,6 @@ func identityFlags(cmd *cobra.Command) {
 // jsonFlag adds the persistent --json flag to a command group.
 func jsonFlag(cmd *cobra.Command) {
 	cmd.PersistentFlags().Bool("json", false, "print JSON instead of aligned text")
-}
-
-// osUser is the local identity's default user.
-func osUser() string {
-	if u, err := user.Current(); err == nil && u.Username != "" {
-		return u.Username
-	}
-	if u := os.Getenv("USER"); u != "" {
-		return u
-	}
-	return "local"
 }
 
 // env is one command's open store and directory.
@@ -78,7 +70,7 @@ func open(cmd *cobra.Command) (*env, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &env{cmd: cmd, ctx: ctx, store: s, dir: tenant.NewDirectory(s, "cli:"+osUser())}, nil
+	return &env{cmd: cmd, ctx: ctx, store: s, dir: tenant.NewDirectory(s, "cli:"+server.OSUser())}, nil
 }
 
 func (s *env) Close() error { return s.store.Close() }
@@ -95,8 +87,37 @@ func withStore(body func(e *env, args []string) error) func(*cobra.Command, []st
 	}
 }
 
-// scope resolves the principal the command acts as.
-func (s *env) scope() (*tenant.Scope, error) {
+// scope resolves the principal of a command that writes; a local user is
+// created on first use (Directory.Local).
+func (s *env) scope() (*tenant.Scope, error) { return s.resolve(s.dir.Local) }
+
+// readScope resolves the principal of a read-only command. It writes
+// nothing, so it does not wait for another process's write lock, and it
+// creates no tenant and no user: the local user when it exists
+// (Directory.LookupLocal); without --as, when the OS user is no user of the
+// tenant, the local operator, who reads every tenant and belongs to none
+// (Directory.Operator); otherwise an error that says what to do.
+func (s *env) readScope() (*tenant.Scope, error) { return s.resolve(s.lookupLocal) }
+
+// lookupLocal is readScope's local identity.
+func (s *env) lookupLocal(ctx context.Context, tenantID, as string) (*tenant.Scope, error) {
+	sc, err := s.dir.LookupLocal(ctx, tenantID, as)
+	if !errors.Is(err, tenant.ErrNotFound) {
+		return sc, err
+	}
+	// LookupLocal checks the tenant (found and enabled) before the user.
+	if _, terr := s.dir.GetTenant(ctx, tenantID); errors.Is(terr, tenant.ErrNotFound) {
+		return nil, fmt.Errorf("tenant %q does not exist yet, so there is nothing to read: a command that writes (coditect session start, coditect mcp, coditect serve) creates it", tenantID)
+	}
+	if !s.cmd.Flags().Changed("as") {
+		return s.dir.Operator(ctx, tenantID)
+	}
+	return nil, fmt.Errorf("%q is not a user of tenant %q, and a read-only command adds no one: see the tenant's users with `coditect user list --tenant %s`", as, tenantID, tenantID)
+}
+
+// resolve returns CODITECT_TOKEN's scope when it is set, else local's for
+// the local identity.
+func (s *env) resolve(local func(ctx context.Context, tenantID, userID string) (*tenant.Scope, error)) (*tenant.Scope, error) {
 	fl := s.cmd.Flags()
 	tenantID, _ := fl.GetString("tenant")
 	as, _ := fl.GetString("as")
@@ -116,10 +137,10 @@ func (s *env) scope() (*tenant.Scope, error) {
 		return sc, nil
 	}
 	if as == "" {
-		as = osUser()
+		as = server.OSUser()
 	}
-	// Local creates a missing tenant: fine for the default one (nothing to
-	// set up on a laptop), a typo otherwise.
+	// A tenant named with --tenant must exist: Local would create it, fine
+	// for the default one (nothing to set up on a laptop), a typo otherwise.
 	if fl.Changed("tenant") {
 		if _, err := s.dir.GetTenant(s.ctx, tenantID); errors.Is(err, tenant.ErrNotFound) {
 			return nil, fmt.Errorf("tenant %q does not exist: create it with `coditect tenant create %s` or see `coditect tenant list`", tenantID, tenantID)
@@ -127,14 +148,15 @@ func (s *env) scope() (*tenant.Scope, error) {
 			return nil, err
 		}
 	}
-	return s.dir.Local(s.ctx, tenantID, as)
+	return local(s.ctx, tenantID, as)
 }
 
-// operator refuses operator-only commands (which see every tenant) to a
-// token holder, whose authority ends at its tenant.
-func (s *env) operator() error {
+// requireOperator refuses operator-only commands (which reach every
+// tenant, or the store below the tenants) to a token holder, whose
+// authority ends at its tenant, whatever its role.
+func requireOperator() error {
 	if os.Getenv(tokenEnv) != "" {
-		return fmt.Errorf("this command administers every tenant and runs only as the local operator: unset %s", tokenEnv)
+		return fmt.Errorf("this command reaches every tenant and runs only as the local operator, never with a token: unset %s", tokenEnv)
 	}
 	return nil
 }

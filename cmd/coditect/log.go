@@ -110,7 +110,7 @@ func newLogTailCommand() *cobra.Command {
 	cmd.Flags().BoolP("follow", "f", false, "keep printing new events until interrupted")
 	cmd.Flags().IntP("lines", "n", 20, "how many of the last events to print first")
 	cmd.RunE = withStore(func(e *env, _ []string) error {
-		sc, err := e.scope()
+		sc, err := e.readScope()
 		if err != nil {
 			return err
 		}
@@ -184,7 +184,7 @@ func newLogQueryCommand() *cobra.Command {
 	cmd.Flags().Int("limit", audit.DefaultLimit, fmt.Sprintf("most events on the page (1 to %d)", audit.MaxLimit))
 	cmd.Flags().String("cursor", "", "continue from the cursor a previous page printed")
 	cmd.RunE = withStore(func(e *env, _ []string) error {
-		sc, err := e.scope()
+		sc, err := e.readScope()
 		if err != nil {
 			return err
 		}
@@ -238,7 +238,7 @@ func newLogExportCommand() *cobra.Command {
 	}
 	filterFlags(cmd, true)
 	cmd.RunE = withStore(func(e *env, _ []string) error {
-		sc, err := e.scope()
+		sc, err := e.readScope()
 		if err != nil {
 			return err
 		}
@@ -258,7 +258,7 @@ func newLogSweepCommand() *cobra.Command {
 		Short: "Enforce every tenant's retention policy now (the daemon does it periodically)",
 		Args:  cobra.NoArgs,
 		RunE: withStore(func(e *env, _ []string) error {
-			if err := e.operator(); err != nil {
+			if err := requireOperator(); err != nil {
 				return err
 			}
 			removed, err := e.dir.SweepRetention(e.ctx)

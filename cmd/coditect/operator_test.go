@@ -214,6 +214,13 @@ func TestOperatorCLI(t *testing.T) {
 	// Isolation: another tenant sees none of acme's sessions or events,
 	// even by id.
 	c.ok("tenant", "create", "globex")
+	// A read creates no one: the OS user reads as the local operator,
+	// --as must name a user of the tenant; a write adds the acting user.
+	c.fail(`"alice" is not a user of tenant "globex"`, "session", "list", "--tenant", "globex", "--as", "alice")
+	if us := decode[[]tenant.User](t, c.ok("user", "list", "--tenant", "globex", "--json")); len(us) != 0 {
+		t.Fatalf("reads added users to globex: %+v", us)
+	}
+	c.ok("user", "create", "carol", "--tenant", "globex", "--as", "alice")
 	if p := decode[session.Page](t, c.ok("session", "list", "--tenant", "globex", "--as", "alice", "--json")); len(p.Sessions) != 0 {
 		t.Fatalf("globex lists %+v", p)
 	}

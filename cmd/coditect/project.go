@@ -97,7 +97,7 @@ func newProjectListCommand() *cobra.Command {
 		Short: "List the tenant's projects with their roots on this machine",
 		Args:  cobra.NoArgs,
 		RunE: withStore(func(e *env, _ []string) error {
-			sc, err := e.scope()
+			sc, err := e.readScope()
 			if err != nil {
 				return err
 			}
@@ -139,7 +139,7 @@ func newProjectShowCommand() *cobra.Command {
 		Short: "Show a project and every root it has, on every machine",
 		Args:  cobra.ExactArgs(1),
 		RunE: withStore(func(e *env, args []string) error {
-			sc, err := e.scope()
+			sc, err := e.readScope()
 			if err != nil {
 				return err
 			}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/coditect/coditect/server"
 	"github.com/coditect/coditect/storage/audit"
 	"github.com/coditect/coditect/storage/project"
 	"github.com/coditect/coditect/storage/session"
@@ -37,7 +38,7 @@ func TestProjectCLI(t *testing.T) {
 	// changes nothing; a second checkout is a second root.
 	out := c.ok("project", "add", "web", web, "--remote", "git@example.com:acme/web.git")
 	for _, want := range []string{`(?m)^name:\s+web$`, `(?m)^remote:\s+git@example.com:acme/web.git$`, `(?m)^roots:\s+1$`,
-		`(?m)^laptop \(this machine\)\s+` + regexp.QuoteMeta(web) + `\s+\S+\s+` + regexp.QuoteMeta(osUser()) + `$`} {
+		`(?m)^laptop \(this machine\)\s+` + regexp.QuoteMeta(web) + `\s+\S+\s+` + regexp.QuoteMeta(server.OSUser()) + `$`} {
 		if !regexp.MustCompile(want).MatchString(out) {
 			t.Fatalf("project add lacks %s:\n%s", want, out)
 		}

@@ -42,7 +42,7 @@ func newSessionListCommand() *cobra.Command {
 	f.Int("limit", 50, fmt.Sprintf("most sessions to print (1 to %d)", session.MaxLimit))
 	f.String("cursor", "", "continue a previous listing from the cursor it printed")
 	cmd.RunE = withStore(func(e *env, _ []string) error {
-		sc, err := e.scope()
+		sc, err := e.readScope()
 		if err != nil {
 			return err
 		}
@@ -127,7 +127,7 @@ func newSessionShowCommand() *cobra.Command {
 		Short: "Show a session and its summary: duration, events by kind, files touched, agents involved",
 		Args:  cobra.ExactArgs(1),
 		RunE: withStore(func(e *env, args []string) error {
-			sc, err := e.scope()
+			sc, err := e.readScope()
 			if err != nil {
 				return err
 			}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/coditect/coditect/server"
 	"github.com/coditect/coditect/storage"
 	"github.com/coditect/coditect/storage/audit"
 	"github.com/coditect/coditect/storage/kv"
@@ -24,11 +26,11 @@ import (
 func newStoreCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "store",
-		Short: "Inspect and manage the store",
+		Short: "Inspect and manage the store; copy, verify, backup and restore reach every tenant and run only as the local operator",
 	}
 	cmd.AddCommand(&cobra.Command{
 		Use:   "status",
-		Short: "Open the store, check it can be read and locked for writing, and print where it is",
+		Short: "Open the store, check it can be read and locked for writing (waiting at most " + statusLockWait.String() + " for another process's lock), and print where it is; shows nothing of any tenant",
 		Args:  cobra.NoArgs,
 		RunE:  runStoreStatus,
 	})
@@ -37,7 +39,7 @@ func newStoreCommand() *cobra.Command {
 		Use:   "copy SRC DST",
 		Short: "Copy a whole store (or one tenant) to another store, e.g. sqlite:///… to fdb:///…; resumable, verified by a checksum per range",
 		Args:  cobra.ExactArgs(2),
-		RunE:  runStoreCopy,
+		RunE:  operatorOnly(runStoreCopy),
 	}
 	cp.Flags().String("tenant", "", "copy only this tenant (its keys, tokens and session index)")
 	verify := &cobra.Command{
@@ -50,24 +52,37 @@ func newStoreCommand() *cobra.Command {
 			"it); a workspace that is not here goes to the project named after its last path element, created\n" +
 			"without a root when missing, for an admin to add the root where the code is (coditect project add).",
 		Args: cobra.NoArgs,
-		RunE: runStoreVerify,
+		RunE: operatorOnly(runStoreVerify),
 	}
 	verify.Flags().Bool("repair", false, "record in the audit clock how far event times go back (logs written before it existed), and give sessions started before projects existed a project; index damage is reported, not repaired")
 	backup := &cobra.Command{
 		Use:   "backup FILE",
 		Short: "Write the store (or one tenant) to a portable backup file (- for stdout)",
 		Args:  cobra.ExactArgs(1),
-		RunE:  runStoreBackup,
+		RunE:  operatorOnly(runStoreBackup),
 	}
 	backup.Flags().String("tenant", "", "back up only this tenant")
 	restore := &cobra.Command{
 		Use:   "restore FILE",
 		Short: "Restore a backup file into an empty store (- for stdin); a damaged file restores nothing",
 		Args:  cobra.ExactArgs(1),
-		RunE:  runStoreRestore,
+		RunE:  operatorOnly(runStoreRestore),
 	}
 	cmd.AddCommand(cp, verify, backup, restore)
 	return cmd
+}
+
+// operatorOnly wraps a command that works on the store below its tenants
+// (every tenant's keys, token hashes, the registry of project roots): no
+// tenant role covers that, so it runs only as the local operator, never
+// with a token (requireOperator).
+func operatorOnly(run func(*cobra.Command, []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := requireOperator(); err != nil {
+			return err
+		}
+		return run(cmd, args)
+	}
 }
 
 func openURL(cmd *cobra.Command, u string) (kv.Store, error) {
@@ -116,7 +131,7 @@ func runStoreVerify(cmd *cobra.Command, _ []string) error {
 		return err
 	}
 	defer s.Close()
-	dir := tenant.NewDirectory(s, "cli:"+osUser())
+	dir := tenant.NewDirectory(s, "cli:"+server.OSUser())
 	reps, err := dir.VerifyAudit(cmd.Context())
 	if err != nil {
 		return err
@@ -293,6 +308,10 @@ func storeURL(cmd *cobra.Command) (string, error) {
 	return storage.DefaultURL()
 }
 
+// statusLockWait bounds how long store status waits for the write lock: a
+// health check answers promptly, and a lock held that long is news.
+const statusLockWait = 5 * time.Second
+
 func runStoreStatus(cmd *cobra.Command, _ []string) error {
 	u, err := storeURL(cmd)
 	if err != nil {
@@ -320,21 +339,27 @@ func runStoreStatus(cmd *cobra.Command, _ []string) error {
 		return fmt.Errorf("store %s: read check failed: %w", u, err)
 	}
 	read := time.Since(start)
-
-	// An Update that writes nothing still takes the write lock (SQLite) or
-	// a read version (FDB): it proves writers are not shut out.
-	start = time.Now()
-	if _, err := s.Update(ctx, func(tx kv.Tx) error { return nil }); err != nil {
-		return fmt.Errorf("store %s: write check failed: %w", u, err)
-	}
-	write := time.Since(start)
-
 	state := "empty"
 	if keys > 0 {
 		state = "has data"
 	}
 	w := cmd.OutOrStdout()
 	fmt.Fprintf(w, "store:   %s\n", u)
+
+	// An Update that writes nothing still takes the write lock (SQLite) or
+	// a read version (FDB): it proves writers are not shut out.
+	start = time.Now()
+	wctx, wcancel := context.WithTimeout(ctx, statusLockWait)
+	defer wcancel()
+	if _, err := s.Update(wctx, func(tx kv.Tx) error { return nil }); err != nil {
+		if errors.Is(err, kv.ErrUnavailable) || (wctx.Err() != nil && ctx.Err() == nil) {
+			fmt.Fprintf(w, "health:  reads ok, writes locked out (%s; opened in %s, read check %s, write lock held by another process: gave up after %s)\n",
+				state, ms(opened), ms(read), ms(time.Since(start)))
+			return fmt.Errorf("store %s: another process holds the write lock: reads answer, writes wait for it up to the store's lock timeout", u)
+		}
+		return fmt.Errorf("store %s: write check failed: %w", u, err)
+	}
+	write := time.Since(start)
 	fmt.Fprintf(w, "health:  ok (%s; opened in %s, read check %s, write lock %s)\n",
 		state, ms(opened), ms(read), ms(write))
 	return nil

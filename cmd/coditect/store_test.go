@@ -140,3 +140,61 @@ func TestStoreVerifyAssignsProjects(t *testing.T) {
 		t.Fatalf("sessions after the repair:\n%s", got)
 	}
 }
+
+// TestStoreCommandsOperatorOnly: copy, verify, backup and restore work on
+// the store below its tenants (every tenant's keys and token hashes), so a
+// token of any role is refused before the store is touched (nothing on
+// stdout, no file written, no store created), while the local operator
+// runs them. store status shows nothing of any tenant and answers anyone.
+func TestStoreCommandsOperatorOnly(t *testing.T) {
+	c := newCLI(t)
+	ws := t.TempDir()
+	for _, ten := range []string{"acme", "globex"} {
+		c.ok("tenant", "create", ten)
+		if err := os.Mkdir(filepath.Join(ws, ten), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		c.ok("session", "start", "--tenant", ten, "--as", "alice", "--title", "secret of "+ten, "--workspace", filepath.Join(ws, ten))
+	}
+	dir := t.TempDir()
+	backup := filepath.Join(dir, "all.backup")
+	c.ok("store", "backup", backup)
+	for _, role := range []string{"member", "admin"} {
+		out, _, code := run(t, c.bin, c.env, "token", "create", "--tenant", "acme", "--as", "alice", "--role", role)
+		secret := strings.TrimSpace(out)
+		if code != 0 || secret == "" {
+			t.Fatalf("token create: exit %d", code)
+		}
+		tok := c.withToken(secret)
+		dumped := filepath.Join(dir, role+".backup")
+		copied := filepath.Join(dir, role+"-copy.db")
+		restored := filepath.Join(dir, role+"-restored.db")
+		for _, args := range [][]string{
+			{"store", "backup", dumped},
+			{"store", "backup", "-"},
+			{"store", "backup", "--tenant", "acme", dumped},
+			{"store", "verify"},
+			{"store", "verify", "--repair"},
+			{"store", "copy", c.store, "sqlite://" + copied},
+			{"store", "copy", "--tenant", "acme", c.store, "sqlite://" + copied},
+			{"store", "restore", backup, "--store", restored},
+		} {
+			tok.fail("unset CODITECT_TOKEN", args...)
+		}
+		for _, p := range []string{dumped, copied, restored} {
+			if _, err := os.Stat(p); !os.IsNotExist(err) {
+				t.Errorf("a %s token's refused command left %s (%v)", role, p, err)
+			}
+		}
+		if out := tok.ok("store", "status"); !strings.Contains(out, "health:  ok") || strings.Contains(out, "acme") || strings.Contains(out, "globex") {
+			t.Errorf("store status with a %s token: %q", role, out)
+		}
+	}
+	// The local operator still runs every one of them.
+	if out := c.ok("store", "verify"); !strings.Contains(out, "acme") || !strings.Contains(out, "globex") {
+		t.Fatalf("the operator's verify: %q", out)
+	}
+	c.ok("store", "copy", "--tenant", "acme", c.store, "sqlite://"+filepath.Join(dir, "op-copy.db"))
+	c.ok("store", "backup", "--tenant", "acme", filepath.Join(dir, "op.backup"))
+	c.ok("store", "restore", backup, "--store", filepath.Join(dir, "op-restored.db"))
+}

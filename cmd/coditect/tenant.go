@@ -25,7 +25,7 @@ func newTenantCommand() *cobra.Command {
 	}
 	create.Flags().String("name", "", "display name")
 	create.RunE = withStore(func(e *env, args []string) error {
-		if err := e.operator(); err != nil {
+		if err := requireOperator(); err != nil {
 			return err
 		}
 		name, _ := e.cmd.Flags().GetString("name")
@@ -40,7 +40,7 @@ func newTenantCommand() *cobra.Command {
 		Short: "List every tenant",
 		Args:  cobra.NoArgs,
 		RunE: withStore(func(e *env, _ []string) error {
-			if err := e.operator(); err != nil {
+			if err := requireOperator(); err != nil {
 				return err
 			}
 			ts, err := e.dir.ListTenants(e.ctx)
@@ -56,7 +56,7 @@ func newTenantCommand() *cobra.Command {
 			Short: short,
 			Args:  cobra.ExactArgs(1),
 			RunE: withStore(func(e *env, args []string) error {
-				if err := e.operator(); err != nil {
+				if err := requireOperator(); err != nil {
 					return err
 				}
 				if err := e.dir.SetTenantDisabled(e.ctx, args[0], disabled); err != nil {
@@ -75,7 +75,7 @@ func newTenantCommand() *cobra.Command {
 		Short: "Set how long a tenant's audit log keeps events (0 keeps everything); `coditect log sweep` enforces it",
 		Args:  cobra.ExactArgs(1),
 		RunE: withStore(func(e *env, args []string) error {
-			if err := e.operator(); err != nil {
+			if err := requireOperator(); err != nil {
 				return err
 			}
 			age, _ := e.cmd.Flags().GetDuration("max-age")
@@ -146,7 +146,7 @@ func newUserCommand() *cobra.Command {
 		Short: "List the tenant's users",
 		Args:  cobra.NoArgs,
 		RunE: withStore(func(e *env, _ []string) error {
-			sc, err := e.scope()
+			sc, err := e.readScope()
 			if err != nil {
 				return err
 			}
@@ -272,7 +272,7 @@ func newTokenCommand() *cobra.Command {
 		Short: "List the tenant's tokens (never their secrets)",
 		Args:  cobra.NoArgs,
 		RunE: withStore(func(e *env, _ []string) error {
-			sc, err := e.scope()
+			sc, err := e.readScope()
 			if err != nil {
 				return err
 			}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coditect/coditect/storage/tenant"
 	"github.com/coditect/coditect/webview"
 )
 
@@ -34,12 +35,14 @@ func rssKB(t *testing.T, pid int) int {
 	return 0
 }
 
-// TestThousandConnections: one client opens 1,000 feed subscriptions; the
-// daemon keeps answering another client's REST and MCP calls promptly,
-// its memory stays bounded, it delivers a new event to every one of the
-// connections, and it does not crash. The product has no per-client
-// connection limit: the figures are logged.
-func TestThousandConnections(t *testing.T) {
+// TestTenantFeedLimit: one client opens as many feed subscriptions as
+// one tenant may have (webview.DefaultMaxFeedsPerTenant), with as many
+// tokens as that takes (webview.DefaultMaxFeedsPerToken each); the daemon
+// keeps answering another client's REST and MCP calls promptly, its memory
+// stays bounded, it delivers a new event to every one of the connections,
+// and it does not crash. The figures are logged; TestIdleFeedsBounded
+// checks the limits themselves.
+func TestTenantFeedLimit(t *testing.T) {
 	storeURL := sqliteURL(filepath.Join(t.TempDir(), "coditect.db"))
 	d := startDaemon(t, storeURL, "127.0.0.1:0")
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
@@ -47,7 +50,8 @@ func TestThousandConnections(t *testing.T) {
 	pid := d.cmd.Process.Pid
 	before := rssKB(t, pid)
 
-	const conns = 1000
+	const conns = webview.DefaultMaxFeedsPerTenant
+	tokens := floodTokens(t, storeURL, conns/webview.DefaultMaxFeedsPerToken)
 	feeds := make([]*feedClient, conns)
 	var wg sync.WaitGroup
 	errs := make(chan error, conns)
@@ -59,7 +63,7 @@ func TestThousandConnections(t *testing.T) {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			f, err := dialFeed(ctx, d, d.token, "head", webview.FeedFilter{Kind: "note.added"})
+			f, err := dialFeed(ctx, d, tokens[i%len(tokens)], "head", webview.FeedFilter{Kind: "note.added"})
 			if err != nil {
 				errs <- err
 				return
@@ -120,4 +124,23 @@ func TestThousandConnections(t *testing.T) {
 		t.Fatalf("the daemon died:\n%s", d.stderr)
 	default:
 	}
+}
+
+// floodTokens issues n member tokens in the daemon's first tenant.
+func floodTokens(t *testing.T, storeURL string, n int) []string {
+	t.Helper()
+	ctx := context.Background()
+	dir := openDirectory(t, storeURL)
+	if _, err := dir.CreateUser(ctx, "default", "flood", ""); err != nil {
+		t.Fatal(err)
+	}
+	out := make([]string, n)
+	for i := range out {
+		secret, _, err := dir.IssueToken(ctx, "default", "flood", tenant.RoleMember, tenant.TokenOptions{Label: "flood"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[i] = secret
+	}
+	return out
 }

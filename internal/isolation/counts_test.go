@@ -319,14 +319,14 @@ func TestIsolationCounts(t *testing.T) {
 	})
 	t.Run("rest", func(t *testing.T) {
 		compareCounts(t, "rest", w1, w2, func(r reporter, cw *countWorld, tr *transcript) {
-			h := webview.New(cw.dir, webview.Options{})
+			h := webview.New(cw.dir, suiteWebOptions())
 			defer h.Shutdown(context.Background())
 			cw.restReads(r, h, h.Routes(), tr)
 		})
 	})
 	t.Run("feed", func(t *testing.T) {
 		compareCounts(t, "feed", w1, w2, func(r reporter, cw *countWorld, tr *transcript) {
-			h := webview.New(cw.dir, webview.Options{})
+			h := webview.New(cw.dir, suiteWebOptions())
 			defer h.Shutdown(context.Background())
 			cw.feedReads(r, h, tr)
 		})
@@ -584,7 +584,7 @@ var countPlants = []struct {
 		// the tenant's: A's tenant record counts B's events.
 		name: "rest/tenant record counts the deployment's events", surface: "rest",
 		ops: func(r reporter, cw *countWorld, tr *transcript) {
-			h := webview.New(cw.dir, webview.Options{})
+			h := webview.New(cw.dir, suiteWebOptions())
 			defer h.Shutdown(context.Background())
 			cw.restReads(r, &deploymentEvents{next: h, dir: cw.dir}, h.Routes(), tr)
 		},

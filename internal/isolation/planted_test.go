@@ -161,7 +161,7 @@ var plants = []plant{
 		// its own credential — B's — instead of forwarding the caller's.
 		name: "rest/gateway forwards B's token", surface: "rest", read: true, marker: true, changes: true,
 		run: func(t *testing.T, w *world) *recorder {
-			h := webview.New(w.dir, webview.Options{})
+			h := webview.New(w.dir, suiteWebOptions())
 			defer h.Shutdown(context.Background())
 			gw := bearerAs(h, w.tokenB, func(*http.Request) bool { return true })
 			return w.attack(t, "rest", func(r reporter) []kv.KeyValue { w.restRoutes(r, gw, h.Routes()); return nil })
@@ -175,7 +175,7 @@ var plants = []plant{
 		// range shows the change.
 		name: "rest/writes sent with B's token", surface: "rest", changes: true,
 		run: func(t *testing.T, w *world) *recorder {
-			h := webview.New(w.dir, webview.Options{})
+			h := webview.New(w.dir, suiteWebOptions())
 			defer h.Shutdown(context.Background())
 			gw := bearerAs(h, w.tokenB, func(r *http.Request) bool { return r.Method != http.MethodGet })
 			return w.attack(t, "rest", func(r reporter) []kv.KeyValue { w.restRoutes(r, gw, h.Routes()); return nil })
@@ -189,7 +189,7 @@ var plants = []plant{
 		// B's and no marker.
 		name: "rest/shared cache serves B's whoami and tenant", surface: "rest", read: true,
 		run: func(t *testing.T, w *world) *recorder {
-			h := webview.New(w.dir, webview.Options{})
+			h := webview.New(w.dir, suiteWebOptions())
 			defer h.Shutdown(context.Background())
 			c := &urlCache{next: h, hits: map[string][]byte{}}
 			// B's dashboard logs in with a token of its own.
@@ -213,7 +213,7 @@ var plants = []plant{
 		// "subscribed" message, which names B's tenant, before B's events.)
 		name: "feed/subscriptions pinned to B's credential", surface: "feed", read: true,
 		run: func(t *testing.T, w *world) *recorder {
-			h := webview.New(w.dir, webview.Options{})
+			h := webview.New(w.dir, suiteWebOptions())
 			defer h.Shutdown(context.Background())
 			gw := &pinnedAuth{next: h, byHost: map[string]string{}}
 			subscribe(t, gw, w.tokenB)

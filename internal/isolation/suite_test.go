@@ -402,13 +402,13 @@ func TestIsolation(t *testing.T) {
 	// before the snapshot is compared.
 	closeMCP(t, srv)
 	w.unchanged(t, before, "mcp")
-	rest := webview.New(w.dir, webview.Options{})
+	rest := webview.New(w.dir, suiteWebOptions())
 	t.Run("rest", func(t *testing.T) { w.restRoutes(t, rest, rest.Routes()) })
 	rest.Shutdown(context.Background())
 	w.unchanged(t, before, "rest")
 	// The feed phase has B write while A's feeds are open: it takes its
 	// own snapshot after that write.
-	feed := webview.New(w.dir, webview.Options{})
+	feed := webview.New(w.dir, suiteWebOptions())
 	t.Run("feed", func(t *testing.T) { before = w.feedFilters(t, feed) })
 	feed.Shutdown(context.Background())
 	w.unchanged(t, before, "feed")
@@ -821,4 +821,12 @@ func (w *world) ideCommands(t reporter, serve func(ctx context.Context, in io.Re
 			}
 		}
 	}
+}
+
+// suiteWebOptions are the dashboard's options in the suite: the suite
+// opens every attack subscription of the feed at once with one token,
+// more than the per-token and per-tenant caps allow (webview's own tests
+// and internal/faults test the caps).
+func suiteWebOptions() webview.Options {
+	return webview.Options{MaxFeedsPerToken: 1 << 12, MaxFeedsPerTenant: 1 << 12}
 }

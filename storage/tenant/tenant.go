@@ -395,9 +395,13 @@ func (d *Directory) SetUserDisabled(ctx context.Context, tenantID, id string, di
 
 // Local returns a scope for a trusted local identity: the OS user of a
 // machine that owns the embedded store file (stdio modes without a token).
-// It creates the tenant and the user when they do not exist yet. The
-// principal is an admin of the tenant.
+// It creates the tenant and the user when they do not exist yet; when both
+// exist it only reads (LookupLocal). The principal is an admin of the
+// tenant.
 func (d *Directory) Local(ctx context.Context, tenantID, userID string) (*Scope, error) {
+	if sc, err := d.LookupLocal(ctx, tenantID, userID); !errors.Is(err, ErrNotFound) {
+		return sc, err
+	}
 	sp, err := space(tenantID)
 	if err != nil {
 		return nil, err
@@ -450,7 +454,51 @@ func (d *Directory) Local(ctx context.Context, tenantID, userID string) (*Scope,
 	if err != nil {
 		return nil, err
 	}
-	return newScope(d, sp, Principal{Tenant: tenantID, User: userID, Role: RoleAdmin, Local: true}), nil
+	return newScope(d, sp, localPrincipal(tenantID, userID)), nil
+}
+
+// LookupLocal returns the scope Local returns, for a tenant and a user
+// that exist, without writing: a read-only command resolves its local
+// identity while another process holds the store's write lock. It returns
+// ErrNotFound when the tenant or the user does not exist (Local would
+// create them) and refuses a disabled tenant or user as Local does.
+func (d *Directory) LookupLocal(ctx context.Context, tenantID, userID string) (*Scope, error) {
+	sp, err := space(tenantID)
+	if err != nil {
+		return nil, err
+	}
+	ukey, err := userKey(sp, userID)
+	if err != nil {
+		return nil, err
+	}
+	err = d.store.View(ctx, func(tx kv.ReadTx) error {
+		t, err := loadTenant(tx, tenantID)
+		if err != nil {
+			return err
+		}
+		if t.Disabled {
+			return fmt.Errorf("tenant: %w: %q", ErrTenantDisabled, tenantID)
+		}
+		var u User
+		if ok, err := getJSON(tx, ukey, &u); err != nil {
+			return err
+		} else if !ok {
+			return fmt.Errorf("tenant: %w: user %q in tenant %q", ErrNotFound, userID, tenantID)
+		}
+		if u.Disabled {
+			return fmt.Errorf("tenant: %w: %q in tenant %q", ErrUserDisabled, userID, tenantID)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return newScope(d, sp, localPrincipal(tenantID, userID)), nil
+}
+
+// localPrincipal is a trusted local identity: an admin of its tenant.
+func localPrincipal(tenantID, userID string) Principal {
+	return Principal{Tenant: tenantID, User: userID, Role: RoleAdmin, Local: true}
 }
 
 // roleRank orders roles for comparisons.

@@ -417,7 +417,16 @@ func (s *Store) updateOnce(ctx context.Context, fn func(kv.Tx) error) (stamp kv.
 		}
 	}
 	st := &s.stmts
-	if _, err := st.begin.ExecContext(ctx); err != nil {
+	// BEGIN and COMMIT never wait (busy_timeout(0): Update's loop does the
+	// waiting) and run to completion whatever ctx does: an interrupted
+	// BEGIN can leave the writer connection inside a transaction that
+	// every later BEGIN then fails on, and an interrupted COMMIT can land
+	// after it reported failure, so that a retry would write twice.
+	if err := ctx.Err(); err != nil {
+		return stamp, err
+	}
+	if _, err := st.begin.ExecContext(context.Background()); err != nil {
+		_, _ = st.rollback.ExecContext(context.Background())
 		return stamp, err
 	}
 	t := newTxn(ctx, s, nil, true)
@@ -449,7 +458,7 @@ func (s *Store) updateOnce(ctx context.Context, fn func(kv.Tx) error) (stamp kv.
 	if err := t.readWatchBaselines(); err != nil {
 		return kv.Versionstamp{}, err
 	}
-	if _, err := st.commit.ExecContext(ctx); err != nil {
+	if _, err := st.commit.ExecContext(context.Background()); err != nil {
 		return kv.Versionstamp{}, t.wrap("commit", nil, err)
 	}
 	if t.haveCommit {
