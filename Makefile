@@ -13,16 +13,18 @@ BENCHTIME ?= 1s
 # about 2-4 s each on a 2-core machine.
 FUZZ_TARGETS := storage/tuple:FuzzUnpack:40000 storage/tuple:FuzzRoundTrip:20000 storage/tuple:FuzzOrder:60000 \
 	storage/keyspace:FuzzTenantIsolation:8000 storage/lease:FuzzOverlapSymmetric:2000 storage/audit:FuzzAppend:1500 \
-	tools:FuzzToolArgs:1000 watch:FuzzIgnorePattern:1000 ide:FuzzReadObject:4000 webview:FuzzRESTQuery:1000
+	tools:FuzzToolArgs:1000 internal/gitignore:FuzzIgnorePattern:1000 ide:FuzzReadObject:4000 webview:FuzzRESTQuery:1000
 FUZZTIME ?= 2m
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/coditect
 
 # The daemon on the embedded store; it prints the dashboard URL (on the first
-# start, with a login token in it). It watches the project in WATCH (default:
-# this checkout), registering it on the first start, so the dashboard shows
-# file changes at once; `make run WATCH=~/src/app` watches another one.
+# start, with a login token in it; on later ones, the command that makes a
+# token, with this binary's absolute path, so it works as printed). It
+# watches the project in WATCH (default: this checkout), registering it on
+# the first start, so the dashboard shows file changes at once;
+# `make run WATCH=~/src/app` watches another one.
 WATCH ?= $(CURDIR)
 run: build
 	./$(BIN) serve --watch "$(WATCH)"

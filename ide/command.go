@@ -21,7 +21,7 @@ import (
 //	coditect.session.join   {id}                   join an open session (an agent's): the editor's saves are filed under it
 //	coditect.session.end    {status?, summary?}    end it (status completed, failed or cancelled)
 //	coditect.dashboard      {}                     the dashboard's URL ({url})
-//	coditect.file.history   {uri, limit?}          a file's events, newest first ({project, path, abs, events})
+//	coditect.file.history   {uri, limit?}          a file's events, newest first ({project, path, abs, events}); each event's who names its author for people
 //	coditect.agents         {}                     the tenant's active agents ({agents})
 //	coditect.status         {}                     for a status bar: user, session, agents alive, buffers
 
@@ -206,11 +206,34 @@ func (s *server) fileHistory(ctx context.Context, arg json.RawMessage) (any, err
 	if err != nil {
 		return nil, err
 	}
-	evs := page.Events
-	if evs == nil {
-		evs = []audit.Event{}
+	return map[string]any{"project": f.Project, "path": f.Rel, "abs": path, "events": s.named(ctx, page.Events), "next": page.Next}, nil
+}
+
+// historyEvent is an event of a file's history with its author named for
+// people (actor.plain: "agent builder (qwen2.5-coder-7b)", "alice
+// (human)"); the event keeps the ids.
+type historyEvent struct {
+	audit.Event
+	Who string `json:"who"`
+}
+
+// named gives each event its who, reading each agent once.
+func (s *server) named(ctx context.Context, evs []audit.Event) []historyEvent {
+	out := make([]historyEvent, 0, len(evs))
+	seen := map[string]string{}
+	for _, ev := range evs {
+		key := ev.User + "\x00" + ev.Agent
+		if at := ev.Attribution; at != nil {
+			key += "\x00" + string(at.Actor) + "\x00" + at.AgentID + "\x00" + at.Model
+		}
+		who, ok := seen[key]
+		if !ok {
+			who = s.describe(ctx, ev).plain()
+			seen[key] = who
+		}
+		out = append(out, historyEvent{Event: ev, Who: who})
 	}
-	return map[string]any{"project": f.Project, "path": f.Rel, "abs": path, "events": evs, "next": page.Next}, nil
+	return out
 }
 
 func (s *server) status(ctx context.Context) (any, error) {

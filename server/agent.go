@@ -2,7 +2,9 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/coditect/coditect/storage/agent"
 	"github.com/coditect/coditect/storage/kv"
+	"github.com/coditect/coditect/storage/session"
 	"github.com/coditect/coditect/storage/tenant"
 	"github.com/coditect/coditect/tools"
 )
@@ -46,6 +49,22 @@ type agents struct {
 
 	mu  sync.Mutex
 	ids map[bindKey]*tools.Self
+	// handles remembers, per session handle and host agent, which agent a
+	// call passing that session_id acts as (see sessionAgent); nil when it
+	// acts as the host agent. What decides it never changes once a
+	// session has started.
+	handles map[handleKey]*tools.Self
+	// conns are the agents each legacy HTTP client's MCP session acted
+	// as, so that the client's DELETE of the session marks them offline.
+	conns map[connKey]*actedSet
+}
+
+type connKey struct {
+	tenant, user, token, session string
+}
+
+type handleKey struct {
+	tenant, user, token, host, session string
 }
 
 type bindKey struct {
@@ -57,7 +76,209 @@ type bindKey struct {
 const maxBound = 10_000
 
 func newAgents(flags AgentFlags, logger *slog.Logger) *agents {
-	return &agents{flags: flags, logger: logger, ids: map[bindKey]*tools.Self{}}
+	return &agents{flags: flags, logger: logger, ids: map[bindKey]*tools.Self{}, handles: map[handleKey]*tools.Self{},
+		conns: map[connKey]*actedSet{}}
+}
+
+// acting is the one place that decides which agent a tool call acts as. It
+// returns sc acting as that agent and its record:
+//   - the host's agent (bind: clientInfo plus --agent/--model), unless
+//   - the call is a session_start that names an agent: a host speaking
+//     for several models (LM Studio runs one process for all its chats)
+//     starts a session per model, and the agent named, registered under
+//     the same user and client, acts in it; or
+//   - the call passes the session_id of a session started that way, by
+//     the same user through the same client: it acts as that session's
+//     agent, in every event, lease, task and fencing check.
+//
+// A token bound to an agent speaks only for that agent: naming another
+// is refused, and a bound handle of another agent is ignored. Arguments
+// that are not well formed are left for the tool to refuse.
+func (a *agents) acting(ctx context.Context, sc *tenant.Scope, client mcp.Implementation, call toolCall) (*tenant.Scope, *tools.Self, error) {
+	host, self, err := a.bind(ctx, sc, client)
+	if err != nil || self == nil {
+		return host, self, err
+	}
+	hostReg := a.hostRegistration(client)
+	switch {
+	case call.name == "session_start" && call.agent != "":
+		return a.speakFor(ctx, sc, host, self, hostReg, call.agent, call.model)
+	case call.session != "":
+		return a.sessionAgent(ctx, sc, host, self, hostReg, call.session)
+	}
+	return host, self, nil
+}
+
+// speakFor registers (or finds) the agent named for a new session, under
+// the user and client of the host agent, and returns sc acting as it.
+func (a *agents) speakFor(ctx context.Context, sc, host *tenant.Scope, self *tools.Self, hostReg agent.Registration, name, model string) (*tenant.Scope, *tools.Self, error) {
+	if agent.CheckText("agent", name, agent.MaxName, true) != nil || agent.CheckText("model", model, agent.MaxModel, false) != nil {
+		return host, self, nil
+	}
+	p := sc.Principal()
+	if p.TokenID != "" && p.Agent != "" {
+		return nil, nil, fmt.Errorf("your token is bound to agent %s, so it cannot speak for agent %q: leave agent out", p.Agent, name)
+	}
+	if name == hostReg.Name {
+		return host, self, nil
+	}
+	reg := agent.Registration{Client: hostReg.Client, Name: name, Model: model}
+	key := bindKey{p.Tenant, p.User, p.TokenID, reg.Client, reg.Name, reg.Model}
+	a.mu.Lock()
+	bound, ok := a.ids[key]
+	a.mu.Unlock()
+	if !ok {
+		ag, err := agent.Register(ctx, sc, reg)
+		if errors.Is(err, kv.ErrUnavailable) {
+			return host, self, err // the tool fails at once, retryably
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		bound = tools.NewSelf(ag)
+		a.logger.Info("agent registered for a session", "tenant", p.Tenant, "user", p.User, "agent", ag.ID,
+			"client", reg.Client, "name", reg.Name, "model", reg.Model, "host_agent", self.ID())
+		a.remember(key, bound)
+	}
+	as, err := sc.WithAgent(bound.ID())
+	if err != nil {
+		return nil, nil, err
+	}
+	return as, bound, nil
+}
+
+// sessionAgent returns sc acting as the agent a session handle is bound
+// to, when the session was started bound by the same user through the
+// same client as the host agent; else the host agent.
+func (a *agents) sessionAgent(ctx context.Context, sc, host *tenant.Scope, self *tools.Self, hostReg agent.Registration, sid string) (*tenant.Scope, *tools.Self, error) {
+	id, err := session.ParseID(sid)
+	if err != nil {
+		return host, self, nil
+	}
+	p := sc.Principal()
+	hostID := self.ID()
+	key := handleKey{p.Tenant, p.User, p.TokenID, hostID, id}
+	a.mu.Lock()
+	bound, known := a.handles[key]
+	a.mu.Unlock()
+	if !known {
+		s, err := session.Get(ctx, host, id)
+		if err != nil {
+			// Not found, or unreadable now: the tool reports it.
+			return host, self, nil
+		}
+		if s.Bound && s.Agent != hostID && s.User == p.User {
+			ag, err := agent.Get(ctx, host, s.Agent)
+			if err != nil {
+				return host, self, nil
+			}
+			if ag.Client == hostReg.Client {
+				bound = tools.NewSelf(ag)
+			}
+		}
+		a.mu.Lock()
+		if len(a.handles) >= maxBound {
+			clear(a.handles)
+		}
+		a.handles[key] = bound
+		a.mu.Unlock()
+	}
+	if bound == nil {
+		return host, self, nil
+	}
+	as, err := sc.WithAgent(bound.ID())
+	if err != nil {
+		return host, self, nil // a token bound to another agent acts as its own
+	}
+	return as, bound, nil
+}
+
+func (a *agents) remember(key bindKey, self *tools.Self) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.ids) >= maxBound {
+		clear(a.ids)
+	}
+	a.ids[key] = self
+}
+
+// conn returns the agents the MCP session sid of principal p acted as,
+// remembered across its requests.
+func (a *agents) conn(p tenant.Principal, sid string) *actedSet {
+	key := connKey{p.Tenant, p.User, p.TokenID, sid}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	set := a.conns[key]
+	if set == nil {
+		if len(a.conns) >= maxBound {
+			clear(a.conns)
+		}
+		set = &actedSet{}
+		a.conns[key] = set
+	}
+	return set
+}
+
+// endConn forgets the MCP session sid of principal p and returns the
+// agents it acted as; nil when it is not known.
+func (a *agents) endConn(p tenant.Principal, sid string) *actedSet {
+	key := connKey{p.Tenant, p.User, p.TokenID, sid}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	set := a.conns[key]
+	delete(a.conns, key)
+	return set
+}
+
+// markOffline marks every agent a connection acted as offline
+// (agent.MarkOffline): the host itself and the agents it spoke for in
+// sessions. Their leases become reclaimable at once; a failure is logged.
+func (s *Server) markOffline(ctx context.Context, acted *actedSet, reason string) {
+	for _, sc := range acted.scopes() {
+		id := sc.Principal().Agent
+		if err := agent.MarkOffline(ctx, sc, id, reason); err != nil {
+			s.logger.Warn("agent not marked offline", "agent", id, "err", err)
+			continue
+		}
+		s.beats.Forget(sc.Tenant(), id)
+		s.logger.Info("agent offline", "agent", id, "reason", reason)
+	}
+}
+
+// toolCall is what acting reads of a tool call: its name and the
+// arguments that choose an agent, when they are strings.
+type toolCall struct {
+	name, session, agent, model string
+}
+
+type toolCallKey struct{}
+
+// rememberCall hands the tool call's name and agent-choosing arguments to
+// the resolver (acting), which sees only the context.
+func rememberCall(next mcpserver.ToolHandlerFunc) mcpserver.ToolHandlerFunc {
+	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		// Only these three members are decoded (as any, so that one of
+		// another type spoils nothing); the rest, a file's content too,
+		// is scanned and skipped.
+		var args struct {
+			SessionID any `json:"session_id"`
+			Agent     any `json:"agent"`
+			Model     any `json:"model"`
+		}
+		if raw := req.Params.RawArguments; len(raw) > 0 {
+			_ = json.Unmarshal(raw, &args)
+		} else if m := req.GetArguments(); m != nil {
+			args.SessionID, args.Agent, args.Model = m["session_id"], m["agent"], m["model"]
+		}
+		str := func(v any) string { s, _ := v.(string); return s }
+		call := toolCall{name: req.Params.Name, session: str(args.SessionID), agent: str(args.Agent), model: str(args.Model)}
+		return next(context.WithValue(ctx, toolCallKey{}, call), req)
+	}
+}
+
+func toolCallFrom(ctx context.Context) toolCall {
+	c, _ := ctx.Value(toolCallKey{}).(toolCall)
+	return c
 }
 
 // bind returns sc acting as the caller's agent, registering it on first
@@ -72,17 +293,7 @@ func (a *agents) bind(ctx context.Context, sc *tenant.Scope, client mcp.Implemen
 	if sc.CanWrite() != nil {
 		return sc, nil, nil
 	}
-	reg := agent.Registration{
-		Client: clean(client.Name, agent.MaxClient),
-		Name:   clean(a.flags.Name, agent.MaxName),
-		Model:  clean(a.flags.Model, agent.MaxModel),
-	}
-	if reg.Client == "" {
-		reg.Client = unknownClient
-	}
-	if reg.Name == "" {
-		reg.Name = clean(reg.Client, agent.MaxName)
-	}
+	reg := a.hostRegistration(client)
 	key := bindKey{p.Tenant, p.User, p.TokenID, reg.Client, reg.Name, reg.Model}
 	a.mu.Lock()
 	self, ok := a.ids[key]
@@ -103,12 +314,7 @@ func (a *agents) bind(ctx context.Context, sc *tenant.Scope, client mcp.Implemen
 		id, self = ag.ID, tools.NewSelf(ag)
 		a.logger.Info("agent registered", "tenant", p.Tenant, "user", p.User, "agent", id,
 			"client", reg.Client, "name", reg.Name, "model", reg.Model)
-		a.mu.Lock()
-		if len(a.ids) >= maxBound {
-			clear(a.ids)
-		}
-		a.ids[key] = self
-		a.mu.Unlock()
+		a.remember(key, self)
 	}
 	bound, err := sc.WithAgent(id)
 	if err != nil {
@@ -116,6 +322,24 @@ func (a *agents) bind(ctx context.Context, sc *tenant.Scope, client mcp.Implemen
 		return sc, nil, nil
 	}
 	return bound, self, nil
+}
+
+// hostRegistration is the registration of the agent of a host that said
+// client about itself: its client name, and --agent (else the client's
+// name) and --model.
+func (a *agents) hostRegistration(client mcp.Implementation) agent.Registration {
+	reg := agent.Registration{
+		Client: clean(client.Name, agent.MaxClient),
+		Name:   clean(a.flags.Name, agent.MaxName),
+		Model:  clean(a.flags.Model, agent.MaxModel),
+	}
+	if reg.Client == "" {
+		reg.Client = unknownClient
+	}
+	if reg.Name == "" {
+		reg.Name = clean(reg.Client, agent.MaxName)
+	}
+	return reg
 }
 
 // clean makes a host-supplied name fit an agent field: control characters

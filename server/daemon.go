@@ -320,7 +320,38 @@ func (d *Daemon) welcome(ctx context.Context) (string, error) {
 		}
 		// Another process created the first tenant at the same moment.
 	}
-	return fmt.Sprintf("\nCoditect is running at %s\nLog in with a token; create one with:\n\n    coditect token create --role admin --label dashboard\n\n", url), nil
+	return fmt.Sprintf("\nCoditect is running at %s\nLog in with a token; create one with:\n\n    %s\n\n", url, d.tokenCommand()), nil
+}
+
+// tokenCommand is the command that creates a dashboard token for this
+// daemon's store and tenant, as it runs from any directory and shell: the
+// absolute path of this executable (a checkout's bin/coditect is not on
+// the PATH), and the store and tenant named, not left to the environment.
+func (d *Daemon) tokenCommand() string {
+	exe, err := os.Executable()
+	if err != nil {
+		exe = "coditect"
+	}
+	args := []string{exe, "token", "create", "--role", "admin", "--label", "dashboard", "--store", d.opts.StoreURL}
+	if d.cfg.Tenant != "" && d.cfg.Tenant != DefaultTenant {
+		args = append(args, "--tenant", d.cfg.Tenant)
+	}
+	if d.cfg.User != "" {
+		args = append(args, "--as", d.cfg.User)
+	}
+	for i, a := range args {
+		args[i] = shellQuote(a)
+	}
+	return strings.Join(args, " ")
+}
+
+// shellQuote quotes s for a POSIX shell when it holds anything but
+// letters, digits and -_./:=@%+,.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:=@%+,") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // Bootstrap creates the first tenant (tenantID, default "default"), its

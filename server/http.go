@@ -138,12 +138,36 @@ func (s *Server) HTTPHandler(opts HTTPOptions) http.Handler {
 			writeRPCError(w, http.StatusUnauthorized, -32001, "Unauthorized: "+desc)
 			return
 		}
-		r = r.WithContext(withPrincipal(r.Context(), newPrincipal(sc, 0)))
+		p := newPrincipal(sc, 0)
+		sid := r.Header.Get(mcpserver.HeaderKeySessionID)
+		if sid != "" {
+			p.acted = s.agents.conn(sc.Principal(), sid)
+		}
+		r = r.WithContext(withPrincipal(r.Context(), p))
 		if r.Body != nil {
 			r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		}
 		streamable.ServeHTTP(w, r)
+		if r.Method == http.MethodDelete && sid != "" {
+			s.disconnected(r.Context(), sc.Principal(), sid)
+		}
 	})
+}
+
+// disconnected marks offline the agents a legacy HTTP client acted as in
+// its MCP session sid, which it just ended (DELETE): the one way an HTTP
+// client says it is going away. A 2026-07-28 client has no session and
+// no connection to lose; its agents turn stale after their TTL and gone
+// after agent.GoneAfter TTLs, as do those of a client that vanishes
+// without a DELETE.
+func (s *Server) disconnected(ctx context.Context, p tenant.Principal, sid string) {
+	acted := s.agents.endConn(p, sid)
+	if acted == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	s.markOffline(ctx, acted, "its HTTP client ended its MCP session")
 }
 
 // rpcRateLimited is the JSON-RPC error code of a 429: in the range

@@ -123,10 +123,55 @@ type principal struct {
 
 	mu      sync.Mutex
 	checked time.Time
+	// acted are the agents the principal's connection acted as: a stdio
+	// process, or a legacy HTTP client's MCP session, marks them offline
+	// when it ends.
+	acted *actedSet
 }
 
+// actedSet is the agents one connection acted as, by id, with a scope
+// acting as each. It is safe for concurrent use.
+type actedSet struct {
+	mu sync.Mutex
+	m  map[string]*tenant.Scope
+}
+
+// maxActed bounds the agents one connection remembers acting as.
+const maxActed = 1024
+
+// add remembers that the connection acted as sc's agent.
+func (a *actedSet) add(sc *tenant.Scope) {
+	id := sc.Principal().Agent
+	if id == "" {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if _, ok := a.m[id]; ok || len(a.m) >= maxActed {
+		return
+	}
+	if a.m == nil {
+		a.m = map[string]*tenant.Scope{}
+	}
+	a.m[id] = sc
+}
+
+// scopes returns a scope acting as each agent the connection acted as.
+func (a *actedSet) scopes() []*tenant.Scope {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]*tenant.Scope, 0, len(a.m))
+	for _, sc := range a.m {
+		out = append(out, sc)
+	}
+	return out
+}
+
+// actedAs remembers that the principal's connection acted as sc's agent.
+func (p *principal) actedAs(sc *tenant.Scope) { p.acted.add(sc) }
+
 func newPrincipal(sc *tenant.Scope, recheck time.Duration) *principal {
-	return &principal{sc: sc, recheck: recheck, checked: time.Now()}
+	return &principal{sc: sc, recheck: recheck, checked: time.Now(), acted: &actedSet{}}
 }
 
 // scope returns the principal's scope after re-validating it when due.

@@ -2,7 +2,9 @@
 // calling (stdio: CODITECT_TOKEN, or --tenant/--user on the embedded
 // store, else tenant "default" and the OS user; HTTP: a bearer token on
 // every request), which agent that is (the host's clientInfo plus
-// --agent/--model, registered with storage/agent), and the transports:
+// --agent/--model, registered with storage/agent, or the agent a session
+// handle speaks for: agents.acting), marking a connection's agents offline
+// when it ends, and the transports:
 // stdio for `coditect mcp`, and Streamable HTTP at /mcp for the daemon,
 // in both protocol eras (2025-11-25 with initialize, 2026-07-28 without).
 //
@@ -104,7 +106,7 @@ func instructions(sets []tools.Toolset) string {
 		case "coord":
 			s += " Check agents_list and inbox to see who else works; take a lease (a path relative to the project root, with your session_id) before you change a file or task others may touch, and release it when done."
 		case "files":
-			s += " Read and write files of the session's workspace with fs_read, fs_list, fs_write and fs_edit, paths relative to it; a write takes the file's lease for you."
+			s += " Work on files of the session's workspace, paths relative to it: read them with fs_read (start_line and end_line for part of a long file) and fs_list, change them with fs_edit, fs_write, fs_move and fs_delete; a change takes the file's lease for you."
 		}
 	}
 	return s
@@ -121,6 +123,7 @@ type Server struct {
 	recheck  time.Duration
 	toolsets []tools.Toolset
 	queue    *tools.AuditQueue
+	beats    *tools.Heartbeats
 }
 
 // New returns a server for the tenants of dir.
@@ -160,6 +163,7 @@ func New(dir *tenant.Directory, opts Options) (*Server, error) {
 		recheck:  recheck,
 		toolsets: sets,
 		queue:    tools.NewAuditQueue(auditQueueSize, logger),
+		beats:    tools.NewHeartbeats(every, logger),
 	}
 	if opts.SpoolDir != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), spoolRecoveryTimeout)
@@ -174,6 +178,7 @@ func New(dir *tenant.Directory, opts Options) (*Server, error) {
 	hooks := &mcpserver.Hooks{}
 	hooks.AddAfterInitialize(s.afterInitialize)
 	s.mcp = mcpserver.NewMCPServer("coditect", version,
+		mcpserver.WithToolHandlerMiddleware(rememberCall),
 		mcpserver.WithToolCapabilities(false),
 		mcpserver.WithInstructions(instructions(sets)),
 		mcpserver.WithRecovery(),
@@ -181,7 +186,7 @@ func New(dir *tenant.Directory, opts Options) (*Server, error) {
 	)
 	// Audit wraps Heartbeat, so a call that fails in its heartbeat is
 	// recorded too.
-	tools.Install(s.mcp, sets, s.resolve, tools.Audit(logger, s.queue), tools.Heartbeat(every, logger))
+	tools.Install(s.mcp, sets, s.resolve, tools.Audit(logger, s.queue), s.beats.Middleware)
 	return s, nil
 }
 
@@ -215,7 +220,7 @@ func (s *Server) Toolsets() []tools.Toolset { return s.toolsets }
 var errNotAuthenticated = errors.New("not authenticated: the transport resolved no identity for this request")
 
 // resolve is the tools' Resolver: the transport's principal, acting as the
-// caller's agent.
+// agent agents.acting chooses for the call.
 func (s *Server) resolve(ctx context.Context) (tools.Caller, error) {
 	p := principalFrom(ctx)
 	if p == nil {
@@ -226,8 +231,14 @@ func (s *Server) resolve(ctx context.Context) (tools.Caller, error) {
 		return tools.Caller{}, fmt.Errorf("your credentials are no longer valid (%w); ask the operator for a new token", err)
 	}
 	info := s.clients.clientInfo(ctx)
-	bound, self, unavailable := s.agents.bind(ctx, sc, info)
-	return tools.Caller{Scope: bound, Client: info, Self: self, Unavailable: unavailable}, nil
+	bound, self, err := s.agents.acting(ctx, sc, info, toolCallFrom(ctx))
+	switch {
+	case bound == nil:
+		return tools.Caller{}, err
+	case self != nil:
+		p.actedAs(bound)
+	}
+	return tools.Caller{Scope: bound, Client: info, Self: self, Unavailable: err}, nil
 }
 
 // afterInitialize remembers a legacy client's clientInfo by MCP session
@@ -243,7 +254,9 @@ func (s *Server) afterInitialize(ctx context.Context, _ any, req *mcp.Initialize
 			if info.Name == "" && req != nil {
 				info = req.Params.ClientInfo
 			}
-			_, _, _ = s.agents.bind(ctx, sc, info)
+			if bound, self, _ := s.agents.bind(ctx, sc, info); self != nil {
+				p.actedAs(bound)
+			}
 		}
 	}
 }

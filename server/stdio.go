@@ -44,10 +44,15 @@ func (s *Server) ServeStdio(ctx context.Context, sc *tenant.Scope, in io.Reader,
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		err = nil
 	}
-	// The host may kill the process once stdin is closed: commit the
-	// queued audit records now.
+	// The host may kill the process once stdin is closed: mark its agents
+	// offline and commit the queued audit records now.
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
+	reason := "its coditect mcp process ended (stdin closed)"
+	if err != nil {
+		reason = "its coditect mcp process stopped (" + err.Error() + ")"
+	}
+	s.markOffline(fctx, p.acted, reason)
 	if ferr := s.Flush(fctx); ferr != nil {
 		s.logger.Error("audit records not flushed", "err", ferr)
 	}

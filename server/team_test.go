@@ -126,6 +126,12 @@ func exerciseTeam(t *testing.T, a, b *client, bName, ws, outside string) string 
 	if m, _ := b.ok("fs_list", map[string]any{"session_id": sid, "path": "src"}); len(m["entries"].([]any)) != 1 {
 		t.Errorf("fs_list = %v", m)
 	}
+	if m, _ := b.ok("fs_search", map[string]any{"session_id": sid, "pattern": "package main"}); m["total_files"] != float64(1) {
+		t.Errorf("fs_search = %v", m)
+	}
+	if m, _ := b.ok("fs_find", map[string]any{"session_id": sid, "glob": "*.go"}); m["total"] != float64(1) {
+		t.Errorf("fs_find = %v", m)
+	}
 	b.fail("fs_write", file("content", "b was here\n"), "is taken", aID)
 	a.ok("lease_release", map[string]any{"resource": "src/main.go"})
 
@@ -141,6 +147,16 @@ func exerciseTeam(t *testing.T, a, b *client, bName, ws, outside string) string 
 	b.ok("lease_release", map[string]any{"resource": "src/main.go", "token": tok2})
 	if got, _ := os.ReadFile(filepath.Join(ws, "src", "main.go")); string(got) != "package app\n" {
 		t.Errorf("src/main.go = %q", got)
+	}
+	// a moves a scratch file and deletes it, under the leases it takes.
+	if err := os.WriteFile(filepath.Join(ws, "src", "scratch.go"), []byte("package app\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a.ok("fs_move", file("path", "src/scratch.go", "to", "src/old/scratch.go"))
+	b.fail("fs_delete", file("path", "src/old/scratch.go"), aID)
+	a.ok("fs_delete", file("path", "src/old/scratch.go"))
+	if _, err := os.Stat(filepath.Join(ws, "src", "old", "scratch.go")); !os.IsNotExist(err) {
+		t.Errorf("src/old/scratch.go after fs_delete: %v", err)
 	}
 
 	// Messages.
@@ -490,8 +506,8 @@ func TestHTTPCoordTenantIsolation(t *testing.T) {
 			{"task_update", map[string]any{"task_id": tid, "version": 1, "state": "cancelled"}, "no task"},
 			{"message_send", map[string]any{"to": b1ID, "body": "A to B"}, "no agent"},
 			{"message_send", map[string]any{"to": "b-one-" + era, "body": "A to B"}, "no active agent"},
-			{"lease_release", map[string]any{"resource": "b.txt", "token": bTok}, "holds no lease"},
-			{"lease_renew", map[string]any{"resource": "b.txt", "token": bTok}, "holds no lease"},
+			{"lease_release", map[string]any{"resource": "b.txt", "token": bTok}, "no lease of yours"},
+			{"lease_renew", map[string]any{"resource": "b.txt", "token": bTok}, "no lease of yours"},
 		} {
 			a.fail(c.tool, c.args, c.want)
 		}
@@ -590,7 +606,10 @@ func TestHTTPLargeWrite(t *testing.T) {
 		t.Errorf("fs_write = %v", m)
 	}
 	c.fail("fs_write", map[string]any{"session_id": sid, "path": "bigger.txt", "content": content + "x"}, "limit is 1048576 bytes")
-	if m, _ := c.ok("fs_read", map[string]any{"session_id": sid, "path": "big.txt"}); m["content"] != content {
-		t.Errorf("fs_read returned %d bytes", len(m["content"].(string)))
+	// fs_read returns the first lines within its budget, with the size and
+	// hash of the whole file.
+	m, _ = c.ok("fs_read", map[string]any{"session_id": sid, "path": "big.txt"})
+	if m["content"] != content[:16*tools.DefaultReadLines] || m["size"] != float64(len(content)) || m["hash"] != attrib.Hash([]byte(content)) || m["truncated"] != true {
+		t.Errorf("fs_read returned %d bytes: %v, %v, %v", len(m["content"].(string)), m["size"], m["hash"], m["truncated"])
 	}
 }

@@ -53,7 +53,9 @@ const (
 // read's record is fsynced too). A handler whose whole effect is one audit
 // append (note)
 // appends its tool.called event in that same transaction
-// (Call.toolEventOK), and the middleware appends nothing.
+// (Call.toolEventOK), and the middleware appends nothing; so does a call
+// made with an idempotency_key, whose record commits with the result kept
+// for its retries (Call.keep).
 //
 // If the append fails, the call's result still reaches the caller and the
 // failure is logged: the tool's own effects (and their events) are already

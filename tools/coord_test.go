@@ -166,8 +166,8 @@ func TestCoordTools(t *testing.T) {
 	if m["assignee"] != bID || m["state"] != "claimed" || m["version"].(float64) != 2 {
 		t.Fatalf("task_claim = %v", m)
 	}
-	mustFail(t, a, "task_claim", `{"task_id":"`+tid+`","version":1}`, OutcomeConflict, "version 2", "agent "+bID+" has it")
-	mustFail(t, a, "task_claim", `{"task_id":"`+tid+`","version":2}`, OutcomeConflict, "is claimed, not open", "task_list")
+	mustFail(t, a, "task_claim", `{"task_id":"`+tid+`","version":1}`, OutcomeConflict, "version 2", "agent "+bID+" (peer)", "task_list")
+	mustFail(t, a, "task_claim", `{"task_id":"`+tid+`","version":2}`, OutcomeConflict, "cannot be claimed", "agent "+bID+" (peer)", "as its creator", "task_update with version 2")
 	m, _ = mustCall(t, b, "task_update", `{"task_id":"`+tid+`","version":2,"state":"in_progress","note":"starting"}`)
 	if m["state"] != "in_progress" || m["version"].(float64) != 3 {
 		t.Errorf("task_update = %v", m)
@@ -256,7 +256,7 @@ func TestCoordBadArguments(t *testing.T) {
 		want       Outcome
 		wants      []string
 	}{
-		{"agents_list", `{"liveness":"dead"}`, OutcomeInvalid, []string{"alive, stale, gone"}},
+		{"agents_list", `{"liveness":"dead"}`, OutcomeInvalid, []string{"alive, stale, offline, gone"}},
 		{"agent_update", `{}`, OutcomeInvalid, []string{"at least one of model, capabilities or cohort"}},
 		{"agent_update", `{"capabilities":["a\nb"]}`, OutcomeInvalid, []string{"control characters"}},
 		{"lease_acquire", `{}`, OutcomeInvalid, []string{`"resource" is required`, "Example:"}},
@@ -269,7 +269,7 @@ func TestCoordBadArguments(t *testing.T) {
 		{"lease_acquire", `{"resource":"a.go","ttl_seconds":100000}`, OutcomeInvalid, []string{"between 1 and 86400"}},
 		{"lease_acquire", `{"resource":"a.go","ttl_seconds":"long"}`, OutcomeInvalid, []string{"whole number"}},
 		{"lease_release", `{"resource":"a.go","token":-1}`, OutcomeInvalid, []string{"positive token"}},
-		{"lease_renew", `{"resource":"a.go","token":5}`, OutcomeNotFound, []string{"holds no lease"}},
+		{"lease_renew", `{"resource":"a.go","token":5}`, OutcomeNotFound, []string{"token 5 is no lease of yours", "Nobody holds it now", "lease_acquire"}},
 		{"message_send", `{}`, OutcomeInvalid, []string{`"body" is required`}},
 		{"message_send", `{"body":"x"}`, OutcomeInvalid, []string{`"to" is required`, "agents_list"}},
 		{"message_send", `{"to":"nobody","body":"x"}`, OutcomeNotFound, []string{`no active agent is named "nobody"`, "agents_list"}},
@@ -288,7 +288,7 @@ func TestCoordBadArguments(t *testing.T) {
 		{"task_claim", `{"task_id":"tk_01JZ3K5V8Q2W7X9Y4N6M1P0R3T","version":1}`, OutcomeNotFound, []string{"no task", "task_list"}},
 		{"task_update", `{"task_id":"` + tid + `","version":1,"state":"claimed"}`, OutcomeInvalid, []string{"task_claim"}},
 		{"task_update", `{"task_id":"` + tid + `","version":1}`, OutcomeInvalid, []string{`"state" is required`}},
-		{"task_update", `{"task_id":"` + tid + `","version":1,"state":"in_progress"}`, OutcomeConflict, []string{"cannot move to in_progress", "claim it first with task_claim"}},
+		{"task_update", `{"task_id":"` + tid + `","version":1,"state":"in_progress"}`, OutcomeConflict, []string{"cannot move to in_progress", "task_claim with version 1"}},
 		{"session_join", `{}`, OutcomeInvalid, []string{`"session_id" is required`}},
 		{"session_join", `{"session_id":"01JZ3K5V8Q2W7X9Y4N6M1P0R3T"}`, OutcomeNotFound, []string{"no session"}},
 	} {

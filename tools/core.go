@@ -8,9 +8,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/coditect/coditect/storage/agent"
 	"github.com/coditect/coditect/storage/audit"
 	"github.com/coditect/coditect/storage/project"
 	"github.com/coditect/coditect/storage/session"
+	"github.com/coditect/coditect/storage/tenant"
 )
 
 // Core is the default toolset: who am I, work sessions, notes and
@@ -59,7 +61,8 @@ func whoamiTool() *Tool {
 		name: "whoami", title: "Who am I",
 		description: "Show who you are in Coditect (tenant, user, role, agent id) and the projects you can work in.",
 		hints:       readOnly,
-		input:       `{"type":"object","properties":{},"additionalProperties":false}`,
+		input: `{"type":"object","additionalProperties":false,"properties":{
+			"session_id":{"type":"string"}}}`,
 		output: `{"type":"object","required":["tenant","user","role"],"properties":{
 			"tenant":{"type":"string"},"user":{"type":"string"},"role":{"type":"string"},
 			"agent_id":{"type":"string"},"agent_name":{"type":"string"},"model":{"type":"string"},
@@ -72,7 +75,13 @@ func whoamiTool() *Tool {
 }
 
 func whoami(ctx context.Context, c *Call) (Result, error) {
-	if err := decodeArgs(c, &struct{}{}); err != nil {
+	var a struct {
+		SessionID string `json:"session_id"`
+	}
+	if err := decodeArgs(c, &a); err != nil {
+		return Result{}, err
+	}
+	if _, err := c.sessionID(a.SessionID, false); err != nil {
 		return Result{}, err
 	}
 	p := c.Scope.Principal()
@@ -204,18 +213,22 @@ type sessionStartArgs struct {
 	Project   string `json:"project"`
 	Workspace string `json:"workspace"`
 	Purpose   string `json:"purpose"`
+	Agent     string `json:"agent"`
+	Model     string `json:"model"`
 }
 
 func sessionStartTool() *Tool {
 	return spec{
 		name: "session_start", title: "Start a work session",
-		description: "Start a work session in a project before a task; returns the session_id to pass to note and session_end.",
+		description: "Start a work session in a project; returns the session_id to pass to note and session_end.",
 		hints:       additive,
 		input: `{"type":"object","required":["title"],"additionalProperties":false,"properties":{
 			"title":{"type":"string","maxLength":200,"description":"What the work is, in one line"},
-			"project":{"type":"string","description":"Project name or id (whoami lists yours)"},
-			"workspace":{"type":"string","description":"Absolute path of the directory you work in, inside a project"},
-			"purpose":{"type":"string","maxLength":2000,"description":"Why, in a few sentences"}}}`,
+			"project":{"type":"string","description":"Project name (whoami lists yours)"},
+			"workspace":{"type":"string","description":"Absolute path of your directory in a project"},
+			"purpose":{"type":"string"},
+			"agent":{"type":"string","description":"Your name if models share this server"},
+			"model":{"type":"string"}}}`,
 		output:  sessionSchema,
 		example: `{"title":"Fix the login redirect","workspace":"/home/me/project"}`,
 		handler: sessionStart,
@@ -247,7 +260,11 @@ func sessionStart(ctx context.Context, c *Call) (Result, error) {
 	if err := c.text("purpose", a.Purpose, session.MaxPurpose, false, false); err != nil {
 		return Result{}, err
 	}
-	s, err := session.Start(ctx, c.Scope, session.Spec{Title: a.Title, Project: a.Project, Workspace: a.Workspace, Purpose: a.Purpose})
+	if err := c.sessionAgentArgs(ctx, a.Agent, a.Model); err != nil {
+		return Result{}, err
+	}
+	s, err := session.Start(ctx, c.Scope, session.Spec{Title: a.Title, Project: a.Project, Workspace: a.Workspace, Purpose: a.Purpose,
+		Bound: a.Agent != ""})
 	switch {
 	case errors.Is(err, project.ErrOutside) && a.Project == "":
 		return Result{}, c.outsideError(ctx, a.Workspace, err)
@@ -255,8 +272,47 @@ func sessionStart(ctx context.Context, c *Call) (Result, error) {
 		return Result{}, c.projectError(ctx, err)
 	}
 	out := c.sessionOut(ctx, s)
-	return Result{Structured: out, Text: fmt.Sprintf("Started session %s (%q) in %s. Pass session_id %q to note and session_end.",
-		out.SessionID, out.Title, out.where(), out.SessionID)}, nil
+	text := fmt.Sprintf("Started session %s (%q) in %s. Pass session_id %q to note and session_end.",
+		out.SessionID, out.Title, out.where(), out.SessionID)
+	if s.Bound {
+		text = fmt.Sprintf("Started session %s (%q) in %s as agent %s (%s). Pass session_id %q to every call: each call with it acts as %s.",
+			out.SessionID, out.Title, out.where(), a.Agent, s.Agent, out.SessionID, a.Agent)
+	}
+	return Result{Structured: out, Text: text}, nil
+}
+
+// sessionAgentArgs checks session_start's agent and model, and that the
+// call acts as the agent named (the transport chose it: see package
+// server's agents.acting).
+func (c *Call) sessionAgentArgs(ctx context.Context, name, model string) error {
+	if err := c.text("agent", name, agent.MaxName, false, true); err != nil {
+		return err
+	}
+	if err := c.text("model", model, agent.MaxModel, false, true); err != nil {
+		return err
+	}
+	switch {
+	case name == "" && model != "":
+		return c.argError("%q goes with %q: send your name as agent too, e.g. {\"agent\":\"qwen-coder\",\"model\":%q}", "model", "agent", clip(model, 60))
+	case name == "":
+		return nil
+	}
+	if err := c.Scope.CanWrite(); err != nil {
+		return err
+	}
+	if c.Scope.Principal().Agent == "" {
+		return &toolError{err: tenant.ErrForbidden,
+			msg: fmt.Sprintf("you act as no agent here, so this server cannot speak for agent %q; start the session without agent", name)}
+	}
+	rec, err := c.agentRecord(ctx)
+	if err != nil {
+		return err
+	}
+	if rec.Name != name {
+		return &toolError{err: tenant.ErrForbidden,
+			msg: fmt.Sprintf("this call acts as agent %s (%s), not %q; start the session without agent", rec.ID, rec.Name, name)}
+	}
+	return nil
 }
 
 type sessionEndArgs struct {

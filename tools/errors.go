@@ -52,6 +52,8 @@ var (
 	ErrNoMatch = errors.New("search text does not occur exactly once")
 	// ErrNotText: fs_edit on a file that is not UTF-8 text.
 	ErrNotText = errors.New("not UTF-8 text")
+	// ErrExists: fs_move to a path where a file exists.
+	ErrExists = errors.New("a file exists there")
 )
 
 // Outcome classifies how a tool call ended, for the audit trail.
@@ -94,7 +96,7 @@ func Classify(err error) Outcome {
 		// A lease held by another agent, a stale fencing token, a task that
 		// changed or may not make that move: the world moved on.
 		errors.Is(err, lease.ErrConflict), errors.Is(err, lease.ErrFenced), errors.Is(err, lease.ErrGone),
-		errors.Is(err, attrib.ErrUnsavedEdits),
+		errors.Is(err, attrib.ErrUnsavedEdits), errors.Is(err, ErrExists),
 		errors.Is(err, lease.ErrTooManyHolders),
 		errors.Is(err, task.ErrVersion), errors.Is(err, task.ErrTransition),
 		// A root that overlaps a registered one, a name taken.

@@ -2,9 +2,6 @@ package tools
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -12,15 +9,10 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
-	"unicode/utf8"
 
-	"github.com/coditect/coditect/storage/agent"
-	"github.com/coditect/coditect/storage/attrib"
-	"github.com/coditect/coditect/storage/kv"
 	"github.com/coditect/coditect/storage/lease"
 	"github.com/coditect/coditect/storage/project"
 	"github.com/coditect/coditect/storage/session"
@@ -44,34 +36,66 @@ import (
 // and its unsaved-edit marks are kept under that key; models see the
 // relative path and the project's name.
 //
-// A write (fs_write, fs_edit) presents a fencing token of an exclusive
-// lease on the file: the token sent, else the caller's lease covering the
-// file, else a lease the write takes for cfg.WriteLeaseTTL. In one
-// transaction, before any byte reaches the disk, it checks the token
+// fs_read returns at most a budget of lines and bytes of a file
+// (cfg.MaxReadLines, MaxReadBytes), from the line asked for, and says
+// where to continue; its text numbers the lines, its structured content
+// keeps their raw text, from which fs_edit's search can be copied.
+//
+// A change (fs_write, fs_edit, fs_move, fs_delete) presents a fencing
+// token of an exclusive lease on each file it changes — a move, on both
+// paths: the token sent, else the caller's lease covering the file, else
+// a lease the change takes for cfg.WriteLeaseTTL. In one transaction,
+// before any byte reaches the disk, it checks the tokens
 // (lease.CheckFence), refuses a file a human holds unsaved edits of in an
 // editor (attrib.CheckNoUnsavedEdits: the IDE protocol's marks) and
-// records the content's hash as the agent's write
-// (attrib.RecordAgentWrite, with the session), so the watcher attributes
-// the change it then sees to the agent and its session with certainty; it
-// does not append file.modified itself. The bytes go to a temporary file
-// in the same directory, which is synced and then renamed over the file
-// (keeping its mode).
+// records the evidence the watcher attributes the change by, with the
+// session: the content's hash as the agent's write
+// (attrib.RecordAgentWrite; for a move, at the new path) and a deletion
+// (attrib.RecordAgentDelete; for a move, at the old path), so the watcher
+// attributes what it then sees to the agent and its session with
+// certainty; no tool appends file events itself. A change that fails
+// after it took a lease itself releases it (see files_guard.go). Written
+// bytes go to a temporary file in the same directory, which is synced and
+// then renamed over the file (keeping its mode); fs_edit's replacements
+// are applied all at once or not at all; fs_move never replaces a file.
 func Files(cfg Config) Toolset {
-	f := &files{maxRead: cfg.MaxFileRead, maxWrite: cfg.MaxFileWrite, leaseTTL: cfg.WriteLeaseTTL, protected: canonicalAll(cfg.Protected)}
-	if f.maxRead <= 0 {
-		f.maxRead = DefaultMaxFile
+	f := newFiles(cfg)
+	return Toolset{
+		Name:    "files",
+		Summary: "read, find, write, move and delete files of a session's workspace under a lease",
+		Tools: []*Tool{
+			f.readTool(),
+			f.listTool(),
+			f.writeTool(),
+			f.editTool(),
+			f.moveTool(),
+			f.deleteTool(),
+			f.searchTool(), f.findTool(),
+		},
 	}
-	if f.maxWrite <= 0 {
-		f.maxWrite = DefaultMaxFile
+}
+
+// newFiles returns the files toolset's state for cfg, its zero values
+// replaced by the defaults.
+func newFiles(cfg Config) *files {
+	orDefault := func(v, def int) int {
+		if v <= 0 {
+			return def
+		}
+		return v
+	}
+	f := &files{
+		maxRead:   orDefault(cfg.MaxFileRead, DefaultMaxFile),
+		maxWrite:  orDefault(cfg.MaxFileWrite, DefaultMaxFile),
+		readLines: orDefault(cfg.MaxReadLines, DefaultReadLines),
+		readBytes: orDefault(cfg.MaxReadBytes, DefaultReadBytes),
+		leaseTTL:  cfg.WriteLeaseTTL,
+		protected: canonicalAll(cfg.Protected),
 	}
 	if f.leaseTTL <= 0 {
 		f.leaseTTL = lease.DefaultTTL
 	}
-	return Toolset{
-		Name:    "files",
-		Summary: "read, list and write files of a session's workspace under a lease",
-		Tools:   []*Tool{f.readTool(), f.listTool(), f.writeTool(), f.editTool()},
-	}
+	return f
 }
 
 // canonicalAll returns the paths both as sent (cleaned) and canonical
@@ -105,10 +129,15 @@ const (
 
 type files struct {
 	maxRead, maxWrite int
-	leaseTTL          time.Duration
+	// readLines and readBytes are the budget of one fs_read.
+	readLines, readBytes int
+	leaseTTL             time.Duration
 	// protected are paths no files tool reaches, even inside a project
 	// root: the store's files and the audit spool (canonical).
 	protected []string
+	// diskFault, set by tests only, makes the disk step of a change fail
+	// (op is "write", "move" or "delete") after its transaction committed.
+	diskFault func(op string) error
 }
 
 // place is a file or directory of a session's workspace, resolved.
@@ -323,40 +352,6 @@ func within(root, p string) bool {
 	return p == root || strings.HasPrefix(p, strings.TrimSuffix(root, string(filepath.Separator))+string(filepath.Separator))
 }
 
-// --- fs_read ---
-
-type fileArgs struct {
-	SessionID string `json:"session_id"`
-	Path      string `json:"path"`
-}
-
-type fileOut struct {
-	Path     string    `json:"path"`
-	Size     int64     `json:"size"`
-	Hash     string    `json:"hash"`
-	Encoding string    `json:"encoding"`
-	Content  string    `json:"content"`
-	Lines    int       `json:"lines,omitempty"`
-	Modified time.Time `json:"modified"`
-}
-
-func (f *files) readTool() *Tool {
-	return spec{
-		name: "fs_read", title: "Read a file",
-		description: "Read a file of a session's workspace, by path relative to its root.",
-		hints:       readOnly,
-		input: `{"type":"object","required":["session_id","path"],"additionalProperties":false,"properties":{
-			"session_id":{"type":"string"},
-			"path":{"type":"string","description":"Relative to the workspace root, e.g. src/main.go"}}}`,
-		output: `{"type":"object","required":["path","size","hash","encoding","content","modified"],"properties":{
-			"path":{"type":"string"},"size":{"type":"integer"},"hash":{"type":"string"},
-			"encoding":{"type":"string","enum":["utf-8","base64"]},"content":{"type":"string"},
-			"lines":{"type":"integer"},"modified":{"type":"string"}}}`,
-		example: `{"session_id":"01JZ3K5V8Q2W7X9Y4N6M1P0R3T","path":"src/main.go"}`,
-		handler: f.read,
-	}.tool()
-}
-
 // tooLarge is the error of content over a limit.
 func tooLarge(what string, n, limit int64, hint string) error {
 	return &toolError{err: ErrTooLarge, msg: fmt.Sprintf("%s is %d bytes; the limit is %d bytes: %s", what, n, limit, hint)}
@@ -414,557 +409,4 @@ func notExist(err error, arg string) error {
 		return &toolError{err: err, msg: fmt.Sprintf("%q does not exist: list the directory with fs_list", clip(arg, 200))}
 	}
 	return err
-}
-
-func (f *files) read(ctx context.Context, c *Call) (Result, error) {
-	var a fileArgs
-	if err := decodeArgs(c, &a); err != nil {
-		return Result{}, err
-	}
-	pl, root, err := f.openPlace(ctx, c, a.SessionID, a.Path, fileToRead)
-	if err != nil {
-		return Result{}, err
-	}
-	defer root.Close()
-	b, fi, err := readFile(root, pl.rel, a.Path, f.maxRead)
-	if err != nil {
-		return Result{}, err
-	}
-	out := fileOut{Path: pl.rel, Size: int64(len(b)), Hash: attrib.Hash(b), Modified: fi.ModTime().UTC()}
-	c.record("hash", out.Hash)
-	if utf8.Valid(b) {
-		out.Encoding, out.Content = "utf-8", string(b)
-		out.Lines = strings.Count(out.Content, "\n")
-		if len(b) > 0 && b[len(b)-1] != '\n' {
-			out.Lines++
-		}
-		return Result{Structured: out, Text: fmt.Sprintf("%s (%d bytes, %d lines):\n%s", out.Path, out.Size, out.Lines, out.Content)}, nil
-	}
-	out.Encoding, out.Content = "base64", base64.StdEncoding.EncodeToString(b)
-	return Result{Structured: out, Text: fmt.Sprintf("%s (%d bytes) is not UTF-8 text (binary?); its bytes, base64-encoded:\n%s", out.Path, out.Size, out.Content)}, nil
-}
-
-// --- fs_list ---
-
-type listArgs struct {
-	SessionID string `json:"session_id"`
-	Path      string `json:"path"`
-}
-
-type entryOut struct {
-	Name string `json:"name"`
-	Type string `json:"type"`
-	Size int64  `json:"size,omitempty"`
-}
-
-type listOut struct {
-	Path    string     `json:"path"`
-	Entries []entryOut `json:"entries"`
-	// Total counts the entries read; Entries holds at most maxListEntries.
-	Total     int  `json:"total"`
-	Truncated bool `json:"truncated,omitempty"`
-}
-
-func (f *files) listTool() *Tool {
-	return spec{
-		name: "fs_list", title: "List a directory",
-		description: "List a directory of a session's workspace (its root when path is empty): names, types and sizes.",
-		hints:       readOnly,
-		input: `{"type":"object","required":["session_id"],"additionalProperties":false,"properties":{
-			"session_id":{"type":"string"},
-			"path":{"type":"string","description":"Directory relative to the workspace root; empty for the root"}}}`,
-		output: `{"type":"object","required":["path","entries","total"],"properties":{
-			"path":{"type":"string"},"entries":{"type":"array","items":{"type":"object","required":["name","type"],"properties":{
-			"name":{"type":"string"},"type":{"type":"string","enum":["file","dir","symlink","other"]},"size":{"type":"integer"}}}},
-			"total":{"type":"integer"},"truncated":{"type":"boolean"}}}`,
-		example: `{"session_id":"01JZ3K5V8Q2W7X9Y4N6M1P0R3T","path":"src"}`,
-		handler: f.list,
-	}.tool()
-}
-
-func (f *files) list(ctx context.Context, c *Call) (Result, error) {
-	var a listArgs
-	if err := decodeArgs(c, &a); err != nil {
-		return Result{}, err
-	}
-	pl, root, err := f.openPlace(ctx, c, a.SessionID, a.Path, anyPlace)
-	if err != nil {
-		return Result{}, err
-	}
-	defer root.Close()
-	// Stat before opening: opening a named pipe would block the call.
-	if fi, err := root.Stat(pl.rel); err != nil {
-		return Result{}, notExist(err, a.Path)
-	} else if !fi.IsDir() {
-		return Result{}, &toolError{err: ErrNotFile, msg: fmt.Sprintf("%q is not a directory: read a file with fs_read", clip(a.Path, 200))}
-	}
-	dir, err := root.Open(pl.rel)
-	if err != nil {
-		return Result{}, notExist(err, a.Path)
-	}
-	defer dir.Close()
-	ents, err := dir.ReadDir(maxListScan)
-	if err != nil && !errors.Is(err, io.EOF) {
-		return Result{}, err
-	}
-	slices.SortFunc(ents, func(x, y fs.DirEntry) int { return strings.Compare(x.Name(), y.Name()) })
-	out := listOut{Path: pl.rel, Entries: []entryOut{}, Total: len(ents), Truncated: len(ents) > maxListEntries || len(ents) == maxListScan}
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s:\n", pl.rel)
-	for _, e := range ents[:min(len(ents), maxListEntries)] {
-		o := entryOut{Name: e.Name()}
-		switch t := e.Type(); {
-		case t.IsDir():
-			o.Type = "dir"
-			fmt.Fprintf(&b, "%s/\n", o.Name)
-		case t&fs.ModeSymlink != 0:
-			o.Type = "symlink"
-			fmt.Fprintf(&b, "%s (symlink)\n", o.Name)
-		case t.IsRegular():
-			o.Type = "file"
-			if info, err := e.Info(); err == nil {
-				o.Size = info.Size()
-			}
-			fmt.Fprintf(&b, "%s %d\n", o.Name, o.Size)
-		default:
-			o.Type = "other"
-			fmt.Fprintf(&b, "%s (%s)\n", o.Name, t)
-		}
-		out.Entries = append(out.Entries, o)
-	}
-	switch {
-	case len(ents) == 0:
-		b.WriteString("(empty)\n")
-	case out.Truncated:
-		fmt.Fprintf(&b, "Only the first %d entries are shown.\n", len(out.Entries))
-	}
-	return Result{Structured: out, Text: strings.TrimSuffix(b.String(), "\n")}, nil
-}
-
-// --- fs_write and fs_edit ---
-
-type writeArgs struct {
-	SessionID string  `json:"session_id"`
-	Path      string  `json:"path"`
-	Content   *string `json:"content"`
-	Token     int64   `json:"token"`
-}
-
-type writeOut struct {
-	Path    string `json:"path"`
-	Bytes   int    `json:"bytes"`
-	Hash    string `json:"hash"`
-	Created bool   `json:"created"`
-	// Lease is the resource of the lease the write presented (relative to
-	// the root of Project, the project's name), Token its fencing token and
-	// LeaseExpires its expiry.
-	Lease        string    `json:"lease"`
-	Project      string    `json:"project,omitempty"`
-	Token        int64     `json:"token"`
-	LeaseExpires time.Time `json:"lease_expires"`
-	// LeaseTaken is set when the write took the lease itself.
-	LeaseTaken bool `json:"lease_taken,omitempty"`
-}
-
-const writeSchema = `{"type":"object","required":["path","bytes","hash","created","lease","token","lease_expires"],"properties":{
-	"path":{"type":"string"},"bytes":{"type":"integer"},"hash":{"type":"string"},"created":{"type":"boolean"},
-	"lease":{"type":"string"},"project":{"type":"string"},"token":{"type":"integer"},"lease_expires":{"type":"string"},"lease_taken":{"type":"boolean"}}}`
-
-// writeHints: a write replaces what the file held.
-var writeHints = hints{destructive: true, idempotent: true}
-
-func (f *files) writeTool() *Tool {
-	return spec{
-		name: "fs_write", title: "Write a file",
-		description: "Create or replace a file of a session's workspace; takes the file's lease for you unless you send its token.",
-		hints:       writeHints,
-		input: `{"type":"object","required":["session_id","path","content"],"additionalProperties":false,"properties":{
-			"session_id":{"type":"string"},
-			"path":{"type":"string","description":"Relative to the workspace root"},
-			"content":{"type":"string","description":"The whole new file"},
-			"token":{"type":"integer","description":"Fencing token from lease_acquire, if you hold the lease"}}}`,
-		output:  writeSchema,
-		example: `{"session_id":"01JZ3K5V8Q2W7X9Y4N6M1P0R3T","path":"src/hello.go","content":"package main\n"}`,
-		maxArgs: 2*f.maxWrite + MaxArgs,
-		handler: f.write,
-	}.tool()
-}
-
-func (f *files) write(ctx context.Context, c *Call) (Result, error) {
-	var a writeArgs
-	if err := decodeArgs(c, &a); err != nil {
-		return Result{}, err
-	}
-	if _, err := c.sessionID(a.SessionID, true); err != nil {
-		return Result{}, err
-	}
-	if a.Path == "" {
-		return Result{}, c.argError("%q is required: the file's path relative to the workspace root, e.g. src/main.go", "path")
-	}
-	if a.Content == nil {
-		return Result{}, c.argError("%q is required: the whole new file (\"\" for an empty one)", "content")
-	}
-	if len(*a.Content) > f.maxWrite {
-		return Result{}, tooLarge(`"content"`, int64(len(*a.Content)), int64(f.maxWrite), "write smaller files, or change part of a file with fs_edit")
-	}
-	if a.Token < 0 {
-		return Result{}, c.argError("%q must be the positive token lease_acquire returned, not %d", "token", a.Token)
-	}
-	me, pl, root, err := f.openToWrite(ctx, c, a.SessionID, a.Path)
-	if err != nil {
-		return Result{}, err
-	}
-	defer root.Close()
-	out, err := f.store(ctx, c, root, pl, me, []byte(*a.Content), a.Token, a.Path)
-	if err != nil {
-		return Result{}, err
-	}
-	verb := "Wrote"
-	if out.Created {
-		verb = "Created"
-	}
-	return Result{Structured: out, Text: out.text(verb, agent.Now(ctx))}, nil
-}
-
-func (o writeOut) text(verb string, now time.Time) string {
-	held := "You hold"
-	if o.LeaseTaken {
-		held = "It took and you now hold"
-	}
-	return fmt.Sprintf("%s %s (%d bytes, %s). %s the lease on %q in project %s with token %d until %s; release it with lease_release when you are done.",
-		verb, o.Path, o.Bytes, o.Hash, held, o.Lease, o.Project, o.Token, until(now, o.LeaseExpires))
-}
-
-type editArgs struct {
-	SessionID string `json:"session_id"`
-	Path      string `json:"path"`
-	Search    string `json:"search"`
-	Replace   string `json:"replace"`
-	Token     int64  `json:"token"`
-}
-
-func (f *files) editTool() *Tool {
-	return spec{
-		name: "fs_edit", title: "Edit a file",
-		description: "Replace text in a file of a session's workspace: search must occur exactly once, as fs_read shows it.",
-		hints:       writeHints,
-		input: `{"type":"object","required":["session_id","path","search","replace"],"additionalProperties":false,"properties":{
-			"session_id":{"type":"string"},
-			"path":{"type":"string","description":"Relative to the workspace root"},
-			"search":{"type":"string","description":"Exact text to replace, with enough lines to be unique"},
-			"replace":{"type":"string"},
-			"token":{"type":"integer","description":"Fencing token from lease_acquire, if you hold the lease"}}}`,
-		output:  writeSchema,
-		example: `{"session_id":"01JZ3K5V8Q2W7X9Y4N6M1P0R3T","path":"src/a.go","search":"return 301","replace":"return 302"}`,
-		maxArgs: 2*f.maxWrite + MaxArgs,
-		handler: f.edit,
-	}.tool()
-}
-
-func (f *files) edit(ctx context.Context, c *Call) (Result, error) {
-	var a editArgs
-	if err := decodeArgs(c, &a); err != nil {
-		return Result{}, err
-	}
-	if _, err := c.sessionID(a.SessionID, true); err != nil {
-		return Result{}, err
-	}
-	switch {
-	case a.Path == "":
-		return Result{}, c.argError("%q is required: the file's path relative to the workspace root", "path")
-	case a.Search == "":
-		return Result{}, c.argError("%q is required: the exact text to replace, copied from fs_read", "search")
-	case a.Search == a.Replace:
-		return Result{}, c.argError("%q equals %q: nothing would change", "replace", "search")
-	case len(a.Search) > f.maxWrite:
-		return Result{}, tooLarge(`"search"`, int64(len(a.Search)), int64(f.maxWrite), "send a shorter, still unique piece of text")
-	case len(a.Replace) > f.maxWrite:
-		return Result{}, tooLarge(`"replace"`, int64(len(a.Replace)), int64(f.maxWrite), "write the file with fs_write instead")
-	case a.Token < 0:
-		return Result{}, c.argError("%q must be the positive token lease_acquire returned, not %d", "token", a.Token)
-	}
-	me, pl, root, err := f.openToWrite(ctx, c, a.SessionID, a.Path)
-	if err != nil {
-		return Result{}, err
-	}
-	defer root.Close()
-	b, _, err := readFile(root, pl.rel, a.Path, f.maxRead)
-	if err != nil {
-		return Result{}, err
-	}
-	if !utf8.Valid(b) {
-		return Result{}, &toolError{err: ErrNotText, msg: fmt.Sprintf("%q is not UTF-8 text: fs_edit edits text; replace the file whole with fs_write", clip(a.Path, 200))}
-	}
-	text := string(b)
-	switch n := strings.Count(text, a.Search); n {
-	case 1:
-	case 0:
-		return Result{}, &toolError{err: ErrNoMatch, msg: fmt.Sprintf("the search text does not occur in %q: read the file with fs_read and copy the exact text, spaces and line breaks included", clip(a.Path, 200))}
-	default:
-		return Result{}, &toolError{err: ErrNoMatch, msg: fmt.Sprintf("the search text occurs %d times in %q: add the lines around it so that it occurs exactly once", n, clip(a.Path, 200))}
-	}
-	text = strings.Replace(text, a.Search, a.Replace, 1)
-	if len(text) > f.maxWrite {
-		return Result{}, tooLarge("the edited file", int64(len(text)), int64(f.maxWrite), "the files tools handle smaller files")
-	}
-	c.record("base_hash", attrib.Hash(b))
-	out, err := f.store(ctx, c, root, pl, me, []byte(text), a.Token, a.Path)
-	if err != nil {
-		return Result{}, err
-	}
-	return Result{Structured: out, Text: out.text("Edited", agent.Now(ctx))}, nil
-}
-
-// openToWrite checks that the caller may write, and opens the workspace
-// root of its session with the file at path in it, for fs_write and fs_edit:
-// the caller's agent id, the place and the open root (the caller closes it).
-func (f *files) openToWrite(ctx context.Context, c *Call, sessionID, path string) (string, place, *os.Root, error) {
-	if err := c.Scope.CanWrite(); err != nil {
-		return "", place{}, nil, err
-	}
-	me, err := c.me()
-	if err != nil {
-		return "", place{}, nil, err
-	}
-	pl, root, err := f.openPlace(ctx, c, sessionID, path, fileToWrite)
-	if err != nil {
-		return "", place{}, nil, err
-	}
-	return me, pl, root, nil
-}
-
-// store writes data to the file at pl under a fencing token (see Files)
-// and returns what it did.
-func (f *files) store(ctx context.Context, c *Call, root *os.Root, pl place, me string, data []byte, token int64, arg string) (writeOut, error) {
-	if pl.rel == "." {
-		return writeOut{}, &toolError{err: ErrNotFile, msg: "the workspace root is a directory: send the path of a file in it"}
-	}
-	if strings.ContainsAny(pl.file.Rel, "*?[") {
-		return writeOut{}, c.argError("%q: the files tools cannot lease a file whose path contains *, ? or [", clip(arg, 200))
-	}
-	// What is there now: a file keeps its mode; a directory is refused.
-	mode, created := fs.FileMode(0o666), false
-	switch fi, err := root.Stat(pl.rel); {
-	case err == nil && fi.IsDir():
-		return writeOut{}, &toolError{err: ErrNotFile, msg: fmt.Sprintf("%q is a directory: write a file inside it", clip(arg, 200))}
-	case err == nil && !fi.Mode().IsRegular():
-		return writeOut{}, &toolError{err: ErrNotFile, msg: fmt.Sprintf("%q is not a regular file (%s)", clip(arg, 200), fi.Mode().Type())}
-	case err == nil:
-		mode = fi.Mode().Perm()
-	case errors.Is(err, fs.ErrNotExist):
-		created = true
-	default:
-		return writeOut{}, err
-	}
-	key := pl.file.String()
-	held, taken, err := f.fence(ctx, c, me, key, token)
-	if err != nil {
-		return writeOut{}, err
-	}
-	hash := attrib.Hash(data)
-	leaseRel, _ := unqualify(held.Resource)
-	c.record("fencing_token", held.Token)
-	c.record("lease", leaseRel)
-	c.record("hash", hash)
-	c.record("bytes", len(data))
-	if taken {
-		c.record("lease_taken", true)
-	}
-
-	// The bytes go to a synced temporary file first, so that once the
-	// transaction has committed only a rename is left to do.
-	dir := path.Dir(pl.rel)
-	made, err := mkdirs(root, dir)
-	undo := func(tmp string) {
-		if tmp != "" {
-			_ = root.Remove(tmp)
-		}
-		for i := len(made) - 1; i >= 0; i-- {
-			_ = root.Remove(made[i]) // only while still empty
-		}
-	}
-	if err != nil {
-		undo("")
-		return writeOut{}, err
-	}
-	tmp, err := writeTemp(root, dir, path.Base(pl.rel), data, mode, created)
-	if err != nil {
-		undo("")
-		return writeOut{}, err
-	}
-	model := ""
-	if rec, err := c.agentRecord(ctx); err == nil {
-		model = rec.Model
-	}
-	_, err = c.Scope.Store().Update(ctx, func(tx kv.Tx) error {
-		if err := lease.CheckFence(tx, c.Scope, held.Resource, me, held.Token); err != nil {
-			return err
-		}
-		if err := attrib.CheckNoUnsavedEdits(tx, c.Scope, key, time.Now()); err != nil {
-			return err
-		}
-		return attrib.RecordAgentWrite(tx, c.Scope, key, hash, me, model, pl.session)
-	})
-	if err != nil {
-		undo(tmp)
-		var fe *lease.FenceError
-		if errors.As(err, &fe) {
-			return writeOut{}, fenceError(ctx, c, key, fe)
-		}
-		var ue *attrib.UnsavedEditsError
-		if errors.As(err, &ue) {
-			// A human's unsaved edits are a conflict over the file, like
-			// another's lease: the agent should wait, not retry blindly.
-			c.record("unsaved_edits", len(ue.Editors))
-			return writeOut{}, &toolError{err: attrib.ErrUnsavedEdits,
-				msg: fmt.Sprintf("%s has unsaved edits by a human (%s): the write was refused so as not to overwrite their work; wait until they save or close it (or message them), then read the file again and retry", pl.rel, editorsText(ue.Editors))}
-		}
-		return writeOut{}, err
-	}
-	if err := root.Rename(tmp, pl.rel); err != nil {
-		undo(tmp)
-		return writeOut{}, err
-	}
-	if d, err := root.Open(dir); err == nil {
-		// Make the rename durable; a failure here leaves it merely
-		// as durable as the file system makes renames by itself.
-		_ = d.Sync()
-		d.Close()
-	}
-	return writeOut{Path: pl.rel, Bytes: len(data), Hash: hash, Created: created, Lease: leaseRel, Project: pl.project.Name,
-		Token: held.Token, LeaseExpires: held.Expires.UTC(), LeaseTaken: taken}, nil
-}
-
-// editorsText names the humans holding unsaved edits of a file.
-func editorsText(eds []attrib.Editing) string {
-	var who []string
-	for _, ed := range eds {
-		s := ed.User
-		if ed.Client != "" {
-			s += " in " + ed.Client
-		}
-		who = append(who, s+", editing since "+ed.Since.UTC().Format(time.RFC3339))
-	}
-	return strings.Join(who, "; ")
-}
-
-// fence returns the lease a write of the file key presents: the caller's
-// grant with the token sent (or, when that is no current grant, the key
-// with that token, which CheckFence then refuses), else the caller's
-// exclusive lease covering the file, else a new exclusive lease on it,
-// which the write takes.
-func (f *files) fence(ctx context.Context, c *Call, me, key string, token int64) (lease.Lease, bool, error) {
-	held, err := lease.List(ctx, c.Scope, me)
-	if err != nil {
-		return lease.Lease{}, false, err
-	}
-	if token > 0 {
-		for _, h := range held {
-			if h.Token != token || (h.Resource != key && !lease.Match(h.Resource, key)) {
-				continue
-			}
-			if h.Mode != lease.Exclusive {
-				return lease.Lease{}, false, &toolError{err: lease.ErrFenced, msg: fmt.Sprintf("your lease on %s (token %d) is shared: writing needs an exclusive lease; take one with lease_acquire", c.show(ctx, h.Resource), token)}
-			}
-			return h.Lease, false, nil
-		}
-		return lease.Lease{Resource: key, Token: token}, false, nil
-	}
-	now := agent.Now(ctx)
-	for _, exact := range []bool{true, false} {
-		for _, h := range held {
-			if h.Mode == lease.Exclusive && (h.Resource == key) == exact && lease.Match(h.Resource, key) && now.Before(h.Expires) {
-				return h.Lease, false, nil
-			}
-		}
-	}
-	// Acquiring renews a grant of ours on the file that has expired but
-	// is still recorded, keeping its token.
-	l, err := lease.Acquire(ctx, c.Scope, lease.Request{Resource: key, Mode: lease.Exclusive, TTL: f.leaseTTL})
-	var ce *lease.ConflictError
-	if errors.As(err, &ce) {
-		return lease.Lease{}, false, conflictError(ctx, c, key, ce, now)
-	}
-	if err != nil {
-		return lease.Lease{}, false, err
-	}
-	return l, true, nil
-}
-
-// fenceError rewrites a refused fencing token for a model, naming who
-// holds the file now.
-func fenceError(ctx context.Context, c *Call, key string, fe *lease.FenceError) error {
-	now := agent.Now(ctx)
-	held := "nobody holds it now"
-	if hs, err := lease.Holders(ctx, c.Scope, key); err == nil && len(hs) > 0 {
-		var parts []string
-		for _, h := range hs {
-			who := "agent " + h.Agent
-			if h.AgentName != "" {
-				who += " (" + h.AgentName + ")"
-			}
-			parts = append(parts, fmt.Sprintf("%s holds %s (%s, token %d; %s) until %s", who, c.show(ctx, h.Resource), h.Mode, h.Token, h.Liveness, until(now, h.Expires)))
-		}
-		held = strings.Join(parts, "; ")
-	}
-	return &toolError{err: fe, msg: fmt.Sprintf("token %d is not a current lease of yours on %s (the latest token is %d): %s. Nothing was written; take the lease again (lease_acquire, or fs_write without a token) and retry",
-		fe.Token, c.show(ctx, fe.Resource), fe.Latest, held)}
-}
-
-// mkdirs creates the missing directories of dir (relative to root) and
-// returns those it created, outermost first.
-func mkdirs(root *os.Root, dir string) ([]string, error) {
-	if dir == "." {
-		return nil, nil
-	}
-	var made []string
-	cur := ""
-	for seg := range strings.SplitSeq(dir, "/") {
-		cur = path.Join(cur, seg)
-		err := root.Mkdir(cur, 0o777)
-		switch {
-		case err == nil:
-			made = append(made, cur)
-		case errors.Is(err, fs.ErrExist):
-			if fi, err := root.Stat(cur); err != nil || !fi.IsDir() {
-				return made, &toolError{err: ErrNotFile, msg: fmt.Sprintf("%q is a file, not a directory", cur)}
-			}
-		default:
-			return made, err
-		}
-	}
-	return made, nil
-}
-
-// writeTemp writes data to a new temporary file in dir, synced, with the
-// mode of the file it will replace (or the default mode of a new file),
-// and returns its name relative to root. The name ends in "~", which the
-// watcher ignores: it sees the rename over the file, not the temporary.
-func writeTemp(root *os.Root, dir, base string, data []byte, mode fs.FileMode, created bool) (string, error) {
-	var rnd [6]byte
-	_, _ = rand.Read(rnd[:])
-	name := path.Join(dir, "."+clip(base, 64)+".coditect-"+hex.EncodeToString(rnd[:])+"~")
-	perm := fs.FileMode(0o600)
-	if created {
-		perm = mode // 0o666 less the umask, as editors create files
-	}
-	file, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
-	if err != nil {
-		return "", err
-	}
-	_, err = file.Write(data)
-	if err == nil && !created {
-		err = file.Chmod(mode)
-	}
-	if err == nil {
-		err = file.Sync()
-	}
-	if cerr := file.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		_ = root.Remove(name)
-		return "", err
-	}
-	return name, nil
 }

@@ -125,7 +125,7 @@ func TestFilesTools(t *testing.T) {
 
 	// Read, list, edit.
 	m, text = mustCall(t, a, "fs_read", w.args("path", "src/hello.go"))
-	if m["content"] != "package main\n" || m["encoding"] != "utf-8" || m["lines"].(float64) != 1 || !strings.Contains(text, "package main") {
+	if m["content"] != "package main\n" || m["encoding"] != "utf-8" || m["total_lines"].(float64) != 1 || !strings.Contains(text, "package main") {
 		t.Errorf("fs_read = %v", m)
 	}
 	m, text = mustCall(t, a, "fs_list", w.args())
@@ -289,7 +289,7 @@ func TestFilesLeases(t *testing.T) {
 	mustFail(t, a, "fs_edit", w.args("path", "a.go", "search", "v1", "replace", "A's"), OutcomeConflict, bID)
 	// A stale token: A's old token 1 is no current grant.
 	text := mustFail(t, a, "fs_write", w.args("path", "a.go", "content", "A's\n", "token", 1), OutcomeConflict,
-		"token 1 is not a current lease", bID, "(peer)", fmt.Sprintf("token %d", int(bTok)), "Nothing was written")
+		"token 1 is not a current lease", bID, "(peer)", fmt.Sprintf("token %d", int(bTok)), "nothing was written")
 	_ = text
 	if got := w.read(t, "a.go"); got != "v1\n" {
 		t.Fatalf("a.go = %q after refused writes", got)
@@ -297,7 +297,13 @@ func TestFilesLeases(t *testing.T) {
 	// B writes with its token, then releases; A's stale token stays refused.
 	mustCall(t, b, "fs_write", w.args("path", "a.go", "content", "B's\n", "token", bTok))
 	mustCall(t, b, "lease_release", `{"resource":"a.go"}`)
-	mustFail(t, a, "fs_write", w.args("path", "a.go", "content", "A's\n", "token", 1), OutcomeConflict, "nobody holds it now")
+	mustFail(t, a, "fs_write", w.args("path", "a.go", "content", "A's\n", "token", 1), OutcomeConflict, "Nobody holds it now")
+	// A holds the file again and sends its old token: it is told its
+	// current one, not that someone else holds the file.
+	m, _ = mustCall(t, a, "lease_acquire", `{"resource":"a.go"}`)
+	mustFail(t, a, "fs_write", w.args("path", "a.go", "content", "A's\n", "token", 1), OutcomeConflict,
+		fmt.Sprintf("You hold it with token %d", int(m["token"].(float64))))
+	mustCall(t, a, "lease_release", `{"resource":"a.go"}`)
 	if got := w.read(t, "a.go"); got != "B's\n" {
 		t.Fatalf("a.go = %q", got)
 	}

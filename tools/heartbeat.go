@@ -34,72 +34,107 @@ const backgroundBeatTimeout = 30 * time.Second
 // write — likewise when the caller's agent could not be registered for
 // that reason (Caller.Unavailable).
 func Heartbeat(every time.Duration, logger *slog.Logger) Middleware {
+	return NewHeartbeats(every, logger).Middleware
+}
+
+// Heartbeats is the Heartbeat middleware with its memory of when each
+// agent last beat, which Forget clears. It is safe for concurrent use.
+type Heartbeats struct {
+	every  time.Duration
+	logger *slog.Logger
+
+	mu     sync.Mutex
+	agents map[[2]string]*beatState
+}
+
+type beatState struct {
+	last     time.Time
+	inflight bool // a background beat is running
+}
+
+// NewHeartbeats returns the Heartbeat middleware's state; see Heartbeat.
+func NewHeartbeats(every time.Duration, logger *slog.Logger) *Heartbeats {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	type state struct {
-		last     time.Time
-		inflight bool // a background beat is running
+	return &Heartbeats{every: every, logger: logger, agents: map[[2]string]*beatState{}}
+}
+
+// Forget makes the next call of agent id of tenant beat, whenever the
+// last one did: the transport calls it once it marked the agent offline
+// (agent.MarkOffline), so that an agent that comes back is alive from its
+// first call.
+func (h *Heartbeats) Forget(tenant, id string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if st := h.agents[[2]string{tenant, id}]; st != nil {
+		st.last = time.Time{}
 	}
-	var mu sync.Mutex
-	agents := map[[2]string]*state{}
-	return func(next Handler) Handler {
-		return func(ctx context.Context, c *Call) (Result, error) {
-			if c.Unavailable != nil && !c.Tool.ReadOnly() {
-				return Result{}, c.Unavailable
-			}
-			id := c.Scope.Principal().Agent
-			if id == "" || c.Scope.CanWrite() != nil {
-				return next(ctx, c)
-			}
-			key := [2]string{c.Scope.Tenant(), id}
-			readOnly := c.Tool.ReadOnly()
-			now := time.Now()
-			mu.Lock()
-			st := agents[key]
-			if st == nil {
-				if len(agents) > 10_000 {
-					clear(agents)
-				}
-				st = &state{}
-				agents[key] = st
-			}
-			due := (every <= 0 || now.Sub(st.last) >= every) && !(readOnly && st.inflight)
-			if due {
-				st.last = now
-				st.inflight = st.inflight || readOnly
-			}
-			mu.Unlock()
-			if !due {
-				return next(ctx, c)
-			}
-			beat := func(ctx context.Context) error {
-				err := agent.Heartbeat(ctx, c.Scope, id)
-				mu.Lock()
-				if readOnly {
-					st.inflight = false
-				}
-				if err != nil {
-					st.last = time.Time{} // beat again on the next call
-				}
-				mu.Unlock()
-				if err != nil {
-					logger.Warn("heartbeat failed", "agent", id, "tenant", c.Scope.Tenant(), "err", err)
-				}
-				return err
-			}
-			if readOnly {
-				go func() {
-					bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), backgroundBeatTimeout)
-					defer cancel()
-					_ = beat(bctx)
-				}()
-				return next(ctx, c)
-			}
-			if err := beat(ctx); errors.Is(err, kv.ErrUnavailable) {
-				return Result{}, err
-			}
+}
+
+// Middleware is the Heartbeat middleware.
+func (h *Heartbeats) Middleware(next Handler) Handler {
+	return func(ctx context.Context, c *Call) (Result, error) {
+		if c.Unavailable != nil && !c.Tool.ReadOnly() {
+			return Result{}, c.Unavailable
+		}
+		id := c.Scope.Principal().Agent
+		if id == "" || c.Scope.CanWrite() != nil {
 			return next(ctx, c)
 		}
+		readOnly := c.Tool.ReadOnly()
+		st, due := h.due([2]string{c.Scope.Tenant(), id}, readOnly)
+		if !due {
+			return next(ctx, c)
+		}
+		beat := func(ctx context.Context) error {
+			err := agent.Heartbeat(ctx, c.Scope, id)
+			h.mu.Lock()
+			if readOnly {
+				st.inflight = false
+			}
+			if err != nil {
+				st.last = time.Time{} // beat again on the next call
+			}
+			h.mu.Unlock()
+			if err != nil {
+				h.logger.Warn("heartbeat failed", "agent", id, "tenant", c.Scope.Tenant(), "err", err)
+			}
+			return err
+		}
+		if readOnly {
+			go func() {
+				bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), backgroundBeatTimeout)
+				defer cancel()
+				_ = beat(bctx)
+			}()
+			return next(ctx, c)
+		}
+		if err := beat(ctx); errors.Is(err, kv.ErrUnavailable) {
+			return Result{}, err
+		}
+		return next(ctx, c)
 	}
+}
+
+// due reports whether a call of the agent keyed by key beats now, and
+// records the beat as started when it does.
+func (h *Heartbeats) due(key [2]string, readOnly bool) (*beatState, bool) {
+	now := time.Now()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	st := h.agents[key]
+	if st == nil {
+		if len(h.agents) > 10_000 {
+			clear(h.agents)
+		}
+		st = &beatState{}
+		h.agents[key] = st
+	}
+	due := (h.every <= 0 || now.Sub(st.last) >= h.every) && !(readOnly && st.inflight)
+	if due {
+		st.last = now
+		st.inflight = st.inflight || readOnly
+	}
+	return st, due
 }

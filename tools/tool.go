@@ -2,10 +2,18 @@
 // one-sentence description, input and output schemas, annotations), their
 // thin handlers (decode arguments -> call a storage layer -> encode a
 // result), the middleware every call runs through (audit, heartbeat) and
-// the toolsets a host picks with --toolsets. One file per toolset: core.go
-// (whoami, sessions, notes, the audit log), coord.go (agents, leases,
-// messages, tasks) and files.go (guarded reads and writes inside a
-// session's workspace).
+// the toolsets a host picks with --toolsets. Files by toolset and area:
+// core.go (whoami, sessions, notes, the audit log); coord*.go (agents,
+// leases, messages, tasks); files*.go (a session's workspace: place
+// resolution in files.go, reading, writing, moving and deleting under a
+// lease, searching and finding over files_walk.go's walk).
+//
+// Every call's arguments are checked against its tool's input schema
+// (required arguments present and not null, each of its declared type, no
+// unknown ones) before the tool's handler runs: see spec.tool and
+// argSchema. Every tool whose retry is not harmless takes an optional
+// idempotency_key, so that a retried call does not change things twice:
+// see idempotencyArg.
 //
 // A handler never sees a tenant id from a request: it acts through the
 // caller's *tenant.Scope, which the transport (package server) resolved
@@ -184,8 +192,13 @@ func Chain(mw ...Middleware) Middleware {
 
 // Tool is one MCP tool: its definition and its handler.
 type Tool struct {
-	Def     mcp.Tool
+	Def mcp.Tool
+	// Handler runs a call: it checks the arguments against the input
+	// schema (see argSchema) and, when they pass, runs the tool's own
+	// handler. A call refused by that check reaches no storage layer.
 	Handler Handler
+	// args is the input schema as the argument check enforces it.
+	args *argSchema
 	// example is a valid arguments object, quoted in argument errors.
 	example string
 	// maxArgs is the largest arguments object the tool accepts, in bytes;
@@ -251,16 +264,43 @@ type spec struct {
 	handler Handler
 }
 
+// tool builds the tool. Its Handler checks every call's arguments against
+// the input schema before s.handler runs, so that no tool acts on a call
+// that lacks a required argument or sends one of the wrong type. A tool
+// whose retry is not harmless (hints.keyed) also takes an optional
+// idempotency_key, added to its input schema here and honoured by
+// Call.once (see idempotencyArg). An input
+// schema the check cannot enforce is a programming error: tool panics,
+// and the tests build every tool.
 func (s spec) tool() *Tool {
+	in := schema(s.input)
+	keyed := s.hints.keyed()
+	if keyed {
+		in = withIdempotencyKey(in)
+	}
+	args, err := parseArgSchema(in)
+	if err != nil {
+		panic(fmt.Sprintf("tools: %s: input schema: %v", s.name, err))
+	}
+	h := s.handler
 	return &Tool{
 		Def: mcp.Tool{
 			Name:            s.name,
 			Description:     s.description,
-			RawInputSchema:  schema(s.input),
+			RawInputSchema:  in,
 			RawOutputSchema: schema(s.output),
 			Annotations:     s.hints.annotation(s.title),
 		},
-		Handler: s.handler,
+		Handler: func(ctx context.Context, c *Call) (Result, error) {
+			if err := c.checkArgs(); err != nil {
+				return Result{}, err
+			}
+			if keyed {
+				return c.once(ctx, h)
+			}
+			return h(ctx, c)
+		},
+		args:    args,
 		example: s.example,
 		maxArgs: s.maxArgs,
 	}

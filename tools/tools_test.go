@@ -410,7 +410,7 @@ func TestBadArguments(t *testing.T) {
 		tool, args string
 		want       []string // substrings of the error text
 	}{
-		{"whoami", `{"x":1}`, []string{`unknown argument "x"`, "takes no arguments"}},
+		{"whoami", `{"x":1}`, []string{`unknown argument "x"`, "takes: session_id"}},
 		{"whoami", `[1]`, []string{"must be a JSON object"}},
 		{"session_start", `{}`, []string{`"title" is required`, "takes: title, project, workspace, purpose", `Example: {"title"`}},
 		{"session_start", `{"title":"t"}`, []string{`"project" or "workspace" is required`, "whoami"}},

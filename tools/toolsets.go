@@ -14,12 +14,18 @@ func DefaultToolsets() []string { return []string{"core"} }
 
 // Config configures the toolsets; its zero value means the defaults.
 type Config struct {
-	// MaxFileRead bounds the files fs_read returns and fs_edit edits, in
+	// MaxFileRead bounds the files fs_read reads and fs_edit edits, in
 	// bytes; zero means DefaultMaxFile.
 	MaxFileRead int
 	// MaxFileWrite bounds what fs_write and fs_edit write, in bytes; zero
 	// means DefaultMaxFile.
 	MaxFileWrite int
+	// MaxReadLines and MaxReadBytes are the budget of one fs_read: the
+	// most lines, and bytes of the file, it returns (it says where to
+	// continue when it returns fewer lines than asked for); zero means
+	// DefaultReadLines and DefaultReadBytes.
+	MaxReadLines int
+	MaxReadBytes int
 	// WriteLeaseTTL is how long the lease fs_write takes for an agent that
 	// holds none lasts; zero means lease.DefaultTTL.
 	WriteLeaseTTL time.Duration
@@ -32,7 +38,7 @@ type Config struct {
 }
 
 // Catalog returns every toolset, in the order tools/list shows them. A new
-// toolset is one file (core.go, coord.go, files.go) and one entry here.
+// toolset is its files (core.go, coord*.go, files*.go) and one entry here.
 func Catalog(cfg Config) []Toolset {
 	return []Toolset{Core(), Coord(), Files(cfg)}
 }

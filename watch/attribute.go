@@ -18,11 +18,15 @@ import (
 // it is the first word of audit.Attribution.Evidence.
 type Evidence string
 
-// The evidence ladder (issue 5).
+// The evidence ladder (ARCHITECTURE.md §3).
 const (
 	// FromAgentWrite (1, agent, certain): the content matches what an
 	// agent wrote through fs_write or fs_edit.
 	FromAgentWrite Evidence = "fs_write"
+	// FromAgentDelete (1, agent, certain): the file was deleted and the
+	// newest record made for its path is an agent's deletion through
+	// fs_delete or fs_move.
+	FromAgentDelete Evidence = "fs_delete"
 	// FromIDESave (2, human, strong): the content matches what the IDE
 	// saved for its human.
 	FromIDESave Evidence = "ide_save"
@@ -89,6 +93,11 @@ func (a *attributor) attribute(c *Change, recs []attrib.Record) verdict {
 			}
 		}
 	}
+	if c.Kind == "file.deleted" && len(recs) > 0 && recs[0].Source == attrib.AgentDelete && recs[0].From == "" {
+		r := recs[0]
+		return verdict{audit.Attribution{Actor: audit.ActorAgent, AgentID: r.Agent, Model: r.Model, Confidence: confCertain,
+			Evidence: evidence(FromAgentDelete, "agent %s deleted or moved the file at %s", r.Agent, clock(r.At))}, r.User, r.Session}
+	}
 	if a.formatWin > 0 && c.Kind != "file.deleted" {
 		for _, r := range recs {
 			if r.Source == attrib.IDESave && r.Hash != "" {
@@ -114,7 +123,7 @@ func (a *attributor) attribute(c *Change, recs []attrib.Record) verdict {
 	}
 	var claims []claim
 	for _, h := range a.holders {
-		if h.Expired || h.Liveness == agent.Gone {
+		if h.Expired || h.Liveness.Absent() {
 			continue
 		}
 		if lease.Match(h.Resource, key) || (fromKey != "" && lease.Match(h.Resource, fromKey)) {

@@ -67,7 +67,7 @@ type Config struct {
 	// Ignore are gitignore patterns of the user's, relative to each root;
 	// they outrank every .gitignore.
 	Ignore []string
-	// NoDefaultIgnores turns DefaultIgnores off.
+	// NoDefaultIgnores turns gitignore.Defaults off.
 	NoDefaultIgnores bool
 	// IgnorePaths are absolute paths never reported (the store's files,
 	// the events file): writing them must not feed the watcher.

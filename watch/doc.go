@@ -28,7 +28,8 @@
 //     inotify does not report (fsnotify drops IN_UNMOUNT), are seen in
 //     /proc/self/mountinfo on Linux and rescan the subtree they cover:
 //     hidden files are reported deleted, shown ones created (mounts.go);
-//   - ignore rules are git's (ignore.go), proved against git check-ignore;
+//   - ignore rules are git's (package gitignore, used by ignore.go), proved
+//     against git check-ignore;
 //   - changes to one path are coalesced until it is quiet for Window
 //     (50 ms); the result is compared with what the watcher knew (size,
 //     times, inode, SHA-256 and line count), so chmod and touch are no

@@ -19,6 +19,7 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 
+	"github.com/coditect/coditect/internal/gitignore"
 	"github.com/coditect/coditect/storage/audit"
 	"github.com/coditect/coditect/storage/project"
 	"github.com/coditect/coditect/storage/tenant"
@@ -118,7 +119,7 @@ type Watcher struct {
 type space struct {
 	project string
 	root    string
-	rules   *ignoreRules
+	rules   *gitignore.Rules
 	files   map[string]*entry
 	dirs    map[string]*dirState
 	mode    Mode
@@ -956,14 +957,14 @@ func (w *Watcher) removeDir(sp *space, rel string, now time.Time) {
 		delete(sp.polled, rel)
 		w.wsMu.Unlock()
 	}
-	sp.rules.dropDir(rel)
+	sp.rules.DropDir(rel)
 }
 
 // gitignoreChanged reloads dir's .gitignore; when the rules changed, the
 // files they now ignore are forgotten and the ones they now show are
 // learnt, silently: neither changed on disk.
 func (w *Watcher) gitignoreChanged(sp *space, dir string, now time.Time) {
-	if !sp.rules.loadDir(dir) {
+	if !sp.rules.LoadDir(dir) {
 		return
 	}
 	for rel := range sp.files {
@@ -1084,7 +1085,7 @@ func (w *Watcher) walk(sp *space, rel string, mode scanMode, now time.Time) {
 					p.subdirs[path.Base(d)] = struct{}{}
 				}
 			}
-			sp.rules.loadDir(d)
+			sp.rules.LoadDir(d)
 		}
 		if !ds.watched && sp.mode == ModeNotify && w.fsw != nil && !w.inPolled(sp, d) {
 			if err := w.addWatch(abs); err == nil {
@@ -1122,7 +1123,7 @@ func (w *Watcher) walk(sp *space, rel string, mode scanMode, now time.Time) {
 			}
 			t := de.Type()
 			if t.IsDir() {
-				if sp.rules.leaf(crel, true) {
+				if sp.rules.IgnoredEntry(crel, true) {
 					continue
 				}
 				seenDirs[name] = true
@@ -1132,7 +1133,7 @@ func (w *Watcher) walk(sp *space, rel string, mode scanMode, now time.Time) {
 			if !t.IsRegular() && t&fs.ModeSymlink == 0 {
 				continue
 			}
-			if sp.rules.leaf(crel, false) {
+			if sp.rules.IgnoredEntry(crel, false) {
 				continue
 			}
 			prev := sp.files[crel]

@@ -314,9 +314,9 @@ func (h *Handler) listAgents(w http.ResponseWriter, r *http.Request, sc *tenant.
 	q := r.URL.Query()
 	f := agent.Filter{Cohort: q.Get("cohort"), Liveness: agent.Liveness(q.Get("liveness"))}
 	switch f.Liveness {
-	case "", agent.Alive, agent.Stale, agent.Gone:
+	case "", agent.Alive, agent.Stale, agent.Offline, agent.Gone:
 	default:
-		h.fail(w, badRequest("liveness=%q: want alive, stale or gone", f.Liveness))
+		h.fail(w, badRequest("liveness=%q: want alive, stale, offline or gone", f.Liveness))
 		return
 	}
 	if a := q.Get("active"); a != "" {

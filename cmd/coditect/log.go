@@ -59,17 +59,18 @@ func readFilter(e *env, sc *tenant.Scope) (audit.Filter, error) {
 	return af, af.Validate()
 }
 
-// eventLine renders an event on one line: UTC time, kind, who, then the
-// session, project (by name), path and summary when present.
-func eventLine(ev audit.Event, projects *namer) string {
+// eventLine renders an event on one line: UTC time, kind, who (an agent
+// as "name (model)"), then the session, project (by name), path and
+// summary when present.
+func eventLine(ev audit.Event, names *namer) string {
 	var b strings.Builder
 	b.WriteString(ev.Time.UTC().Format("2006-01-02T15:04:05.000Z"))
-	fmt.Fprintf(&b, "  %-17s  %-12s", ev.Kind, cell(who(ev.User, ev.Agent)))
+	fmt.Fprintf(&b, "  %-17s  %-12s", ev.Kind, cell(names.who(ev.User, ev.Agent)))
 	if ev.Session != "" {
 		b.WriteString("  session=" + cell(ev.Session))
 	}
 	if ev.Project != "" {
-		b.WriteString("  project=" + cell(projects.name(ev.Project)))
+		b.WriteString("  project=" + cell(names.project(ev.Project)))
 	}
 	if ev.Path != "" {
 		b.WriteString("  path=" + cell(ev.Path))
@@ -82,7 +83,7 @@ func eventLine(ev audit.Event, projects *namer) string {
 
 // printEvent writes one event as a text line or, with --json, as one JSON
 // line, and flushes, so a follower's reader sees it at once.
-func printEvent(w *bufio.Writer, jsonLines bool, ev audit.Event, projects *namer) error {
+func printEvent(w *bufio.Writer, jsonLines bool, ev audit.Event, names *namer) error {
 	if jsonLines {
 		b, err := json.Marshal(ev)
 		if err != nil {
@@ -91,7 +92,7 @@ func printEvent(w *bufio.Writer, jsonLines bool, ev audit.Event, projects *namer
 		w.Write(b)
 		w.WriteByte('\n')
 	} else {
-		w.WriteString(eventLine(ev, projects))
+		w.WriteString(eventLine(ev, names))
 		w.WriteByte('\n')
 	}
 	return w.Flush()
@@ -155,16 +156,16 @@ func newLogTailCommand() *cobra.Command {
 		slices.Reverse(backlog)
 		w := bufio.NewWriter(e.cmd.OutOrStdout())
 		jsonLines := jsonOutput(e.cmd)
-		projects := &namer{e: e, sc: sc}
+		names := newNamer(e, sc)
 		for _, ev := range backlog {
-			if err := printEvent(w, jsonLines, ev, projects); err != nil {
+			if err := printEvent(w, jsonLines, ev, names); err != nil {
 				return err
 			}
 		}
 		if !follow {
 			return nil
 		}
-		err = log.Tail(e.ctx, head, f, func(ev audit.Event) error { return printEvent(w, jsonLines, ev, projects) })
+		err = log.Tail(e.ctx, head, f, func(ev audit.Event) error { return printEvent(w, jsonLines, ev, names) })
 		if cancelled(e.ctx, err) {
 			return nil
 		}
@@ -216,9 +217,9 @@ func newLogQueryCommand() *cobra.Command {
 				Next   string        `json:"next,omitempty"`
 			}{p.Events, p.Next})
 		}
-		projects := &namer{e: e, sc: sc}
+		names := newNamer(e, sc)
 		for _, ev := range p.Events {
-			if _, err := fmt.Fprintln(w, eventLine(ev, projects)); err != nil {
+			if _, err := fmt.Fprintln(w, eventLine(ev, names)); err != nil {
 				return err
 			}
 		}
@@ -286,30 +287,4 @@ func newLogSweepCommand() *cobra.Command {
 			return err
 		}),
 	}
-}
-
-// namer names projects by id for event lines, reading the tenant's
-// projects again when it meets an id it does not know (a project created
-// while the log is followed); an id that stays unknown (a removed project)
-// is shown as is.
-type namer struct {
-	e     *env
-	sc    *tenant.Scope
-	names map[string]string
-}
-
-func (n *namer) name(id string) string {
-	if v, ok := n.names[id]; ok {
-		return v
-	}
-	if m, err := projectNames(n.e, n.sc); err == nil {
-		n.names = m
-	}
-	if n.names == nil {
-		n.names = map[string]string{}
-	}
-	if _, ok := n.names[id]; !ok {
-		n.names[id] = id
-	}
-	return n.names[id]
 }

@@ -42,6 +42,8 @@ func newMCPCommand() *cobra.Command {
 	f.String("model", "", "model behind the agent, e.g. qwen2.5-coder-7b-instruct")
 	f.StringSlice("toolsets", tools.DefaultToolsets(), "toolsets to serve, comma-separated, or all (agents sharing a project: core,coord,files)")
 	f.Int("max-file-size", tools.DefaultMaxFile, "largest file, in bytes, the files toolset reads or writes")
+	f.Int("read-lines", tools.DefaultReadLines, "most lines one fs_read returns (it says where to continue)")
+	f.Int("read-bytes", tools.DefaultReadBytes, "most bytes one fs_read returns (it says where to continue)")
 	f.String("log-file", "", "append logs to this file instead of stderr")
 	return cmd
 }
@@ -74,13 +76,20 @@ func runMCP(cmd *cobra.Command, _ []string) error {
 	model, _ := fl.GetString("model")
 	sets, _ := fl.GetStringSlice("toolsets")
 	maxFile, _ := fl.GetInt("max-file-size")
-	if maxFile <= 0 {
-		return fmt.Errorf("--max-file-size must be positive, not %d", maxFile)
+	readLines, _ := fl.GetInt("read-lines")
+	readBytes, _ := fl.GetInt("read-bytes")
+	for _, v := range []struct {
+		flag string
+		n    int
+	}{{"max-file-size", maxFile}, {"read-lines", readLines}, {"read-bytes", readBytes}} {
+		if v.n <= 0 {
+			return fmt.Errorf("--%s must be positive, not %d", v.flag, v.n)
+		}
 	}
 	srv, err := server.New(env.dir, server.Options{
 		Version:  strings.Fields(versionString())[1],
 		Toolsets: sets,
-		Tools:    tools.Config{MaxFileRead: maxFile, MaxFileWrite: maxFile},
+		Tools:    tools.Config{MaxFileRead: maxFile, MaxFileWrite: maxFile, MaxReadLines: readLines, MaxReadBytes: readBytes},
 		Agent:    server.AgentFlags{Name: agentName, Model: model},
 		Logger:   logger,
 		SpoolDir: storage.SpoolDir(env.url),

@@ -153,7 +153,7 @@ func TestOperatorCLI(t *testing.T) {
 	c.fail("start a new session", "session", "end", id, "--tenant", "acme", "--as", "alice")
 	c.fail("completed, failed or cancelled", "session", "end", id, "--tenant", "acme", "--status", "done")
 	out = c.ok("session", "show", id, "--tenant", "acme")
-	for _, want := range []string{`state:\s+ended \(completed\)`, `project:\s+app`, `participants:\s+alice, bob`, `outcome:\s+fixed in auth.go`, `\s+session.joined\s+1`, `users:\s+alice \(2 events\), bob \(1 event\)`} {
+	for _, want := range []string{`state:\s+ended \(completed\)`, `project:\s+app`, `participants:\s+alice, bob`, `outcome:\s+fixed in auth.go`, `\s+session.joined\s+1`, `users:\s+alice: 2 events, bob: 1 event`} {
 		if !regexp.MustCompile(`(?m)^` + want + `$`).MatchString(out) {
 			t.Fatalf("session show lacks %s:\n%s", want, out)
 		}

@@ -261,19 +261,3 @@ func projectNames(e *env, sc *tenant.Scope) (map[string]string, error) {
 	}
 	return out, nil
 }
-
-// place renders a project and a directory inside it for a person:
-// "webapp", "webapp/src/auth"; the id when the project is gone.
-func place(names map[string]string, id, dir string) string {
-	if id == "" {
-		return ""
-	}
-	name, ok := names[id]
-	if !ok {
-		name = id
-	}
-	if dir == "" || dir == "." {
-		return name
-	}
-	return name + "/" + dir
-}

@@ -26,6 +26,8 @@ type daemonProc struct {
 	url    string // http://127.0.0.1:PORT
 	token  string // from the login URL, on a first start
 	stderr *strings.Builder
+	// rest receives the lines of stdout after the URL's.
+	rest chan string
 }
 
 var urlRE = regexp.MustCompile(`(http://127\.0\.0\.1:\d+)/(#token=(\S+))?`)
@@ -43,7 +45,7 @@ func startServe(t *testing.T, storeURL string, args ...string) *daemonProc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &daemonProc{cmd: cmd, stderr: &strings.Builder{}}
+	p := &daemonProc{cmd: cmd, stderr: &strings.Builder{}, rest: make(chan string, 64)}
 	cmd.Stderr = p.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -61,6 +63,12 @@ func startServe(t *testing.T, storeURL string, args ...string) *daemonProc {
 			if m := urlRE.FindStringSubmatch(sc.Text()); m != nil {
 				found <- m
 				break
+			}
+		}
+		for sc.Scan() {
+			select {
+			case p.rest <- sc.Text():
+			default:
 			}
 		}
 		io.Copy(io.Discard, out)
@@ -87,6 +95,22 @@ func (p *daemonProc) get(t *testing.T, path, token string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// line returns the first line of stdout after the URL's that contains s.
+func (p *daemonProc) line(t *testing.T, s string) string {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	for {
+		select {
+		case l := <-p.rest:
+			if strings.Contains(l, s) {
+				return strings.TrimSpace(l)
+			}
+		case <-deadline:
+			t.Fatalf("serve printed no line with %q", s)
+		}
+	}
 }
 
 // stop sends SIGTERM and waits for a clean exit.
@@ -174,10 +198,23 @@ func TestServeFirstStartLoginAndShutdown(t *testing.T) {
 		t.Fatal("the token reached the log")
 	}
 
-	// A later start prints how to get a token, not a token.
+	// A later start prints how to get a token, not a token: a command
+	// that works as shown, from another directory, in a shell whose PATH
+	// has no coditect and whose environment names no store.
 	p2 := startServe(t, store)
 	if p2.token != "" {
 		t.Fatal("second start printed a token")
+	}
+	hint := p2.line(t, "token create")
+	sh := exec.Command("sh", "-c", hint)
+	sh.Dir = t.TempDir()
+	sh.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + t.TempDir(), "USER=" + os.Getenv("USER")}
+	secret, err := sh.Output()
+	if err != nil || !strings.HasPrefix(string(secret), "cdt_") {
+		t.Fatalf("the hint %q: %v\n%s", hint, err, secret)
+	}
+	if code, body := p2.get(t, "/api/v1/whoami", strings.TrimSpace(string(secret))); code != 200 || !strings.Contains(body, `"role":"admin"`) {
+		t.Fatalf("the hint's token: %d %s", code, body)
 	}
 	if code, _ := p2.get(t, "/api/v1/whoami", p.token); code != 200 {
 		t.Fatal("the first token stopped working after a restart")

@@ -87,17 +87,14 @@ func newSessionListCommand() *cobra.Command {
 		if jsonOutput(e.cmd) {
 			return writeJSON(w, page)
 		}
-		names, err := projectNames(e, sc)
-		if err != nil {
-			return err
-		}
+		names := newNamer(e, sc)
 		tw := table(w, "ID", "STATE", "STARTED", "USER", "PROJECT", "TITLE")
 		for _, s := range page.Sessions {
-			where := place(names, s.Project, s.Dir)
+			where := names.place(s.Project, s.Dir)
 			if where == "" {
 				where = s.Workspace // a session from before projects
 			}
-			row(tw, s.ID, string(s.State), stamp(s.Started), who(s.User, s.Agent), where, s.Title)
+			row(tw, s.ID, string(s.State), stamp(s.Started), names.who(s.User, s.Agent), where, s.Title)
 		}
 		if err := tw.Flush(); err != nil {
 			return err
@@ -108,17 +105,6 @@ func newSessionListCommand() *cobra.Command {
 		return nil
 	})
 	return cmd
-}
-
-// who renders a user, or an agent acting for one, as user/agent.
-func who(user, agent string) string {
-	switch {
-	case agent == "":
-		return user
-	case user == "":
-		return "-/" + agent
-	}
-	return user + "/" + agent
 }
 
 func newSessionShowCommand() *cobra.Command {
@@ -138,16 +124,12 @@ func newSessionShowCommand() *cobra.Command {
 			if jsonOutput(e.cmd) {
 				return writeJSON(e.cmd.OutOrStdout(), r)
 			}
-			names, err := projectNames(e, sc)
-			if err != nil {
-				return err
-			}
-			return printReport(e.cmd.OutOrStdout(), r, names)
+			return printReport(e.cmd.OutOrStdout(), r, newNamer(e, sc))
 		}),
 	}
 }
 
-func printReport(w io.Writer, r session.Report, projects map[string]string) error {
+func printReport(w io.Writer, r session.Report, names *namer) error {
 	s := r.Session
 	tw := table(w)
 	field := func(key, value string) { fmt.Fprintf(tw, "%s\t%s\n", key, cell(value)) }
@@ -159,7 +141,7 @@ func printReport(w io.Writer, r session.Report, projects map[string]string) erro
 	field("title:", s.Title)
 	field("state:", state)
 	if s.Project != "" {
-		field("project:", place(projects, s.Project, s.Dir))
+		field("project:", names.place(s.Project, s.Dir))
 	}
 	field("workspace:", s.Workspace)
 	if s.Purpose != "" {
@@ -168,9 +150,9 @@ func printReport(w io.Writer, r session.Report, projects map[string]string) erro
 	if s.Cohort != "" {
 		field("cohort:", s.Cohort)
 	}
-	field("started:", stamp(s.Started)+" by "+who(s.User, s.Agent))
+	field("started:", stamp(s.Started)+" by "+names.who(s.User, s.Agent))
 	if !s.Ended.IsZero() {
-		field("ended:", stamp(s.Ended)+" by "+who(s.EndedBy, s.EndedByAgent))
+		field("ended:", stamp(s.Ended)+" by "+names.who(s.EndedBy, s.EndedByAgent))
 	}
 	if s.Outcome != nil && s.Outcome.Summary != "" {
 		field("outcome:", s.Outcome.Summary)
@@ -181,7 +163,7 @@ func printReport(w io.Writer, r session.Report, projects map[string]string) erro
 	field("duration:", r.Duration.Round(time.Second).String())
 	var ps []string
 	for _, p := range s.Participants {
-		ps = append(ps, who(p.User, p.Agent))
+		ps = append(ps, names.who(p.User, p.Agent))
 	}
 	field("participants:", strings.Join(ps, ", "))
 	events := fmt.Sprint(r.Events)
@@ -201,16 +183,17 @@ func printReport(w io.Writer, r session.Report, projects map[string]string) erro
 	for _, f := range r.Files {
 		field("", fmt.Sprintf("%s  (%s, last %s)", f.Path, count(f.Events, "change"), stamp(f.Last)))
 	}
-	field("agents:", activities(r.Agents))
-	field("users:", activities(r.Users))
+	field("agents:", activities(r.Agents, names.agent))
+	field("users:", activities(r.Users, func(id string) string { return id }))
 	return tw.Flush()
 }
 
-// activities renders "qwen (3 events), cline (1 event)".
-func activities(as []session.Activity) string {
+// activities renders "qwen (qwen2.5-coder-7b): 3 events, alice: 1 event",
+// each id as name renders it.
+func activities(as []session.Activity, name func(id string) string) string {
 	var out []string
 	for _, a := range as {
-		out = append(out, fmt.Sprintf("%s (%s)", a.ID, count(a.Events, "event")))
+		out = append(out, fmt.Sprintf("%s: %s", name(a.ID), count(a.Events, "event")))
 	}
 	return strings.Join(out, ", ")
 }
@@ -341,9 +324,10 @@ func newSessionSweepCommand() *cobra.Command {
 			}
 			return writeJSON(w, ss)
 		}
+		names := newNamer(e, sc)
 		tw := table(w, "ID", "LAST ACTIVITY", "USER", "TITLE")
 		for _, s := range ss {
-			row(tw, s.ID, stamp(s.LastActivity), who(s.User, s.Agent), s.Title)
+			row(tw, s.ID, stamp(s.LastActivity), names.who(s.User, s.Agent), s.Title)
 		}
 		return tw.Flush()
 	})

@@ -239,6 +239,9 @@ func checkSessionProjects(cmd *cobra.Command, dir *tenant.Directory, reps map[st
 }
 
 func runStoreBackup(cmd *cobra.Command, args []string) error {
+	if args[0] == "-" && jsonOutput(cmd) {
+		return errors.New("--json needs a FILE: with -, stdout carries the backup itself")
+	}
 	s, err := openFlagStore(cmd)
 	if err != nil {
 		return err
@@ -262,19 +265,37 @@ func runStoreBackup(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
-	if f != nil {
-		if err := f.Sync(); err != nil {
-			return err
-		}
-		if err := f.Close(); err != nil {
-			return err
-		}
-		if err := os.Rename(f.Name(), args[0]); err != nil {
-			return err
-		}
-		fmt.Fprintf(cmd.OutOrStdout(), "backed up %d keys (%d bytes) to %s, sha256 %s\n", r.Keys, r.Bytes, args[0], r.Checksum)
+	if f == nil {
+		return nil
 	}
-	return nil
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), args[0]); err != nil {
+		return err
+	}
+	return printTransfer(cmd, "backed up", "to", args[0], t, r)
+}
+
+// transferSummary is what store backup and restore print with --json.
+type transferSummary struct {
+	File   string `json:"file"`
+	Tenant string `json:"tenant,omitempty"`
+	transfer.BackupReport
+}
+
+// printTransfer prints a backup's or restore's summary: a line saying
+// what was done (verb) and with which file, or with --json an object.
+func printTransfer(cmd *cobra.Command, verb, prep, file, tenantID string, r transfer.BackupReport) error {
+	w := cmd.OutOrStdout()
+	if jsonOutput(cmd) {
+		return writeJSON(w, transferSummary{File: file, Tenant: tenantID, BackupReport: r})
+	}
+	_, err := fmt.Fprintf(w, "%s %d keys (%d bytes) %s %s, sha256 %s\n", verb, r.Keys, r.Bytes, prep, file, r.Checksum)
+	return err
 }
 
 func runStoreRestore(cmd *cobra.Command, args []string) error {
@@ -296,8 +317,7 @@ func runStoreRestore(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(cmd.OutOrStdout(), "restored %d keys (%d bytes), sha256 %s\n", r.Keys, r.Bytes, r.Checksum)
-	return nil
+	return printTransfer(cmd, "restored", "from", args[0], "", r)
 }
 
 // storeURL resolves --store, then CODITECT_STORE, then the default path.
@@ -312,20 +332,66 @@ func storeURL(cmd *cobra.Command) (string, error) {
 // health check answers promptly, and a lock held that long is news.
 const statusLockWait = 5 * time.Second
 
+// storeStatus is what store status finds; --json prints it as is.
+type storeStatus struct {
+	Store string `json:"store"`
+	// Health is "ok", or "locked" when another process holds the write
+	// lock (reads answer).
+	Health string `json:"health"`
+	// Empty is whether the store holds no key at all.
+	Empty   bool    `json:"empty"`
+	OpenMS  float64 `json:"open_ms"`
+	ReadMS  float64 `json:"read_check_ms"`
+	WriteMS float64 `json:"write_lock_ms"`
+}
+
+func (st storeStatus) text() string {
+	state := "empty"
+	if !st.Empty {
+		state = "has data"
+	}
+	if st.Health == "locked" {
+		return fmt.Sprintf("store:   %s\nhealth:  reads ok, writes locked out (%s; opened in %s, read check %s, write lock held by another process: gave up after %s)\n",
+			st.Store, state, msText(st.OpenMS), msText(st.ReadMS), msText(st.WriteMS))
+	}
+	return fmt.Sprintf("store:   %s\nhealth:  ok (%s; opened in %s, read check %s, write lock %s)\n",
+		st.Store, state, msText(st.OpenMS), msText(st.ReadMS), msText(st.WriteMS))
+}
+
 func runStoreStatus(cmd *cobra.Command, _ []string) error {
 	u, err := storeURL(cmd)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
+	st, err := checkStore(cmd.Context(), u)
+	if st.Health == "" {
+		return err
+	}
+	w := cmd.OutOrStdout()
+	if jsonOutput(cmd) {
+		if werr := writeJSON(w, st); werr != nil {
+			return werr
+		}
+	} else if _, werr := io.WriteString(w, st.text()); werr != nil {
+		return werr
+	}
+	return err
+}
+
+// checkStore opens the store at u, reads from it and takes its write lock
+// (waiting at most statusLockWait). A status with no Health means the
+// check failed before it could tell; Health "locked" comes with an error.
+func checkStore(ctx context.Context, u string) (storeStatus, error) {
+	st := storeStatus{Store: u}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	start := time.Now()
 	s, err := storage.Open(ctx, u)
 	if err != nil {
-		return err
+		return st, err
 	}
 	defer s.Close()
-	opened := time.Since(start)
+	st.OpenMS = msSince(start)
 
 	start = time.Now()
 	keys := 0
@@ -336,15 +402,10 @@ func runStoreStatus(cmd *cobra.Command, _ []string) error {
 		}
 		return it.Err()
 	}); err != nil {
-		return fmt.Errorf("store %s: read check failed: %w", u, err)
+		return st, fmt.Errorf("store %s: read check failed: %w", u, err)
 	}
-	read := time.Since(start)
-	state := "empty"
-	if keys > 0 {
-		state = "has data"
-	}
-	w := cmd.OutOrStdout()
-	fmt.Fprintf(w, "store:   %s\n", u)
+	st.ReadMS = msSince(start)
+	st.Empty = keys == 0
 
 	// An Update that writes nothing still takes the write lock (SQLite) or
 	// a read version (FDB): it proves writers are not shut out.
@@ -353,16 +414,16 @@ func runStoreStatus(cmd *cobra.Command, _ []string) error {
 	defer wcancel()
 	if _, err := s.Update(wctx, func(tx kv.Tx) error { return nil }); err != nil {
 		if errors.Is(err, kv.ErrUnavailable) || (wctx.Err() != nil && ctx.Err() == nil) {
-			fmt.Fprintf(w, "health:  reads ok, writes locked out (%s; opened in %s, read check %s, write lock held by another process: gave up after %s)\n",
-				state, ms(opened), ms(read), ms(time.Since(start)))
-			return fmt.Errorf("store %s: another process holds the write lock: reads answer, writes wait for it up to the store's lock timeout", u)
+			st.Health, st.WriteMS = "locked", msSince(start)
+			return st, fmt.Errorf("store %s: another process holds the write lock: reads answer, writes wait for it up to the store's lock timeout", u)
 		}
-		return fmt.Errorf("store %s: write check failed: %w", u, err)
+		return st, fmt.Errorf("store %s: write check failed: %w", u, err)
 	}
-	write := time.Since(start)
-	fmt.Fprintf(w, "health:  ok (%s; opened in %s, read check %s, write lock %s)\n",
-		state, ms(opened), ms(read), ms(write))
-	return nil
+	st.Health, st.WriteMS = "ok", msSince(start)
+	return st, nil
 }
 
-func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
+// msSince is the time since start in milliseconds, to the microsecond.
+func msSince(start time.Time) float64 { return float64(time.Since(start).Microseconds()) / 1000 }
+
+func msText(ms float64) string { return fmt.Sprintf("%.2f ms", ms) }

@@ -13,6 +13,12 @@ import (
 var version = ""
 
 func versionString() string {
+	return fmt.Sprintf("coditect %s %s %s/%s", moduleVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+// moduleVersion is the version set at link time, else the module version
+// or VCS revision of the build.
+func moduleVersion() string {
 	v := version
 	info, ok := debug.ReadBuildInfo()
 	if v == "" && ok {
@@ -29,17 +35,24 @@ func versionString() string {
 	if v == "" {
 		v = "(devel)"
 	}
-	return fmt.Sprintf("coditect %s %s %s/%s", v, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return v
 }
 
 func newVersionCommand() *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "version",
 		Short: "Print the version",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if jsonOutput(cmd) {
+				return writeJSON(cmd.OutOrStdout(), map[string]string{
+					"version": moduleVersion(), "go": runtime.Version(), "os": runtime.GOOS, "arch": runtime.GOARCH,
+				})
+			}
 			_, err := fmt.Fprintln(cmd.OutOrStdout(), versionString())
 			return err
 		},
 	}
+	jsonFlag(cmd)
+	return cmd
 }

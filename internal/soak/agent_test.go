@@ -254,7 +254,7 @@ func (a *agent) step(ctx context.Context, i int, peers []string) {
 			a.call(ctx, "whoami", map[string]any{})
 			return
 		}
-		if _, ok := a.call(ctx, "task_update", map[string]any{"task_id": a.claimed, "version": a.claimVer, "state": "done", "note": "soak " + marker}); ok {
+		if _, ok := a.call(ctx, "task_update", map[string]any{"task_id": a.claimed, "version": a.claimVer, "state": "in_progress", "note": "soak " + marker}); ok {
 			a.muts[mutKey("task.updated", a.claimed)]++
 		}
 		a.claimed = ""

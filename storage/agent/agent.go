@@ -1,14 +1,16 @@
 // Package agent owns the registry of the agents working in a tenant: who
 // each one is (name, client, model, capabilities, cohort), when it was last
-// seen, and its liveness (alive, stale, gone) derived from heartbeats and a
-// per-agent TTL. Silent agents are retired by Sweep and revived by their
-// next heartbeat or registration; a retired agent keeps its id, its inbox
-// and its cohort membership.
+// seen, and its liveness (alive, stale, gone, offline) derived from
+// heartbeats, a per-agent TTL and the offline mark its host process leaves
+// when it disconnects (MarkOffline). Silent agents are retired by Sweep and
+// revived by their next heartbeat or registration; a retired agent keeps
+// its id, its inbox and its cohort membership.
 //
 // An agent's identity is (tenant, user, client, name): registering the same
 // identity again returns the same id. Every mutation is one transaction
 // that also appends its audit event (agent.registered, agent.updated,
-// agent.retired, agent.revived). Heartbeats are not audited, so that the
+// agent.retired, agent.revived, agent.offline). Heartbeats are not
+// audited, so that the
 // log records changes rather than a pulse.
 //
 // This package also holds the pieces the other coordination layers share:
@@ -48,7 +50,18 @@ const (
 	// Gone: silent for more than GoneAfter TTLs. Its leases are
 	// reclaimable and Sweep retires it.
 	Gone Liveness = "gone"
+	// Offline: its host process told us it ended (stdin closed, the HTTP
+	// client went away) and it has not been seen since. Its leases are
+	// reclaimable at once, as a gone agent's; they are not released, so
+	// the holder's name stays on them until someone needs the resource.
+	// Its next heartbeat or registration makes it alive again; Sweep
+	// retires it once it is also gone.
+	Offline Liveness = "offline"
 )
+
+// Absent reports whether an agent in state l is known not to work now
+// (gone or offline): what it holds may be taken over.
+func (l Liveness) Absent() bool { return l == Gone || l == Offline }
 
 // Limits.
 const (
@@ -107,7 +120,10 @@ type Agent struct {
 	Registered   time.Time     `json:"registered"`
 	Updated      time.Time     `json:"updated"`
 	// Retired is when Sweep retired the agent; zero while it is active.
-	Retired  time.Time `json:"retired,omitzero"`
+	Retired time.Time `json:"retired,omitzero"`
+	// Offline is when its host process last said it ended (MarkOffline);
+	// it counts only while the agent has not been seen since.
+	Offline  time.Time `json:"offline,omitzero"`
 	LastSeen time.Time `json:"last_seen"`
 	Liveness Liveness  `json:"liveness"`
 }
@@ -141,12 +157,27 @@ type record struct {
 	Registered   time.Time     `json:"registered"`
 	Updated      time.Time     `json:"updated"`
 	Retired      time.Time     `json:"retired,omitzero"`
+	Offline      time.Time     `json:"offline,omitzero"`
 }
 
 func (r record) agent(lastSeen, now time.Time) Agent {
-	return Agent{ID: r.ID, User: r.User, Name: r.Name, Client: r.Client, Model: r.Model,
+	a := Agent{ID: r.ID, User: r.User, Name: r.Name, Client: r.Client, Model: r.Model,
 		Capabilities: r.Capabilities, Cohort: r.Cohort, TTL: r.TTL, Registered: r.Registered,
 		Updated: r.Updated, Retired: r.Retired, LastSeen: lastSeen, Liveness: LivenessAt(now, lastSeen, r.TTL)}
+	if r.offline(lastSeen) {
+		a.Offline = r.Offline
+		if a.Liveness != Gone {
+			a.Liveness = Offline
+		}
+	}
+	return a
+}
+
+// offline reports whether the offline mark holds: no heartbeat came after
+// it. A heartbeat writes only the heartbeat key, so coming back needs no
+// write of the record.
+func (r record) offline(lastSeen time.Time) bool {
+	return !r.Offline.IsZero() && !lastSeen.After(r.Offline)
 }
 
 func invalid(format string, args ...any) error {
@@ -390,6 +421,27 @@ func sameRecord(a, b record) bool {
 // FoundationDB. A heartbeat revives a retired agent (agent.revived);
 // otherwise it is not audited.
 func Heartbeat(ctx context.Context, sc *tenant.Scope, id string) error {
+	return update(ctx, sc, id, func(tx kv.Tx, a keyspace.AgentSpace, rec *record, now time.Time) error {
+		beat(tx, a, now)
+		if rec.Retired.IsZero() {
+			return nil
+		}
+		rec.Retired = time.Time{}
+		rec.Updated = now
+		if err := save(tx, a, *rec); err != nil {
+			return err
+		}
+		ev := sc.Event("agent.revived", fmt.Sprintf("agent %s (%s/%s) revived by a heartbeat", id, rec.Client, rec.Name))
+		ev.Agent = id
+		_, err := sc.Log().Writer(tx).Append(ev)
+		return err
+	})
+}
+
+// update runs fn on agent id's record in a transaction, for the scope
+// acting as that agent (or as no agent), at now; an unknown agent is
+// ErrNotFound and a viewer is refused.
+func update(ctx context.Context, sc *tenant.Scope, id string, fn func(tx kv.Tx, a keyspace.AgentSpace, rec *record, now time.Time) error) error {
 	if err := sc.CanWrite(); err != nil {
 		return err
 	}
@@ -409,21 +461,35 @@ func Heartbeat(ctx context.Context, sc *tenant.Scope, id string) error {
 		if !found {
 			return notFound(id)
 		}
-		beat(tx, a, now)
-		if rec.Retired.IsZero() {
-			return nil
-		}
-		rec.Retired = time.Time{}
-		rec.Updated = now
-		if err := save(tx, a, rec); err != nil {
+		return fn(tx, a, &rec, now)
+	})
+	return err
+}
+
+// MarkOffline records that agent id's host process ended (reason says
+// how, e.g. "stdin closed"), with an agent.offline event: the agent is
+// Offline from now until its next heartbeat or registration, and the
+// leases it holds are reclaimable at once. An agent that is retired, or
+// already offline and not seen since, is left as it is (no event).
+func MarkOffline(ctx context.Context, sc *tenant.Scope, id, reason string) error {
+	return update(ctx, sc, id, func(tx kv.Tx, a keyspace.AgentSpace, rec *record, now time.Time) error {
+		seen, err := lastSeen(tx, a)
+		if err != nil || !rec.Retired.IsZero() || rec.offline(seen) {
 			return err
 		}
-		ev := sc.Event("agent.revived", fmt.Sprintf("agent %s (%s/%s) revived by a heartbeat", id, rec.Client, rec.Name))
+		if now.Before(seen) {
+			now = seen // a clock behind the last beat still marks it
+		}
+		rec.Offline = now
+		if err := save(tx, a, *rec); err != nil {
+			return err
+		}
+		ev := sc.Event("agent.offline", fmt.Sprintf("agent %s (%s/%s) offline: %s", id, rec.Client, rec.Name, reason))
 		ev.Agent = id
+		ev.Attrs = map[string]any{"reason": reason, "last_seen": seen}
 		_, err = sc.Log().Writer(tx).Append(ev)
 		return err
 	})
-	return err
 }
 
 // Read returns agent id with its liveness at now, inside a transaction of
@@ -477,9 +543,9 @@ func List(ctx context.Context, sc *tenant.Scope, f Filter) ([]Agent, error) {
 		return nil, invalid("%v", err)
 	}
 	switch f.Liveness {
-	case "", Alive, Stale, Gone:
+	case "", Alive, Stale, Gone, Offline:
 	default:
-		return nil, invalid("liveness %q: send alive, stale, gone or nothing", f.Liveness)
+		return nil, invalid("liveness %q: send alive, stale, gone, offline or nothing", f.Liveness)
 	}
 	now := Now(ctx)
 	var out []Agent

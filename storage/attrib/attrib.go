@@ -1,10 +1,13 @@
 // Package attrib owns the evidence of who wrote a file: short-lived records
 // that the writers Coditect sees directly leave behind, so that the watcher
-// can attribute the change it later observes on disk (ARCHITECTURE.md §3,
-// issue 5). Three writers leave records:
+// can attribute the change it later observes on disk (ARCHITECTURE.md §3).
+// Three writers leave records:
 //
-//   - the MCP files toolset (fs_write, fs_edit): "agent A wrote content H
-//     to path P" — evidence 1, an agent, certain, when the watcher sees H;
+//   - the MCP files toolset (fs_write, fs_edit, fs_move): "agent A wrote
+//     content H to path P" — evidence 1, an agent, certain, when the
+//     watcher sees H; and (fs_delete, fs_move) "agent A deleted path P" —
+//     an agent, certain, when the watcher sees P deleted and no newer
+//     record says otherwise;
 //   - the IDE: "the human saved content H to path P" — evidence 2, a human,
 //     strong, when the watcher sees H;
 //   - any agent through a tool: "agent A is about to edit path P" —
@@ -16,13 +19,14 @@
 // record before the bytes reach the disk (or in the transaction that
 // decides the write), so that the watcher, which reads records when it
 // stores the change, finds it; a record for a write that then failed does
-// no harm, because its hash matches nothing and it expires.
+// no harm, because its hash matches nothing and it expires, but a deletion
+// record of a change that failed is taken back (Withdraw).
 //
 // Records are bookkeeping for attribution, not history: the mutation that
 // leads to a record (the tool call, the save) appends its own audit event.
 // A path keeps at most MaxRecords unexpired records, newest first; Move
-// makes a renamed file inherit its old path's records; Sweep removes
-// expired ones.
+// makes a renamed file inherit its old path's records; Withdraw takes back
+// the record of a change that failed; Sweep removes expired ones.
 //
 // Beside the evidence, the package keeps unsaved-edit marks (editing.go):
 // "a human has unsaved edits of path P in editor E", which the IDE protocol
@@ -67,12 +71,18 @@ const (
 	// Declared: an agent declared, through a tool, that it is editing the
 	// file. It carries no hash. Evidence 3.
 	Declared Source = "declared"
+	// AgentDelete: an agent deleted the file, or moved it away, through
+	// Coditect (fs_delete, fs_move). It carries no hash. Evidence 1 for a
+	// deletion of the path it was made for (not one it reached through a
+	// rename, see Move).
+	AgentDelete Source = "agent_delete"
 )
 
 // Record is one piece of evidence about a file.
 type Record struct {
 	Source Source `json:"source"`
-	// Hash is the content written, as Hash returns it; empty for Declared.
+	// Hash is the content written, as Hash returns it; empty for Declared
+	// and AgentDelete.
 	Hash  string `json:"hash,omitempty"`
 	Agent string `json:"agent,omitempty"`
 	Model string `json:"model,omitempty"`
@@ -198,10 +208,14 @@ func (r Record) normalize(now time.Time) (Record, error) {
 				return r, err
 			}
 		}
+	case AgentDelete:
+		if r.Hash != "" {
+			return r, invalid("%s carries no hash", r.Source)
+		}
 	default:
-		return r, invalid("source %q: want %s, %s or %s", r.Source, AgentWrite, IDESave, Declared)
+		return r, invalid("source %q: want %s, %s, %s or %s", r.Source, AgentWrite, IDESave, Declared, AgentDelete)
 	}
-	if (r.Source == AgentWrite || r.Source == Declared) && r.Agent == "" {
+	if (r.Source == AgentWrite || r.Source == Declared || r.Source == AgentDelete) && r.Agent == "" {
 		return r, invalid("%s needs the agent's id", r.Source)
 	}
 	for _, f := range []struct {
@@ -331,6 +345,13 @@ func RecordAgentWrite(tx kv.Tx, sc *tenant.Scope, path, hash, agentID, model, se
 	return Put(tx, sc, path, Record{Source: AgentWrite, Hash: hash, Agent: agentID, Model: model, Session: session})
 }
 
+// RecordAgentDelete records, inside the caller's transaction, that
+// agentID (running model) deletes the file at path, or moves it away, in
+// session (optional). Commit it before the file leaves the disk.
+func RecordAgentDelete(tx kv.Tx, sc *tenant.Scope, path, agentID, model, session string) error {
+	return Put(tx, sc, path, Record{Source: AgentDelete, Agent: agentID, Model: model, Session: session})
+}
+
 // RecordIDESave records, inside the caller's transaction, that the IDE
 // saves the content whose Hash is hash to path for the scope's user, in
 // session (optional):
@@ -350,6 +371,35 @@ func RecordDeclaredEdit(tx kv.Tx, sc *tenant.Scope, path, agentID, model string,
 		r.Expires = r.At.Add(ttl)
 	}
 	return Put(tx, sc, path, r)
+}
+
+// Withdraw removes, inside the caller's transaction, the newest record of
+// source that agentID left about path: the evidence of a change that
+// failed after its record committed, which would otherwise explain
+// another's change (a deletion record, someone else's deletion of the
+// file). It does nothing when there is none.
+func Withdraw(tx kv.Tx, sc *tenant.Scope, path string, source Source, agentID string) error {
+	if err := sc.CanWrite(); err != nil {
+		return err
+	}
+	if err := agent.CheckActing(sc, agentID); err != nil {
+		return err
+	}
+	_, key, err := keyOf(sc, path)
+	if err != nil {
+		return err
+	}
+	rs, err := load(tx, key)
+	if err != nil {
+		return err
+	}
+	sortNewest(rs)
+	for i, r := range rs {
+		if r.Source == source && r.Agent == agentID {
+			return save(tx, key, append(rs[:i:i], rs[i+1:]...), time.Now().UTC())
+		}
+	}
+	return nil
 }
 
 // Add records r about path in a transaction of its own.

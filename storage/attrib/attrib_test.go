@@ -114,6 +114,8 @@ func TestInvalid(t *testing.T) {
 		{"bad hash", "/a", attrib.Record{Source: attrib.AgentWrite, Hash: "x", Agent: "a"}},
 		{"no agent", "/a", attrib.Record{Source: attrib.AgentWrite, Hash: h}},
 		{"declared without agent", "/a", attrib.Record{Source: attrib.Declared}},
+		{"delete without agent", "/a", attrib.Record{Source: attrib.AgentDelete}},
+		{"delete with a hash", "/a", attrib.Record{Source: attrib.AgentDelete, Agent: "a", Hash: h}},
 		{"unknown source", "/a", attrib.Record{Source: "guess", Hash: h}},
 		{"control char", "/a", attrib.Record{Source: attrib.AgentWrite, Hash: h, Agent: "a\nb"}},
 		{"ttl too long", "/a", attrib.Record{Source: attrib.IDESave, Hash: h, At: now, Expires: now.Add(attrib.MaxTTL + time.Second)}},
@@ -252,5 +254,64 @@ func TestCapAndSweep(t *testing.T) {
 	})
 	if err != nil || left != 1 {
 		t.Errorf("%d keys left after the sweep (%v), want 1", left, err)
+	}
+}
+
+// TestRecordAgentDelete: a deletion record names the agent, its model and
+// session and carries no hash; a rename carries it to the new path marked
+// with the path it was made for.
+func TestRecordAgentDelete(t *testing.T) {
+	s, _ := agenttest.Open(t)
+	sc := agenttest.Scope(t, s, "acme", "ada")
+	now := time.Now()
+	if err := put(t, sc, func(tx kv.Tx) error {
+		return attrib.RecordAgentDelete(tx, sc, "/w/gone.go", "ag-1", "qwen", "s-1")
+	}); err != nil {
+		t.Fatal(err)
+	}
+	rs := lookup(t, sc, "/w/gone.go", now)
+	if len(rs) != 1 || rs[0].Source != attrib.AgentDelete || rs[0].Agent != "ag-1" || rs[0].Model != "qwen" || rs[0].Session != "s-1" ||
+		rs[0].Hash != "" || rs[0].User != "ada" || rs[0].From != "" {
+		t.Fatalf("records %+v", rs)
+	}
+	if err := put(t, sc, func(tx kv.Tx) error { return attrib.Move(tx, sc, "/w/gone.go", "/w/moved.go", now) }); err != nil {
+		t.Fatal(err)
+	}
+	if rs := lookup(t, sc, "/w/moved.go", now); len(rs) != 1 || rs[0].Source != attrib.AgentDelete || rs[0].From != "/w/gone.go" {
+		t.Errorf("after a rename %+v", rs)
+	}
+}
+
+// TestWithdraw: the newest record of a source an agent left is removed,
+// and only that one.
+func TestWithdraw(t *testing.T) {
+	s, _ := agenttest.Open(t)
+	sc := agenttest.Scope(t, s, "acme", "ada")
+	now := time.Now()
+	h := attrib.Hash([]byte("x"))
+	if err := put(t, sc, func(tx kv.Tx) error {
+		if err := attrib.RecordAgentWrite(tx, sc, "/w/a.go", h, "ag-1", "", ""); err != nil {
+			return err
+		}
+		if err := attrib.RecordAgentDelete(tx, sc, "/w/a.go", "ag-2", "", ""); err != nil {
+			return err
+		}
+		return attrib.RecordAgentDelete(tx, sc, "/w/a.go", "ag-1", "", "")
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := put(t, sc, func(tx kv.Tx) error { return attrib.Withdraw(tx, sc, "/w/a.go", attrib.AgentDelete, "ag-1") }); err != nil {
+		t.Fatal(err)
+	}
+	rs := lookup(t, sc, "/w/a.go", now)
+	if len(rs) != 2 || rs[0].Agent != "ag-2" || rs[0].Source != attrib.AgentDelete || rs[1].Source != attrib.AgentWrite {
+		t.Fatalf("after withdrawing ag-1's deletion: %+v", rs)
+	}
+	// Nothing to withdraw: nothing changes.
+	if err := put(t, sc, func(tx kv.Tx) error { return attrib.Withdraw(tx, sc, "/w/b.go", attrib.AgentDelete, "ag-1") }); err != nil {
+		t.Fatal(err)
+	}
+	if rs := lookup(t, sc, "/w/a.go", now); len(rs) != 2 {
+		t.Errorf("records %+v", rs)
 	}
 }

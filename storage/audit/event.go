@@ -102,7 +102,7 @@ var kinds = []string{
 	"token.issued", "token.revoked",
 	"session.started", "session.joined", "session.ended", "session.abandoned",
 	"project.created", "project.root_added", "project.root_removed", "project.removed",
-	"agent.registered", "agent.updated", "agent.retired", "agent.revived",
+	"agent.registered", "agent.updated", "agent.retired", "agent.revived", "agent.offline",
 	"lease.acquired", "lease.renewed", "lease.released", "lease.expired", "lease.forced", "lease.reclaimed",
 	"message.sent", "message.acked",
 	"task.created", "task.claimed", "task.updated", "task.assigned",

@@ -36,8 +36,8 @@
 //   - CheckFence, called inside the transaction of a write, accepts only
 //     the token of a grant that is still recorded, so a holder whose lease
 //     was reclaimed, force-released or replaced cannot write through us;
-//   - a grant whose TTL has passed, or whose agent is gone (see
-//     storage/agent), stays recorded until someone needs it: a conflicting
+//   - a grant whose TTL has passed, or whose agent is gone or offline
+//     (agent.Liveness.Absent), stays recorded until someone needs it: a conflicting
 //     Acquire reclaims it (lease.reclaimed) in the transaction that grants
 //     the new token, and Sweep removes it (lease.expired, lease.reclaimed).
 //
@@ -221,12 +221,21 @@ type FenceError struct {
 }
 
 func (e *FenceError) Error() string {
-	held := "nobody holds it now"
+	held, advice := "nobody holds it now", "acquire the lease again and retry with its token"
 	if len(e.Holders) > 0 {
-		held = "it is held by " + strings.Join(e.Holders, ", ")
+		var hs []string
+		advice = "wait for its release or ask the holder to release it"
+		for _, h := range e.Holders {
+			if h == e.Agent {
+				h += " itself, with another token"
+				advice = "retry with the token of the agent's own grant"
+			}
+			hs = append(hs, h)
+		}
+		held = "it is held by " + strings.Join(hs, ", ")
 	}
-	return fmt.Sprintf("lease: %v: agent %s presented token %d for %q, which is not a current grant (latest token %d; %s); acquire the lease again and retry with its token",
-		ErrFenced, e.Agent, e.Token, e.Resource, e.Latest, held)
+	return fmt.Sprintf("lease: %v: agent %s presented token %d for %q, which is not a current grant (latest token %d; %s); %s",
+		ErrFenced, e.Agent, e.Token, e.Resource, e.Latest, held, advice)
 }
 
 // Is makes a *FenceError match ErrFenced.
@@ -421,8 +430,8 @@ func (h Holder) reclaimable() string {
 	switch {
 	case h.Expired:
 		return "expired"
-	case h.Liveness == agent.Gone:
-		return "holder gone"
+	case h.Liveness.Absent():
+		return "holder " + string(h.Liveness)
 	}
 	return ""
 }
@@ -757,15 +766,25 @@ func Renew(ctx context.Context, sc *tenant.Scope, resource string, token int64, 
 
 func notHeld(e *entry, me string, token int64) error {
 	var hs []string
+	advice := "it was released, reclaimed or force-released: acquire it again"
+	own := false
 	for _, g := range e.grants {
-		hs = append(hs, fmt.Sprintf("%s (token %d)", g.Agent, g.Token))
+		if g.Agent == me {
+			hs = append(hs, fmt.Sprintf("agent %s itself (token %d)", g.Agent, g.Token))
+			advice, own = fmt.Sprintf("send its token %d", g.Token), true
+			continue
+		}
+		hs = append(hs, fmt.Sprintf("agent %s (token %d)", g.Agent, g.Token))
+		if !own {
+			advice = "it is another's: wait for its release or ask the holder to release it"
+		}
 	}
 	held := "nobody holds it now"
 	if len(hs) > 0 {
 		held = "held by " + strings.Join(hs, ", ")
 	}
-	return fmt.Errorf("lease: %w: agent %s holds no lease on %q with token %d (%s); it was released, reclaimed or force-released: acquire it again",
-		ErrNotHeld, me, e.res.raw, token, held)
+	return fmt.Errorf("lease: %w: agent %s holds no lease on %q with token %d (%s); %s",
+		ErrNotHeld, me, e.res.raw, token, held, advice)
 }
 
 // Release ends the scope's agent's grant on resource with token.
@@ -1012,7 +1031,7 @@ func decodeEntry(sp keyspace.TenantSpace, p kv.KeyValue) (*entry, error) {
 }
 
 // Sweep removes, at time now, every grant past its TTL (lease.expired) and
-// every grant of a gone, retired or unknown agent (lease.reclaimed), in
+// every grant of a gone, offline, retired or unknown agent (lease.reclaimed), in
 // transactions of at most sweepBatch resources. It returns the removed
 // grants.
 func Sweep(ctx context.Context, sc *tenant.Scope, now time.Time) ([]Lease, error) {

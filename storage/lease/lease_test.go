@@ -669,3 +669,46 @@ func TestMaxHolders(t *testing.T) {
 		t.Fatal("a refused acquire changed the store")
 	}
 }
+
+// TestRefusalsNameTheRealHolder: a refused token names who holds the
+// resource, and when that is the presenting agent itself, says so and
+// which token to send.
+func TestRefusalsNameTheRealHolder(t *testing.T) {
+	f := setup(t)
+	const res = "src/a.go"
+	l, err := lease.Acquire(f.ctx, f.a, lease.Request{Resource: res})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name        string
+		err         error
+		want, wantN []string
+	}{
+		{"own wrong token, renew", func() error { _, err := lease.Renew(f.ctx, f.a, res, 99, 0); return err }(),
+			[]string{"agent " + f.aID + " itself (token 1)", "send its token 1"}, []string{"acquire it again"}},
+		{"own wrong token, release", lease.Release(f.ctx, f.a, res, 99),
+			[]string{"agent " + f.aID + " itself (token 1)", "send its token 1"}, []string{"acquire it again"}},
+		{"another's token", lease.Release(f.ctx, f.b, res, l.Token),
+			[]string{"agent " + f.bID + " holds no lease", "agent " + f.aID + " (token 1)", "ask the holder"}, []string{"itself", "acquire it again"}},
+		{"own wrong token, fence", fence(f, f.a, res, f.aID, 99),
+			[]string{"it is held by " + f.aID + " itself, with another token", "own grant"}, []string{"acquire the lease again"}},
+		{"another's fence", fence(f, f.b, res, f.bID, 1),
+			[]string{"agent " + f.bID + " presented token 1", "it is held by " + f.aID + ")", "ask the holder"}, []string{"itself", "acquire the lease again"}},
+	} {
+		if c.err == nil {
+			t.Errorf("%s: accepted", c.name)
+			continue
+		}
+		for _, w := range c.want {
+			if !strings.Contains(c.err.Error(), w) {
+				t.Errorf("%s: %q lacks %q", c.name, c.err, w)
+			}
+		}
+		for _, w := range c.wantN {
+			if strings.Contains(c.err.Error(), w) {
+				t.Errorf("%s: %q says %q", c.name, c.err, w)
+			}
+		}
+	}
+}

@@ -72,7 +72,7 @@ func (l layer) start(ctx context.Context, sc *tenant.Scope, in Spec) (Session, e
 		s := Session{
 			ID: id, Tenant: sc.Tenant(), Title: in.Title, Project: pl.project.ID, Dir: pl.dir, Workspace: in.Workspace,
 			Purpose: in.Purpose, Cohort: in.Cohort,
-			State: Open, User: p.User, Agent: p.Agent, Started: now,
+			State: Open, User: p.User, Agent: p.Agent, Bound: in.Bound && p.Agent != "", Started: now,
 			Participants: []Participant{{User: p.User, Agent: p.Agent, Joined: now}},
 		}
 		_, err = sc.Store().Update(ctx, func(tx kv.Tx) error {
@@ -106,6 +106,9 @@ func (l layer) start(ctx context.Context, sc *tenant.Scope, in Spec) (Session, e
 			}
 			if s.Cohort != "" {
 				ev.Attrs["cohort"] = s.Cohort
+			}
+			if s.Bound {
+				ev.Attrs["bound"] = true
 			}
 			_, err = sc.Log().Writer(tx).Append(ev)
 			return err

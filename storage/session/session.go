@@ -93,6 +93,9 @@ type Spec struct {
 	Purpose string
 	// Cohort names the group of agents working together (optional).
 	Cohort string
+	// Bound makes the session the handle of the agent that starts it (see
+	// Session.Bound).
+	Bound bool
 }
 
 // Outcome is how a session ended.
@@ -128,8 +131,13 @@ type Session struct {
 	State     State  `json:"state"`
 	// User and Agent started the session; they are also the first
 	// participant.
-	User    string    `json:"user"`
-	Agent   string    `json:"agent,omitempty"`
+	User  string `json:"user"`
+	Agent string `json:"agent,omitempty"`
+	// Bound is set when the session was started as the handle of its
+	// Agent (a host speaking for several models names the agent when it
+	// starts the session): a call of the same user through the same client
+	// that passes the session's id acts as that agent.
+	Bound   bool      `json:"bound,omitempty"`
 	Started time.Time `json:"started"`
 	// Ended, EndedBy and Outcome are set when the session ends.
 	Ended        time.Time `json:"ended,omitzero"`

@@ -3,10 +3,19 @@
 //
 //	open → claimed → in_progress → review → done
 //
-// plus blocked and cancelled (see Allowed). Every change names the version
-// it expects, so concurrent changes are optimistic: of several agents
-// claiming one open task, exactly one wins and the others get a
-// *VersionError. Every mutation is one transaction that also appends its
+// plus blocked and cancelled (see Allowed). A task that is held (it has an
+// assignee and is claimed, in progress, in review or blocked) is moved —
+// Transition, Assign, Claim — only by its assignee, its creator or a
+// person: a scope acting as no agent, which the operator surfaces (CLI,
+// dashboard) are and which Scope.CanWrite admits only as a member or an
+// admin. Its creator is the agent that created it; a task a person created
+// has no creator agent, and that person moves it as every person does (the
+// person's agents do not inherit the right). Anyone else gets a
+// *ForbiddenError naming the assignee (see MayMove). Next lists, for one
+// caller, exactly the states Transition then accepts. Every change names
+// the version it expects, so concurrent changes are optimistic: of
+// several agents claiming one open task, exactly one wins and the others
+// get a *VersionError. Every mutation is one transaction that also appends its
 // audit event (task.created, task.claimed, task.updated, task.assigned)
 // under the path "task:<id>", so History is the task's assignment and
 // state history.
@@ -86,9 +95,9 @@ const (
 )
 
 // Errors, wrapped with detail; match them with errors.Is. A stale version
-// is a *VersionError and an illegal transition a *TransitionError;
-// permission errors wrap tenant.ErrForbidden and an unknown assignee
-// agent.ErrNotFound.
+// is a *VersionError, an illegal transition a *TransitionError and a move
+// of a task held by another a *ForbiddenError; permission errors wrap
+// tenant.ErrForbidden and an unknown assignee agent.ErrNotFound.
 var (
 	// ErrInvalid: an argument is missing, malformed or too large.
 	ErrInvalid = errors.New("invalid argument")
@@ -146,6 +155,8 @@ func (e *VersionError) Is(target error) bool { return target == ErrVersion }
 type TransitionError struct {
 	ID       string
 	From, To State
+	// Task is the task as it is now.
+	Task Task
 	// Allowed are the states the task may move to now.
 	Allowed []State
 	// Hint says how to reach To, when another call does it.
@@ -170,6 +181,86 @@ func (e *TransitionError) Error() string {
 
 // Is makes a *TransitionError match ErrTransition.
 func (e *TransitionError) Is(target error) bool { return target == ErrTransition }
+
+// ForbiddenError reports a move of a held task by a caller that is
+// neither its assignee nor its creator nor a person (see MayMove).
+type ForbiddenError struct {
+	// Task is the task as it is now.
+	Task Task
+	// Agent is the agent that tried to move it.
+	Agent string
+}
+
+func (e *ForbiddenError) Error() string {
+	return fmt.Sprintf("task: %v: %s is %s and assigned to agent %s; agent %s is neither its assignee nor its creator (%s), "+
+		"so only they or a person through the operator surfaces may move it: message the assignee, or pick another open task",
+		tenant.ErrForbidden, e.Task.ID, e.Task.State, e.Task.Assignee, e.Agent, e.Task.CreatedBy)
+}
+
+// Is makes a *ForbiddenError match tenant.ErrForbidden.
+func (e *ForbiddenError) Is(target error) bool { return target == tenant.ErrForbidden }
+
+// Held reports whether t is someone's work in progress: assigned, and
+// claimed, in progress, in review or blocked. Only MayMove's callers move
+// a held task.
+func Held(t Task) bool {
+	switch t.State {
+	case Claimed, InProgress, Review, Blocked:
+		return t.Assignee != ""
+	}
+	return false
+}
+
+// MayMove returns nil when principal p may move t — t is not held, or p is
+// its assignee, its creator agent, or a person (no agent) — and a
+// *ForbiddenError otherwise. Whether p may write at all is Scope.CanWrite's
+// question.
+func MayMove(t Task, p tenant.Principal) error {
+	if !Held(t) || p.Agent == "" || p.Agent == t.Assignee || p.Agent == t.CreatedBy {
+		return nil
+	}
+	return &ForbiddenError{Task: t, Agent: p.Agent}
+}
+
+// refuse returns why Transition of t to state to by p fails, or nil: the
+// one rule that both Transition and Next apply.
+func refuse(t Task, p tenant.Principal, to State) error {
+	if err := MayMove(t, p); err != nil {
+		return err
+	}
+	if to == Claimed {
+		return &TransitionError{ID: t.ID, From: t.State, To: to, Task: t, Allowed: Allowed(t.State),
+			Hint: "claim it with Claim, or assign it to an agent with Assign"}
+	}
+	if err := checkTransition(t, to, ""); err != nil {
+		return err
+	}
+	if to == InProgress && t.Assignee == "" {
+		return &TransitionError{ID: t.ID, From: t.State, To: to, Task: t, Allowed: Allowed(t.State),
+			Hint: "an unassigned task must be claimed or assigned before work starts"}
+	}
+	return nil
+}
+
+// Next returns the states Transition moves t to when p calls it at t's
+// version, in life order: Allowed(t.State) less claimed (which Claim and
+// Assign reach), less in_progress for an unassigned task, and none when p
+// may not move t. Replies that suggest moves list exactly these.
+func Next(t Task, p tenant.Principal) []State {
+	var out []State
+	for _, s := range States() {
+		if refuse(t, p, s) == nil {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// MayClaim reports whether Claim by p of t at its version succeeds as far
+// as the task goes (p must act as a live agent of the tenant too).
+func MayClaim(t Task, p tenant.Principal) bool {
+	return p.Agent != "" && MayMove(t, p) == nil && slices.Contains(transitions[t.State], Claimed)
+}
 
 // Index names.
 const (
@@ -441,7 +532,7 @@ func checkTransition(t Task, to State, hint string) error {
 	if slices.Contains(transitions[t.State], to) {
 		return nil
 	}
-	return &TransitionError{ID: t.ID, From: t.State, To: to, Allowed: Allowed(t.State), Hint: hint}
+	return &TransitionError{ID: t.ID, From: t.State, To: to, Task: t, Allowed: Allowed(t.State), Hint: hint}
 }
 
 // Claim makes the scope's agent the assignee of an open (or blocked) task
@@ -456,6 +547,10 @@ func Claim(ctx context.Context, sc *tenant.Scope, id string, version int64) (Tas
 		if err := checkTransition(*t, Claimed, ""); err != nil {
 			return "", "", nil, err
 		}
+		// A blocked task stays its assignee's.
+		if err := MayMove(*t, sc.Principal()); err != nil {
+			return "", "", nil, err
+		}
 		if _, err := agent.Read(tx, sc, me, agent.Now(ctx)); err != nil {
 			return "", "", nil, err
 		}
@@ -466,7 +561,8 @@ func Claim(ctx context.Context, sc *tenant.Scope, id string, version int64) (Tas
 }
 
 // Assign sets a task's assignee (an agent of the tenant) at version; an
-// empty agentID unassigns it. Assigning an open or blocked task moves it to
+// empty agentID unassigns it. A held task is reassigned only by MayMove's
+// callers. Assigning an open or blocked task moves it to
 // claimed; unassigning a claimed or in-progress task reopens it.
 func Assign(ctx context.Context, sc *tenant.Scope, id string, version int64, agentID string) (Task, error) {
 	if agentID != "" {
@@ -476,8 +572,11 @@ func Assign(ctx context.Context, sc *tenant.Scope, id string, version int64, age
 	}
 	return change(ctx, sc, id, version, func(tx kv.Tx, t *Task) (string, string, map[string]any, error) {
 		if t.State == Done || t.State == Cancelled {
-			return "", "", nil, &TransitionError{ID: t.ID, From: t.State, To: t.State, Allowed: Allowed(t.State),
+			return "", "", nil, &TransitionError{ID: t.ID, From: t.State, To: t.State, Task: *t, Allowed: Allowed(t.State),
 				Hint: "a " + string(t.State) + " task cannot be assigned"}
+		}
+		if err := MayMove(*t, sc.Principal()); err != nil {
+			return "", "", nil, err
 		}
 		if agentID == t.Assignee {
 			return "", "", nil, invalid("task %s is already assigned to %q", t.ID, agentID)
@@ -505,7 +604,8 @@ func Assign(ctx context.Context, sc *tenant.Scope, id string, version int64, age
 
 // Transition moves a task at version to state to, with an optional note
 // for the log. Moving back to open clears the assignee. Claimed is reached
-// with Claim or Assign, which name the assignee.
+// with Claim or Assign, which name the assignee. A held task is moved
+// only by MayMove's callers; Next lists the states this accepts.
 func Transition(ctx context.Context, sc *tenant.Scope, id string, version int64, to State, note string) (Task, error) {
 	if !slices.Contains(States(), to) {
 		return Task{}, invalid("state %q: send one of open, claimed, in_progress, review, done, blocked, cancelled", to)
@@ -514,16 +614,8 @@ func Transition(ctx context.Context, sc *tenant.Scope, id string, version int64,
 		return Task{}, err
 	}
 	return change(ctx, sc, id, version, func(tx kv.Tx, t *Task) (string, string, map[string]any, error) {
-		if to == Claimed {
-			return "", "", nil, &TransitionError{ID: t.ID, From: t.State, To: to, Allowed: Allowed(t.State),
-				Hint: "claim it with Claim, or assign it to an agent with Assign"}
-		}
-		if err := checkTransition(*t, to, ""); err != nil {
+		if err := refuse(*t, sc.Principal(), to); err != nil {
 			return "", "", nil, err
-		}
-		if to == InProgress && t.Assignee == "" {
-			return "", "", nil, &TransitionError{ID: t.ID, From: t.State, To: to, Allowed: Allowed(t.State),
-				Hint: "an unassigned task must be claimed or assigned before work starts"}
 		}
 		from, prev := t.State, t.Assignee
 		t.State = to

@@ -627,3 +627,171 @@ func TestProject(t *testing.T) {
 		t.Fatal("refused tasks changed the store")
 	}
 }
+
+// moveFixture is a task board with a creator agent, an assignee agent, a
+// stranger agent (all of user alice), a member person (bob, through a
+// token) and the local admin person (alice).
+type moveFixture struct {
+	*fixture
+	creator, stranger *tenant.Scope
+	member            *tenant.Scope
+}
+
+func setupMoves(t *testing.T) *moveFixture {
+	t.Helper()
+	f := setup(t)
+	_, creator := agenttest.Agent(t, f.ctx, f.admin, "creator", agent.Registration{})
+	m := agenttest.RoleScope(t, f.s, "acme", "bob", tenant.RoleMember)
+	return &moveFixture{fixture: f, creator: creator, stranger: f.b, member: m}
+}
+
+// heldTask returns a task the creator agent created (or, when byPerson,
+// the admin person) and agent a claimed, walked on to state s.
+func (f *moveFixture) heldTask(t *testing.T, byPerson bool, s task.State) task.Task {
+	t.Helper()
+	by := f.creator
+	if byPerson {
+		by = f.admin
+	}
+	tk, err := task.Create(f.ctx, by, task.New{Title: "held"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tk, err = task.Claim(f.ctx, f.a, tk.ID, tk.Version); err != nil {
+		t.Fatal(err)
+	}
+	path := map[task.State][]task.State{
+		task.Claimed: nil, task.InProgress: {task.InProgress}, task.Review: {task.InProgress, task.Review},
+		task.Blocked: {task.Blocked},
+	}[s]
+	for _, to := range path {
+		if tk, err = task.Transition(f.ctx, f.a, tk.ID, tk.Version, to, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return tk
+}
+
+// TestMovePermissions: a held task moves only by its assignee, its
+// creator agent or a person; anyone else is refused with a *ForbiddenError
+// naming the assignee, and nothing changes.
+func TestMovePermissions(t *testing.T) {
+	f := setupMoves(t)
+	type op struct {
+		name string
+		do   func(sc *tenant.Scope, tk task.Task) (task.Task, error)
+	}
+	ops := []op{
+		{"cancel", func(sc *tenant.Scope, tk task.Task) (task.Task, error) {
+			return task.Transition(f.ctx, sc, tk.ID, tk.Version, task.Cancelled, "")
+		}},
+		{"reopen", func(sc *tenant.Scope, tk task.Task) (task.Task, error) {
+			return task.Transition(f.ctx, sc, tk.ID, tk.Version, task.Open, "")
+		}},
+		{"reassign", func(sc *tenant.Scope, tk task.Task) (task.Task, error) {
+			return task.Assign(f.ctx, sc, tk.ID, tk.Version, f.bID)
+		}},
+		{"unassign", func(sc *tenant.Scope, tk task.Task) (task.Task, error) {
+			return task.Assign(f.ctx, sc, tk.ID, tk.Version, "")
+		}},
+	}
+	for _, c := range []struct {
+		caller   string
+		sc       *tenant.Scope
+		byPerson bool // the task's creator was the admin person
+		allowed  bool
+	}{
+		{"assignee", f.a, false, true},
+		{"creator agent", f.creator, false, true},
+		{"admin person", f.admin, false, true},
+		{"member person", f.member, false, true},
+		{"stranger agent", f.stranger, false, false},
+		// A person's agents do not inherit the person's right as creator.
+		{"agent of the person who created it", f.stranger, true, false},
+		{"the person who created it", f.admin, true, true},
+	} {
+		for _, state := range []task.State{task.Claimed, task.InProgress, task.Review, task.Blocked} {
+			for _, o := range ops {
+				t.Run(c.caller+"/"+string(state)+"/"+o.name, func(t *testing.T) {
+					tk := f.heldTask(t, c.byPerson, state)
+					if state == task.Review && o.name == "reopen" {
+						return // review → open is no transition for anyone
+					}
+					got, err := o.do(c.sc, tk)
+					if c.allowed {
+						if err != nil {
+							t.Fatalf("refused: %v", err)
+						}
+						return
+					}
+					var fe *task.ForbiddenError
+					if !errors.As(err, &fe) || !errors.Is(err, tenant.ErrForbidden) || fe.Task.Assignee != f.aID ||
+						!strings.Contains(err.Error(), "assigned to agent "+f.aID) {
+						t.Fatalf("got %+v, %v; want a *ForbiddenError naming %s", got, err, f.aID)
+					}
+					if after, _ := task.Get(f.ctx, f.admin, tk.ID); after != tk {
+						t.Fatalf("a refused move changed the task: %+v", after)
+					}
+					if n := task.Next(tk, c.sc.Principal()); len(n) != 0 {
+						t.Fatalf("Next offers %v to a caller that may not move the task", n)
+					}
+				})
+			}
+		}
+	}
+	// Claiming a blocked task held by another is a move too.
+	tk := f.heldTask(t, false, task.Blocked)
+	if _, err := task.Claim(f.ctx, f.stranger, tk.ID, tk.Version); !errors.Is(err, tenant.ErrForbidden) {
+		t.Fatalf("a stranger claimed a blocked task of another: %v", err)
+	}
+	if got, err := task.Claim(f.ctx, f.a, tk.ID, tk.Version); err != nil || got.State != task.Claimed {
+		t.Fatalf("the assignee reclaiming its blocked task: %+v, %v", got, err)
+	}
+	// A task nobody holds is anyone's: open, and done or cancelled.
+	tk, _ = task.Create(f.ctx, f.creator, task.New{Title: "free"})
+	if _, err := task.Transition(f.ctx, f.stranger, tk.ID, tk.Version, task.Blocked, ""); err != nil {
+		t.Fatalf("blocking an open task: %v", err)
+	}
+}
+
+// TestNextIsTransition: for every state, every kind of caller and every
+// target state, Transition succeeds exactly when Next lists the target.
+func TestNextIsTransition(t *testing.T) {
+	f := setupMoves(t)
+	callers := map[string]*tenant.Scope{"assignee": f.a, "creator": f.creator, "stranger": f.stranger, "person": f.member}
+	// at returns a task in state s: held by a where the state allows.
+	at := func(t *testing.T, s task.State) task.Task {
+		switch s {
+		case task.Claimed, task.InProgress, task.Review, task.Blocked:
+			return f.heldTask(t, false, s)
+		}
+		tk, err := task.Create(f.ctx, f.creator, task.New{Title: "t"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := map[task.State][]task.State{task.Done: {task.InProgress, task.Review, task.Done}, task.Cancelled: {task.Cancelled}}[s]
+		if len(path) > 0 && path[0] == task.InProgress {
+			if tk, err = task.Claim(f.ctx, f.a, tk.ID, tk.Version); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, to := range path {
+			if tk, err = task.Transition(f.ctx, f.a, tk.ID, tk.Version, to, ""); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return tk
+	}
+	for _, from := range task.States() {
+		for name, sc := range callers {
+			next := task.Next(at(t, from), sc.Principal())
+			for _, to := range task.States() {
+				tk := at(t, from)
+				_, err := task.Transition(f.ctx, sc, tk.ID, tk.Version, to, "")
+				if want := slices.Contains(next, to); (err == nil) != want {
+					t.Errorf("%s %s→%s: Next %v says %v, Transition: %v", name, from, to, next, want, err)
+				}
+			}
+		}
+	}
+}

@@ -70,20 +70,24 @@ function ago(t, now = Date.now()) {
   if (s < 172800) return `${Math.round(s / 3600)} h ago`;
   return `${Math.round(s / 86400)} d ago`;
 }
-// Agents are named by their hosts; events carry only their ids.
-const agentNames = new Map();
+// Agents are named by their hosts; events, sessions and tasks carry only
+// their ids. People read "name (model)"; the id is on hover.
+const agentLabels = new Map();
 let namesLoading = null;
+const labelOf = (a) => a.model ? `${a.name} (${a.model})` : a.name;
 function refreshAgentNames() {
   if (!namesLoading) {
     namesLoading = api('/api/v1/agents').then(({ agents }) => {
       let changed = false;
-      for (const a of agents) if (agentNames.get(a.id) !== a.name) { agentNames.set(a.id, a.name); changed = true; }
+      for (const a of agents) if (agentLabels.get(a.id) !== labelOf(a)) { agentLabels.set(a.id, labelOf(a)); changed = true; }
       if (changed) { for (const r of [...$('events').querySelectorAll('.row')]) r.remove(); render(); }
     }).catch(report).finally(() => { namesLoading = null; });
   }
   return namesLoading;
 }
-const agentName = (id) => agentNames.get(id) || id;
+// agentName renders agent id for people: "name (model)", the id while the
+// agent is unknown.
+const agentName = (id) => agentLabels.get(id) || id;
 const who = (ev) => ev.agent ? agentName(ev.agent) : (ev.user || '');
 
 // ---- projects -------------------------------------------------------------
@@ -273,7 +277,7 @@ async function loadHistory(head, gen) {
 function arrive(ev) {
   if (live.cursor && ev.id <= live.cursor) return; // never twice
   live.cursor = ev.id;
-  if (ev.agent && !agentNames.has(ev.agent)) refreshAgentNames();
+  if (ev.agent && !agentLabels.has(ev.agent)) refreshAgentNames();
   if (live.paused) { live.pending.push(ev); return; }
   live.events.unshift(ev);
   cap();
@@ -455,15 +459,25 @@ views.agents = async () => {
 
 // ---- files --------------------------------------------------------------------
 
+// author renders who changed a file: an agent as "name (model)" with its
+// id on hover, a human by user name, else "unknown".
+function author(ev) {
+  const a = ev.attribution || {};
+  const id = a.agent_id || (a.actor === 'agent' ? ev.agent : '');
+  if (id) return el('td', { class: 'who', title: id, text: agentName(id) });
+  if (a.actor === 'human' && ev.user) return el('td', { class: 'who', text: ev.user + ' (human)' });
+  return el('td', { class: 'who', text: a.actor || 'unknown' });
+}
+
 views.files = async () => {
-  const { events } = await api(withProject('/api/v1/files?limit=200'));
+  const [{ events }] = await Promise.all([api(withProject('/api/v1/files?limit=200')), refreshAgentNames()]);
   $('files').replaceChildren(...events.map((ev) => {
     const a = ev.attribution || {};
     return el('tr', { 'data-id': ev.id },
       el('td', { title: ev.time, text: ago(ev.time) }), el('td', { text: ev.kind.replace('file.', '') }),
       el('td', { class: 'proj', text: projectName(ev.project) }),
       el('td', { class: 'path' }, pathButton(ev, true)),
-      el('td', { text: (a.actor || 'unknown') + (a.agent_id ? ' ' + a.agent_id : ev.user ? ' ' + ev.user : '') }),
+      author(ev),
       el('td', { text: (a.evidence || 'none').split(':')[0] + (a.confidence ? ` (${Math.round(a.confidence * 100)}%)` : '') }));
   }));
   $('files-empty').hidden = events.length > 0;
@@ -472,12 +486,12 @@ views.files = async () => {
 // ---- tasks ----------------------------------------------------------------------
 
 views.tasks = async () => {
-  const { tasks, states } = await api(withProject('/api/v1/tasks?limit=1000'));
+  const [{ tasks, states }] = await Promise.all([api(withProject('/api/v1/tasks?limit=1000')), refreshAgentNames()]);
   $('board').replaceChildren(...states.map((st) => el('div', { class: 'col', 'data-state': st },
     el('h3', { text: st.replace('_', ' ') }),
     ...tasks.filter((t) => t.state === st).map((t) => el('div', { class: 'card', tabindex: '0' },
       el('div', { text: t.title }),
-      el('div', { class: 'muted', text: (t.project && !projects.selected ? projectName(t.project) + ' · ' : '') + (t.assignee ? 'assigned to ' + agentName(t.assignee) : 'unassigned') }))))));
+      el('div', { class: 'muted', title: t.assignee || '', text: (t.project && !projects.selected ? projectName(t.project) + ' · ' : '') + (t.assignee ? 'assigned to ' + agentName(t.assignee) : 'unassigned') }))))));
   $('tasks-empty').hidden = tasks.length > 0;
 };
 

@@ -189,10 +189,21 @@ try {
       check(await path.textContent() === 'src/auth/login_test.go', `the file shows as ${await path.textContent()}`);
       check(await path.getAttribute('title') === projectRoot + '/src/auth/login_test.go', `its full path on hover is ${await path.getAttribute('title')}`);
       check(await tr.locator('td.proj').textContent() === main.name, `its project shows as ${await tr.locator('td.proj').textContent()}`);
+      // The file under the builder's lease is the builder's: its name and
+      // model, its id on hover.
+      const leased = page.locator('#files tr').filter({ has: page.locator('td.path button', { hasText: /^src\/auth\/login\.go$/ }) }).first();
+      await leased.waitFor();
+      const who = leased.locator('td.who');
+      check(await who.textContent() === 'builder (qwen2.5-coder-7b-instruct)', `the leased file's author shows as ${await who.textContent()}`);
+      check(/^ag_/.test(await who.getAttribute('title') || ''), `the author's id on hover is ${await who.getAttribute('title')}`);
     },
     tasks: async () => {
-      await page.locator('#board .col[data-state=in_progress] .card', { hasText: 'Add a test for the login redirect' }).waitFor();
+      const card = page.locator('#board .col[data-state=in_progress] .card', { hasText: 'Add a test for the login redirect' });
+      await card.waitFor();
       await page.locator('#board .col[data-state=open] .card', { hasText: 'Rotate the signing key' }).waitFor();
+      const assignee = card.locator('.muted');
+      check((await assignee.textContent()).endsWith('assigned to reviewer (llama-3.1-8b-instruct)'), `the claimed task shows ${await assignee.textContent()}`);
+      check(/^ag_/.test(await assignee.getAttribute('title') || ''), `the assignee's id on hover is ${await assignee.getAttribute('title')}`);
     },
     activity: async () => {
       await page.locator('#lanes svg rect').first().waitFor();

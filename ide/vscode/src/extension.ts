@@ -42,6 +42,8 @@ interface AuditEvent {
   session?: string;
   summary?: string;
   attribution?: { actor: string; agent_id?: string; model?: string };
+  /** Who made the change, for people: "agent builder (qwen2.5-coder-7b)" (coditect.file.history). */
+  who?: string;
 }
 
 interface Agent {
@@ -286,6 +288,7 @@ async function fileHistory(arg?: unknown): Promise<void> {
 }
 
 function who(ev: AuditEvent): string {
+  if (ev.who) return ev.who;
   const a = ev.attribution;
   if (a?.actor === 'human') return `${ev.user ?? 'human'} (human)`;
   if (a?.actor === 'agent') return `agent ${a.agent_id ?? ev.agent ?? ''}${a.model ? ` (${a.model})` : ''}`;

@@ -1,4 +1,4 @@
-package watch
+package gitignore
 
 import (
 	"strings"
@@ -12,7 +12,7 @@ func FuzzIgnorePattern(f *testing.F) {
 		f.Add(s, "a/b/c.go", false)
 	}
 	f.Fuzz(func(t *testing.T, line, path string, isDir bool) {
-		p, ok := parseIgnoreLine(line, "")
+		p, ok := parseLine(line, "")
 		if !ok {
 			return
 		}
