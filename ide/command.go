@@ -21,7 +21,7 @@ import (
 //	coditect.session.join   {id}                   join an open session (an agent's): the editor's saves are filed under it
 //	coditect.session.end    {status?, summary?}    end it (status completed, failed or cancelled)
 //	coditect.dashboard      {}                     the dashboard's URL ({url})
-//	coditect.file.history   {uri, limit?}          a file's events, newest first ({project, path, abs, events}); each event's who names its author for people
+//	coditect.file.history   {uri, limit?}          a file's events, newest first ({project, path, abs, events}); each event's who names its author for people, and diff is what an agent's change through the files tools did (a unified diff)
 //	coditect.agents         {}                     the tenant's active agents ({agents})
 //	coditect.status         {}                     for a status bar: user, session, agents alive, buffers
 
@@ -211,10 +211,12 @@ func (s *server) fileHistory(ctx context.Context, arg json.RawMessage) (any, err
 
 // historyEvent is an event of a file's history with its author named for
 // people (actor.plain: "agent builder (qwen2.5-coder-7b)", "alice
-// (human)"); the event keeps the ids.
+// (human)"); the event keeps the ids. Diff is the bounded unified diff
+// the files tools record with an agent's change (attrs "diff").
 type historyEvent struct {
 	audit.Event
-	Who string `json:"who"`
+	Who  string `json:"who"`
+	Diff string `json:"diff,omitempty"`
 }
 
 // named gives each event its who, reading each agent once.
@@ -231,7 +233,8 @@ func (s *server) named(ctx context.Context, evs []audit.Event) []historyEvent {
 			who = s.describe(ctx, ev).plain()
 			seen[key] = who
 		}
-		out = append(out, historyEvent{Event: ev, Who: who})
+		diff, _ := ev.Attrs["diff"].(string)
+		out = append(out, historyEvent{Event: ev, Who: who, Diff: diff})
 	}
 	return out
 }

@@ -9,7 +9,7 @@ import (
 
 	"github.com/sourcegraph/jsonrpc2"
 
-	"github.com/coditect/coditect/storage/tenant"
+	"github.com/coditect/coditect/storage/errclass"
 )
 
 // Dispatch, as gopls does it (ARCHITECTURE.md §6):
@@ -234,19 +234,36 @@ func (s *server) replyError(ctx context.Context, req *jsonrpc2.Request, code int
 	}
 }
 
-// replyErr translates err to a JSON-RPC error, once.
+// replyErr translates err to a JSON-RPC error, once: the one place the
+// IDE protocol maps layer errors, by class (errclass). An invalid argument
+// is InvalidParams; the other classes are RequestFailed with data
+// {"class": "not_found" | "conflict" | "forbidden" | "unavailable"}.
 func (s *server) replyErr(ctx context.Context, req *jsonrpc2.Request, err error) {
 	var re *rpcError
 	switch {
 	case errors.As(err, &re):
 		s.replyError(ctx, req, re.code, re.msg)
+		return
 	case errors.Is(err, context.Canceled) && s.ctx.Err() == nil:
 		s.replyError(ctx, req, codeRequestCancelled, "request cancelled")
-	case errors.Is(err, tenant.ErrForbidden):
-		s.replyError(ctx, req, codeRequestFailed, err.Error())
-	default:
+		return
+	}
+	class := errclass.Of(err)
+	switch class {
+	case errclass.Invalid:
+		s.replyError(ctx, req, codeInvalidParams, err.Error())
+		return
+	case nil, errclass.Unavailable:
 		s.log.Warn("request failed", "method", req.Method, "error", err)
-		s.replyError(ctx, req, codeRequestFailed, err.Error())
+	}
+	e := &jsonrpc2.Error{Code: codeRequestFailed, Message: err.Error()}
+	if class != nil {
+		e.SetError(struct {
+			Class string `json:"class"`
+		}{class.Name()})
+	}
+	if rerr := s.rpc.ReplyWithError(context.WithoutCancel(ctx), req.ID, e); rerr != nil {
+		s.log.Debug("reply", "method", req.Method, "error", rerr)
 	}
 }
 

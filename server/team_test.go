@@ -183,6 +183,9 @@ func exerciseTeam(t *testing.T, a, b *client, bName, ws, outside string) string 
 	b.ok("task_claim", map[string]any{"task_id": tid, "version": 1})
 	a.fail("task_claim", map[string]any{"task_id": tid, "version": 1}, bID)
 	b.ok("task_update", map[string]any{"task_id": tid, "version": 2, "state": "in_progress"})
+	if m, text := a.ok("task_next", map[string]any{}); m["task"] != nil || m["held"] != float64(1) {
+		t.Errorf("task_next with the only task held by b: %v %s", m, text)
+	}
 
 	// Paths that leave the workspace are refused.
 	for _, p := range []string{"../escape.txt", filepath.Join(outside, "escape.txt"), "out/escape.txt", "secret.txt"} {
@@ -504,6 +507,7 @@ func TestHTTPCoordTenantIsolation(t *testing.T) {
 			{"session_join", map[string]any{"session_id": sid}, "no session"},
 			{"task_claim", map[string]any{"task_id": tid, "version": 1}, "no task"},
 			{"task_update", map[string]any{"task_id": tid, "version": 1, "state": "cancelled"}, "no task"},
+			{"task_create", map[string]any{"title": "after B's", "blocked_by": []string{tid}}, "no task"},
 			{"message_send", map[string]any{"to": b1ID, "body": "A to B"}, "no agent"},
 			{"message_send", map[string]any{"to": "b-one-" + era, "body": "A to B"}, "no active agent"},
 			{"lease_release", map[string]any{"resource": "b.txt", "token": bTok}, "no lease of yours"},

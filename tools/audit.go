@@ -3,6 +3,8 @@ package tools
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -113,8 +115,11 @@ func Audit(logger *slog.Logger, queue *AuditQueue) Middleware {
 // keeps them (up to maxAuditPending) and retries until a commit succeeds,
 // and meanwhile calls no longer wait for their records — reads go on while
 // another process holds the store's write lock, and their records are
-// committed once it lets go. With a spool (UseSpool), the records of reads
-// are safe in its file before their calls are answered, and are committed
+// committed once it lets go. A retried chunk carries its records'
+// idempotency keys (Call.recordKey): a commit cut off by its deadline may
+// have landed, and its retry then writes nothing. With a spool (UseSpool),
+// the records of reads are safe in its file before their calls are
+// answered, and are committed
 // by the same loop without anyone waiting; records still in the spool when
 // the process dies are appended by the next process on the store. Flush
 // and Close commit everything queued; Close leaves the spool file only if
@@ -538,10 +543,29 @@ func ToolEvent(c *Call, err error, d time.Duration) audit.Event {
 		}
 	}
 	ev.Attrs = attrs
+	ev.IdempotencyKey = c.recordKey()
 	ev.Session = sessionArg(c.Args)
 	ev.Project, ev.Path = c.project, c.path
 	return ev
 }
+
+// recordKey returns the idempotency key of the call's tool.called event,
+// drawn once per call before its first append. Every append of the record
+// carries it — a transaction run again after a commit whose outcome was
+// unknown (FoundationDB's commit_unknown_result), the queue's retry of a
+// chunk whose commit ran past its deadline, the recovery of a spool — so
+// an append that landed already writes nothing the second time.
+func (c *Call) recordKey() string {
+	if c.recordID == "" {
+		var b [12]byte
+		_, _ = rand.Read(b[:])
+		c.recordID = recordKeyPrefix + hex.EncodeToString(b[:])
+	}
+	return c.recordID
+}
+
+// recordKeyPrefix starts the idempotency key of every tool.called record.
+const recordKeyPrefix = "tool.called/"
 
 // sessionArg returns the call's session_id argument when it is a well-formed
 // session id, so that the event lands in the session's index; "" otherwise.

@@ -22,7 +22,7 @@ func Coord() Toolset {
 			agentsListTool(), agentUpdateTool(), sessionJoinTool(),
 			leaseAcquireTool(), leaseRenewTool(), leaseReleaseTool(),
 			messageSendTool(), inboxTool(),
-			taskCreateTool(), taskListTool(), taskClaimTool(), taskUpdateTool(),
+			taskCreateTool(), taskListTool(), taskClaimTool(), taskNextTool(), taskUpdateTool(),
 		},
 	}
 }

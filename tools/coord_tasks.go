@@ -28,16 +28,26 @@ type taskOut struct {
 	Version   int64     `json:"version"`
 	CreatedBy string    `json:"created_by"`
 	Updated   time.Time `json:"updated"`
+	// Priority, BlockedBy, Parent and Skills place the task in the graph
+	// (storage/task); Ready says it is open with every blocker done, and
+	// Waiting lists the blockers not done.
+	Priority  int      `json:"priority,omitempty"`
+	BlockedBy []string `json:"blocked_by,omitempty"`
+	Parent    string   `json:"parent,omitempty"`
+	Skills    []string `json:"skills,omitempty"`
+	Ready     bool     `json:"ready,omitempty"`
+	Waiting   []string `json:"waiting,omitempty"`
 	// Next are the states the caller may move the task to now, at Version
 	// ("claimed" through task_claim, the others through task_update), in
 	// the replies that change a task.
 	Next []string `json:"next,omitempty"`
 }
 
-const taskSchema = `{"type":"object","required":["task_id","title","state","version","created_by","updated"],"properties":{
-	"task_id":{"type":"string"},"title":{"type":"string"},"description":{"type":"string"},"project":{"type":"string"},"state":{"type":"string"},
-	"assignee":{"type":"string"},"version":{"type":"integer"},"created_by":{"type":"string"},"updated":{"type":"string"},
-	"next":{"type":"array","items":{"type":"string"}}}}`
+// taskSchema lists the fields a model acts on; the others (title,
+// assignee, blocked_by...) are in the result without a schema
+// entry, to keep the coord toolset within its tools/list budget.
+const taskSchema = `{"type":"object","required":["task_id","version"],"properties":{
+	"task_id":{"type":"string"},"state":{"type":"string"},"version":{"type":"integer"},"ready":{"type":"boolean"},"next":{"type":"array","items":{"type":"string"}}}}`
 
 // maxListedDescription bounds a description in task_list; task_claim
 // returns it whole.
@@ -46,7 +56,8 @@ const maxListedDescription = 1000
 // taskOut shows a task with its project's name.
 func (c *Call) taskOut(ctx context.Context, t task.Task) taskOut {
 	return taskOut{TaskID: t.ID, Title: t.Title, Description: t.Description, Project: c.projectName(ctx, t.Project), State: string(t.State),
-		Assignee: t.Assignee, Version: t.Version, CreatedBy: t.CreatedBy, Updated: t.Updated.UTC()}
+		Assignee: t.Assignee, Version: t.Version, CreatedBy: t.CreatedBy, Updated: t.Updated.UTC(),
+		Priority: t.Priority, BlockedBy: t.BlockedBy, Parent: t.Parent, Skills: t.Skills, Ready: t.Ready, Waiting: t.Waiting}
 }
 
 // movedOut shows a task a call just changed, with the caller's next
@@ -75,7 +86,17 @@ func (t taskOut) line(names map[string]string, me string) string {
 	if t.Project != "" {
 		where = " in project " + t.Project
 	}
-	return fmt.Sprintf("%s v%d %s%s, %s: %s", t.TaskID, t.Version, t.State, where, who, t.Title)
+	graph := ""
+	if t.Priority != 0 {
+		graph += fmt.Sprintf(" priority %d", t.Priority)
+	}
+	switch {
+	case t.Ready:
+		graph += " ready"
+	case len(t.Waiting) > 0:
+		graph += " waiting on " + strings.Join(t.Waiting, ", ")
+	}
+	return fmt.Sprintf("%s v%d %s%s%s, %s: %s", t.TaskID, t.Version, t.State, graph, where, who, t.Title)
 }
 
 // projectArg resolves an optional project argument (a name or id) to the
@@ -247,19 +268,26 @@ func (c *Call) taskError(ctx context.Context, err error, id string, to task.Stat
 
 type taskCreateArgs struct {
 	actingAs
-	Title       string `json:"title"`
-	Description string `json:"description"`
-	Project     string `json:"project"`
+	Title       string   `json:"title"`
+	Description string   `json:"description"`
+	Project     string   `json:"project"`
+	Priority    int      `json:"priority"`
+	BlockedBy   []string `json:"blocked_by"`
+	Parent      string   `json:"parent"`
+	Skills      []string `json:"skills"`
 }
+
+// graphProps are the task graph's arguments of task_create and task_update.
+const graphProps = `"priority":{"type":"integer"},"blocked_by":{"type":"array","items":{"type":"string"}},"parent":{"type":"string"},"skills":{"type":"array","items":{"type":"string"}},`
 
 func taskCreateTool() *Tool {
 	return spec{
 		name: "task_create", title: "Create a task",
-		description: "Put a new open task on the shared task board for any agent to claim.",
+		description: "Put a new open task on the shared board for any agent to claim.",
 		hints:       additive,
 		input: `{"type":"object","required":["title"],"additionalProperties":false,"properties":{
 			` + actAs + `"title":{"type":"string","maxLength":200},
-			"description":{"type":"string","maxLength":16384},
+			"description":{"type":"string","maxLength":16384},` + graphProps + `
 			"project":{"type":"string","description":"Project name, if any"}}}`,
 		output:  taskSchema,
 		example: `{"title":"Add a test for the login redirect","description":"auth/login_test.go"}`,
@@ -282,9 +310,10 @@ func taskCreate(ctx context.Context, c *Call) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	t, err := task.Create(ctx, c.Scope, task.New{Title: a.Title, Description: a.Description, Project: pid})
+	pl := task.Plan{Priority: &a.Priority, BlockedBy: &a.BlockedBy, Parent: &a.Parent, Skills: &a.Skills}
+	t, err := task.Create(ctx, c.Scope, task.New{Title: a.Title, Description: a.Description, Project: pid, Plan: pl})
 	if err != nil {
-		return Result{}, err
+		return Result{}, c.graphError(err)
 	}
 	out, next := c.movedOut(ctx, t)
 	where := ""
@@ -313,7 +342,7 @@ var taskStates = []string{"open", "claimed", "in_progress", "review", "done", "b
 func taskListTool() *Tool {
 	return spec{
 		name: "task_list", title: "List tasks",
-		description: "List tasks on the shared board with their state, assignee and version, oldest first.",
+		description: "List tasks with state, assignee, version and readiness, oldest first.",
 		hints:       readOnly,
 		input: `{"type":"object","additionalProperties":false,"properties":{
 			` + actAs + `"state":{"type":"string","enum":["open","claimed","in_progress","review","done","blocked","cancelled"]},
@@ -391,7 +420,7 @@ type taskClaimArgs struct {
 func taskClaimTool() *Tool {
 	return spec{
 		name: "task_claim", title: "Claim a task",
-		description: "Claim an open task at the version task_list showed; if another agent got it first you are told who.",
+		description: "Claim an open task at the version task_list showed, or learn who was first.",
 		hints:       additive,
 		input: `{"type":"object","required":["task_id","version"],"additionalProperties":false,"properties":{
 			` + actAs + `"task_id":{"type":"string"},"version":{"type":"integer","minimum":1}}}`,
@@ -427,19 +456,23 @@ func taskClaim(ctx context.Context, c *Call) (Result, error) {
 
 type taskUpdateArgs struct {
 	actingAs
-	TaskID  string `json:"task_id"`
-	Version int64  `json:"version"`
-	State   string `json:"state"`
-	Note    string `json:"note"`
+	TaskID    string    `json:"task_id"`
+	Version   int64     `json:"version"`
+	State     string    `json:"state"`
+	Note      string    `json:"note"`
+	Priority  *int      `json:"priority"`
+	BlockedBy *[]string `json:"blocked_by"`
+	Parent    *string   `json:"parent"`
+	Skills    *[]string `json:"skills"`
 }
 
 func taskUpdateTool() *Tool {
 	return spec{
 		name: "task_update", title: "Move a task",
-		description: "Move a task you hold or created to in_progress, review, done, blocked, cancelled or open, at its version.",
+		description: "Move a task you hold or created to another state, or change its priority or dependencies, at its version.",
 		hints:       additive,
-		input: `{"type":"object","required":["task_id","version","state"],"additionalProperties":false,"properties":{
-			` + actAs + `"task_id":{"type":"string"},"version":{"type":"integer","minimum":1},
+		input: `{"type":"object","required":["task_id","version"],"additionalProperties":false,"properties":{
+			` + actAs + graphProps + `"task_id":{"type":"string"},"version":{"type":"integer","minimum":1},
 			"state":{"type":"string","enum":["open","in_progress","review","done","blocked","cancelled"]},
 			"note":{"type":"string","maxLength":2000,"description":"Why, for the log"}}}`,
 		output:  taskSchema,
@@ -461,14 +494,20 @@ func taskUpdate(ctx context.Context, c *Call) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	pl := task.Plan{Priority: a.Priority, BlockedBy: a.BlockedBy, Parent: a.Parent, Skills: a.Skills}
+	changesPlan := pl != task.Plan{}
 	switch a.State {
 	case "":
-		return Result{}, c.argError("%q is required: in_progress, review, done, blocked, cancelled or open", "state")
+		if !changesPlan {
+			return Result{}, c.argError("send a state (in_progress, review, done, blocked, cancelled or open), or a priority, blocked_by, parent or skills")
+		}
 	case "claimed":
 		return Result{}, c.argError("to claim a task call task_claim")
 	}
-	if err := c.oneOf("state", a.State, "open", "in_progress", "review", "done", "blocked", "cancelled"); err != nil {
-		return Result{}, err
+	if a.State != "" {
+		if err := c.oneOf("state", a.State, "open", "in_progress", "review", "done", "blocked", "cancelled"); err != nil {
+			return Result{}, err
+		}
 	}
 	if err := c.text("note", a.Note, task.MaxNote, false, true); err != nil {
 		return Result{}, err
@@ -481,10 +520,94 @@ func taskUpdate(ctx context.Context, c *Call) (Result, error) {
 	if _, err := c.me(); err != nil {
 		return Result{}, err
 	}
-	t, err := task.Transition(ctx, c.Scope, id, version, task.State(a.State), a.Note)
-	if err != nil {
-		return Result{}, c.taskError(ctx, err, id, task.State(a.State))
+	// A new plan and a move are two changes: the move is at the plan's
+	// version.
+	t := task.Task{Version: version}
+	if changesPlan {
+		if t, err = task.Replan(ctx, c.Scope, id, version, pl); err != nil {
+			return Result{}, c.replanError(ctx, err, id)
+		}
+	}
+	if a.State != "" {
+		if t, err = task.Transition(ctx, c.Scope, id, t.Version, task.State(a.State), a.Note); err != nil {
+			return Result{}, c.taskError(ctx, err, id, task.State(a.State))
+		}
 	}
 	out, next := c.movedOut(ctx, t)
 	return Result{Structured: out, Text: fmt.Sprintf("Task %s is %s (version %d, %s). %s", out.TaskID, out.State, out.Version, c.holding(ctx, t), next)}, nil
+}
+
+// graphError says how to send a task graph that the task layer refused: a
+// blocker or parent that is not a task of the tenant, or a cycle.
+func (c *Call) graphError(err error) error {
+	var ee *task.EdgeError
+	switch {
+	case errors.As(err, &ee):
+		return &toolError{err: err, msg: fmt.Sprintf("%s %s names no task of your tenant: use task ids from task_list", ee.Field, ee.ID)}
+	case errors.Is(err, task.ErrInvalid) && strings.Contains(err.Error(), "cycle"):
+		return &toolError{err: err, msg: err.Error() + "; drop that dependency"}
+	}
+	return err
+}
+
+type taskNextArgs struct {
+	actingAs
+	Project string `json:"project"`
+}
+
+type taskNextOut struct {
+	Task *taskOut `json:"task,omitempty"`
+	task.Backlog
+}
+
+func taskNextTool() *Tool {
+	return spec{
+		name: "task_next", title: "Take the next task",
+		description: "Claim the highest-priority ready task (blockers done) that your capabilities cover.",
+		hints:       additive,
+		input: `{"type":"object","additionalProperties":false,"properties":{
+			` + actAs + `"project":{"type":"string"}}}`,
+		output:  `{"type":"object","properties":{"task":{"type":"object"},"held":{"type":"integer"}}}`,
+		example: `{}`,
+		handler: taskNext,
+	}.tool()
+}
+
+func taskNext(ctx context.Context, c *Call) (Result, error) {
+	var a taskNextArgs
+	if err := decodeArgs(c, &a); err != nil {
+		return Result{}, err
+	}
+	pid, err := c.projectArg(ctx, a.Project)
+	if err != nil {
+		return Result{}, err
+	}
+	if err := c.actsAsWriter(); err != nil {
+		return Result{}, err
+	}
+	t, ok, b, err := task.ClaimNext(ctx, c.Scope, pid)
+	if err != nil {
+		return Result{}, err
+	}
+	out := taskNextOut{Backlog: b}
+	if !ok {
+		return Result{Structured: out, Text: fmt.Sprintf("Nothing ready for you: %d open tasks wait on blockers, %d need capabilities you have not declared (agent_update), %d are held by agents. "+
+			"Call task_next again later, or read your inbox.", b.Waiting, b.Unskilled, b.Held)}, nil
+	}
+	o, next := c.movedOut(ctx, t)
+	out.Task = &o
+	return Result{Structured: out, Text: fmt.Sprintf("You claimed task %s (priority %d, version %d): %s. %s", o.TaskID, o.Priority, o.Version, o.Title, next)}, nil
+}
+
+// replanError rewrites Replan's refusals of a change to task id.
+func (c *Call) replanError(ctx context.Context, err error, id string) error {
+	var ve *task.VersionError
+	if errors.As(err, &ve) {
+		return &toolError{err: err, msg: fmt.Sprintf("task %s changed since version %d: it is now at version %d, %s and %s; if your change still fits, call again with version %d",
+			id, ve.Expected, ve.Current.Version, ve.Current.State, c.holding(ctx, ve.Current), ve.Current.Version)}
+	}
+	if ge := c.graphError(err); ge != err {
+		return ge
+	}
+	return c.taskError(ctx, err, id, task.Open)
 }

@@ -168,6 +168,9 @@ func TestCoordTools(t *testing.T) {
 	}
 	mustFail(t, a, "task_claim", `{"task_id":"`+tid+`","version":1}`, OutcomeConflict, "version 2", "agent "+bID+" (peer)", "task_list")
 	mustFail(t, a, "task_claim", `{"task_id":"`+tid+`","version":2}`, OutcomeConflict, "cannot be claimed", "agent "+bID+" (peer)", "as its creator", "task_update with version 2")
+	if _, text := mustCall(t, a, "task_next", `{}`); !strings.Contains(text, "Nothing ready") {
+		t.Errorf("task_next with the only task claimed: %s", text)
+	}
 	m, _ = mustCall(t, b, "task_update", `{"task_id":"`+tid+`","version":2,"state":"in_progress","note":"starting"}`)
 	if m["state"] != "in_progress" || m["version"].(float64) != 3 {
 		t.Errorf("task_update = %v", m)
@@ -287,7 +290,7 @@ func TestCoordBadArguments(t *testing.T) {
 		{"task_claim", `{"version":1}`, OutcomeInvalid, []string{`"task_id" is required`}},
 		{"task_claim", `{"task_id":"tk_01JZ3K5V8Q2W7X9Y4N6M1P0R3T","version":1}`, OutcomeNotFound, []string{"no task", "task_list"}},
 		{"task_update", `{"task_id":"` + tid + `","version":1,"state":"claimed"}`, OutcomeInvalid, []string{"task_claim"}},
-		{"task_update", `{"task_id":"` + tid + `","version":1}`, OutcomeInvalid, []string{`"state" is required`}},
+		{"task_update", `{"task_id":"` + tid + `","version":1}`, OutcomeInvalid, []string{`send a state`}},
 		{"task_update", `{"task_id":"` + tid + `","version":1,"state":"in_progress"}`, OutcomeConflict, []string{"cannot move to in_progress", "task_claim with version 1"}},
 		{"session_join", `{}`, OutcomeInvalid, []string{`"session_id" is required`}},
 		{"session_join", `{"session_id":"01JZ3K5V8Q2W7X9Y4N6M1P0R3T"}`, OutcomeNotFound, []string{"no session"}},

@@ -10,6 +10,7 @@ import (
 	"github.com/coditect/coditect/storage/agent"
 	"github.com/coditect/coditect/storage/attrib"
 	"github.com/coditect/coditect/storage/audit"
+	"github.com/coditect/coditect/storage/errclass"
 	"github.com/coditect/coditect/storage/kv"
 	"github.com/coditect/coditect/storage/lease"
 	"github.com/coditect/coditect/storage/message"
@@ -42,18 +43,18 @@ var (
 	// (.., an absolute path, a symbolic link pointing out) or reaches one
 	// of Coditect's own files (Config.Protected). Such attempts are
 	// refused and audited with outcome forbidden.
-	ErrOutsideWorkspace = errors.New("path outside the workspace")
+	ErrOutsideWorkspace = errclass.New(errclass.Forbidden, "path outside the workspace")
 	// ErrTooLarge: a file or content over the files toolset's size limit.
-	ErrTooLarge = errors.New("too large")
+	ErrTooLarge = errclass.New(errclass.Invalid, "too large")
 	// ErrNotFile: a directory, device or other non-regular file where a
 	// file was expected (or a file where a directory was).
-	ErrNotFile = errors.New("not a regular file")
+	ErrNotFile = errclass.New(errclass.Invalid, "not a regular file")
 	// ErrNoMatch: fs_edit's search text occurs zero or several times.
-	ErrNoMatch = errors.New("search text does not occur exactly once")
+	ErrNoMatch = errclass.New(errclass.Invalid, "search text does not occur exactly once")
 	// ErrNotText: fs_edit on a file that is not UTF-8 text.
-	ErrNotText = errors.New("not UTF-8 text")
+	ErrNotText = errclass.New(errclass.Invalid, "not UTF-8 text")
 	// ErrExists: fs_move to a path where a file exists.
-	ErrExists = errors.New("a file exists there")
+	ErrExists = errclass.New(errclass.Conflict, "a file exists there")
 )
 
 // Outcome classifies how a tool call ended, for the audit trail.
@@ -70,41 +71,36 @@ const (
 	OutcomeError     Outcome = "error"
 )
 
-// Classify returns the outcome of a call that returned err.
+// Classify returns the outcome of a call that returned err: the class of
+// the layer error (errclass) decides, and the few errors of the standard
+// library the files tools return.
 func Classify(err error) Outcome {
 	var ae *ArgError
 	switch {
 	case err == nil:
 		return OutcomeOK
-	case errors.As(err, &ae),
-		errors.Is(err, session.ErrInvalid), errors.Is(err, session.ErrBadCursor),
-		errors.Is(err, audit.ErrInvalidEvent), errors.Is(err, audit.ErrUnknownKind), errors.Is(err, audit.ErrBadCursor),
-		errors.Is(err, agent.ErrInvalid), errors.Is(err, tenant.ErrInvalid),
-		errors.Is(err, lease.ErrInvalid), errors.Is(err, message.ErrInvalid), errors.Is(err, task.ErrInvalid),
-		errors.Is(err, attrib.ErrInvalid), errors.Is(err, project.ErrInvalid),
-		errors.Is(err, ErrTooLarge), errors.Is(err, ErrNotFile), errors.Is(err, ErrNoMatch), errors.Is(err, ErrNotText):
+	case errors.As(err, &ae):
 		return OutcomeInvalid
-	case errors.Is(err, tenant.ErrForbidden), errors.Is(err, ErrOutsideWorkspace), errors.Is(err, fs.ErrPermission),
-		errors.Is(err, project.ErrOutside):
+	case errors.Is(err, fs.ErrPermission):
 		return OutcomeForbidden
-	case errors.Is(err, session.ErrNotFound), errors.Is(err, agent.ErrNotFound),
-		errors.Is(err, audit.ErrNotFound), errors.Is(err, tenant.ErrNotFound),
-		errors.Is(err, message.ErrNotFound), errors.Is(err, task.ErrNotFound), errors.Is(err, project.ErrNotFound),
-		errors.Is(err, lease.ErrNotHeld), errors.Is(err, fs.ErrNotExist):
+	case errors.Is(err, fs.ErrNotExist):
 		return OutcomeNotFound
-	case errors.Is(err, session.ErrNotOpen), errors.Is(err, session.ErrFull),
-		// A lease held by another agent, a stale fencing token, a task that
-		// changed or may not make that move: the world moved on.
-		errors.Is(err, lease.ErrConflict), errors.Is(err, lease.ErrFenced), errors.Is(err, lease.ErrGone),
-		errors.Is(err, attrib.ErrUnsavedEdits), errors.Is(err, ErrExists),
-		errors.Is(err, lease.ErrTooManyHolders),
-		errors.Is(err, task.ErrVersion), errors.Is(err, task.ErrTransition),
-		// A root that overlaps a registered one, a name taken.
-		errors.Is(err, project.ErrOverlap), errors.Is(err, project.ErrExists):
-		return OutcomeConflict
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return OutcomeCanceled
 	}
+	switch errclass.Of(err) {
+	case errclass.Invalid:
+		return OutcomeInvalid
+	case errclass.Forbidden:
+		return OutcomeForbidden
+	case errclass.NotFound:
+		return OutcomeNotFound
+	case errclass.Conflict:
+		// A lease held by another agent, a stale fencing token, a task
+		// that changed or may not make that move: the world moved on.
+		return OutcomeConflict
+	}
+	// Unavailable and unclassed errors: nothing the caller did wrong.
 	return OutcomeError
 }
 

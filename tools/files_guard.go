@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/coditect/coditect/internal/filediff"
 	"github.com/coditect/coditect/storage/agent"
 	"github.com/coditect/coditect/storage/attrib"
 	"github.com/coditect/coditect/storage/kv"
@@ -117,6 +118,41 @@ func withdrawDeletion(ctx context.Context, c *Call, me, key string) {
 	_, _ = c.Scope.Store().Update(context.WithoutCancel(ctx), func(tx kv.Tx) error {
 		return attrib.Withdraw(tx, c.Scope, key, attrib.AgentDelete, me)
 	})
+}
+
+// maxDiff bounds the JSON encoding of the diff a change records, so
+// that with the call's other attributes (its arguments are cut to
+// maxAuditArgs) its tool.called event stays well under audit.MaxAttrs.
+const maxDiff = 16 << 10
+
+// prior returns the content of the file at rel before a change, for the
+// change's diff; ok is false when it cannot be read within limit bytes.
+func prior(root *os.Root, rel string, limit int) (b []byte, ok bool) {
+	b, _, err := readFile(root, rel, rel, limit)
+	return b, err == nil
+}
+
+// recordDiff records in the call's tool.called event what a change did
+// to the file at rel: the unified diff from old to new (nil: no file),
+// bounded by maxDiff, with token-looking text redacted as in the
+// arguments, and its line counts; a summary for binary content, or when
+// the old content could not be read (known false).
+func recordDiff(c *Call, rel string, old, new []byte, known bool) {
+	if !known {
+		c.record("diff", "not diffed: the old content could not be read within the files tools' size limit")
+		return
+	}
+	d := filediff.Of(rel, old, new, maxDiff)
+	if d.Text == "" {
+		return
+	}
+	c.record("diff", secretValue.ReplaceAllString(d.Text, "[redacted]"))
+	if d.Binary {
+		c.record("diff_binary", true)
+		return
+	}
+	c.record("diff_added", d.Added)
+	c.record("diff_removed", d.Removed)
 }
 
 // syncDir makes the renames and removals in dir (relative to root)

@@ -242,6 +242,7 @@ func (f *files) delete(ctx context.Context, c *Call) (res Result, err error) {
 	if err != nil {
 		return Result{}, err
 	}
+	old, known := prior(root, pl.rel, f.maxRead)
 	h, err := f.guard(ctx, c, me, pl, a.Token, "")
 	if err != nil {
 		return Result{}, err
@@ -266,6 +267,7 @@ func (f *files) delete(ctx context.Context, c *Call) (res Result, err error) {
 		return Result{}, err
 	}
 	syncDir(root, path.Dir(pl.rel))
+	recordDiff(c, pl.rel, old, nil, known)
 	out := deleteOut{Path: pl.rel, Bytes: size, Hash: hash, Project: pl.project.Name, Leases: []heldOut{h.out()}}
 	return Result{Structured: out, Text: fmt.Sprintf("Deleted %s (%d bytes, %s). %s", out.Path, out.Bytes, out.Hash, leasesText(out.Leases, agent.Now(ctx)))}, nil
 }

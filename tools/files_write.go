@@ -94,7 +94,7 @@ func (f *files) write(ctx context.Context, c *Call) (Result, error) {
 		return Result{}, err
 	}
 	defer root.Close()
-	out, err := f.store(ctx, c, root, pl, me, []byte(*a.Content), a.Token, a.Path)
+	out, err := f.store(ctx, c, root, pl, me, []byte(*a.Content), nil, a.Token, a.Path)
 	if err != nil {
 		return Result{}, err
 	}
@@ -192,7 +192,7 @@ func (f *files) edit(ctx context.Context, c *Call) (Result, error) {
 	}
 	c.record("base_hash", attrib.Hash(b))
 	c.record("edits", len(edits))
-	out, err := f.store(ctx, c, root, pl, me, []byte(text), a.Token, a.Path)
+	out, err := f.store(ctx, c, root, pl, me, []byte(text), b, a.Token, a.Path)
 	if err != nil {
 		return Result{}, err
 	}
@@ -310,9 +310,9 @@ func (f *files) openToWrite(ctx context.Context, c *Call, sessionID, path string
 	return me, pl, root, nil
 }
 
-// store writes data to the file at pl under a fencing token (see Files)
-// and returns what it did.
-func (f *files) store(ctx context.Context, c *Call, root *os.Root, pl place, me string, data []byte, token int64, arg string) (out writeOut, err error) {
+// store writes data to the file at pl under a fencing token (see Files),
+// records its diff from old (read here when nil) and returns what it did.
+func (f *files) store(ctx context.Context, c *Call, root *os.Root, pl place, me string, data, old []byte, token int64, arg string) (out writeOut, err error) {
 	if err := leasable(c, pl, arg); err != nil {
 		return writeOut{}, err
 	}
@@ -320,6 +320,10 @@ func (f *files) store(ctx context.Context, c *Call, root *os.Root, pl place, me 
 	mode, created, err := target(root, pl.rel, arg)
 	if err != nil {
 		return writeOut{}, err
+	}
+	known := true
+	if old == nil && !created {
+		old, known = prior(root, pl.rel, f.maxRead)
 	}
 	h, err := f.guard(ctx, c, me, pl, token, "")
 	if err != nil {
@@ -367,6 +371,7 @@ func (f *files) store(ctx context.Context, c *Call, root *os.Root, pl place, me 
 		return writeOut{}, err
 	}
 	syncDir(root, dir)
+	recordDiff(c, pl.rel, old, data, known)
 	leaseRel, _ := unqualify(h.lease.Resource)
 	return writeOut{Path: pl.rel, Bytes: len(data), Hash: hash, Created: created, Lease: leaseRel, Project: pl.project.Name,
 		Token: h.lease.Token, LeaseExpires: h.lease.Expires.UTC(), LeaseTaken: h.taken}, nil

@@ -56,9 +56,13 @@ type spool struct {
 
 // spoolRecord is one line of a spool file.
 type spoolRecord struct {
-	Seq    uint64          `json:"seq"`
-	Tenant string          `json:"tenant"`
-	Event  json.RawMessage `json:"event"`
+	Seq    uint64 `json:"seq"`
+	Tenant string `json:"tenant"`
+	// Key is the event's idempotency key (audit.Event.IdempotencyKey,
+	// which the event's own JSON leaves out): recovery appends the record
+	// with it, so a record whose commit landed unseen is not written twice.
+	Key   string          `json:"key,omitempty"`
+	Event json.RawMessage `json:"event"`
 }
 
 const spoolExt = ".spool"
@@ -188,14 +192,15 @@ func (s *spool) write(l *audit.Log, ev audit.Event) (seq uint64, ok bool) {
 		return 0, false
 	}
 	tenant, _ := json.Marshal(l.Tenant())
+	key, _ := json.Marshal(ev.IdempotencyKey)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.broken {
 		return 0, false
 	}
 	seq = s.seq + 1
-	line := make([]byte, 0, len(b)+len(tenant)+48)
-	line = fmt.Appendf(line, `{"seq":%d,"tenant":%s,"event":`, seq, tenant)
+	line := make([]byte, 0, len(b)+len(tenant)+len(key)+56)
+	line = fmt.Appendf(line, `{"seq":%d,"tenant":%s,"key":%s,"event":`, seq, tenant, key)
 	line = append(append(line, b...), '}', '\n')
 	if _, err := s.f.Write(line); err != nil {
 		if !s.failing {
@@ -409,6 +414,7 @@ func readSpool(r io.Reader, path string, logger *slog.Logger) (map[string][]spoo
 			logger.Warn("audit spool line skipped", "spool", path, "line", line, "bytes", len(bytes.TrimSpace(sc.Bytes())))
 			continue
 		}
+		ev.IdempotencyKey = rec.Key
 		if _, ok := by[rec.Tenant]; !ok {
 			order = append(order, rec.Tenant)
 		}

@@ -137,6 +137,9 @@ type Call struct {
 	project string
 	attrs   map[string]any
 	audited bool
+	// recordID is the idempotency key of the call's tool.called event
+	// (see recordKey).
+	recordID string
 	// names caches the names of the projects the call showed (see
 	// projectName).
 	names map[string]string

@@ -2,7 +2,6 @@ package webview
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -14,46 +13,51 @@ import (
 
 	"github.com/coditect/coditect/storage/agent"
 	"github.com/coditect/coditect/storage/audit"
-	"github.com/coditect/coditect/storage/kv"
+	"github.com/coditect/coditect/storage/errclass"
 	"github.com/coditect/coditect/storage/lease"
 	"github.com/coditect/coditect/storage/message"
-	"github.com/coditect/coditect/storage/project"
 	"github.com/coditect/coditect/storage/session"
 	"github.com/coditect/coditect/storage/task"
 	"github.com/coditect/coditect/storage/tenant"
 )
 
-// fail translates a layer error into the one HTTP error it means.
+// fail translates a layer error into the one HTTP error it means, by its
+// class (errclass): the one place REST maps errors. The body's code keeps
+// its earlier names (bad_request, not_found, …) and class names the class.
 func (h *Handler) fail(w http.ResponseWriter, err error) {
 	var (
 		status = http.StatusInternalServerError
 		code   = "internal"
 		msg    = "internal error; the server log has the details"
+		class  = errclass.Of(err)
 	)
-	switch {
-	case errors.Is(err, tenant.ErrForbidden):
-		status, code, msg = http.StatusForbidden, "forbidden", clean(err)
-	case errors.Is(err, tenant.ErrNotFound), errors.Is(err, audit.ErrNotFound), errors.Is(err, session.ErrNotFound),
-		errors.Is(err, agent.ErrNotFound), errors.Is(err, task.ErrNotFound), errors.Is(err, project.ErrNotFound):
-		status, code, msg = http.StatusNotFound, "not_found", clean(err)
-	case errors.Is(err, project.ErrExists), errors.Is(err, project.ErrOverlap):
-		status, code, msg = http.StatusConflict, "conflict", clean(err)
-	case errors.Is(err, errBadRequest), errors.Is(err, audit.ErrBadCursor), errors.Is(err, audit.ErrInvalidEvent),
-		errors.Is(err, audit.ErrUnknownKind), errors.Is(err, session.ErrInvalid), errors.Is(err, session.ErrBadCursor),
-		errors.Is(err, agent.ErrInvalid), errors.Is(err, task.ErrInvalid), errors.Is(err, lease.ErrInvalid),
-		errors.Is(err, tenant.ErrInvalid), errors.Is(err, kv.ErrKeyTooLarge), errors.Is(err, project.ErrInvalid),
-		errors.Is(err, project.ErrOutside):
+	if class == nil && errors.Is(err, context.DeadlineExceeded) {
+		class = errclass.Unavailable
+	}
+	switch class {
+	case errclass.Invalid:
 		status, code, msg = http.StatusBadRequest, "bad_request", clean(err)
-	case errors.Is(err, kv.ErrUnavailable), errors.Is(err, kv.ErrClosed), errors.Is(err, context.DeadlineExceeded):
+	case errclass.NotFound:
+		status, code, msg = http.StatusNotFound, "not_found", clean(err)
+	case errclass.Conflict:
+		status, code, msg = http.StatusConflict, "conflict", clean(err)
+	case errclass.Forbidden:
+		status, code, msg = http.StatusForbidden, "forbidden", clean(err)
+	case errclass.Unavailable:
 		status, code, msg = http.StatusServiceUnavailable, "unavailable", "the store is unavailable; retry shortly"
+		w.Header().Set("Retry-After", "1")
 	}
 	if status >= 500 {
 		h.opts.Logger.Error("webview: request failed", "err", err)
 	}
-	writeError(w, status, code, msg)
+	name := "internal"
+	if class != nil {
+		name = class.Name()
+	}
+	writeClassedError(w, status, code, name, msg)
 }
 
-var errBadRequest = errors.New("bad request")
+var errBadRequest = errclass.New(errclass.Invalid, "bad request")
 
 func badRequest(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", errBadRequest, fmt.Sprintf(format, args...))
@@ -62,7 +66,7 @@ func badRequest(format string, args ...any) error {
 // clean drops the package prefixes of a layer error ("audit: …").
 func clean(err error) string {
 	s := err.Error()
-	for _, p := range []string{"tenant: ", "audit: ", "session: ", "agent: ", "task: ", "lease: ", "project: ", "bad request: "} {
+	for _, p := range []string{"tenant: ", "audit: ", "session: ", "agent: ", "task: ", "lease: ", "project: ", "message: ", "bad request: "} {
 		s = strings.TrimPrefix(s, p)
 	}
 	return s
@@ -520,10 +524,7 @@ func (h *Handler) createToken(w http.ResponseWriter, r *http.Request, sc *tenant
 		return
 	}
 	var req TokenRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 16<<10))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		h.fail(w, badRequest("body: %v", err))
+	if !h.decodeJSON(w, r, 16<<10, &req) {
 		return
 	}
 	if req.User == "" {

@@ -3,6 +3,7 @@ package webview_test
 import (
 	"io/fs"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -38,12 +39,18 @@ var routes = []struct{ method, path, body string }{
 	{"GET", "/api/v1/tokens", ""},
 	{"POST", "/api/v1/tokens", `{"user":"x","role":"viewer"}`},
 	{"DELETE", "/api/v1/tokens/0123456789abcdef", ""},
+	{"POST", "/api/v1/messages", `{"to":"all","body":"hi"}`},
+	{"POST", "/api/v1/tasks", `{"title":"new"}`},
+	{"PATCH", "/api/v1/tasks/{task}", `{"version":1,"state":"cancelled"}`},
+	{"DELETE", "/api/v1/leases/{lease}?reason=stuck", ""},
+	{"POST", "/api/v1/sessions/{session}/end", `{"status":"completed"}`},
 	{"GET", "/api/v1/nonexistent", ""},
 	{"GET", webview.FeedPath, ""}, // a plain GET with a bad header: 401 before any upgrade
 }
 
 func (d *tenantData) expand(p string) string {
-	return strings.NewReplacer("{session}", d.session, "{agent}", d.agent, "{task}", d.task, "{event}", d.event, "{project}", d.project).Replace(p)
+	return strings.NewReplacer("{session}", d.session, "{agent}", d.agent, "{task}", d.task, "{event}", d.event, "{project}", d.project,
+		"{lease}", url.PathEscape(d.lease)).Replace(p)
 }
 
 // Every route refuses a missing, malformed, unknown and revoked token with

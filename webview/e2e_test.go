@@ -94,12 +94,16 @@ func TestDashboardInBrowser(t *testing.T) {
 	reviewer := startAgent(t, ctx, bin, store, "reviewer", "llama-3.1-8b-instruct")
 	sess := builder.call(t, "session_start", map[string]any{"title": "Fix the login redirect", "workspace": ws})
 	builder.call(t, "lease_acquire", map[string]any{"resource": "src/auth/login.go", "ttl_seconds": 600})
+	// A write through the files tools, under that lease: its diff shows
+	// in the session's timeline.
+	builder.call(t, "fs_write", map[string]any{"session_id": sess["session_id"], "path": "src/auth/login.go", "content": "package auth\n"})
 	builder.call(t, "note", map[string]any{"text": "The redirect loses the query string", "session_id": sess["session_id"]})
 	reviewer.call(t, "session_join", map[string]any{"session_id": sess["session_id"]})
 	// A second project, for the project switcher: the local operator's
 	// workspace registers itself.
 	reviewer.call(t, "session_start", map[string]any{"title": "Review the billing service", "workspace": other})
 	reviewer.call(t, "message_send", map[string]any{"to": "builder", "subject": "review", "body": "Ping me when login.go is ready"})
+	var rotate any
 	for i, title := range []string{"Add a test for the login redirect", "Document the session cookie", "Rotate the signing key"} {
 		task := builder.call(t, "task_create", map[string]any{"title": title})
 		if i < 2 {
@@ -108,7 +112,10 @@ func TestDashboardInBrowser(t *testing.T) {
 				reviewer.call(t, "task_update", map[string]any{"task_id": claimed["task_id"], "version": claimed["version"], "state": "in_progress"})
 			}
 		}
+		rotate = task["task_id"]
 	}
+	// A task blocked by the open, ready "Rotate the signing key".
+	builder.call(t, "task_create", map[string]any{"title": "Ship the release", "priority": 3, "blocked_by": []any{rotate}})
 	for _, f := range []string{"src/auth/login.go", "src/auth/login_test.go", "README.md"} {
 		if err := os.WriteFile(filepath.Join(ws, f), []byte("package auth\n"), 0o644); err != nil {
 			t.Fatal(err)
@@ -313,7 +320,7 @@ type mcpAgent struct {
 
 func startAgent(t *testing.T, ctx context.Context, bin, store, name, model string) *mcpAgent {
 	t.Helper()
-	cmd := exec.CommandContext(ctx, bin, "mcp", "--store", store, "--toolsets", "core,coord", "--model", model)
+	cmd := exec.CommandContext(ctx, bin, "mcp", "--store", store, "--toolsets", "core,coord,files", "--model", model)
 	cmd.Env = append(os.Environ(), "CODITECT_TOKEN=")
 	a := &mcpAgent{err: &strings.Builder{}}
 	cmd.Stderr = a.err

@@ -100,6 +100,7 @@ type tenantData struct {
 	session, agent, task   string
 	project, root          string // the project app-marker-<tenant> and its root
 	event                  string
+	lease                  string // the resource the agent holds
 	marker                 string // a string that appears only in this tenant's data
 }
 
@@ -178,7 +179,8 @@ func (f *fixture) populate(t testing.TB, id string) *tenantData {
 	d.agent = a.ID
 	asc, err := sc.WithAgent(a.ID)
 	must(err)
-	_, err = lease.Acquire(ctx, asc, lease.Request{Resource: "src/" + d.marker + "/main.go"})
+	d.lease = "src/" + d.marker + "/main.go"
+	_, err = lease.Acquire(ctx, asc, lease.Request{Resource: d.lease})
 	must(err)
 	_, err = message.Send(ctx, sc, message.Outgoing{To: message.To{Agent: a.ID}, Body: "hello " + d.marker})
 	must(err)

@@ -1,9 +1,7 @@
 package webview
 
 import (
-	"encoding/json"
 	"errors"
-	"mime"
 	"net/http"
 	"net/url"
 
@@ -62,15 +60,8 @@ func (h *Handler) createProject(w http.ResponseWriter, r *http.Request, sc *tena
 		h.fail(w, err)
 		return
 	}
-	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
-		writeError(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "send the body as JSON with Content-Type: application/json")
-		return
-	}
 	var req ProjectRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 16<<10))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		h.fail(w, badRequest("body: %v", err))
+	if !h.decodeJSON(w, r, 16<<10, &req) {
 		return
 	}
 	ctx := r.Context()

@@ -234,6 +234,12 @@ func (h *Handler) routes() {
 	api("GET /api/v1/tokens", h.listTokens)
 	api("POST /api/v1/tokens", h.createToken)
 	api("DELETE /api/v1/tokens/{id}", h.revokeToken)
+	// People's write actions (actions.go).
+	api("POST /api/v1/messages", h.sendMessage)
+	api("POST /api/v1/tasks", h.createTask)
+	api("PATCH /api/v1/tasks/{id}", h.changeTask)
+	api("DELETE /api/v1/leases/{resource}", h.releaseLease)
+	api("POST /api/v1/sessions/{id}/end", h.endSession)
 	h.mux.HandleFunc("GET "+FeedPath, h.feed)
 	h.patterns = append(h.patterns, "GET "+FeedPath)
 	// Everything else under the API is a JSON 404 (after authentication,
@@ -313,16 +319,25 @@ func setAPIHeaders(w http.ResponseWriter) {
 	hd.Set("X-Content-Type-Options", "nosniff")
 }
 
-// APIError is the body of every error response: {"error":{"code":…,"message":…}}.
+// APIError is the body of every error response:
+// {"error":{"code":…,"class":…,"message":…}}. Class is the layer error's
+// class (invalid, not_found, conflict, forbidden, unavailable, or
+// internal) for errors of the API's handlers; authentication failures
+// carry only a code.
 type APIError struct {
 	Code    string `json:"code"`
+	Class   string `json:"class,omitempty"`
 	Message string `json:"message"`
 }
 
 func writeError(w http.ResponseWriter, status int, code, msg string) {
+	writeClassedError(w, status, code, "", msg)
+}
+
+func writeClassedError(w http.ResponseWriter, status int, code, class, msg string) {
 	writeJSON(w, status, struct {
 		Error APIError `json:"error"`
-	}{APIError{Code: code, Message: msg}})
+	}{APIError{Code: code, Class: class, Message: msg}})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

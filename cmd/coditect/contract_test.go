@@ -119,6 +119,16 @@ func TestEveryJSONFlagPrintsJSON(t *testing.T) {
 		// watch --json is --format json: one JSON line per file event
 		// until interrupted (TestWatchCommand reads them).
 		{"watch", cmdCase{}},
+		// People's actions need an agent: TestHumanActionsCLI runs them
+		// with --json.
+		{"message send", cmdCase{}},
+		{"message list", cmdCase{}},
+		{"task create", cmdCase{}},
+		{"task assign", cmdCase{}},
+		{"task move", cmdCase{}},
+		{"task list", cmdCase{}},
+		{"lease list", cmdCase{}},
+		{"lease release", cmdCase{}},
 	}
 	covered := map[string]bool{}
 	for _, tc := range cases {

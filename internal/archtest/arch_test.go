@@ -121,8 +121,10 @@ func TestImportsPointDown(t *testing.T) {
 		"ide":     {"tools", "webview", "server", "cmd"},
 		"webview": {"tools", "ide", "watch", "server", "cmd"},
 		"watch":   {"tools", "ide", "webview", "server", "cmd"},
-		// Rules shared by the watcher and the files tools: a leaf.
+		// Rules shared by the watcher and the files tools, and the diffs
+		// of agents' changes the files tools record: leaves.
 		"internal/gitignore": {"tools", "ide", "webview", "watch", "server", "cmd", "storage"},
+		"internal/filediff":  {"tools", "ide", "webview", "watch", "server", "cmd", "storage"},
 		"storage":            {"tools", "ide", "webview", "server", "cmd", "watch"},
 		"server":             {"cmd"},
 	}

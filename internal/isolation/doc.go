@@ -17,8 +17,9 @@
 // B's directory.
 //
 // It runs on the embedded store. On FoundationDB it is the same suite over
-// storage.Open("fdb://"+$FDB_CLUSTER_FILE) in a binary built with -tags
-// fdb: openStore picks that when FDB_CLUSTER_FILE is set, and clears the
+// the store under the prefix coditect-isolation/ of the cluster
+// $FDB_CLUSTER_FILE names, in a binary built with -tags fdb: openStore
+// picks that when FDB_CLUSTER_FILE is set, and clears the
 // tenants it created afterwards (the keys are the same on both backends).
 //
 // TestSuiteCatchesPlantedLeaks shows that these checks fail when a leak

@@ -92,8 +92,10 @@ func openStore(t *testing.T) kv.Store {
 	u := "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "coditect.db"))
 	if cf := os.Getenv("FDB_CLUSTER_FILE"); cf != "" {
 		// Needs a binary built with -tags fdb; the tenants are iso-a and
-		// iso-b, cleared before and after (see clearTenants).
-		u = "fdb://" + cf
+		// iso-b, cleared before and after (see clearTenants). The prefix
+		// keeps the suite off the whole keyspace, which only a cluster's
+		// one store may use.
+		u = "fdb://" + cf + "?prefix=coditect-isolation%2F"
 	}
 	st, err := storage.Open(context.Background(), u)
 	if err != nil {
@@ -567,6 +569,11 @@ var restCases = map[string]restCase{
 	"POST /api/v1/tokens":               {body: `{"user":%s,"agent":%s,"label":"x"}`},
 	"DELETE /api/v1/tokens/{id}":        {},
 	"GET /api/v1/feed":                  {}, // attacked by feedFilters
+	"POST /api/v1/messages":             {body: `{"to":%s,"body":%s}`},
+	"POST /api/v1/tasks":                {body: `{"title":%s,"project":%s}`},
+	"PATCH /api/v1/tasks/{id}":          {body: `{"version":1,"assignee":%s,"note":%s}`},
+	"DELETE /api/v1/leases/{resource}":  {query: []string{"reason"}},
+	"POST /api/v1/sessions/{id}/end":    {body: `{"status":"completed","summary":%s,"x":%s}`},
 }
 
 func TestRESTCasesCoverRoutes(t *testing.T) {
@@ -628,8 +635,8 @@ func (w *world) restRoutes(t reporter, h http.Handler, routes []string) {
 			continue
 		}
 		for _, v := range w.attacks() {
-			p := strings.ReplaceAll(path, "{id}", url.PathEscape(v))
-			if strings.Contains(path, "{id}") && v == "" {
+			p := strings.NewReplacer("{id}", url.PathEscape(v), "{resource}", url.PathEscape(v)).Replace(path)
+			if p != path && v == "" {
 				continue // that is another route
 			}
 			body := ""

@@ -24,7 +24,6 @@ package agent
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -32,6 +31,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/coditect/coditect/storage/errclass"
 	"github.com/coditect/coditect/storage/keyspace"
 	"github.com/coditect/coditect/storage/kv"
 	"github.com/coditect/coditect/storage/tenant"
@@ -83,9 +83,9 @@ const (
 // errors wrap tenant.ErrForbidden.
 var (
 	// ErrInvalid: an argument is missing, malformed or too large.
-	ErrInvalid = errors.New("invalid argument")
+	ErrInvalid = errclass.New(errclass.Invalid, "invalid argument")
 	// ErrNotFound: no agent with that id in the scope's tenant.
-	ErrNotFound = errors.New("agent not found")
+	ErrNotFound = errclass.New(errclass.NotFound, "agent not found")
 )
 
 // Registration describes an agent.
@@ -279,8 +279,28 @@ func save(tx kv.Tx, a keyspace.AgentSpace, r record) error {
 	return nil
 }
 
+// lastSeen reads the agent's heartbeat key with a read conflict: a
+// heartbeat committed before the transaction does makes it retry.
 func lastSeen(tx kv.ReadTx, a keyspace.AgentSpace) (time.Time, error) {
-	v, err := tx.Get(a.Heartbeat())
+	return seenWith(tx.Get, a)
+}
+
+// glimpseSeen reads the agent's heartbeat key with a snapshot read, which
+// adds no read conflict. Agents set their heartbeat keys on every tool
+// call, so a transaction that read them serialisably would conflict with
+// every heartbeat committed while it ran — on FoundationDB, a sweep of a
+// busy tenant could retry until its context ended. A snapshot read suits
+// a decision a later heartbeat cannot make wrong: that an agent is alive
+// (a heartbeat only makes it more so; going offline or retired writes the
+// record, which is read with a conflict). A decision that it is not —
+// retiring it, reclaiming its leases — confirms with lastSeen, whose read
+// conflict makes the transaction retry if a heartbeat lands first.
+func glimpseSeen(tx kv.Tx, a keyspace.AgentSpace) (time.Time, error) {
+	return seenWith(tx.SnapshotGet, a)
+}
+
+func seenWith(get func([]byte) ([]byte, error), a keyspace.AgentSpace) (time.Time, error) {
+	v, err := get(a.Heartbeat())
 	if err != nil || v == nil {
 		return time.Time{}, err
 	}
@@ -495,6 +515,18 @@ func MarkOffline(ctx context.Context, sc *tenant.Scope, id, reason string) error
 // Read returns agent id with its liveness at now, inside a transaction of
 // the caller (the lease and message layers use it).
 func Read(tx kv.ReadTx, sc *tenant.Scope, id string, now time.Time) (Agent, error) {
+	return readWith(tx, sc, id, now, lastSeen)
+}
+
+// Glimpse is Read inside a read-write transaction with the heartbeat read
+// as a snapshot (see glimpseSeen): the transaction does not conflict with
+// the agent's heartbeats. Use it where only "alive" is acted on; confirm
+// "not alive" with Read before acting on it.
+func Glimpse(tx kv.Tx, sc *tenant.Scope, id string, now time.Time) (Agent, error) {
+	return readWith(tx, sc, id, now, func(_ kv.ReadTx, a keyspace.AgentSpace) (time.Time, error) { return glimpseSeen(tx, a) })
+}
+
+func readWith(tx kv.ReadTx, sc *tenant.Scope, id string, now time.Time, seenBy func(kv.ReadTx, keyspace.AgentSpace) (time.Time, error)) (Agent, error) {
 	a, err := agentSpace(sc, id)
 	if err != nil {
 		return Agent{}, err
@@ -506,7 +538,7 @@ func Read(tx kv.ReadTx, sc *tenant.Scope, id string, now time.Time) (Agent, erro
 	if !found {
 		return Agent{}, notFound(id)
 	}
-	seen, err := lastSeen(tx, a)
+	seen, err := seenBy(tx, a)
 	if err != nil {
 		return Agent{}, err
 	}
@@ -670,12 +702,18 @@ func Sweep(ctx context.Context, sc *tenant.Scope, now time.Time) ([]Agent, error
 					}
 					continue
 				}
-				seen, err := lastSeen(tx, a)
+				seen, err := glimpseSeen(tx, a)
 				if err != nil {
 					return err
 				}
 				if LivenessAt(now, seen, rec.TTL) != Gone {
 					continue
+				}
+				// Retiring it: read the heartbeat again with a conflict,
+				// so that a heartbeat landing before the commit makes
+				// the sweep retry (see glimpseSeen).
+				if seen, err = lastSeen(tx, a); err != nil {
+					return err
 				}
 				rec.Retired, rec.Updated = now, now
 				if err := save(tx, a, rec); err != nil {

@@ -43,7 +43,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -53,6 +52,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/coditect/coditect/storage/agent"
+	"github.com/coditect/coditect/storage/errclass"
 	"github.com/coditect/coditect/storage/keyspace"
 	"github.com/coditect/coditect/storage/kv"
 	"github.com/coditect/coditect/storage/tenant"
@@ -121,7 +121,7 @@ const HashPrefix = "sha256:"
 // Errors, wrapped with detail; match them with errors.Is.
 var (
 	// ErrInvalid: an argument is missing or malformed.
-	ErrInvalid = errors.New("invalid file evidence")
+	ErrInvalid = errclass.New(errclass.Invalid, "invalid file evidence")
 )
 
 func invalid(format string, args ...any) error {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/coditect/coditect/storage/agent"
+	"github.com/coditect/coditect/storage/errclass"
 	"github.com/coditect/coditect/storage/keyspace"
 	"github.com/coditect/coditect/storage/kv"
 	"github.com/coditect/coditect/storage/tenant"
@@ -49,7 +50,7 @@ func (e Editing) Live(now time.Time) bool { return now.Before(e.Expires) }
 const DefaultEditingTTL = 2 * time.Minute
 
 // ErrUnsavedEdits: the file has unsaved human edits in an editor.
-var ErrUnsavedEdits = errors.New("the file has unsaved edits in an editor")
+var ErrUnsavedEdits = errclass.New(errclass.Conflict, "the file has unsaved edits in an editor")
 
 // UnsavedEditsError names who holds unsaved edits of a file. It matches
 // ErrUnsavedEdits with errors.Is.
@@ -72,7 +73,7 @@ func (e *UnsavedEditsError) Error() string {
 }
 
 // Is makes errors.Is(err, ErrUnsavedEdits) hold.
-func (e *UnsavedEditsError) Is(target error) bool { return target == ErrUnsavedEdits }
+func (e *UnsavedEditsError) Is(target error) bool { return errors.Is(ErrUnsavedEdits, target) }
 
 // MarkEditing records, inside the caller's transaction, that the editor
 // connection ed.Editor holds unsaved edits of path for the scope's user,

@@ -62,6 +62,7 @@ type getter map[string][]byte
 
 func (g getter) Get(key []byte) ([]byte, error)                             { return g[string(key)], nil }
 func (getter) GetRange(begin, end []byte, opts kv.RangeOptions) kv.Iterator { return kv.ErrIterator{} }
+func (getter) GetMany(keys [][]byte) ([][]byte, error)                      { panic("unused") }
 func (getter) Watch(key []byte) kv.Watch                                    { panic("unused") }
 
 func TestSearchSkew(t *testing.T) {

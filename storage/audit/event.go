@@ -15,13 +15,13 @@ package audit
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	"github.com/coditect/coditect/storage/errclass"
 	"github.com/coditect/coditect/storage/keyspace"
 	"github.com/coditect/coditect/storage/kv"
 )
@@ -86,13 +86,13 @@ const (
 // Errors.
 var (
 	// ErrInvalidEvent: an event field is missing, malformed or too large.
-	ErrInvalidEvent = errors.New("invalid audit event")
+	ErrInvalidEvent = errclass.New(errclass.Invalid, "invalid audit event")
 	// ErrUnknownKind: the kind is not one of Kinds.
-	ErrUnknownKind = errors.New("unknown event kind")
+	ErrUnknownKind = errclass.New(errclass.Invalid, "unknown event kind")
 	// ErrBadCursor: a cursor that is not one this log handed out.
-	ErrBadCursor = errors.New("malformed cursor")
+	ErrBadCursor = errclass.New(errclass.Invalid, "malformed cursor")
 	// ErrNotFound: no event with that ID.
-	ErrNotFound = errors.New("event not found")
+	ErrNotFound = errclass.New(errclass.NotFound, "event not found")
 )
 
 // Kinds are the event kinds the log accepts.

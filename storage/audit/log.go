@@ -15,12 +15,14 @@ type Log struct {
 	store kv.Store
 	space keyspace.TenantSpace
 	now   func() time.Time
+	// budget bounds each page of a query (tests shrink it)
+	budget scanBudget
 }
 
 // NewLog returns the log of the tenant whose keys space builds. Only the
 // tenant layer calls it, for an authenticated principal.
 func NewLog(store kv.Store, space keyspace.TenantSpace) *Log {
-	return &Log{store: store, space: space, now: time.Now}
+	return &Log{store: store, space: space, now: time.Now, budget: defaultScanBudget}
 }
 
 // Tenant returns the tenant id.

@@ -85,7 +85,8 @@ type Page struct {
 	Events []Event
 	// Next continues the query after this page; empty when the query has
 	// no more results. A page may hold fewer than Limit events (even none)
-	// and still have a Next: each page examines a bounded number of events.
+	// and still have a Next: each page examines a bounded number of events,
+	// for a bounded time and number of bytes.
 	Next string
 }
 
@@ -97,6 +98,20 @@ const (
 	// filter over a long log cannot make a transaction run too long.
 	maxExamine = 5000
 )
+
+// scanBudget bounds one page's scan beyond maxExamine: on FoundationDB
+// each event an index names is a point read, a network round trip, and a
+// page must end well inside the transaction's five seconds
+// (kv.MaxTransactionAge) however slow the reads; the bytes bound keeps a
+// page of large events small. A page that runs out of budget ends with a
+// cursor after the last event it examined.
+type scanBudget struct {
+	time  time.Duration
+	bytes int
+}
+
+// defaultScanBudget is the budget of a page.
+var defaultScanBudget = scanBudget{time: time.Second, bytes: 4 << 20}
 
 // Query returns one page of events matching q.
 func (l *Log) Query(ctx context.Context, q Query) (Page, error) {
@@ -143,7 +158,14 @@ type scanResult struct {
 	events   []Event
 	last     kv.Versionstamp // last position examined
 	examined int
+	bytes    int  // bytes of the events examined
 	done     bool // nothing further matches
+}
+
+// spent reports whether a page has examined all it may: maxExamine events,
+// or the budget's bytes, or its time since start.
+func (r *scanResult) spent(b scanBudget, start time.Time) bool {
+	return r.examined >= maxExamine || r.bytes >= b.bytes || time.Since(start) >= b.time
 }
 
 // source picks the narrowest index the filter allows.
@@ -170,6 +192,7 @@ func (l *Log) source(f Filter) (sub keyspace.Subspace, indexed bool, err error) 
 // to a bound widened by it and stops at the first event beyond the other
 // bound widened by it, and with unbounded it does neither.
 func (l *Log) scan(tx kv.ReadTx, f Filter, order Order, pos kv.Versionstamp, limit int, skew time.Duration) (scanResult, error) {
+	start := time.Now()
 	var res scanResult
 	sub, indexed, err := l.source(f)
 	if err != nil {
@@ -230,6 +253,9 @@ func (l *Log) scan(tx kv.ReadTx, f Filter, order Order, pos kv.Versionstamp, lim
 				// this is damage; skip it rather than fail the page.
 				res.last = vs
 				res.examined++
+				if res.spent(l.budget, start) {
+					return res, it.Err()
+				}
 				continue
 			}
 		}
@@ -239,6 +265,7 @@ func (l *Log) scan(tx kv.ReadTx, f Filter, order Order, pos kv.Versionstamp, lim
 		}
 		res.last = vs
 		res.examined++
+		res.bytes += len(p.Key) + len(val)
 		if (reverse && !sinceLow.IsZero() && ev.Time.Before(sinceLow)) ||
 			(!reverse && !untilHigh.IsZero() && ev.Time.After(untilHigh)) {
 			res.done = true
@@ -250,7 +277,7 @@ func (l *Log) scan(tx kv.ReadTx, f Filter, order Order, pos kv.Versionstamp, lim
 				return res, it.Err()
 			}
 		}
-		if res.examined >= maxExamine {
+		if res.spent(l.budget, start) {
 			return res, it.Err()
 		}
 	}

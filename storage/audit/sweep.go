@@ -32,17 +32,34 @@ func (l *Log) Sweep(ctx context.Context, r Retention) (int, error) {
 		n := 0
 		_, err := l.store.Update(ctx, func(tx kv.Tx) error {
 			n = 0
-			cv, err := tx.Get(countKey)
+			// A snapshot read: every append adds to the counter (an
+			// atomic add), so reading it with a conflict would make the
+			// sweep conflict with — and on FoundationDB retry for — every
+			// append committed while it runs. A stale count is only
+			// lower (appends add, and sweeps conflict with each other on
+			// the events they remove), so the sweep removes no more than
+			// it should; what it leaves, the next sweep removes.
+			cv, err := tx.SnapshotGet(countKey)
 			if err != nil {
 				return err
 			}
 			count := kv.Int64(cv)
+			if r.MaxAge <= 0 && (r.MaxEvents <= 0 || count <= r.MaxEvents) {
+				return nil // nothing to remove: the events need not be read
+			}
 			cutoff := time.Time{}
 			if r.MaxAge > 0 {
 				cutoff = l.now().Add(-r.MaxAge)
 			}
+			// Without an age limit, read no more events than are to go:
+			// the read then never reaches the newest events, whose
+			// appends would otherwise conflict with it.
+			limit := sweepBatch
+			if r.MaxAge <= 0 {
+				limit = int(min(int64(sweepBatch), count-r.MaxEvents))
+			}
 			b, e := l.space.Audit().Range()
-			it := tx.GetRange(b, e, kv.RangeOptions{Limit: sweepBatch})
+			it := tx.GetRange(b, e, kv.RangeOptions{Limit: limit})
 			for it.Next() {
 				p := it.KeyValue()
 				vs, err := l.stampOf(l.space.Audit(), p.Key)

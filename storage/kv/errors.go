@@ -3,16 +3,19 @@ package kv
 import (
 	"errors"
 	"fmt"
+
+	"github.com/coditect/coditect/storage/errclass"
 )
 
 // Sentinel errors of the contract. Backends wrap them with detail; match them
 // with errors.Is.
 var (
 	// ErrKeyTooLarge: a key is longer than MaxKeySize.
-	ErrKeyTooLarge = errors.New("key too large")
+	ErrKeyTooLarge = errclass.New(errclass.Invalid, "key too large")
 	// ErrValueTooLarge: a value is longer than MaxValueSize.
-	ErrValueTooLarge = errors.New("value too large")
-	// ErrTransactionTooLarge: a transaction wrote more than MaxTransactionSize bytes.
+	ErrValueTooLarge = errclass.New(errclass.Invalid, "value too large")
+	// ErrTransactionTooLarge: a transaction is larger than MaxTransactionSize
+	// as FoundationDB counts it (writes, conflict ranges, stamp offsets).
 	ErrTransactionTooLarge = errors.New("transaction too large")
 	// ErrTransactionTooOld: a transaction ran longer than MaxTransactionAge.
 	// It is not retried: the same work would very likely run as long again,
@@ -37,9 +40,9 @@ var (
 	// ErrUnavailable: the store could not be reached or stayed locked by
 	// another process beyond the backend's lock timeout. Retrying later may
 	// succeed; nothing of the failed transaction was applied.
-	ErrUnavailable = errors.New("store unavailable")
+	ErrUnavailable = errclass.New(errclass.Unavailable, "store unavailable")
 	// ErrClosed: the store is closed.
-	ErrClosed = errors.New("store closed")
+	ErrClosed = errclass.New(errclass.Unavailable, "store closed")
 	// ErrTransactionDone: a transaction handle was used after its function
 	// returned.
 	ErrTransactionDone = errors.New("transaction used after it ended")

@@ -22,8 +22,10 @@ const (
 	MaxKeySize = 10_000
 	// MaxValueSize is the largest value, in bytes.
 	MaxValueSize = 100_000
-	// MaxTransactionSize is the largest sum of the bytes a transaction writes
-	// (keys, values and cleared range bounds).
+	// MaxTransactionSize is the largest size of a transaction as FoundationDB
+	// counts it: the bytes of its mutations plus the bounds of its read and
+	// write conflict ranges (see SetSize, ReadRangeSize and the other size
+	// functions). A transaction that only reads is not limited.
 	MaxTransactionSize = 10_000_000
 	// MaxTransactionAge is how long a transaction may run: operations after it
 	// fail with ErrTransactionTooOld.
@@ -88,9 +90,22 @@ type relaxedKey struct{}
 
 // ReadTx is the read side of a transaction. A ReadTx is valid only inside
 // the function it was passed to.
+//
+// A failed read fails the transaction: when a read (Get, GetMany,
+// SnapshotGet, or a range iterator's Err) returned an error, Update or View
+// returns the first such error, and Update applies nothing, even if fn
+// handled the error and returned nil. FoundationDB's commit waits on every
+// read the transaction issued and fails with a read's error; every backend
+// does the same.
 type ReadTx interface {
 	// Get returns the key's value, or (nil, nil) when the key is absent.
 	Get(key []byte) ([]byte, error)
+
+	// GetMany returns the values of keys, in order, each as Get returns it
+	// (nil for an absent key), or the first error. The reads may run
+	// concurrently: on FoundationDB they cost one round trip, not
+	// len(keys). Use it instead of a loop of Gets whose keys are known.
+	GetMany(keys [][]byte) ([][]byte, error)
 
 	// GetRange returns an iterator over keys in [begin, end), in order, or
 	// in reverse order when opts.Reverse is set. It streams: a range of any

@@ -62,6 +62,7 @@ import (
 
 	"github.com/coditect/coditect/storage/agent"
 	"github.com/coditect/coditect/storage/audit"
+	"github.com/coditect/coditect/storage/errclass"
 	"github.com/coditect/coditect/storage/keyspace"
 	"github.com/coditect/coditect/storage/kv"
 	"github.com/coditect/coditect/storage/message"
@@ -100,20 +101,20 @@ const (
 // tenant.ErrForbidden and an unknown agent agent.ErrNotFound.
 var (
 	// ErrInvalid: an argument is missing, malformed or too large.
-	ErrInvalid = errors.New("invalid argument")
+	ErrInvalid = errclass.New(errclass.Invalid, "invalid argument")
 	// ErrConflict: another agent holds a conflicting lease.
-	ErrConflict = errors.New("lease conflict")
+	ErrConflict = errclass.New(errclass.Conflict, "lease conflict")
 	// ErrNotHeld: the caller holds no lease on the resource with that
 	// token (it was released, reclaimed or force-released).
-	ErrNotHeld = errors.New("lease not held")
+	ErrNotHeld = errclass.New(errclass.NotFound, "lease not held")
 	// ErrFenced: a write presented a fencing token that is not the one of
 	// a current grant.
-	ErrFenced = errors.New("stale fencing token")
+	ErrFenced = errclass.New(errclass.Conflict, "stale fencing token")
 	// ErrGone: the acting agent is gone or retired; its lease would be
 	// reclaimable at once.
-	ErrGone = errors.New("agent is gone")
+	ErrGone = errclass.New(errclass.Conflict, "agent is gone")
 	// ErrTooManyHolders: the resource already records MaxHolders grants.
-	ErrTooManyHolders = errors.New("too many holders")
+	ErrTooManyHolders = errclass.New(errclass.Conflict, "too many holders")
 )
 
 func invalid(format string, args ...any) error {
@@ -207,7 +208,7 @@ func (e *ConflictError) Error() string {
 }
 
 // Is makes a *ConflictError match ErrConflict.
-func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
+func (e *ConflictError) Is(target error) bool { return errors.Is(ErrConflict, target) }
 
 // FenceError reports a refused fencing token.
 type FenceError struct {
@@ -239,7 +240,7 @@ func (e *FenceError) Error() string {
 }
 
 // Is makes a *FenceError match ErrFenced.
-func (e *FenceError) Is(target error) bool { return target == ErrFenced }
+func (e *FenceError) Is(target error) bool { return errors.Is(ErrFenced, target) }
 
 // grant is a stored grant; the resource is the key.
 type grant struct {
@@ -409,8 +410,27 @@ func candidates(tx kv.ReadTx, sp keyspace.TenantSpace, res resource) ([]*entry, 
 // holderOf describes a grant with its agent's liveness; an agent that no
 // longer exists counts as gone.
 func holderOf(tx kv.ReadTx, sc *tenant.Scope, resource string, g grant, now time.Time) (Holder, error) {
-	h := Holder{Lease: g.lease(resource), Liveness: agent.Gone, Expired: g.expired(now)}
 	a, err := agent.Read(tx, sc, g.Agent, now)
+	return holderFrom(a, err, resource, g, now)
+}
+
+// holderIn is holderOf inside a read-write transaction that acts only on
+// holders it may reclaim: the holder's heartbeat is read as a snapshot
+// (agent.Glimpse), so the transaction does not conflict with the
+// heartbeats of live holders, which it leaves alone; a holder it would
+// reclaim for looking absent is read again with a conflict (holderOf), so
+// that a heartbeat landing before the commit makes it retry.
+func holderIn(tx kv.Tx, sc *tenant.Scope, resource string, g grant, now time.Time) (Holder, error) {
+	a, err := agent.Glimpse(tx, sc, g.Agent, now)
+	h, err := holderFrom(a, err, resource, g, now)
+	if err != nil || h.Expired || !h.Liveness.Absent() {
+		return h, err
+	}
+	return holderOf(tx, sc, resource, g, now)
+}
+
+func holderFrom(a agent.Agent, err error, resource string, g grant, now time.Time) (Holder, error) {
+	h := Holder{Lease: g.lease(resource), Liveness: agent.Gone, Expired: g.expired(now)}
 	switch {
 	case errors.Is(err, agent.ErrNotFound):
 	case err != nil:
@@ -510,7 +530,10 @@ func Acquire(ctx context.Context, sc *tenant.Scope, req Request) (Lease, error) 
 	now := agent.Now(ctx)
 	var out Lease
 	_, err = sc.Store().Update(ctx, func(tx kv.Tx) error {
-		self, err := agent.Read(tx, sc, me, now)
+		// A snapshot read of the caller's heartbeat (agent.Glimpse): it
+		// heartbeats on every call, and a heartbeat landing meanwhile can
+		// only make it more alive. Refusing commits nothing.
+		self, err := agent.Glimpse(tx, sc, me, now)
 		if err != nil {
 			return err
 		}
@@ -543,7 +566,7 @@ func Acquire(ctx context.Context, sc *tenant.Scope, req Request) (Lease, error) 
 				if req.Mode == Shared && g.Mode == Shared {
 					continue
 				}
-				h, err := holderOf(tx, sc, e.res.raw, *g, now)
+				h, err := holderIn(tx, sc, e.res.raw, *g, now)
 				if err != nil {
 					return err
 				}
@@ -1068,7 +1091,7 @@ func Sweep(ctx context.Context, sc *tenant.Scope, now time.Time) ([]Lease, error
 			w := sc.Log().Writer(tx)
 			for _, e := range entries {
 				for _, g := range slices.Clone(e.grants) {
-					h, err := holderOf(tx, sc, e.res.raw, g, now)
+					h, err := holderIn(tx, sc, e.res.raw, g, now)
 					if err != nil {
 						return err
 					}

@@ -19,7 +19,6 @@ package message
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -28,6 +27,7 @@ import (
 
 	"github.com/coditect/coditect/storage/agent"
 	"github.com/coditect/coditect/storage/audit"
+	"github.com/coditect/coditect/storage/errclass"
 	"github.com/coditect/coditect/storage/keyspace"
 	"github.com/coditect/coditect/storage/kv"
 	"github.com/coditect/coditect/storage/tenant"
@@ -59,9 +59,9 @@ const (
 // agent.ErrNotFound.
 var (
 	// ErrInvalid: an argument is missing, malformed or too large.
-	ErrInvalid = errors.New("invalid argument")
+	ErrInvalid = errclass.New(errclass.Invalid, "invalid argument")
 	// ErrNotFound: no message with that id in the caller's inbox.
-	ErrNotFound = errors.New("message not found")
+	ErrNotFound = errclass.New(errclass.NotFound, "message not found")
 )
 
 func invalid(format string, args ...any) error {
@@ -290,7 +290,7 @@ func (w *Writer) Send(m Outgoing) (Pending, error) {
 	p := w.sc.Principal()
 	from := p.Agent
 	if from != "" {
-		if _, err := agent.Read(w.tx, w.sc, from, w.now); err != nil {
+		if _, err := agent.Glimpse(w.tx, w.sc, from, w.now); err != nil {
 			return Pending{}, fmt.Errorf("message: the sender: %w", err)
 		}
 	}
@@ -380,7 +380,7 @@ func (w *Writer) recipients(to To, from string) ([]string, error) {
 	var err error
 	switch {
 	case to.Agent != "":
-		if _, err := agent.Read(w.tx, w.sc, to.Agent, w.now); err != nil {
+		if _, err := agent.Glimpse(w.tx, w.sc, to.Agent, w.now); err != nil {
 			return nil, err
 		}
 		return []string{to.Agent}, nil
@@ -551,18 +551,26 @@ func Fetch(ctx context.Context, sc *tenant.Scope, o FetchOptions) ([]Message, er
 			}
 			return out, err
 		}
-		fired := make(chan error, 1)
-		go func() { fired <- watch.Wait(ctx) }()
-		select {
-		case err := <-fired:
-			if err != nil {
-				return nil, err
-			}
-		case <-timeout:
-			watch.Cancel()
-			<-fired
-			return nil, nil
+		if done, err := await(ctx, watch, timeout); done || err != nil {
+			return nil, err
 		}
+	}
+}
+
+// await waits for watch to fire, for timeout or for ctx to end, and
+// cancels the watch in every case, which releases the store's slot for it
+// (a watch that fired has released it already). done reports the timeout.
+func await(ctx context.Context, watch kv.Watch, timeout <-chan time.Time) (done bool, err error) {
+	defer watch.Cancel()
+	fired := make(chan error, 1)
+	go func() { fired <- watch.Wait(ctx) }()
+	select {
+	case err := <-fired:
+		return false, err
+	case <-timeout:
+		watch.Cancel()
+		<-fired
+		return true, nil
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -448,5 +450,66 @@ func TestIdempotentSend(t *testing.T) {
 	ghost, _ := f.admin.WithAgent("ag_ghost")
 	if _, err := message.Send(f.ctx, ghost, message.Outgoing{To: message.To{Agent: f.ids[f.a]}, Body: "boo"}); !errors.Is(err, agent.ErrNotFound) {
 		t.Fatalf("send from an unregistered agent: %v", err)
+	}
+}
+
+// watchCounter is a store that counts the watches its transactions set
+// and nobody has released: not cancelled, not fired.
+type watchCounter struct {
+	kv.Store
+	live atomic.Int64
+}
+
+func (c *watchCounter) View(ctx context.Context, fn func(kv.ReadTx) error) error {
+	return c.Store.View(ctx, func(tx kv.ReadTx) error { return fn(countingTx{tx, c}) })
+}
+
+type countingTx struct {
+	kv.ReadTx
+	c *watchCounter
+}
+
+func (t countingTx) Watch(key []byte) kv.Watch {
+	t.c.live.Add(1)
+	return &countedWatch{Watch: t.ReadTx.Watch(key), c: t.c}
+}
+
+type countedWatch struct {
+	kv.Watch
+	c    *watchCounter
+	once sync.Once
+}
+
+func (w *countedWatch) release() { w.once.Do(func() { w.c.live.Add(-1) }) }
+
+func (w *countedWatch) Wait(ctx context.Context) error {
+	err := w.Watch.Wait(ctx)
+	if err == nil {
+		w.release()
+	}
+	return err
+}
+
+func (w *countedWatch) Cancel() {
+	w.release()
+	w.Watch.Cancel()
+}
+
+// A Fetch that waits until its context ends releases its watch: an
+// abandoned watch holds one of the store's kv.MaxWatches until the key
+// changes.
+func TestFetchReleasesWatchWhenContextEnds(t *testing.T) {
+	s, _ := agenttest.Open(t)
+	c := &watchCounter{Store: s}
+	ctx := agenttest.Context(t, agenttest.NewClock())
+	admin := agenttest.Scope(t, c, "acme", "alice")
+	_, b := agenttest.Agent(t, ctx, admin, "b", agent.Registration{TTL: 10 * time.Second})
+	short, cancel := context.WithTimeout(ctx, 30*time.Millisecond)
+	defer cancel()
+	if _, err := message.Fetch(short, b, message.FetchOptions{Wait: time.Minute}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Fetch past its context: %v", err)
+	}
+	if n := c.live.Load(); n != 0 {
+		t.Fatalf("%d watches left set after Fetch returned", n)
 	}
 }

@@ -44,6 +44,7 @@ import (
 
 	"github.com/coditect/coditect/storage/agent"
 	"github.com/coditect/coditect/storage/audit"
+	"github.com/coditect/coditect/storage/errclass"
 	"github.com/coditect/coditect/storage/keyspace"
 	"github.com/coditect/coditect/storage/kv"
 	"github.com/coditect/coditect/storage/tenant"
@@ -92,16 +93,16 @@ const (
 // errors wrap tenant.ErrForbidden.
 var (
 	// ErrInvalid: a name, path or id is missing or malformed.
-	ErrInvalid = errors.New("invalid project input")
+	ErrInvalid = errclass.New(errclass.Invalid, "invalid project input")
 	// ErrNotFound: no such project in the caller's tenant.
-	ErrNotFound = errors.New("project not found")
+	ErrNotFound = errclass.New(errclass.NotFound, "project not found")
 	// ErrExists: a project of that name exists already.
-	ErrExists = errors.New("project exists")
+	ErrExists = errclass.New(errclass.Conflict, "project exists")
 	// ErrOverlap: a root would contain, or lie inside, a registered root.
-	ErrOverlap = errors.New("root overlaps a registered root")
+	ErrOverlap = errclass.New(errclass.Conflict, "root overlaps a registered root")
 	// ErrOutside: a path lies in no root of the caller's projects on this
 	// machine.
-	ErrOutside = errors.New("path outside the caller's projects")
+	ErrOutside = errclass.New(errclass.Forbidden, "path outside the caller's projects")
 )
 
 func invalid(format string, args ...any) error {

@@ -22,7 +22,6 @@ package session
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/url"
 	"path"
@@ -32,6 +31,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/coditect/coditect/storage/audit"
+	"github.com/coditect/coditect/storage/errclass"
 	"github.com/coditect/coditect/storage/keyspace"
 	"github.com/coditect/coditect/storage/kv"
 	"github.com/coditect/coditect/storage/tenant"
@@ -178,15 +178,15 @@ const (
 // with errors.Is. A viewer's mutation fails with tenant.ErrForbidden.
 var (
 	// ErrInvalid: a field is missing, malformed or too long.
-	ErrInvalid = errors.New("invalid session input")
+	ErrInvalid = errclass.New(errclass.Invalid, "invalid session input")
 	// ErrNotFound: no session with that id in the scope's tenant.
-	ErrNotFound = errors.New("session not found")
+	ErrNotFound = errclass.New(errclass.NotFound, "session not found")
 	// ErrNotOpen: the session has ended (or, for Join, was abandoned).
-	ErrNotOpen = errors.New("session not open")
+	ErrNotOpen = errclass.New(errclass.Conflict, "session not open")
 	// ErrFull: the session has MaxParticipants participants.
-	ErrFull = errors.New("session full")
+	ErrFull = errclass.New(errclass.Conflict, "session full")
 	// ErrBadCursor: a cursor that List did not hand out.
-	ErrBadCursor = errors.New("malformed session cursor")
+	ErrBadCursor = errclass.New(errclass.Invalid, "malformed session cursor")
 )
 
 func invalid(format string, args ...any) error {

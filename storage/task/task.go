@@ -24,6 +24,12 @@
 // indexed, and named by the task's events, so that one project's board is
 // one index range.
 //
+// Tasks form a graph (graph.go): a priority, the tasks a task is blocked
+// by, a parent task and required skills. A task is ready when it is open
+// and every task it is blocked by is done (a cancelled blocker is not
+// done); ClaimNext claims the highest-priority ready task an agent's
+// capabilities cover, in one transaction.
+//
 // It imports storage/kv, storage/keyspace, storage/audit, storage/tenant
 // and storage/agent (assignees are agents; ids). It must not import
 // storage/lease or storage/message nor any transport; it reads a project's
@@ -43,6 +49,7 @@ import (
 
 	"github.com/coditect/coditect/storage/agent"
 	"github.com/coditect/coditect/storage/audit"
+	"github.com/coditect/coditect/storage/errclass"
 	"github.com/coditect/coditect/storage/keyspace"
 	"github.com/coditect/coditect/storage/kv"
 	"github.com/coditect/coditect/storage/tenant"
@@ -100,13 +107,13 @@ const (
 // tenant.ErrForbidden and an unknown assignee agent.ErrNotFound.
 var (
 	// ErrInvalid: an argument is missing, malformed or too large.
-	ErrInvalid = errors.New("invalid argument")
+	ErrInvalid = errclass.New(errclass.Invalid, "invalid argument")
 	// ErrNotFound: no task with that id in the scope's tenant.
-	ErrNotFound = errors.New("task not found")
+	ErrNotFound = errclass.New(errclass.NotFound, "task not found")
 	// ErrVersion: the task changed since the version the caller expected.
-	ErrVersion = errors.New("task changed")
+	ErrVersion = errclass.New(errclass.Conflict, "task changed")
 	// ErrTransition: the state machine does not allow the change.
-	ErrTransition = errors.New("illegal transition")
+	ErrTransition = errclass.New(errclass.Conflict, "illegal transition")
 )
 
 func invalid(format string, args ...any) error {
@@ -130,6 +137,20 @@ type Task struct {
 	CreatedBy string    `json:"created_by"`
 	Created   time.Time `json:"created"`
 	Updated   time.Time `json:"updated"`
+	// Priority orders ready work: higher first (see graph.go).
+	Priority int `json:"priority,omitempty"`
+	// BlockedBy are the tasks that must be done before this one is ready.
+	BlockedBy []string `json:"blocked_by,omitempty"`
+	// Parent is the task this one is a sub-task of.
+	Parent string `json:"parent,omitempty"`
+	// Skills are capabilities an agent must all declare to get it from
+	// ClaimNext.
+	Skills []string `json:"skills,omitempty"`
+	// Ready and Waiting are computed by Get and List, never stored: Ready
+	// when the task is open and all of BlockedBy are done, Waiting the
+	// blockers not done.
+	Ready   bool     `json:"ready,omitempty"`
+	Waiting []string `json:"waiting,omitempty"`
 }
 
 // VersionError reports a change based on a stale version.
@@ -149,7 +170,7 @@ func (e *VersionError) Error() string {
 }
 
 // Is makes a *VersionError match ErrVersion.
-func (e *VersionError) Is(target error) bool { return target == ErrVersion }
+func (e *VersionError) Is(target error) bool { return errors.Is(ErrVersion, target) }
 
 // TransitionError reports a state change the machine does not allow.
 type TransitionError struct {
@@ -180,7 +201,7 @@ func (e *TransitionError) Error() string {
 }
 
 // Is makes a *TransitionError match ErrTransition.
-func (e *TransitionError) Is(target error) bool { return target == ErrTransition }
+func (e *TransitionError) Is(target error) bool { return errors.Is(ErrTransition, target) }
 
 // ForbiddenError reports a move of a held task by a caller that is
 // neither its assignee nor its creator nor a person (see MayMove).
@@ -197,8 +218,9 @@ func (e *ForbiddenError) Error() string {
 		tenant.ErrForbidden, e.Task.ID, e.Task.State, e.Task.Assignee, e.Agent, e.Task.CreatedBy)
 }
 
-// Is makes a *ForbiddenError match tenant.ErrForbidden.
-func (e *ForbiddenError) Is(target error) bool { return target == tenant.ErrForbidden }
+// Unwrap makes a *ForbiddenError match tenant.ErrForbidden, and its
+// class.
+func (e *ForbiddenError) Unwrap() error { return tenant.ErrForbidden }
 
 // Held reports whether t is someone's work in progress: assigned, and
 // claimed, in progress, in review or blocked. Only MayMove's callers move
@@ -335,6 +357,13 @@ func indexKeys(sp keyspace.TenantSpace, t Task) ([][]byte, error) {
 		}
 		keys = append(keys, k)
 	}
+	if t.State == Open {
+		k, err := sp.TaskIndexEntry(byOpenPriority, priorityValue(t.Priority), t.ID)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, k)
+	}
 	return keys, nil
 }
 
@@ -357,6 +386,7 @@ func save(tx kv.Tx, sc *tenant.Scope, key []byte, old *Task, t Task) error {
 	for _, k := range ks {
 		tx.Set(k, nil)
 	}
+	t.Ready, t.Waiting = false, nil // computed on read
 	b, err := json.Marshal(t)
 	if err != nil {
 		return err
@@ -390,6 +420,8 @@ type New struct {
 	// Project is the id of the tenant's project the task belongs to
 	// (optional).
 	Project string
+	// Plan places the task in the graph (optional).
+	Plan Plan
 }
 
 // projectKey returns the record key of the tenant's project id, checking
@@ -413,6 +445,9 @@ func Create(ctx context.Context, sc *tenant.Scope, n New) (Task, error) {
 	if err := checkDescription(n.Description); err != nil {
 		return Task{}, err
 	}
+	if err := n.Plan.check(sc); err != nil {
+		return Task{}, err
+	}
 	var pkey []byte
 	if n.Project != "" {
 		var err error
@@ -432,18 +467,23 @@ func Create(ctx context.Context, sc *tenant.Scope, n New) (Task, error) {
 	if err != nil {
 		return Task{}, err
 	}
-	enc, err := json.Marshal(t)
-	if err != nil {
-		return Task{}, err
-	}
+	base := t
 	_, err = sc.Store().Update(ctx, func(tx kv.Tx) error {
+		t = base
+		if err := n.Plan.apply(tx, sc, &t); err != nil {
+			return err
+		}
+		enc, err := json.Marshal(t)
+		if err != nil {
+			return err
+		}
 		switch v, err := tx.Get(key); {
 		case err != nil:
 			return err
 		case bytes.Equal(v, enc):
 			// An earlier attempt committed (FoundationDB retries after
 			// commit_unknown_result): the task and its event exist.
-			return nil
+			return annotate(tx, sc, &t)
 		case v != nil:
 			return fmt.Errorf("task: id %s already exists", t.ID) // an 80-bit random collision
 		}
@@ -459,9 +499,15 @@ func Create(ctx context.Context, sc *tenant.Scope, n New) (Task, error) {
 		if err := save(tx, sc, key, nil, t); err != nil {
 			return err
 		}
-		_, err := sc.Log().Writer(tx).Append(event(sc, "task.created", t,
-			fmt.Sprintf("task %s created: %s", t.ID, t.Title), map[string]any{"title": t.Title}))
-		return err
+		attrs := map[string]any{"title": t.Title}
+		if t.Priority != 0 || len(t.BlockedBy) > 0 || t.Parent != "" {
+			attrs["priority"], attrs["blocked_by"], attrs["parent"] = t.Priority, t.BlockedBy, t.Parent
+		}
+		if _, err = sc.Log().Writer(tx).Append(event(sc, "task.created", t,
+			fmt.Sprintf("task %s created: %s", t.ID, t.Title), attrs)); err != nil {
+			return err
+		}
+		return annotate(tx, sc, &t)
 	})
 	if err != nil {
 		return Task{}, err
@@ -477,11 +523,15 @@ func Get(ctx context.Context, sc *tenant.Scope, id string) (Task, error) {
 	var t Task
 	err := sc.Store().View(ctx, func(tx kv.ReadTx) error {
 		var err error
-		t, _, err = load(tx, sc, id)
-		return err
+		if t, _, err = load(tx, sc, id); err != nil {
+			return err
+		}
+		return annotate(tx, sc, &t)
 	})
 	return t, err
 }
+
+func isNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
 
 // change runs one optimistic change: it loads task id, checks version,
 // lets apply change a copy and says what to log, and saves the result.
@@ -520,7 +570,7 @@ func change(ctx context.Context, sc *tenant.Scope, id string, version int64,
 			return err
 		}
 		out = t
-		return nil
+		return annotate(tx, sc, &out)
 	})
 	if err != nil {
 		return Task{}, err
@@ -551,7 +601,7 @@ func Claim(ctx context.Context, sc *tenant.Scope, id string, version int64) (Tas
 		if err := MayMove(*t, sc.Principal()); err != nil {
 			return "", "", nil, err
 		}
-		if _, err := agent.Read(tx, sc, me, agent.Now(ctx)); err != nil {
+		if _, err := agent.Glimpse(tx, sc, me, agent.Now(ctx)); err != nil {
 			return "", "", nil, err
 		}
 		prev := t.Assignee
@@ -582,7 +632,7 @@ func Assign(ctx context.Context, sc *tenant.Scope, id string, version int64, age
 			return "", "", nil, invalid("task %s is already assigned to %q", t.ID, agentID)
 		}
 		if agentID != "" {
-			if _, err := agent.Read(tx, sc, agentID, agent.Now(ctx)); err != nil {
+			if _, err := agent.Glimpse(tx, sc, agentID, agent.Now(ctx)); err != nil {
 				return "", "", nil, err
 			}
 		}
@@ -726,6 +776,9 @@ func List(ctx context.Context, sc *tenant.Scope, f Filter) (Page, error) {
 			}
 			if (f.State == "" || t.State == f.State) && (f.Assignee == "" || t.Assignee == f.Assignee) &&
 				(f.Project == "" || t.Project == f.Project) {
+				if err := annotate(tx, sc, &t); err != nil {
+					return err
+				}
 				page.Tasks = append(page.Tasks, t)
 			}
 		}

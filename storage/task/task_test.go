@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -76,7 +77,7 @@ func TestLifecycle(t *testing.T) {
 		t.Fatalf("reopening a done task: %v", err)
 	}
 	got, err := task.Get(f.ctx, f.b, tk.ID)
-	if err != nil || got != tk {
+	if err != nil || !reflect.DeepEqual(got, tk) {
 		t.Fatalf("Get: %+v, %v; want %+v", got, err, tk)
 	}
 	hist, err := task.History(f.ctx, f.admin, tk.ID)
@@ -158,7 +159,7 @@ func TestTransitions(t *testing.T) {
 				if !slices.Equal(te.Allowed, task.Allowed(from)) || !strings.Contains(err.Error(), "may go to") {
 					t.Fatalf("error %q does not list the allowed states", err)
 				}
-				if after, _ := task.Get(f.ctx, f.a, tk.ID); after != tk {
+				if after, _ := task.Get(f.ctx, f.a, tk.ID); !reflect.DeepEqual(after, tk) {
 					t.Fatalf("a refused transition changed the task: %+v", after)
 				}
 			})
@@ -729,7 +730,7 @@ func TestMovePermissions(t *testing.T) {
 						!strings.Contains(err.Error(), "assigned to agent "+f.aID) {
 						t.Fatalf("got %+v, %v; want a *ForbiddenError naming %s", got, err, f.aID)
 					}
-					if after, _ := task.Get(f.ctx, f.admin, tk.ID); after != tk {
+					if after, _ := task.Get(f.ctx, f.admin, tk.ID); !reflect.DeepEqual(after, tk) {
 						t.Fatalf("a refused move changed the task: %+v", after)
 					}
 					if n := task.Next(tk, c.sc.Principal()); len(n) != 0 {

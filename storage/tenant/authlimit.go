@@ -8,12 +8,14 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/coditect/coditect/storage/errclass"
 )
 
 // ErrRateLimited refuses an authentication from an address that failed too
 // often: the caller answers 429 with the RateLimitError's RetryAfter. It is
 // not a credential error: the token was not even looked at.
-var ErrRateLimited = errors.New("too many failed authentications")
+var ErrRateLimited = errclass.New(errclass.Unavailable, "too many failed authentications")
 
 // RateLimitError is the error AuthenticateFrom returns while an address
 // is locked out.

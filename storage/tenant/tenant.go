@@ -20,6 +20,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/coditect/coditect/storage/audit"
+	"github.com/coditect/coditect/storage/errclass"
 	"github.com/coditect/coditect/storage/keyspace"
 	"github.com/coditect/coditect/storage/kv"
 )
@@ -45,15 +46,15 @@ func ParseRole(s string) (Role, error) {
 
 // Errors. Each is wrapped with detail; match with errors.Is.
 var (
-	ErrInvalid         = errors.New("invalid argument")
-	ErrNotFound        = errors.New("not found")
-	ErrExists          = errors.New("already exists")
-	ErrUnauthenticated = errors.New("unknown or malformed token")
-	ErrTokenRevoked    = errors.New("token revoked")
-	ErrTokenExpired    = errors.New("token expired")
-	ErrTenantDisabled  = errors.New("tenant disabled")
-	ErrUserDisabled    = errors.New("user disabled")
-	ErrForbidden       = errors.New("not allowed for this role")
+	ErrInvalid         = errclass.New(errclass.Invalid, "invalid argument")
+	ErrNotFound        = errclass.New(errclass.NotFound, "not found")
+	ErrExists          = errclass.New(errclass.Conflict, "already exists")
+	ErrUnauthenticated = errclass.New(errclass.Forbidden, "unknown or malformed token")
+	ErrTokenRevoked    = errclass.New(errclass.Forbidden, "token revoked")
+	ErrTokenExpired    = errclass.New(errclass.Forbidden, "token expired")
+	ErrTenantDisabled  = errclass.New(errclass.Forbidden, "tenant disabled")
+	ErrUserDisabled    = errclass.New(errclass.Forbidden, "user disabled")
+	ErrForbidden       = errclass.New(errclass.Forbidden, "not allowed for this role")
 )
 
 // Tenant is a tenant's record.

@@ -125,35 +125,67 @@ func (d *Directory) issue(ctx context.Context, tenantID, userID string, role Rol
 }
 
 // ListTokens returns a tenant's tokens (without secrets), revoked and
-// expired ones included.
+// expired ones included. It reads them in pages, one transaction each
+// (see tokenPageSize): a token issued or revoked meanwhile may be listed
+// as it was or as it is, and no token is listed twice.
 func (d *Directory) ListTokens(ctx context.Context, tenantID string) ([]Token, error) {
+	return d.listTokens(ctx, tenantID, tokenPageSize, tokenPageTime)
+}
+
+// A page of a token listing ends after tokenPageSize tokens or once it
+// has read for tokenPageTime (after at least one token): each token is a
+// point read after its reference, a network round trip on FoundationDB,
+// and a transaction must end well inside kv.MaxTransactionAge.
+const (
+	tokenPageSize = 256
+	tokenPageTime = time.Second
+)
+
+func (d *Directory) listTokens(ctx context.Context, tenantID string, size int, budget time.Duration) ([]Token, error) {
 	sp, err := space(tenantID)
 	if err != nil {
 		return nil, err
 	}
 	var out []Token
-	err = d.store.View(ctx, func(tx kv.ReadTx) error {
-		out = out[:0]
-		if _, err := loadTenant(tx, tenantID); err != nil {
-			return err
-		}
-		b, e := sp.TokenRefs().Range()
-		it := tx.GetRange(b, e, kv.RangeOptions{})
-		for it.Next() {
-			var h [sha256.Size]byte
-			copy(h[:], it.KeyValue().Value)
-			var t Token
-			ok, err := getJSON(tx, keyspace.Token(h), &t)
-			if err != nil {
+	from, end := sp.TokenRefs().Range()
+	for from != nil {
+		var page []Token
+		var next []byte
+		err = d.store.View(ctx, func(tx kv.ReadTx) error {
+			page, next = page[:0], nil
+			start := time.Now()
+			if _, err := loadTenant(tx, tenantID); err != nil {
 				return err
 			}
-			if ok {
-				out = append(out, t)
+			it := tx.GetRange(from, end, kv.RangeOptions{Limit: size})
+			n := 0
+			for it.Next() {
+				n++
+				p := it.KeyValue()
+				var h [sha256.Size]byte
+				copy(h[:], p.Value)
+				var t Token
+				ok, err := getJSON(tx, keyspace.Token(h), &t)
+				if err != nil {
+					return err
+				}
+				if ok {
+					page = append(page, t)
+				}
+				if n == size || time.Since(start) >= budget {
+					next = kv.KeyAfter(p.Key)
+					break
+				}
 			}
+			return it.Err()
+		})
+		if err != nil {
+			return nil, err
 		}
-		return it.Err()
-	})
-	return out, err
+		out = append(out, page...)
+		from = next
+	}
+	return out, nil
 }
 
 // RevokeToken revokes a tenant's token by id. Revocation is immediate for

@@ -63,6 +63,12 @@ type CopyReport struct {
 // ErrMismatch: verification found ranges that differ.
 var ErrMismatch = errors.New("copy verification failed")
 
+// ErrNotOrdered: the destination's new versionstamps would sort before the
+// copied history (heads, tails and cursors would break), and its versions
+// could not be advanced past it. The data is copied; do not use the
+// destination until it can be advanced (kv.VersionAdvancer).
+var ErrNotOrdered = errors.New("the destination's versions are behind the copied history")
+
 // spans lists the key ranges of a scope in src.
 func spans(ctx context.Context, src kv.Store, sc Scope) ([]Span, error) {
 	if sc.Tenant == "" {
@@ -234,12 +240,33 @@ func advance(ctx context.Context, dst kv.Store, r *CopyReport) error {
 		return nil
 	}
 	r.MaxStampS = r.MaxStamp.String()
-	if a, ok := dst.(kv.VersionAdvancer); ok {
-		if err := a.AdvanceVersion(ctx, r.MaxStamp); err != nil {
-			return err
-		}
-		r.Advanced = true
+	a, ok := dst.(kv.VersionAdvancer)
+	if !ok {
+		return fmt.Errorf("transfer: %w: the copied history's versionstamps reach %s, and the destination (%T) cannot advance its versions past them", ErrNotOrdered, r.MaxStamp, dst)
 	}
+	if err := a.AdvanceVersion(ctx, r.MaxStamp); err != nil {
+		return fmt.Errorf("transfer: advance the destination's versions past %s: %w", r.MaxStamp, err)
+	}
+	// Check the outcome rather than trust it: a commit now must stamp
+	// after the copied history.
+	probe := progressRoot.Pack(tuple.Tuple{"advanced"})
+	stamp, err := dst.Update(ctx, func(tx kv.Tx) error {
+		tx.Set(probe, []byte(r.MaxStampS))
+		return nil
+	})
+	if err == nil {
+		_, err = dst.Update(ctx, func(tx kv.Tx) error {
+			tx.Clear(probe)
+			return nil
+		})
+	}
+	if err != nil {
+		return fmt.Errorf("transfer: check the destination's versions: %w", err)
+	}
+	if stamp.Compare(r.MaxStamp) <= 0 {
+		return fmt.Errorf("transfer: %w: after advancing, the destination's commit %s still stamps before the copied history's %s", ErrNotOrdered, stamp, r.MaxStamp)
+	}
+	r.Advanced = true
 	return nil
 }
 

@@ -304,3 +304,38 @@ func TestBackupRestore(t *testing.T) {
 		}
 	}
 }
+
+// plainStore hides a store's kv.VersionAdvancer.
+type plainStore struct{ kv.Store }
+
+// lazyAdvancer claims to advance and does not.
+type lazyAdvancer struct{ kv.Store }
+
+func (lazyAdvancer) AdvanceVersion(context.Context, kv.Versionstamp) error { return nil }
+
+// A copy into a store whose versions are behind the copied history, and
+// that cannot be advanced past it, fails with ErrNotOrdered instead of
+// reporting success with Advanced false.
+func TestCopyRefusesUnorderedDestination(t *testing.T) {
+	src, _ := open(t)
+	fill(t, src, 50)
+	// src's commit counter is far ahead of a fresh store's.
+	far := kv.NewVersionstamp([kv.StampSize]byte{0, 0, 0, 1}, 0)
+	if err := src.(kv.VersionAdvancer).AdvanceVersion(bg, far); err != nil {
+		t.Fatal(err)
+	}
+	fill(t, src, 5)
+	for name, wrap := range map[string]func(kv.Store) kv.Store{
+		"not an advancer":       func(s kv.Store) kv.Store { return plainStore{s} },
+		"advancer that did not": func(s kv.Store) kv.Store { return lazyAdvancer{s} },
+	} {
+		t.Run(name, func(t *testing.T) {
+			dst, _ := open(t)
+			r, err := transfer.Copy(bg, src, wrap(dst), transfer.Scope{})
+			if !errors.Is(err, transfer.ErrNotOrdered) || r.Advanced {
+				t.Fatalf("Copy: %v, report %+v; want transfer.ErrNotOrdered", err, r)
+			}
+			t.Log(err)
+		})
+	}
+}

@@ -436,7 +436,21 @@ async function timeline(s) {
       el('span', { class: 'muted', text: clock(ev.time) + ' ' }), el('strong', { text: ev.kind }), ' ',
       el('span', { text: who(ev) }),
       ev.path ? el('span', { title: fullPath(ev.project, ev.path, ev.attrs), text: ' · ' + ev.path }) : null,
-      ev.summary ? el('span', { text: ' — ' + ev.summary }) : null))));
+      ev.summary ? el('span', { text: ' — ' + ev.summary }) : null,
+      diffView(ev)))));
+}
+
+// diffView renders the diff an agent's change through the files tools
+// recorded (attrs.diff), folded until clicked; null for other events.
+function diffView(ev) {
+  const d = ev.attrs && ev.attrs.diff;
+  if (typeof d !== 'string' || d === '') return null;
+  const stat = ev.attrs.diff_binary ? 'binary' : `+${ev.attrs.diff_added || 0} −${ev.attrs.diff_removed || 0}`;
+  // The first two lines name the files; a removed "-- x" is not a header.
+  const kind = (line, i) => i < 2 && /^(---|\+\+\+) /.test(line) ? 'fh'
+    : line[0] === '+' ? 'add' : line[0] === '-' ? 'del' : line[0] === '@' ? 'hunk' : line[0] === ' ' ? '' : 'muted';
+  return el('details', { class: 'diff' }, el('summary', { text: `diff ${stat}` }),
+    el('pre', {}, ...d.replace(/\n$/, '').split('\n').map((line, i) => el('span', { class: kind(line, i), text: line + '\n' }))));
 }
 
 // ---- agents -----------------------------------------------------------------
@@ -485,12 +499,27 @@ views.files = async () => {
 
 // ---- tasks ----------------------------------------------------------------------
 
+// taskGraph shows a task's place in the graph: its priority, a "ready"
+// badge when it is open with every blocker done, and the titles of the
+// blockers not done yet (titles of the tasks on the board, else ids).
+const taskGraph = (t, titles) => {
+  const parts = [];
+  if (t.priority) parts.push(el('span', { class: 'prio', text: 'priority ' + t.priority }));
+  if (t.ready) parts.push(el('span', { class: 'badge ready', text: 'ready' }));
+  if (t.waiting && t.waiting.length) {
+    parts.push(el('span', { class: 'blocked-by', text: 'blocked by ' + t.waiting.map((id) => titles.get(id) || id).join(', ') }));
+  }
+  return parts.length ? [el('div', { class: 'graph' }, ...parts)] : [];
+};
+
 views.tasks = async () => {
   const [{ tasks, states }] = await Promise.all([api(withProject('/api/v1/tasks?limit=1000')), refreshAgentNames()]);
+  const titles = new Map(tasks.map((t) => [t.id, t.title]));
   $('board').replaceChildren(...states.map((st) => el('div', { class: 'col', 'data-state': st },
     el('h3', { text: st.replace('_', ' ') }),
-    ...tasks.filter((t) => t.state === st).map((t) => el('div', { class: 'card', tabindex: '0' },
+    ...tasks.filter((t) => t.state === st).map((t) => el('div', { class: 'card' + (t.ready ? ' is-ready' : t.waiting && t.waiting.length ? ' is-blocked' : ''), tabindex: '0' },
       el('div', { text: t.title }),
+      ...taskGraph(t, titles),
       el('div', { class: 'muted', title: t.assignee || '', text: (t.project && !projects.selected ? projectName(t.project) + ' · ' : '') + (t.assignee ? 'assigned to ' + agentName(t.assignee) : 'unassigned') }))))));
   $('tasks-empty').hidden = tasks.length > 0;
 };

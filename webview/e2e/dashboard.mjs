@@ -172,6 +172,12 @@ try {
     sessions: async () => {
       await page.locator('#sessions tr', { hasText: 'Fix the login redirect' }).click();
       await page.locator('#timeline li').first().waitFor();
+      // The builder's fs_write shows its diff, folded until clicked.
+      const diff = page.locator('#timeline details.diff').first();
+      await diff.locator('summary').click();
+      await diff.locator('pre span.add', { hasText: '+package auth' }).waitFor();
+      check(await diff.locator('summary').textContent() === 'diff +1 −0', `the diff's summary is ${await diff.locator('summary').textContent()}`);
+      check(await diff.locator('pre span.fh').first().textContent() === '--- /dev/null\n', `the diff's first line is ${await diff.locator('pre span.fh').first().textContent()}`);
     },
     agents: async () => {
       await page.locator('#agents tr', { hasText: 'qwen2.5-coder-7b-instruct' }).waitFor();
@@ -200,7 +206,14 @@ try {
     tasks: async () => {
       const card = page.locator('#board .col[data-state=in_progress] .card', { hasText: 'Add a test for the login redirect' });
       await card.waitFor();
-      await page.locator('#board .col[data-state=open] .card', { hasText: 'Rotate the signing key' }).waitFor();
+      const ready = page.locator('#board .col[data-state=open] .card', { hasText: /^Rotate the signing key/ });
+      await ready.waitFor();
+      check(await ready.locator('.badge.ready').count() === 1, 'the unblocked open task shows no ready badge');
+      const blocked = page.locator('#board .col[data-state=open] .card', { hasText: 'Ship the release' });
+      await blocked.waitFor();
+      check(await blocked.locator('.badge.ready').count() === 0, 'the blocked task shows a ready badge');
+      check(await blocked.locator('.blocked-by').textContent() === 'blocked by Rotate the signing key', `the blocked task shows ${await blocked.locator('.graph').textContent()}`);
+      check(await blocked.locator('.prio').textContent() === 'priority 3', 'the blocked task shows no priority');
       const assignee = card.locator('.muted');
       check((await assignee.textContent()).endsWith('assigned to reviewer (llama-3.1-8b-instruct)'), `the claimed task shows ${await assignee.textContent()}`);
       check(/^ag_/.test(await assignee.getAttribute('title') || ''), `the assignee's id on hover is ${await assignee.getAttribute('title')}`);
@@ -227,7 +240,7 @@ try {
     await sessionRow('Review the billing service').waitFor();
     await page.click('#tabs [data-view=tasks]');
     // The tasks the agents made belong to no project of the other's.
-    await page.locator('#board .card', { hasText: 'Rotate the signing key' }).waitFor({ state: 'detached' });
+    await page.locator('#board .card', { hasText: /^Rotate the signing key/ }).waitFor({ state: 'detached' });
     await page.locator('#tasks-empty').waitFor();
     await page.click('#tabs [data-view=live]');
     await page.locator('#conn', { hasText: 'live' }).waitFor();

@@ -44,6 +44,8 @@ interface AuditEvent {
   attribution?: { actor: string; agent_id?: string; model?: string };
   /** Who made the change, for people: "agent builder (qwen2.5-coder-7b)" (coditect.file.history). */
   who?: string;
+  /** The unified diff of an agent's change through the files tools (coditect.file.history). */
+  diff?: string;
 }
 
 interface Agent {
@@ -277,11 +279,17 @@ async function fileHistory(arg?: unknown): Promise<void> {
   try {
     const { events } = await execute<{ events: AuditEvent[] }>(cmd.fileHistory, { uri, limit: 200 });
     const items = events.map((ev) => ({
-      label: `${ev.kind} · ${who(ev)}`,
+      label: `${ev.diff ? '$(diff) ' : ''}${ev.kind} · ${who(ev)}`,
       description: new Date(ev.time).toLocaleString(),
-      detail: ev.summary,
+      detail: ev.diff ? `${ev.summary ?? ''} — pick to see the diff` : ev.summary,
+      ev,
     }));
-    await vscode.window.showQuickPick(items, { placeHolder: `${events.length} events, newest first`, matchOnDetail: true });
+    const picked = await vscode.window.showQuickPick(items, { placeHolder: `${events.length} events, newest first`, matchOnDetail: true });
+    // An agent's change opens as a unified diff in an untitled editor.
+    if (picked?.ev.diff) {
+      const doc = await vscode.workspace.openTextDocument({ language: 'diff', content: picked.ev.diff });
+      await vscode.window.showTextDocument(doc, { preview: true });
+    }
   } catch (err) {
     void vscode.window.showErrorMessage(`Coditect: ${String(err)}`);
   }

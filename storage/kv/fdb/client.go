@@ -80,10 +80,3 @@ func openDatabase(clusterFile string) (fdbapi.Database, func(), error) {
 	}
 	return shared.db, release, nil
 }
-
-func describeClusterFile(clusterFile string) string {
-	if clusterFile == "" {
-		return "(the default: $FDB_CLUSTER_FILE, ./fdb.cluster or /etc/foundationdb/fdb.cluster)"
-	}
-	return clusterFile
-}

@@ -5,21 +5,45 @@
 // store's key prefix, and the process-global FoundationDB client (API version
 // and network thread) that the binding requires.
 //
-// The backend needs libfdb_c and fdb_c.h (the foundationdb-clients package),
-// so every other file of this package is built only with the build tag fdb:
+// The backend talks to the binding through a seam (seam.go): the few
+// operations it uses, as interfaces that block on the binding's futures.
+// The retry loop, the age rule, the error translation, the prefix registry
+// and everything else here are ordinary Go built without tags; only the
+// seam's implementation over the binding (binding.go), the process-global
+// client (client.go) and Open (open.go) need libfdb_c and fdb_c.h (the
+// foundationdb-clients package) and are built with the build tag fdb:
 //
 //	go build -tags fdb ./cmd/coditect
 //
-// Without the tag this package is empty and storage.Open refuses fdb:// URLs
-// with an error saying how to rebuild. `make fdb-check` type-checks the
-// tagged files on machines without FoundationDB (see internal/fdbcheck), and
-// the conformance suite of storage/kv/kvtest runs against a real cluster
-// whenever FDB_CLUSTER_FILE is set (docs/FOUNDATIONDB.md).
+// Without the tag storage.Open refuses fdb:// URLs with an error saying how
+// to rebuild. The package's untagged tests run the backend's own code over
+// an in-memory model of the binding that injects FoundationDB's errors
+// where a cluster raises them (fault_test.go), the conformance suite of
+// storage/kv/kvtest included; `make fdb-check` type-checks the tagged files
+// on machines without FoundationDB (see internal/fdbcheck), and the suite
+// runs against a real cluster whenever FDB_CLUSTER_FILE is set
+// (docs/FOUNDATIONDB.md).
+//
+// # Retries, age and timeouts
+//
+// Update and View run the loop of the binding's Database.Transact over the
+// seam: each attempt obtains its read version, runs the function and
+// commits; a FoundationDB error goes to OnError, which waits and resets
+// the transaction or gives the error back. transaction_too_old (1007) means
+// kv.ErrTransactionTooOld only when the attempt is older than the age limit
+// measured from its read version: FoundationDB also raises it after a
+// recovery moves versions forward, and a retry then succeeds. The database's
+// transaction timeout and retry limit (Options) bound every loop, and
+// transaction_timed_out (1031) is kv.ErrUnavailable, so callers fail fast
+// during an outage instead of blocking until their context ends.
 //
 // # Key prefix and tenancy
 //
 // Every key lives under the store's prefix (Options.Prefix, or prefix= in
 // the store URL), so one cluster can hold several deployments or test runs.
+// Open records the prefix in a registry at the cluster's root and refuses a
+// prefix that overlaps another store's (acme contains acme-staging); an
+// empty prefix= in a URL is refused rather than read as the whole keyspace.
 // The prefix is invisible to callers: keys go in and come out without it,
 // and a range with a nil end stops at the end of the prefix. The largest key
 // a caller may use is kv.MaxKeySize minus the prefix length, because
@@ -31,7 +55,7 @@
 //
 // # Idempotent appends
 //
-// Update runs its function through the binding's Transact, which retries on
+// Update runs its function in the retry loop, which retries on
 // commit_unknown_result (error 1021): the cluster could not say whether the
 // commit landed, and sometimes it did. A retried transaction that appends a
 // versionstamped record would then append it twice. The kv contract leaves
@@ -49,7 +73,7 @@
 // # Watches
 //
 // A watch set with ReadTx.Watch becomes active when its transaction
-// commits, so View runs through Transact too (a read-only commit costs no
+// commits, so View commits too (a read-only commit costs no
 // round trip to the cluster) rather than ReadTransact, whose transactions
 // never commit and whose watches would never report another client's
 // change. A store holds at most kv.MaxWatches watches; FoundationDB's own

@@ -1,12 +1,8 @@
-//go:build fdb
-
 package fdb
 
 import (
 	"bytes"
 	"fmt"
-
-	fdbapi "github.com/apple/foundationdb/bindings/go/src/fdb"
 
 	"github.com/coditect/coditect/storage/kv"
 )
@@ -16,8 +12,8 @@ import (
 // each key.
 type iterator struct {
 	t     *tx
-	it    *fdbapi.RangeIterator // nil once exhausted or failed
-	begin []byte                // the caller's begin, for errors
+	it    rangeIterator // nil once exhausted or failed
+	begin []byte        // the caller's begin, for errors
 	cur   kv.KeyValue
 	err   error
 }
@@ -35,19 +31,19 @@ func (i *iterator) Next() bool {
 		i.it = nil
 		return false
 	}
-	p, err := i.it.Get()
+	key, value, err := i.it.Get()
 	if err != nil {
-		i.stop(opErr(i.t.ctx, "range", i.begin, err))
+		i.stop(i.t.opErr("range", i.begin, err))
 		return false
 	}
-	if !bytes.HasPrefix(p.Key, i.t.s.prefix) {
+	if !bytes.HasPrefix(key, i.t.s.prefix) {
 		i.stop(fmt.Errorf("fdb: range %s: FoundationDB returned key %s outside the store's prefix",
-			kv.DisplayKey(i.begin), kv.DisplayKey(p.Key)))
+			kv.DisplayKey(i.begin), kv.DisplayKey(key)))
 		return false
 	}
 	// The binding copies keys and values out of FoundationDB's memory, so
 	// the slices are the caller's.
-	i.cur = kv.KeyValue{Key: []byte(p.Key[len(i.t.s.prefix):]), Value: p.Value}
+	i.cur = kv.KeyValue{Key: key[len(i.t.s.prefix):], Value: value}
 	if i.cur.Value == nil {
 		i.cur.Value = []byte{}
 	}
@@ -55,7 +51,7 @@ func (i *iterator) Next() bool {
 }
 
 func (i *iterator) stop(err error) {
-	i.err = err
+	i.err = i.t.readFailed(err)
 	i.it = nil
 	i.cur = kv.KeyValue{}
 }

@@ -1,8 +1,7 @@
-//go:build fdb
-
 package fdb
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,8 +9,6 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
-
-	fdbapi "github.com/apple/foundationdb/bindings/go/src/fdb"
 
 	"github.com/coditect/coditect/storage/kv"
 )
@@ -21,7 +18,10 @@ type Options struct {
 	// Prefix is prepended to every key: the store sees only the keys under
 	// it, and callers never see it. It must not start with 0xff (the system
 	// keyspace) and shortens the largest key a caller may use by its length.
-	// Empty means FoundationDB's whole user keyspace, up to 0xff.
+	// Empty means FoundationDB's whole user keyspace, up to 0xff. Open
+	// records the prefix at the cluster's root and refuses one that
+	// overlaps another store's (ErrPrefixOverlap), so a store on the whole
+	// keyspace must be the only one on its cluster.
 	Prefix []byte
 
 	// MaxTransactionAge is the client-side age limit of a transaction
@@ -29,7 +29,25 @@ type Options struct {
 	// reach kv.ErrTransactionTooOld quickly; a longer one cannot outlast
 	// FoundationDB's own 5 s.
 	MaxTransactionAge time.Duration
+
+	// TransactionTimeout bounds each Update and View, its retries
+	// included (FoundationDB's transaction_timeout database option); 0
+	// means DefaultTransactionTimeout. A transaction that runs out of it,
+	// as during an outage, fails with kv.ErrUnavailable.
+	TransactionTimeout time.Duration
+
+	// RetryLimit bounds the retries of one Update or View (FoundationDB's
+	// transaction_retry_limit database option); 0 means DefaultRetryLimit.
+	RetryLimit int
 }
+
+// The defaults of Options.TransactionTimeout and Options.RetryLimit: long
+// enough for a busy cluster's retries, short enough that a tool call during
+// an outage fails with kv.ErrUnavailable rather than hanging.
+const (
+	DefaultTransactionTimeout = 10 * time.Second
+	DefaultRetryLimit         = 100
+)
 
 // connectTimeout bounds Open's first round trip to the cluster when ctx has
 // no deadline, so that a wrong cluster file or a cluster that is down fails
@@ -39,7 +57,7 @@ const connectTimeout = 15 * time.Second
 // Store is a kv.Store on a FoundationDB cluster. It is safe for concurrent
 // use.
 type Store struct {
-	db          fdbapi.Database
+	db          database
 	release     func()
 	clusterFile string
 	prefix      []byte
@@ -58,22 +76,11 @@ type Store struct {
 
 var _ kv.Store = (*Store)(nil)
 
-// Open connects to the cluster named by clusterFile ("" for FoundationDB's
-// default: $FDB_CLUSTER_FILE, ./fdb.cluster, /etc/foundationdb/fdb.cluster)
-// and returns a store of the keys under opts.Prefix. It makes one round trip
-// to the cluster, bounded by ctx or, when ctx has no deadline, by 15 s, and
-// reports a cluster that does not answer as kv.ErrUnavailable.
-func Open(ctx context.Context, clusterFile string, opts Options) (*Store, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if err := opts.validate(); err != nil {
-		return nil, err
-	}
-	db, release, err := openDatabase(clusterFile)
-	if err != nil {
-		return nil, err
-	}
+// newStore returns a store of the keys under opts.Prefix of db, after one
+// round trip to the cluster, bounded by ctx or, when ctx has no deadline,
+// by 15 s; a cluster that does not answer is kv.ErrUnavailable. release
+// gives db back; newStore calls it when it fails.
+func newStore(ctx context.Context, db database, release func(), clusterFile string, opts Options) (*Store, error) {
 	s := &Store{
 		db:          db,
 		release:     release,
@@ -91,14 +98,46 @@ func Open(ctx context.Context, clusterFile string, opts Options) (*Store, error)
 		s.maxAge = kv.MaxTransactionAge
 	}
 	s.closing, s.closeFn = context.WithCancel(context.Background())
+	if err := s.setOptions(opts); err != nil {
+		s.Close()
+		return nil, err
+	}
 	if err := s.ping(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.register(ctx); err != nil {
 		s.Close()
 		return nil, err
 	}
 	return s, nil
 }
 
+// setOptions sets the database's transaction timeout and retry limit.
+// FoundationDB keeps both across OnError from API version 610 on, so they
+// bound a whole retry loop, not one attempt.
+func (s *Store) setOptions(opts Options) error {
+	timeout, limit := opts.TransactionTimeout, opts.RetryLimit
+	if timeout <= 0 {
+		timeout = DefaultTransactionTimeout
+	}
+	if limit <= 0 {
+		limit = DefaultRetryLimit
+	}
+	if err := s.db.SetTransactionTimeout(timeout.Milliseconds()); err != nil {
+		return fmt.Errorf("fdb: set the transaction timeout: %w", err)
+	}
+	if err := s.db.SetTransactionRetryLimit(int64(limit)); err != nil {
+		return fmt.Errorf("fdb: set the transaction retry limit: %w", err)
+	}
+	return nil
+}
+
 func (o Options) validate() error {
+	if len(o.Prefix) > 0 && (bytes.HasPrefix(o.Prefix, registryPrefix) || bytes.HasPrefix(registryPrefix, o.Prefix)) {
+		return fmt.Errorf("fdb: prefix %s: %w: it overlaps %s, where the stores of a cluster record their prefixes",
+			kv.DisplayKey(o.Prefix), kv.ErrKeyOutsideLegalRange, kv.DisplayKey(registryPrefix))
+	}
 	if len(o.Prefix) > 0 && o.Prefix[0] == 0xff {
 		return fmt.Errorf("fdb: prefix %s: %w: keys from 0xff on are FoundationDB's system keys",
 			kv.DisplayKey(o.Prefix), kv.ErrKeyOutsideLegalRange)
@@ -117,10 +156,7 @@ func (s *Store) ping(ctx context.Context) error {
 		ctx, cancel = context.WithTimeout(ctx, connectTimeout)
 		defer cancel()
 	}
-	err := s.transact(ctx, func(t *tx) error {
-		_, err := t.tr.GetReadVersion().Get()
-		return opErr(ctx, "read version", nil, err)
-	})
+	err := s.transact(ctx, func(*tx) error { return nil })
 	if errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("fdb: open cluster file %s: %w: no answer from the cluster in time; is it running, and does the cluster file name its coordinators?",
 			describeClusterFile(s.clusterFile), kv.ErrUnavailable)
@@ -134,15 +170,15 @@ func (s *Store) ping(ctx context.Context) error {
 // Prefix returns a copy of the store's key prefix.
 func (s *Store) Prefix() []byte { return append([]byte(nil), s.prefix...) }
 
-// Update implements kv.Store. fn runs through the binding's Transact, which
+// Update implements kv.Store. fn runs in transact's retry loop, which
 // retries conflicts and commit_unknown_result (so fn may run again after a
 // commit that landed; see the package documentation on idempotent appends).
 // It stops, without retrying, on ctx's end, on kv.ErrTransactionTooOld, on a
 // limit error, and on any error fn returns. Every commit is durable (on the
 // cluster's replicated logs), so kv.WithRelaxedDurability changes nothing.
 func (s *Store) Update(ctx context.Context, fn func(kv.Tx) error) (kv.Versionstamp, error) {
-	var stamp fdbapi.FutureKey
-	var committed fdbapi.Transaction
+	var stamp stampFuture
+	var committed transaction
 	err := s.transact(ctx, func(t *tx) error {
 		stamp = nil
 		if err := fn(t); err != nil {
@@ -177,7 +213,7 @@ func (s *Store) Update(ctx context.Context, fn func(kv.Tx) error) (kv.Versionsta
 	return kv.NewVersionstamp([kv.StampSize]byte(b), 0), nil
 }
 
-// View implements kv.Store. It runs fn through Transact, not ReadTransact,
+// View implements kv.Store. It runs fn through transact, as Update does,
 // and commits the (read-only) transaction: FoundationDB activates a watch
 // when the transaction that set it commits, and ReadTransact never commits,
 // so ReadTx.Watch would never see another client's change. A read-only
@@ -191,42 +227,73 @@ func (s *Store) View(ctx context.Context, fn func(kv.ReadTx) error) error {
 	})
 }
 
-// transact runs fn in the binding's retry loop with one tx per attempt. It
-// checks ctx before each attempt and cancels the FoundationDB transaction
-// when ctx ends or the store closes, so that a blocked read or commit
-// returns; errors that are not fdb.Errors (ctx's, the contract's) stop the
-// loop.
+// transact runs fn in a retry loop with one tx per attempt, the loop of the
+// binding's Database.Transact: run the function, commit, and on an Error
+// let OnError decide, after its backoff, whether to run again. It checks ctx
+// before each attempt and cancels the FoundationDB transaction when ctx ends
+// or the store closes, so that a blocked read or commit returns; errors
+// that are not Errors (ctx's, the contract's) stop the loop. Each attempt
+// first obtains its read version, so that its age is measured from it: a
+// transaction_too_old (1007) of an attempt younger than the store's age
+// limit comes from a recovery's version jump and is retried.
 func (s *Store) transact(ctx context.Context, fn func(*tx) error) error {
 	if err := s.begin(ctx); err != nil {
 		return err
 	}
 	defer s.inflight.Done()
-	var stops []func() bool
-	defer func() {
-		for _, stop := range stops {
-			stop()
-		}
-	}()
-	_, err := s.db.Transact(func(tr fdbapi.Transaction) (any, error) {
-		if stops == nil {
-			// Transact hands every attempt the same transaction (OnError
-			// resets it), so one registration covers every attempt and the
-			// commit Transact makes after the function returns.
-			stops = append(stops, context.AfterFunc(ctx, tr.Cancel), context.AfterFunc(s.closing, tr.Cancel))
-		}
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		if s.closing.Err() != nil {
-			return nil, fmt.Errorf("fdb: %w", kv.ErrClosed)
-		}
-		t := &tx{s: s, ctx: ctx, tr: tr, start: time.Now()}
-		return nil, t.run(fn)
-	})
+	tr, err := s.db.CreateTransaction()
 	if err != nil {
-		return s.finalErr(ctx, err)
+		return opErr(ctx, "create transaction", nil, err, false)
 	}
-	return nil
+	// OnError resets the same transaction for every attempt, so one
+	// registration covers every attempt and its commit.
+	stopCtx := context.AfterFunc(ctx, tr.Cancel)
+	defer stopCtx()
+	stopClose := context.AfterFunc(s.closing, tr.Cancel)
+	defer stopClose()
+	for {
+		t, err := s.attempt(ctx, tr, fn)
+		if err == nil {
+			return nil
+		}
+		old := t != nil && t.old()
+		var fe Error
+		if !errors.As(err, &fe) {
+			return err
+		}
+		if fe.Code == codeTransactionTooOld && old {
+			return opErr(ctx, "commit", nil, fe, true)
+		}
+		if oerr := tr.OnError(fe); oerr != nil {
+			// As the binding's retry loop does, keep the attempt's error
+			// (with its operation and key) when OnError returns its code.
+			var ne Error
+			if errors.As(oerr, &ne) && ne.Code == fe.Code {
+				oerr = err
+			}
+			return s.finalErr(ctx, oerr, old)
+		}
+	}
+}
+
+// attempt runs fn once on tr and commits; it returns the attempt's tx once
+// it has one (for its age) and the attempt's error.
+func (s *Store) attempt(ctx context.Context, tr transaction, fn func(*tx) error) (*tx, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if s.closing.Err() != nil {
+		return nil, fmt.Errorf("fdb: %w", kv.ErrClosed)
+	}
+	rv, err := tr.GetReadVersion()
+	if err != nil {
+		return nil, opErr(ctx, "read version", nil, err, false)
+	}
+	t := &tx{s: s, ctx: ctx, tr: tr, start: time.Now(), readVersion: rv}
+	if err := t.run(fn); err != nil {
+		return t, err
+	}
+	return t, tr.Commit()
 }
 
 // begin admits one operation unless the store is closed or ctx is done.
@@ -337,6 +404,9 @@ func ParseURL(u *url.URL) (clusterFile string, opts Options, err error) {
 		if len(vals) != 1 {
 			return bad("prefix given more than once")
 		}
+		if vals[0] == "" {
+			return bad("the prefix is empty; leave prefix= out to mean the whole keyspace")
+		}
 		opts.Prefix = []byte(vals[0])
 	}
 	if u.Path != "" && u.Path != "/" {
@@ -348,11 +418,9 @@ func ParseURL(u *url.URL) (clusterFile string, opts Options, err error) {
 	return clusterFile, opts, nil
 }
 
-// OpenURL opens the store a URL names (see ParseURL).
-func OpenURL(ctx context.Context, u *url.URL) (*Store, error) {
-	clusterFile, opts, err := ParseURL(u)
-	if err != nil {
-		return nil, err
+func describeClusterFile(clusterFile string) string {
+	if clusterFile == "" {
+		return "(the default: $FDB_CLUSTER_FILE, ./fdb.cluster or /etc/foundationdb/fdb.cluster)"
 	}
-	return Open(ctx, clusterFile, opts)
+	return clusterFile
 }

@@ -1,5 +1,3 @@
-//go:build fdb
-
 package fdb
 
 import (
@@ -9,8 +7,6 @@ import (
 	"fmt"
 	"sync"
 	"time"
-
-	fdbapi "github.com/apple/foundationdb/bindings/go/src/fdb"
 
 	"github.com/coditect/coditect/storage/kv"
 )
@@ -22,13 +18,15 @@ import (
 type tx struct {
 	s     *Store
 	ctx   context.Context
-	tr    fdbapi.Transaction
-	start time.Time
+	tr    transaction
+	start time.Time // when the attempt had its read version
+	// readVersion is the attempt's read version.
+	readVersion int64
 
 	mu      sync.Mutex
 	done    bool
 	err     error // the first deferred write error
-	size    int   // bytes written so far, as FoundationDB counts them
+	size    int   // bytes written so far, as FoundationDB counts them (kv.SetSize and the rest)
 	wrote   bool
 	watches []*watch
 }
@@ -79,8 +77,19 @@ func (t *tx) finish() error {
 	return t.checkAge()
 }
 
+// old reports whether the attempt has outlived the store's age limit,
+// measured from its read version: FoundationDB's transaction_too_old (1007)
+// means the contract's sentinel only then (see translate).
+func (t *tx) old() bool { return time.Since(t.start) > t.s.maxAge }
+
+// opErr is opErr for an operation of this attempt.
+func (t *tx) opErr(op string, key []byte, err error) error {
+	return opErr(t.ctx, op, key, err, t.old())
+}
+
 // checkAge is the client-side half of the 5 s limit; FoundationDB's own
-// transaction_too_old (1007) is translated to the same sentinel.
+// transaction_too_old (1007) of an old attempt is translated to the same
+// sentinel.
 func (t *tx) checkAge() error {
 	if age := time.Since(t.start); age > t.s.maxAge {
 		return fmt.Errorf("fdb: %w: running for %v, the limit is %v; split the work into shorter transactions",
@@ -143,11 +152,12 @@ func firstErr(errs ...error) error {
 // Get implements kv.ReadTx.
 func (t *tx) Get(key []byte) ([]byte, error) {
 	if err := firstErr(t.usable(), t.s.checkKey("get", key)); err != nil {
-		return nil, err
+		return nil, t.readFailed(err)
 	}
-	v, err := t.tr.Get(fdbapi.Key(t.s.key(key))).Get()
+	t.countRead("get", key, kv.PointRangeSize(t.s.storedSize(key)))
+	v, err := t.tr.Get(t.s.key(key), false)
 	if err != nil {
-		return nil, opErr(t.ctx, "get", key, err)
+		return nil, t.readFailed(t.opErr("get", key, err))
 	}
 	return v, nil
 }
@@ -157,11 +167,11 @@ func (t *tx) Get(key []byte) ([]byte, error) {
 // writes unless SNAPSHOT_RYW_DISABLE is set, which this store never sets.
 func (t *tx) SnapshotGet(key []byte) ([]byte, error) {
 	if err := firstErr(t.usable(), t.s.checkKey("snapshot get", key)); err != nil {
-		return nil, err
+		return nil, t.readFailed(err)
 	}
-	v, err := t.tr.Snapshot().Get(fdbapi.Key(t.s.key(key))).Get()
+	v, err := t.tr.Get(t.s.key(key), true)
 	if err != nil {
-		return nil, opErr(t.ctx, "snapshot get", key, err)
+		return nil, t.readFailed(t.opErr("snapshot get", key, err))
 	}
 	return v, nil
 }
@@ -169,26 +179,22 @@ func (t *tx) SnapshotGet(key []byte) ([]byte, error) {
 // GetRange implements kv.ReadTx.
 func (t *tx) GetRange(begin, end []byte, opts kv.RangeOptions) kv.Iterator {
 	if err := t.usable(); err != nil {
-		return kv.ErrIterator{E: err}
+		return kv.ErrIterator{E: t.readFailed(err)}
 	}
 	if opts.Limit < 0 {
-		return kv.ErrIterator{E: fmt.Errorf("fdb: range %s..%s: %w: negative limit %d",
-			kv.DisplayKey(begin), displayEnd(end), kv.ErrInvalidRange, opts.Limit)}
+		return kv.ErrIterator{E: t.readFailed(fmt.Errorf("fdb: range %s..%s: %w: negative limit %d",
+			kv.DisplayKey(begin), displayEnd(end), kv.ErrInvalidRange, opts.Limit))}
 	}
 	b, e, err := t.s.bounds("range", begin, end)
 	if err != nil {
-		return kv.ErrIterator{E: err}
+		return kv.ErrIterator{E: t.readFailed(err)}
 	}
+	t.countRead("range", begin, kv.ReadRangeSize(len(b), len(e)))
 	// A caller that set a limit will usually read all of it: ask for it in
 	// as few batches as possible. Without a limit the caller may stop at
 	// any point: start small and grow, as FoundationDB's iterator mode does.
-	mode := fdbapi.StreamingModeIterator
-	if opts.Limit > 0 {
-		mode = fdbapi.StreamingModeWantAll
-	}
-	rr := t.tr.GetRange(fdbapi.KeyRange{Begin: fdbapi.Key(b), End: fdbapi.Key(e)},
-		fdbapi.RangeOptions{Limit: opts.Limit, Mode: mode, Reverse: opts.Reverse})
-	return &iterator{t: t, it: rr.Iterator(), begin: begin}
+	it := t.tr.GetRange(b, e, opts.Limit, opts.Reverse, opts.Limit > 0)
+	return &iterator{t: t, it: it, begin: begin}
 }
 
 // Watch implements kv.ReadTx.
@@ -196,7 +202,7 @@ func (t *tx) Watch(key []byte) kv.Watch {
 	if err := firstErr(t.usable(), t.s.checkKey("watch", key)); err != nil {
 		return failedWatch(err)
 	}
-	f := t.tr.Watch(fdbapi.Key(t.s.key(key)))
+	f := t.tr.Watch(t.s.key(key))
 	w, err := t.s.addWatch(key, f)
 	if err != nil {
 		f.Cancel()
@@ -212,16 +218,16 @@ func (t *tx) Watch(key []byte) kv.Watch {
 func (t *tx) Set(key, value []byte) {
 	const op = "set"
 	check := firstErr(t.s.checkKey(op, key), kv.CheckValue(op, key, value))
-	if t.write(op, key, t.s.storedSize(key)+len(value), check) {
-		t.tr.Set(fdbapi.Key(t.s.key(key)), value)
+	if t.write(op, key, kv.SetSize(t.s.storedSize(key), len(value)), check) {
+		t.tr.Set(t.s.key(key), value)
 	}
 }
 
 // Clear implements kv.Tx.
 func (t *tx) Clear(key []byte) {
 	const op = "clear"
-	if t.write(op, key, t.s.storedSize(key), t.s.checkKey(op, key)) {
-		t.tr.Clear(fdbapi.Key(t.s.key(key)))
+	if t.write(op, key, kv.ClearSize(t.s.storedSize(key)), t.s.checkKey(op, key)) {
+		t.tr.Clear(t.s.key(key))
 	}
 }
 
@@ -230,8 +236,8 @@ func (t *tx) Clear(key []byte) {
 func (t *tx) ClearRange(begin, end []byte) {
 	const op = "clear range"
 	b, e, err := t.s.bounds(op, begin, end)
-	if t.write(op, begin, len(b)+len(e), err) {
-		t.tr.ClearRange(fdbapi.KeyRange{Begin: fdbapi.Key(b), End: fdbapi.Key(e)})
+	if t.write(op, begin, kv.ClearRangeSize(len(b), len(e)), err) {
+		t.tr.ClearRange(b, e)
 	}
 }
 
@@ -240,8 +246,8 @@ func (t *tx) ClearRange(begin, end []byte) {
 // wrap.
 func (t *tx) Add(key []byte, delta int64) {
 	const op = "add"
-	if t.write(op, key, t.s.storedSize(key)+8, t.s.checkKey(op, key)) {
-		t.tr.Add(fdbapi.Key(t.s.key(key)), kv.EncodeInt64(delta))
+	if t.write(op, key, kv.SetSize(t.s.storedSize(key), 8), t.s.checkKey(op, key)) {
+		t.tr.Add(t.s.key(key), kv.EncodeInt64(delta))
 	}
 }
 
@@ -250,8 +256,8 @@ func (t *tx) Add(key []byte, delta int64) {
 func (t *tx) Max(key, param []byte) {
 	const op = "max"
 	check := firstErr(t.s.checkKey(op, key), kv.CheckValue(op, key, param))
-	if t.write(op, key, t.s.storedSize(key)+len(param), check) {
-		t.tr.Max(fdbapi.Key(t.s.key(key)), param)
+	if t.write(op, key, kv.SetSize(t.s.storedSize(key), len(param)), check) {
+		t.tr.Max(t.s.key(key), param)
 	}
 }
 
@@ -262,14 +268,14 @@ func (t *tx) Max(key, param []byte) {
 func (t *tx) SetVersionstampedKey(template []byte, offset int, value []byte) {
 	const op = "set versionstamped key"
 	check := firstErr(kv.CheckStampOffset(template, offset), t.s.checkKey(op, template), kv.CheckValue(op, template, value))
-	if !t.write(op, template, t.s.storedSize(template)+len(value), check) {
+	if !t.write(op, template, kv.VersionstampedKeySize(t.s.storedSize(template), len(value)), check) {
 		return
 	}
 	k := make([]byte, 0, len(t.s.prefix)+len(template)+4)
 	k = append(k, t.s.prefix...)
 	k = append(k, template...)
 	k = binary.LittleEndian.AppendUint32(k, uint32(len(t.s.prefix)+offset))
-	t.tr.SetVersionstampedKey(fdbapi.Key(k), value)
+	t.tr.SetVersionstampedKey(k, value)
 }
 
 // SetVersionstampedValue implements kv.Tx with SET_VERSIONSTAMPED_VALUE:
@@ -278,13 +284,13 @@ func (t *tx) SetVersionstampedKey(template []byte, offset int, value []byte) {
 func (t *tx) SetVersionstampedValue(key, template []byte, offset int) {
 	const op = "set versionstamped value"
 	check := firstErr(kv.CheckStampOffset(template, offset), t.s.checkKey(op, key), kv.CheckValue(op, key, template))
-	if !t.write(op, key, t.s.storedSize(key)+len(template), check) {
+	if !t.write(op, key, kv.VersionstampedValueSize(t.s.storedSize(key), len(template)), check) {
 		return
 	}
 	v := make([]byte, 0, len(template)+4)
 	v = append(v, template...)
 	v = binary.LittleEndian.AppendUint32(v, uint32(offset))
-	t.tr.SetVersionstampedValue(fdbapi.Key(t.s.key(key)), v)
+	t.tr.SetVersionstampedValue(t.s.key(key), v)
 }
 
 // key returns the stored key for a caller's key.

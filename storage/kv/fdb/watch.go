@@ -1,5 +1,3 @@
-//go:build fdb
-
 package fdb
 
 import (
@@ -7,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-
-	fdbapi "github.com/apple/foundationdb/bindings/go/src/fdb"
 
 	"github.com/coditect/coditect/storage/kv"
 )
@@ -18,9 +14,9 @@ import (
 // Close and a failed transaction record theirs instead and cancel the
 // future, whichever comes first.
 type watch struct {
-	s    *Store           // nil for a watch that failed before it was set
-	f    fdbapi.FutureNil // nil likewise
-	key  []byte           // the caller's key, for errors
+	s    *Store      // nil for a watch that failed before it was set
+	f    watchFuture // nil likewise
+	key  []byte      // the caller's key, for errors
 	done chan struct{}
 	once sync.Once
 	err  error // valid once done is closed
@@ -37,7 +33,7 @@ func failedWatch(err error) *watch {
 
 // addWatch registers a watch future of this store, counting it against
 // kv.MaxWatches, and starts waiting on it.
-func (s *Store) addWatch(key []byte, f fdbapi.FutureNil) (*watch, error) {
+func (s *Store) addWatch(key []byte, f watchFuture) (*watch, error) {
 	w := &watch{s: s, f: f, key: append([]byte(nil), key...), done: make(chan struct{})}
 	s.mu.Lock()
 	switch {
@@ -53,8 +49,8 @@ func (s *Store) addWatch(key []byte, f fdbapi.FutureNil) (*watch, error) {
 	go func() {
 		err := f.Get()
 		if err != nil {
-			err = opErr(context.Background(), "watch", w.key, err)
-			var fe fdbapi.Error
+			err = opErr(context.Background(), "watch", w.key, err, false)
+			var fe Error
 			if errors.As(err, &fe) && cancelled(fe) {
 				// Not cancelled by us (that finishes the watch first): the
 				// transaction that set it was reset or destroyed without

@@ -3,7 +3,8 @@
 // FoundationDB store whenever a cluster is reachable), so that code which
 // passes on one backend passes on the other. It also owns the crash-safety
 // test and the child-process roles both need: several real OS processes
-// sharing one store.
+// sharing one store; and ReadSet, which records the read set of the layers'
+// transactions, for tests of what they conflict with on a cluster.
 //
 // A backend's test package wires it up with
 //
@@ -42,6 +43,10 @@ type Harness struct {
 	// too old after age instead of kv.MaxTransactionAge, so the limit can be
 	// tested quickly. Without it the test waits the real 5 s.
 	NewShortLived func(t testing.TB, age time.Duration) kv.Store
+	// InProcess says the stores live in this process only (an in-memory
+	// model), so the tests that open them from child processes are
+	// skipped.
+	InProcess bool
 	// MaxKeySize is the largest key a caller may use, when the backend
 	// stores keys under a prefix that counts towards kv.MaxKeySize (the
 	// FoundationDB store); zero means kv.MaxKeySize.

@@ -238,12 +238,53 @@ func (t *txn) unreadableErr(key []byte) error {
 	return fmt.Errorf("kv/sqlite: get %s: %w", kv.DisplayKey(key), kv.ErrAccessedUnreadable)
 }
 
-// Get implements kv.ReadTx.
+// readFailed records a failed read, which then fails the transaction (the
+// contract's rule, FoundationDB's behaviour at commit), and returns err.
+func (t *txn) readFailed(err error) error {
+	if err != nil {
+		t.fail(err)
+	}
+	return err
+}
+
+// Get implements kv.ReadTx. The key's read conflict range counts towards
+// the transaction's size, as on FoundationDB.
 func (t *txn) Get(key []byte) ([]byte, error) {
+	v, err := t.pointRead("get", key)
+	if err == nil {
+		t.count("get", key, kv.PointRangeSize(len(key)))
+	}
+	return v, t.readFailed(err)
+}
+
+// GetMany implements kv.ReadTx with one Get after another: a read of the
+// local database costs no round trip to batch away.
+func (t *txn) GetMany(keys [][]byte) ([][]byte, error) {
+	out := make([][]byte, len(keys))
+	for i, k := range keys {
+		v, err := t.Get(k)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = v
+	}
+	return out, nil
+}
+
+// SnapshotGet implements kv.Tx. Writers are serialised (a write
+// transaction holds the database's write lock from BEGIN IMMEDIATE), so no
+// other transaction can commit while this one runs: a snapshot read is a
+// plain read, which adds no conflict range to count.
+func (t *txn) SnapshotGet(key []byte) ([]byte, error) {
+	v, err := t.pointRead("snapshot get", key)
+	return v, t.readFailed(err)
+}
+
+func (t *txn) pointRead(op string, key []byte) ([]byte, error) {
 	if err := t.usable(); err != nil {
 		return nil, err
 	}
-	if err := kv.CheckKey("get", key); err != nil {
+	if err := kv.CheckKey(op, key); err != nil {
 		return nil, err
 	}
 	if t.writable && t.isUnreadable(key, kv.KeyAfter(key)) {
@@ -251,12 +292,6 @@ func (t *txn) Get(key []byte) ([]byte, error) {
 	}
 	return t.get(key)
 }
-
-// SnapshotGet implements kv.Tx. Writers are serialised (a write
-// transaction holds the database's write lock from BEGIN IMMEDIATE), so no
-// other transaction can commit while this one runs: a snapshot read is a
-// plain read.
-func (t *txn) SnapshotGet(key []byte) ([]byte, error) { return t.Get(key) }
 
 func (t *txn) get(key []byte) ([]byte, error) {
 	var v []byte
@@ -273,27 +308,45 @@ func (t *txn) get(key []byte) ([]byte, error) {
 	return v, nil
 }
 
-// GetRange implements kv.ReadTx.
+// GetRange implements kv.ReadTx. The range's bounds (its read conflict
+// range) count towards the transaction's size.
 func (t *txn) GetRange(begin, end []byte, opts kv.RangeOptions) kv.Iterator {
-	if err := t.usable(); err != nil {
-		return kv.ErrIterator{E: err}
+	if err := t.checkRange(begin, end, opts); err != nil {
+		return kv.ErrIterator{E: t.readFailed(err)}
 	}
-	if end != nil && bytes.Compare(begin, end) > 0 {
-		return kv.ErrIterator{E: fmt.Errorf("kv/sqlite: range %s..%s: %w: begin is after end",
-			kv.DisplayKey(begin), kv.DisplayKey(end), kv.ErrInvalidRange)}
-	}
-	if opts.Limit < 0 {
-		return kv.ErrIterator{E: fmt.Errorf("kv/sqlite: %w: negative limit %d", kv.ErrInvalidRange, opts.Limit)}
-	}
-	if t.writable && t.isUnreadable(begin, end) {
-		return kv.ErrIterator{E: fmt.Errorf("kv/sqlite: range %s..%s: %w",
-			kv.DisplayKey(begin), kv.DisplayKey(end), kv.ErrAccessedUnreadable)}
-	}
+	t.count("range", begin, kv.ReadRangeSize(len(begin), endSize(end)))
 	if begin == nil {
 		begin = []byte{}
 	}
 	return &iterator{t: t, begin: append([]byte{}, begin...), end: cloneOrNil(end),
 		reverse: opts.Reverse, limit: opts.Limit, page: firstPage(opts.Limit)}
+}
+
+func (t *txn) checkRange(begin, end []byte, opts kv.RangeOptions) error {
+	if err := t.usable(); err != nil {
+		return err
+	}
+	if end != nil && bytes.Compare(begin, end) > 0 {
+		return fmt.Errorf("kv/sqlite: range %s..%s: %w: begin is after end",
+			kv.DisplayKey(begin), kv.DisplayKey(end), kv.ErrInvalidRange)
+	}
+	if opts.Limit < 0 {
+		return fmt.Errorf("kv/sqlite: %w: negative limit %d", kv.ErrInvalidRange, opts.Limit)
+	}
+	if t.writable && t.isUnreadable(begin, end) {
+		return fmt.Errorf("kv/sqlite: range %s..%s: %w",
+			kv.DisplayKey(begin), kv.DisplayKey(end), kv.ErrAccessedUnreadable)
+	}
+	return nil
+}
+
+// endSize is the size FoundationDB counts for a range's end: a nil end is
+// its end of the keyspace, the one byte 0xff.
+func endSize(end []byte) int {
+	if end == nil {
+		return 1
+	}
+	return len(end)
 }
 
 func cloneOrNil(b []byte) []byte {
@@ -342,7 +395,7 @@ func (it *iterator) Next() bool {
 			return false
 		}
 		if err := it.fetch(); err != nil {
-			it.err = err
+			it.err = it.t.readFailed(err)
 			return false
 		}
 		if len(it.buf) == 0 {
@@ -475,16 +528,41 @@ func (t *txn) write(op string, key []byte, size int) bool {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.err != nil {
-		return false
-	}
-	t.size += size
-	if t.size > kv.MaxTransactionSize {
-		t.err = &kv.LimitError{Err: kv.ErrTransactionTooLarge, Op: op, Key: key, Size: t.size, Limit: kv.MaxTransactionSize}
+	if t.err != nil || !t.grow(op, key, size) {
 		return false
 	}
 	t.wrote = true
 	return true
+}
+
+// count adds a read's conflict range to a write transaction's size. Past
+// the limit a transaction that writes fails (here, or at its next write),
+// as its FoundationDB commit would; one that only reads is not limited, as
+// a read-only commit sends nothing.
+func (t *txn) count(op string, key []byte, size int) {
+	if !t.writable {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.size += size
+	if t.wrote {
+		t.grow(op, key, 0)
+	}
+}
+
+// grow adds size bytes to the transaction's size, under mu, and reports
+// whether it stays within kv.MaxTransactionSize; when it does not, the
+// transaction fails with a *kv.LimitError.
+func (t *txn) grow(op string, key []byte, size int) bool {
+	t.size += size
+	if t.size <= kv.MaxTransactionSize {
+		return true
+	}
+	if t.err == nil {
+		t.err = &kv.LimitError{Err: kv.ErrTransactionTooLarge, Op: op, Key: key, Size: t.size, Limit: kv.MaxTransactionSize}
+	}
+	return false
 }
 
 func (t *txn) exec(op string, key []byte, stmt *sql.Stmt, args ...any) {
@@ -499,7 +577,7 @@ func (t *txn) Set(key, value []byte) {
 		t.fail(err)
 		return
 	}
-	if t.write("set", key, len(key)+len(value)) {
+	if t.write("set", key, kv.SetSize(len(key), len(value))) {
 		t.exec("set", key, t.st.set, key, nonNil(value))
 	}
 }
@@ -517,7 +595,7 @@ func (t *txn) Clear(key []byte) {
 		t.fail(err)
 		return
 	}
-	if t.write("clear", key, len(key)) {
+	if t.write("clear", key, kv.ClearSize(len(key))) {
 		t.exec("clear", key, t.st.clear, key)
 	}
 }
@@ -529,7 +607,7 @@ func (t *txn) ClearRange(begin, end []byte) {
 			kv.DisplayKey(begin), kv.DisplayKey(end), kv.ErrInvalidRange))
 		return
 	}
-	if !t.write("clear range", begin, len(begin)+len(end)) {
+	if !t.write("clear range", begin, kv.ClearRangeSize(len(begin), endSize(end))) {
 		return
 	}
 	if end == nil {
@@ -545,7 +623,7 @@ func (t *txn) Add(key []byte, delta int64) {
 		t.fail(err)
 		return
 	}
-	if !t.write("add", key, len(key)+8) {
+	if !t.write("add", key, kv.SetSize(len(key), 8)) {
 		return
 	}
 	old, err := t.get(key)
@@ -563,7 +641,7 @@ func (t *txn) Max(key, param []byte) {
 		t.fail(err)
 		return
 	}
-	if !t.write("max", key, len(key)+len(param)) {
+	if !t.write("max", key, kv.SetSize(len(key), len(param))) {
 		return
 	}
 	old, err := t.get(key)
@@ -613,7 +691,7 @@ func (t *txn) SetVersionstampedKey(template []byte, offset int, value []byte) {
 		t.fail(err)
 		return
 	}
-	if !t.write("set versionstamped key", template, len(template)+len(value)) {
+	if !t.write("set versionstamped key", template, kv.VersionstampedKeySize(len(template), len(value))) {
 		return
 	}
 	key, err := t.stamped(template, offset)
@@ -634,7 +712,7 @@ func (t *txn) SetVersionstampedValue(key, template []byte, offset int) {
 		t.fail(err)
 		return
 	}
-	if !t.write("set versionstamped value", key, len(key)+len(template)) {
+	if !t.write("set versionstamped value", key, kv.VersionstampedValueSize(len(key), len(template))) {
 		return
 	}
 	value, err := t.stamped(template, offset)
