@@ -8,10 +8,14 @@ BENCHTIME ?= 1s
 
 .PHONY: build run test setup vet ide-check vsix unit soak soak-short bench-smoke fuzz-short fuzz fdb-check crash bench lint fmt clean
 
-# Fuzz targets, package:function:executions. make fuzz runs each for
-# FUZZTIME; make test runs each for its number of executions (fuzz-short),
-# about 2-4 s each on a 2-core machine.
+# Fuzz targets, package:function:executions[:script]. make fuzz runs each
+# for FUZZTIME; make test runs each for its number of executions
+# (fuzz-short), about 2-4 s each on a 2-core machine. A target with a script
+# runs `sh script <go test flags> ./package` instead of `go test`: the
+# binding differential fuzz needs the FoundationDB binding's tuple package
+# built without cgo (storage/tuple/bindingtest.sh).
 FUZZ_TARGETS := storage/tuple:FuzzUnpack:40000 storage/tuple:FuzzRoundTrip:20000 storage/tuple:FuzzOrder:60000 \
+	storage/tuple:FuzzPackMatchesBinding:50000:storage/tuple/bindingtest.sh \
 	storage/keyspace:FuzzTenantIsolation:8000 storage/lease:FuzzOverlapSymmetric:2000 storage/audit:FuzzAppend:1500 \
 	tools:FuzzToolArgs:1000 internal/gitignore:FuzzIgnorePattern:1000 ide:FuzzReadObject:4000 webview:FuzzRESTQuery:1000
 FUZZTIME ?= 2m
@@ -55,8 +59,11 @@ vsix:
 vet:
 	$(GO) vet $(PKGS)
 
+# The second line runs the tests that compare storage/tuple with the
+# FoundationDB binding's tuple package, built without cgo.
 unit:
 	$(GO) test -short -count=1 -timeout 20m $(PKGS)
+	GO='$(GO)' sh storage/tuple/bindingtest.sh -short -count=1 ./storage/tuple
 
 bench-smoke:
 	$(GO) test -short -count=1 -run '^$$' -bench . -benchtime 1x -timeout 20m $(PKGS)
@@ -70,10 +77,11 @@ fuzz-short:
 
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
-		pkg=$${t%%:*}; rest=$${t#*:}; fn=$${rest%%:*}; n=$${rest#*:}; \
+		pkg=$${t%%:*}; rest=$${t#*:}; fn=$${rest%%:*}; rest=$${rest#*:}; n=$${rest%%:*}; \
+		gotest="$(GO) test"; case $$rest in *:*) gotest="sh $${rest#*:}";; esac; \
 		budget=$(FUZZTIME); if [ -n "$(SHORT)" ]; then budget=$${n}x; fi; \
 		echo "fuzz $$pkg $$fn ($$budget)"; \
-		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $$budget ./$$pkg; \
+		GO='$(GO)' $$gotest -run '^$$' -fuzz "^$$fn$$" -fuzztime $$budget ./$$pkg; \
 	done
 
 # Type-checks every `fdb`-tagged package without fdb_c.h or libfdb_c.

@@ -1,4 +1,9 @@
-//go:build fdb
+//go:build fdb || fdbtuple
+
+// These tests compare the encoder with the FoundationDB binding's tuple
+// package. With -tags fdb they use the real binding (cgo and fdb_c.h); with
+// -tags fdbtuple, storage/tuple/bindingtest.sh builds the binding's tuple
+// package in pure Go over a stub of its cgo package, so they run anywhere.
 
 package tuple_test
 
@@ -106,6 +111,31 @@ func TestPackMatchesBinding(t *testing.T) {
 			t.Errorf("binding decodes %v as %v", tu, decoded)
 		}
 	}
+}
+
+// FuzzPackMatchesBinding: for any tuple, the binding packs the same bytes,
+// and decodes ours to an equal tuple.
+func FuzzPackMatchesBinding(f *testing.F) {
+	for _, seed := range roundTripSeeds {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, program []byte) {
+		tu := buildTuple(&fuzzReader{b: program})
+		ours, err := tu.Append(nil)
+		if err != nil {
+			t.Fatalf("Append(%v): %v", tu, err)
+		}
+		if theirs := toBinding(tu).Pack(); !bytes.Equal(ours, theirs) {
+			t.Fatalf("%v:\n ours    % x\n binding % x", tu, ours, theirs)
+		}
+		decoded, err := fdbtuple.Unpack(ours)
+		if err != nil {
+			t.Fatalf("binding Unpack(% x): %v", ours, err)
+		}
+		if back := fromBinding(decoded); !equalTuple(back, tu) {
+			t.Fatalf("binding decodes %v as %v", tu, back)
+		}
+	})
 }
 
 func TestPackWithVersionstampMatchesBinding(t *testing.T) {
