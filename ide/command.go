@@ -6,13 +6,20 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
+	"strings"
+
+	"go.lsp.dev/protocol"
 
 	"github.com/coditect/coditect/storage/agent"
 	"github.com/coditect/coditect/storage/audit"
+	"github.com/coditect/coditect/storage/lease"
+	"github.com/coditect/coditect/storage/message"
 	"github.com/coditect/coditect/storage/project"
 	"github.com/coditect/coditect/storage/session"
+	"github.com/coditect/coditect/storage/task"
 )
 
 // workspace/executeCommand: the commands the editor offers its human.
@@ -24,6 +31,13 @@ import (
 //	coditect.file.history   {uri, limit?}          a file's events, newest first ({project, path, abs, events}); each event's who names its author for people, and diff is what an agent's change through the files tools did (a unified diff)
 //	coditect.agents         {}                     the tenant's active agents ({agents})
 //	coditect.status         {}                     for a status bar: user, session, agents alive, buffers
+//	coditect.message.send   {to, body, subject?, uri?, range?}  send the human's message to an agent (id or name), cohort:NAME or all; a uri (and range) appends path:lines and the selected text ({id, recipients})
+//	coditect.task.create    {title, description?, project?, uri?, range?}  create an open task; a uri appends path:lines and the selection to the description
+//	coditect.lease.release  {uri, reason?}         force-release every lease on exactly that file (admins only, as everywhere) ({released}); each holder is told
+//
+// The write commands act as the human (the connection's scope): each is
+// one layer call, whose transaction appends the audit event naming the
+// human and whose layer enforces the role (a viewer is refused).
 
 func (s *server) executeCommand(ctx context.Context, params json.RawMessage) (any, error) {
 	var p struct {
@@ -59,6 +73,12 @@ func (s *server) executeCommand(ctx context.Context, params json.RawMessage) (an
 		return map[string]any{"agents": ags}, nil
 	case cmdStatus:
 		return s.status(ctx)
+	case cmdMessageSend:
+		return s.messageSend(ctx, arg)
+	case cmdTaskCreate:
+		return s.taskCreate(ctx, arg)
+	case cmdLeaseRelease:
+		return s.leaseRelease(ctx, arg)
 	case "":
 		return nil, invalidParams("params.command is required")
 	}
@@ -275,4 +295,147 @@ func (s *server) status(ctx context.Context) (any, error) {
 		"agents": len(ags), "agents_alive": alive, "open": len(open), "unsaved": dirty, "untracked": untracked,
 		"roots": roots, "projects": projects,
 	}, nil
+}
+
+// quote is what a write command appends for a selection: "path:L1-L3"
+// (the project-relative path when the file is in a project) and the
+// selected text, read from the open document or else, for a file in a
+// project, from disk. It also
+// returns the file's project id ("" when it is in none).
+func (s *server) quote(ctx context.Context, uri string, rng *protocol.Range) (text, projectID string, err error) {
+	if uri == "" {
+		return "", "", nil
+	}
+	path, err := uriPath(uri)
+	if err != nil {
+		return "", "", invalidParams("uri: %v", err)
+	}
+	f, ok, err := s.place(ctx, path)
+	if err != nil {
+		return "", "", err
+	}
+	shown := path
+	if ok {
+		shown, projectID = f.Rel, f.Project
+	}
+	if rng == nil {
+		return shown, projectID, nil
+	}
+	s.docs.mu.Lock()
+	var buf *buffer
+	if d, open := s.docs.m[uri]; open {
+		buf = newBuffer(slices.Clone(d.buf.text))
+	}
+	s.docs.mu.Unlock()
+	if buf == nil && !ok {
+		return "", "", invalidParams("%s is neither open in the editor nor in a project of tenant %s: Coditect does not read it", path, s.sc.Tenant())
+	}
+	if buf == nil {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return "", "", invalidParams("the selection's file: %v", err)
+		}
+		buf = newBuffer(b)
+	}
+	first, last := rng.Start.Line+1, rng.End.Line+1
+	if rng.End.Character == 0 && rng.End.Line > rng.Start.Line {
+		last-- // a selection of whole lines ends at the next line's start
+	}
+	lines := fmt.Sprintf("%s:%d", shown, first)
+	if last > first {
+		lines += fmt.Sprintf("-%d", last)
+	}
+	sel := string(buf.text[buf.offset(rng.Start):max(buf.offset(rng.Start), buf.offset(rng.End))])
+	if sel == "" {
+		return lines, projectID, nil
+	}
+	return lines + "\n```\n" + strings.TrimSuffix(sel, "\n") + "\n```", projectID, nil
+}
+
+// withQuote appends a selection's quote to text.
+func withQuote(text, quote string) string {
+	if quote == "" || text == "" {
+		return text + quote
+	}
+	return text + "\n\n" + quote
+}
+
+// messageSend sends the human's message (message.Address reads to as
+// people type it).
+func (s *server) messageSend(ctx context.Context, arg json.RawMessage) (any, error) {
+	var a struct {
+		To      string          `json:"to"`
+		Subject string          `json:"subject"`
+		Body    string          `json:"body"`
+		URI     string          `json:"uri"`
+		Range   *protocol.Range `json:"range"`
+	}
+	if err := decode(arg, &a); err != nil {
+		return nil, err
+	}
+	if err := s.sc.CanWrite(); err != nil {
+		return nil, err // before anything is read: a viewer learns nothing else
+	}
+	q, _, err := s.quote(ctx, a.URI, a.Range)
+	if err != nil {
+		return nil, err
+	}
+	to, err := message.Address(ctx, s.sc, a.To)
+	if err != nil {
+		return nil, err
+	}
+	return message.Send(ctx, s.sc, message.Outgoing{To: to, Subject: a.Subject, Body: withQuote(a.Body, q)})
+}
+
+// taskCreate creates an open task, in the selection's project unless
+// another is named.
+func (s *server) taskCreate(ctx context.Context, arg json.RawMessage) (any, error) {
+	var a struct {
+		Title       string          `json:"title"`
+		Description string          `json:"description"`
+		Project     string          `json:"project"`
+		URI         string          `json:"uri"`
+		Range       *protocol.Range `json:"range"`
+	}
+	if err := decode(arg, &a); err != nil {
+		return nil, err
+	}
+	if err := s.sc.CanWrite(); err != nil {
+		return nil, err
+	}
+	q, projectID, err := s.quote(ctx, a.URI, a.Range)
+	if err != nil {
+		return nil, err
+	}
+	return task.Create(ctx, s.sc, task.New{Title: a.Title, Description: withQuote(a.Description, q), Project: cmp.Or(a.Project, projectID)})
+}
+
+// leaseRelease force-releases the leases on exactly a file's project key,
+// through the layer call REST's DELETE /api/v1/leases/{resource} makes
+// (admins only).
+func (s *server) leaseRelease(ctx context.Context, arg json.RawMessage) (any, error) {
+	var a struct {
+		URI    string `json:"uri"`
+		Reason string `json:"reason"`
+	}
+	if err := decode(arg, &a); err != nil {
+		return nil, err
+	}
+	path, err := uriPath(a.URI)
+	if err != nil {
+		return nil, invalidParams("uri: %v", err)
+	}
+	f, ok, err := s.place(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, invalidParams("%s is in no project of tenant %s: Coditect holds no lease on it", path, s.sc.Tenant())
+	}
+	reason := cmp.Or(a.Reason, "released from the editor by "+s.sc.Principal().User)
+	ls, err := lease.ForceRelease(ctx, s.sc, f.String(), reason)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"resource": f.String(), "released": ls}, nil
 }

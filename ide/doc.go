@@ -9,15 +9,15 @@
 //	project.go               documents and workspace folders resolved into projects; untracked documents
 //	text_synchronization.go  incremental sync, dirty state, unsaved-edit marks, IDE saves (Provenance)
 //	buffer.go                a document's text and UTF-16 positions
-//	command.go               workspace/executeCommand: sessions, dashboard, file history, agents, status
+//	command.go               workspace/executeCommand: sessions, dashboard, file history, agents, status, the human's messages, tasks and lease releases
 //	hover.go, code_lens.go   who last changed a file, from the audit log's path index
 //	events.go                coditect/event and window/showMessage from the live audit log
 //	access.go                the scope re-validated every second: a revoked token, a disabled user or tenant is refused
 //
 // Serve runs one connection as one principal's tenant.Scope (resolved by
 // the caller as for `coditect mcp`); the package reaches tenant data only
-// through it and the storage layers (attrib, audit, agent, lease,
-// session, project). It must not import tools, webview, server or cmd: the
+// through it and the storage layers (attrib, audit, agent, lease, message,
+// session, project, task). It must not import tools, webview, server or cmd: the
 // dashboard reaches it through the Dashboard interface, which cmd/coditect
 // implements.
 //

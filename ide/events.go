@@ -26,7 +26,11 @@ import (
 //     human has open (lease resources and open files compared by their
 //     project keys);
 //   - window/showMessage (a warning) when an agent takes a lease on, writes,
-//     or is refused writing, a file the human has open.
+//     or is refused writing, a file the human has open;
+//   - window/showMessage (info) when an agent sends a message to all, with
+//     its sender's name and subject. Inboxes are agents' only: a message
+//     to "all" is the one an agent can address to people, so it is the
+//     one the human is told of.
 
 // EventMethod is the notification that carries a live audit event.
 const EventMethod = "coditect/event"
@@ -115,6 +119,9 @@ func (s *server) deliver(ctx context.Context, f *feed, ev audit.Event) {
 	if refusal(s.authorize(ctx)) {
 		return
 	}
+	if msg := s.broadcast(ctx, f, ev); msg != "" {
+		s.notify("window/showMessage", protocol.ShowMessageParams{Type: protocol.MessageTypeInfo, Message: msg})
+	}
 	open := s.docs.openDocs()
 	roots := s.workspaceRoots()
 	sess := s.currentSession()
@@ -202,6 +209,23 @@ func (s *server) warning(ctx context.Context, f *feed, ev audit.Event, path stri
 	}
 	f.warned[key] = time.Now()
 	return msg
+}
+
+// broadcast is the notice of an agent's message to all, "" for any other
+// event.
+func (s *server) broadcast(ctx context.Context, f *feed, ev audit.Event) string {
+	if ev.Kind != "message.sent" || ev.Agent == "" {
+		return ""
+	}
+	if to, _ := ev.Attrs["to"].(string); to != "all" {
+		return ""
+	}
+	who := f.who(ctx, s, ev)
+	subject, _ := ev.Attrs["subject"].(string)
+	if subject == "" {
+		subject = "(no subject)"
+	}
+	return fmt.Sprintf("Coditect: %s messaged everyone: %s", who.plain(), clip(subject, 120))
 }
 
 // who names ev's actor, caching agents' names.

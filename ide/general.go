@@ -127,9 +127,12 @@ const (
 	cmdFileHistory  = "coditect.file.history"
 	cmdAgents       = "coditect.agents"
 	cmdStatus       = "coditect.status"
+	cmdMessageSend  = "coditect.message.send"
+	cmdTaskCreate   = "coditect.task.create"
+	cmdLeaseRelease = "coditect.lease.release"
 )
 
-var commands = []string{cmdSessionStart, cmdSessionJoin, cmdSessionEnd, cmdDashboard, cmdFileHistory, cmdAgents, cmdStatus}
+var commands = []string{cmdSessionStart, cmdSessionJoin, cmdSessionEnd, cmdDashboard, cmdFileHistory, cmdAgents, cmdStatus, cmdMessageSend, cmdTaskCreate, cmdLeaseRelease}
 
 func (s *server) initialize(ctx context.Context, params json.RawMessage) (any, error) {
 	s.mu.Lock()

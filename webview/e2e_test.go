@@ -167,6 +167,10 @@ func TestDashboardInBrowser(t *testing.T) {
 				args["kind"] = req.Kind
 			}
 			reply["id"] = builder.call(t, "note", args)["event_id"]
+		case "inbox": // the builder reads its messages
+			reply["messages"] = builder.call(t, "inbox", map[string]any{"limit": 50})["messages"]
+		case "viewer": // the operator makes a viewer's token
+			reply["token"] = viewerToken(t, ctx, bin, store)
 		case "kill": // the daemon dies without a goodbye
 			srv.kill(t)
 		case "start": // and comes back on the same address and store
@@ -201,6 +205,23 @@ func TestDashboardInBrowser(t *testing.T) {
 		}
 	}
 	srv.stop(t)
+}
+
+// viewerToken creates the user vic and a viewer's token for vic with the
+// CLI, and returns its secret.
+func viewerToken(t *testing.T, ctx context.Context, bin, store string) string {
+	t.Helper()
+	run := func(args ...string) string {
+		cmd := exec.CommandContext(ctx, bin, append(args, "--store", store)...)
+		cmd.Env = append(os.Environ(), "CODITECT_TOKEN=")
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("coditect %s: %v", strings.Join(args, " "), err)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	run("user", "create", "vic")
+	return run("token", "create", "--user", "vic", "--role", "viewer")
 }
 
 // projectNote appends a note about a project's file to the default

@@ -42,6 +42,50 @@ async function api(path) {
   return body;
 }
 
+// ApiError is a refused write: the JSON error's class (invalid,
+// not-found, conflict, forbidden, unavailable) and message.
+class ApiError extends Error {
+  constructor(status, e) {
+    super(e.message || String(status));
+    this.status = status;
+    this.cls = e.class || e.code || String(status);
+  }
+}
+
+// send makes a write: method, path and an optional JSON body.
+async function send(method, path, body) {
+  const headers = { Authorization: 'Bearer ' + token() };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  const r = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), cache: 'no-store' });
+  if (r.status === 401) throw new AuthError('unauthorized');
+  const out = await r.json().catch(() => ({}));
+  if (!r.ok) throw new ApiError(r.status, out.error || { message: r.statusText });
+  return out;
+}
+
+// me is whoami's answer; viewers see no write actions (the server refuses
+// them anyway).
+let me = { role: '' };
+const canWrite = () => me.role !== '' && me.role !== 'viewer';
+
+// act runs a write and shows its outcome in status (an element): the
+// error's class and message, or done. It returns the result, or null.
+async function act(status, done, fn) {
+  status.textContent = '';
+  status.className = 'status';
+  try {
+    const out = await fn();
+    status.textContent = done;
+    status.classList.add('ok');
+    return out;
+  } catch (err) {
+    if (err instanceof AuthError) { report(err); return null; }
+    status.textContent = err instanceof ApiError ? `${err.cls}: ${err.message}` : String(err.message || err);
+    status.classList.add('error');
+    return null;
+  }
+}
+
 function showLogin(message) {
   $('views').hidden = true;
   $('login').hidden = false;
@@ -244,6 +288,7 @@ function subscribe(resume) {
     } else if (msg.type === 'events') {
       for (const ev of msg.events) arrive(ev);
       render();
+      follow(msg.events);
     }
   });
   ws.addEventListener('close', (e) => {
@@ -409,6 +454,35 @@ $('events').addEventListener('keydown', (e) => {
 
 views.live = async () => render();
 
+// Views other than Live follow the feed: an event about what the shown
+// view lists redraws it, so what one person does shows in every open
+// dashboard without a reload. Events arriving during a redraw cause one
+// more, after it.
+const FOLLOWS = { tasks: /^task\./, agents: /^(agent|lease|message)\./, sessions: /^session\./ };
+const redraw = { running: false, again: false };
+function follow(evs) {
+  const re = FOLLOWS[current];
+  if (re && evs.some((e) => re.test(e.kind))) redrawView();
+}
+function redrawView() {
+  if (redraw.running) { redraw.again = true; return; }
+  redraw.running = true;
+  views[current]().catch(report).finally(() => {
+    redraw.running = false;
+    if (redraw.again) { redraw.again = false; redrawView(); }
+  });
+}
+
+// redrawing replaces a view's children: focus stays on the control with
+// the same data-key, so a keyboard user keeps their place.
+function keepFocus(fn) {
+  const key = document.activeElement && document.activeElement.dataset ? document.activeElement.dataset.key : undefined;
+  fn();
+  if (!key) return;
+  const again = document.querySelector(`[data-key="${CSS.escape(key)}"]`);
+  if (again) again.focus();
+}
+
 // ---- sessions -------------------------------------------------------------
 
 views.sessions = async () => {
@@ -432,12 +506,28 @@ async function timeline(s) {
     el('h2', { text: s.title }),
     el('p', { class: 'muted', title: s.workspace || '', text: `${place(s.project, s.dir) || s.workspace} · ${s.state} · ${rep.events} events · ${mins} min · ${rep.files.length} files · agents: ${rep.agents.map((a) => agentName(a.id)).join(', ') || 'none'}` }),
     el('button', { type: 'button', onclick: () => { applyFilter({ session: s.id }); show('live'); } }, 'Follow live'),
+    s.state === 'open' && canWrite() ? endForm(s) : null,
     el('ol', {}, ...page.events.map((ev) => el('li', {},
       el('span', { class: 'muted', text: clock(ev.time) + ' ' }), el('strong', { text: ev.kind }), ' ',
       el('span', { text: who(ev) }),
       ev.path ? el('span', { title: fullPath(ev.project, ev.path, ev.attrs), text: ' · ' + ev.path }) : null,
       ev.summary ? el('span', { text: ' — ' + ev.summary }) : null,
       diffView(ev)))));
+}
+
+// endForm ends an open session with an outcome and a summary.
+function endForm(s) {
+  const status = el('span', { class: 'status', role: 'alert' });
+  const outcome = el('select', { name: 'status', 'aria-label': 'Outcome' },
+    ...['completed', 'failed', 'cancelled'].map((o) => el('option', { value: o }, o)));
+  const summary = el('input', { name: 'summary', placeholder: 'summary (optional)', 'aria-label': 'Summary' });
+  return el('form', { class: 'act end-session', 'aria-label': 'End this session',
+    onsubmit: async (e) => {
+      e.preventDefault();
+      const out = await act(status, 'ended', () => send('POST', `/api/v1/sessions/${encodeURIComponent(s.id)}/end`,
+        { status: outcome.value, summary: summary.value.trim() }));
+      if (out) { timeline(out).catch(report); views.sessions().catch(report); }
+    } }, outcome, summary, el('button', { type: 'submit' }, 'End session'), status);
 }
 
 // diffView renders the diff an agent's change through the files tools
@@ -465,11 +555,36 @@ views.agents = async () => {
     el('td', { text: a.model || '' }), el('td', { text: a.cohort || '' }),
     el('td', {}, ...(a.leases.length ? a.leases.flatMap((l, i) => {
       const r = resource(l.resource);
-      return [i ? ', ' : null, el('span', { class: 'lease', title: r.title, text: r.text })];
+      return [i ? ', ' : null, el('span', { class: 'lease', title: r.title, text: r.text }),
+        canWrite() ? el('button', { type: 'button', class: 'release', 'data-key': 'release ' + l.resource,
+          'aria-label': `Release ${r.text} (held by ${a.name})`, title: 'Force-release: the holder is told, its next write is refused',
+          onclick: () => releaseLease(l.resource, a.name) }, 'release') : null];
     }) : ['—'])),
     el('td', { text: a.inbox < 0 ? '—' : String(a.inbox) }))));
   $('agents-empty').hidden = agents.length > 0;
+  const cohorts = [...new Set(agents.map((a) => a.cohort).filter(Boolean))];
+  $('recipients').replaceChildren(el('option', { value: 'all' }, 'everyone'),
+    ...agents.filter((a) => !a.retired).map((a) => el('option', { value: a.name }, labelOf(a))),
+    ...cohorts.map((c) => el('option', { value: 'cohort:' + c }, 'cohort ' + c)));
 };
+
+// releaseLease force-releases a resource's lease (admins; others see the
+// refusal), naming the person in the reason the holder is told.
+async function releaseLease(res, holder) {
+  const reason = `released from the dashboard by ${me.user || 'a person'}`;
+  const out = await act($('lease-status'), `released ${resource(res).text} (held by ${holder})`,
+    () => send('DELETE', `/api/v1/leases/${encodeURIComponent(res)}?reason=${encodeURIComponent(reason)}`));
+  if (out) views.agents().catch(report);
+}
+
+$('compose').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const f = e.target.elements;
+  const msg = { to: f.to.value.trim(), body: f.body.value };
+  if (f.subject.value.trim()) msg.subject = f.subject.value.trim();
+  const out = await act($('compose-status'), `sent to ${msg.to}`, () => send('POST', '/api/v1/messages', msg));
+  if (out) { f.body.value = ''; f.subject.value = ''; }
+});
 
 // ---- files --------------------------------------------------------------------
 
@@ -512,17 +627,72 @@ const taskGraph = (t, titles) => {
   return parts.length ? [el('div', { class: 'graph' }, ...parts)] : [];
 };
 
+const stateName = (st) => st.replace('_', ' ');
+
+// moveTask moves a task to another column, sending the version the card
+// showed: a task changed meanwhile is refused (conflict), not overwritten.
+async function moveTask(t, to) {
+  const out = await act($('task-status'), `moved "${t.title}" to ${stateName(to)}`,
+    () => send('PATCH', `/api/v1/tasks/${encodeURIComponent(t.id)}`, { version: t.version, state: to }));
+  views.tasks().catch(report); // the moved card, or the current one after a conflict
+  return out;
+}
+
+// moveControl is a card's keyboard way to move it: a select of the other
+// columns. Dragging a card onto a column does the same.
+function moveControl(t, states) {
+  return el('select', { class: 'move', 'data-key': 'move ' + t.id, 'aria-label': `Move "${t.title}" to`,
+    onchange: (e) => { if (e.target.value) moveTask(t, e.target.value); } },
+  el('option', { value: '' }, 'move to…'),
+  ...states.filter((st) => st !== t.state).map((st) => el('option', { value: st }, '→ ' + stateName(st))));
+}
+
+let dragged = null; // the task a card being dragged shows
+
+function column(st, cards) {
+  const col = el('div', { class: 'col', 'data-state': st }, el('h3', { text: stateName(st) }), ...cards);
+  if (!canWrite()) return col;
+  col.addEventListener('dragover', (e) => { if (dragged && dragged.state !== st) { e.preventDefault(); col.classList.add('drop'); } });
+  col.addEventListener('dragleave', () => col.classList.remove('drop'));
+  col.addEventListener('drop', (e) => {
+    e.preventDefault();
+    col.classList.remove('drop');
+    if (dragged && dragged.state !== st) moveTask(dragged, st);
+    dragged = null;
+  });
+  return col;
+}
+
+function card(t, titles, states) {
+  const c = el('div', { class: 'card' + (t.ready ? ' is-ready' : t.waiting && t.waiting.length ? ' is-blocked' : ''), tabindex: '0',
+    'data-id': t.id, 'data-version': String(t.version), draggable: canWrite() ? 'true' : null },
+  el('div', { class: 'title', text: t.title }),
+  ...taskGraph(t, titles),
+  el('div', { class: 'muted', title: t.assignee || '', text: (t.project && !projects.selected ? projectName(t.project) + ' · ' : '') + (t.assignee ? 'assigned to ' + agentName(t.assignee) : 'unassigned') }),
+  canWrite() ? moveControl(t, states) : null);
+  c.addEventListener('dragstart', (e) => { dragged = t; e.dataTransfer.setData('text/plain', t.id); });
+  c.addEventListener('dragend', () => { dragged = null; });
+  return c;
+}
+
 views.tasks = async () => {
   const [{ tasks, states }] = await Promise.all([api(withProject('/api/v1/tasks?limit=1000')), refreshAgentNames()]);
   const titles = new Map(tasks.map((t) => [t.id, t.title]));
-  $('board').replaceChildren(...states.map((st) => el('div', { class: 'col', 'data-state': st },
-    el('h3', { text: st.replace('_', ' ') }),
-    ...tasks.filter((t) => t.state === st).map((t) => el('div', { class: 'card' + (t.ready ? ' is-ready' : t.waiting && t.waiting.length ? ' is-blocked' : ''), tabindex: '0' },
-      el('div', { text: t.title }),
-      ...taskGraph(t, titles),
-      el('div', { class: 'muted', title: t.assignee || '', text: (t.project && !projects.selected ? projectName(t.project) + ' · ' : '') + (t.assignee ? 'assigned to ' + agentName(t.assignee) : 'unassigned') }))))));
+  $('new-task').hidden = !canWrite();
+  keepFocus(() => $('board').replaceChildren(...states.map((st) =>
+    column(st, tasks.filter((t) => t.state === st).map((t) => card(t, titles, states))))));
   $('tasks-empty').hidden = tasks.length > 0;
 };
+
+$('new-task').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const f = e.target.elements;
+  const t = { title: f.title.value.trim() };
+  if (f.description.value.trim()) t.description = f.description.value.trim();
+  if (projects.selected) t.project = projects.selected;
+  const out = await act($('task-status'), `created "${t.title}"`, () => send('POST', '/api/v1/tasks', t));
+  if (out) { f.title.value = ''; f.description.value = ''; views.tasks().catch(report); }
+});
 
 // ---- activity swimlanes ------------------------------------------------------------
 
@@ -598,7 +768,8 @@ setInterval(() => {
 async function start() {
   if (!token()) { showLogin(); return; }
   try {
-    const me = await api('/api/v1/whoami');
+    me = await api('/api/v1/whoami');
+    for (const f of document.querySelectorAll('form.act')) f.hidden = !canWrite();
     $('who').textContent = `${me.user} · ${me.tenant} · ${me.role}`;
     const { kinds } = await api('/api/v1/kinds');
     $('kinds').replaceChildren(...kinds.map((k) => el('option', { value: k })));

@@ -44,6 +44,7 @@ const context = await chromium.launchPersistentContext(profile, {
 });
 const result = { op: 'done' };
 let downSince = 0; // while the daemon is deliberately down, refused connections are expected
+let refusing = false; // while a write is refused on purpose, its failed request is expected
 const errors = [];
 try {
   const page = context.pages()[0] || await context.newPage();
@@ -51,6 +52,7 @@ try {
     if (m.type() !== 'error') return;
     const text = m.text();
     if (downSince && /ERR_CONNECTION_REFUSED|WebSocket connection to .* failed/.test(text)) return;
+    if (refusing && /Failed to load resource: the server responded with a status of 4\d\d/.test(text)) return;
     errors.push('console: ' + text);
   });
   page.on('pageerror', (e) => errors.push('page error: ' + e.message));
@@ -263,6 +265,103 @@ try {
     await page.click('#tabs [data-view=sessions]');
     await sessionRow('Fix the login redirect').waitFor();
     await sessionRow('Review the billing service').waitFor();
+  }
+  // ---- write actions: a person messages an agent from the compose box,
+  // and the agent's inbox has it.
+  {
+    await page.click('#tabs [data-view=agents]');
+    await page.locator('#recipients option[value=builder]').waitFor({ state: 'attached' });
+    await page.fill('#compose input[name=to]', 'builder');
+    await page.fill('#compose input[name=subject]', 'auth');
+    await page.fill('#compose textarea[name=body]', 'Hands off auth.go until I say so');
+    const t0 = Date.now();
+    await page.click('#compose button[type=submit]');
+    await page.locator('#compose-status.ok', { hasText: 'sent to builder' }).waitFor();
+    result.compose_ms = Date.now() - t0;
+    const { messages } = await ask({ op: 'inbox' });
+    const got = messages.find((m) => m.body === 'Hands off auth.go until I say so');
+    check(got && got.subject === 'auth' && got.from_user, `the builder's inbox lacks the person's message: ${JSON.stringify(messages)}`);
+    // A refused write says why, inline: no recipient by that name.
+    refusing = true;
+    await page.fill('#compose input[name=to]', 'nobody-by-that-name');
+    await page.fill('#compose textarea[name=body]', 'hello?');
+    await page.click('#compose button[type=submit]');
+    await page.locator('#compose-status.error').waitFor();
+    result.refused_write = await page.locator('#compose-status').textContent();
+    check(/^[a-z_ -]+: .*nobody-by-that-name/.test(result.refused_write), `the refused write shows ${result.refused_write}`);
+    refusing = false;
+  }
+
+  // ---- a task created on the board and moved with the keyboard moves
+  // live on a second dashboard, which follows the feed (its clock is
+  // paused: its 5 s refresh never runs, so only the feed can redraw it).
+  {
+    const second = await context.newPage();
+    second.on('pageerror', (e) => errors.push('second page error: ' + e.message));
+    second.setDefaultTimeout(10_000);
+    await second.clock.install();
+    await second.goto(base + '/');
+    await second.locator('#conn', { hasText: 'live' }).waitFor();
+    await second.click('#tabs [data-view=tasks]');
+    await second.locator('#board .col').first().waitFor();
+    // From here the second page's timers stand still.
+    await second.clock.pauseAt(Date.now() + 1000);
+
+    await page.click('#tabs [data-view=tasks]');
+    await page.fill('#new-task input[name=title]', 'Triage the flaky login test');
+    await page.fill('#new-task input[name=description]', 'It fails one run in ten');
+    await page.press('#new-task input[name=title]', 'Enter');
+    const mine = page.locator('#board .col[data-state=open] .card', { hasText: 'Triage the flaky login test' });
+    await mine.waitFor();
+    const theirs = (st) => second.locator(`#board .col[data-state=${st}] .card`, { hasText: 'Triage the flaky login test' });
+    await theirs('open').waitFor();
+
+    // Keyboard only: focus the card's move control, pick "blocked".
+    const move = mine.locator('select.move');
+    await move.focus();
+    const t0 = Date.now();
+    await move.selectOption('blocked');
+    await page.locator('#board .col[data-state=blocked] .card', { hasText: 'Triage the flaky login test' }).waitFor();
+    await theirs('blocked').waitFor();
+    result.move_seen_by_other_ms = Date.now() - t0;
+    check(await theirs('open').count() === 0, 'the second dashboard still shows the task open');
+    // The moved card keeps the keyboard focus across the redraw.
+    check(await page.evaluate(() => document.activeElement && document.activeElement.classList.contains('move')), 'the move control lost focus');
+    await page.screenshot({ path: join(shots, 'board-actions.png') });
+    await second.close();
+  }
+  // ---- an admin force-releases the builder's lease from the Agents view;
+  // a session ends from the Sessions view.
+  {
+    await page.click('#tabs [data-view=agents]');
+    const builderRow = page.locator('#agents tr', { hasText: 'builder' });
+    await builderRow.locator('button.release').click();
+    await page.locator('#lease-status.ok', { hasText: 'released' }).waitFor();
+    await builderRow.locator('.lease').waitFor({ state: 'detached' });
+    await page.click('#tabs [data-view=sessions]');
+    await page.locator('#sessions tr', { hasText: 'Review the billing service' }).click();
+    const end = page.locator('#timeline form.end-session');
+    await end.locator('select').selectOption('completed');
+    await end.locator('input[name=summary]').fill('reviewed by a person');
+    await end.locator('button[type=submit]').click();
+    await page.locator('#sessions tr', { hasText: 'Review the billing service' }).locator('td', { hasText: /^ended$/ }).waitFor();
+    await page.locator('#timeline form.end-session').waitFor({ state: 'detached' });
+  }
+
+  // ---- a viewer's dashboard offers no write action.
+  {
+    const { token: viewer } = await ask({ op: 'viewer' });
+    await page.goto('about:blank'); // a fresh document: nothing drawn for the admin stays
+    await page.goto(base + '/#token=' + encodeURIComponent(viewer));
+    await page.locator('#who', { hasText: 'viewer' }).waitFor();
+    await page.click('#tabs [data-view=agents]');
+    await page.locator('#agents tr').first().waitFor();
+    check(await page.locator('#compose').isHidden(), 'a viewer sees the compose box');
+    check(await page.locator('#agents button.release').count() === 0, 'a viewer sees release buttons');
+    await page.click('#tabs [data-view=tasks]');
+    await page.locator('#board .card').first().waitFor();
+    check(await page.locator('#new-task').isHidden(), 'a viewer sees the new task form');
+    check(await page.locator('#board select.move').count() === 0, 'a viewer sees move controls');
   }
   check(errors.length === 0, `console errors:\n${errors.join('\n')}`);
 } catch (err) {

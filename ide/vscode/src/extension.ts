@@ -20,6 +20,9 @@ const cmd = {
   fileHistory: 'coditect.file.history',
   agents: 'coditect.agents',
   status: 'coditect.status',
+  messageSend: 'coditect.message.send',
+  taskCreate: 'coditect.task.create',
+  leaseRelease: 'coditect.lease.release',
 } as const;
 
 interface Status {
@@ -79,6 +82,9 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   register('coditect.endSession', endSession);
   register('coditect.fileHistory', (arg?: unknown) => fileHistory(arg));
   register('coditect.listAgents', listAgents);
+  register('coditect.sendSelection', sendSelection);
+  register('coditect.createTask', createTask);
+  register('coditect.releaseLease', (arg?: unknown) => releaseLease(arg));
   register('coditect.restart', async () => {
     await stopClient();
     await startClient(context);
@@ -310,6 +316,71 @@ async function listAgents(): Promise<void> {
       agents.map((a) => ({ label: `${a.liveness === 'alive' ? '$(pass-filled)' : '$(circle-outline)'} ${a.name}`, description: a.model, detail: `${a.client} · ${a.liveness} · ${a.id}` })),
       { placeHolder: `${agents.length} agents` },
     );
+  } catch (err) {
+    void vscode.window.showErrorMessage(`Coditect: ${String(err)}`);
+  }
+}
+
+// The write commands act as the human: the server checks the role (a
+// viewer may not write; forcing a lease is for admins) and records each
+// action with the human's name.
+
+/** The active editor's file and selection, as the server's {uri, range}. */
+function selection(): { uri: string; range?: object } | undefined {
+  const ed = vscode.window.activeTextEditor;
+  if (!ed || ed.document.uri.scheme !== 'file') return undefined;
+  const sel = ed.selection;
+  const pos = (p: vscode.Position) => ({ line: p.line, character: p.character });
+  return { uri: ed.document.uri.toString(), range: sel.isEmpty ? undefined : { start: pos(sel.start), end: pos(sel.end) } };
+}
+
+async function sendSelection(): Promise<void> {
+  const where = selection();
+  try {
+    const { agents } = await execute<{ agents: Agent[] }>(cmd.agents);
+    const picked = await vscode.window.showQuickPick(
+      [
+        ...agents.map((a) => ({ label: a.name, description: a.model, detail: `${a.client} · ${a.liveness} · ${a.id}`, to: a.id })),
+        { label: 'Everyone', description: 'all', detail: 'every agent of the tenant', to: 'all' },
+      ],
+      { placeHolder: 'Send the selection to which agent?' },
+    );
+    if (!picked) return;
+    const body = await vscode.window.showInputBox({ prompt: `Message to ${picked.label} (the selection and its lines are appended)` });
+    if (!body) return;
+    const subject = body.split('\n')[0].slice(0, 80);
+    await execute(cmd.messageSend, { to: picked.to, subject, body, ...where });
+    void vscode.window.showInformationMessage(`Coditect: sent to ${picked.label}`);
+  } catch (err) {
+    void vscode.window.showErrorMessage(`Coditect: ${String(err)}`);
+  }
+}
+
+async function createTask(): Promise<void> {
+  const where = selection();
+  const title = await vscode.window.showInputBox({ prompt: 'Task title (the selection and its lines go in the description)' });
+  if (!title) return;
+  const description = await vscode.window.showInputBox({ prompt: 'Description (optional)' });
+  if (description === undefined) return;
+  try {
+    const t = await execute<{ id: string }>(cmd.taskCreate, { title, description, ...where });
+    void vscode.window.showInformationMessage(`Coditect: task ${t.id} created`);
+  } catch (err) {
+    void vscode.window.showErrorMessage(`Coditect: ${String(err)}`);
+  }
+}
+
+async function releaseLease(arg?: unknown): Promise<void> {
+  const uri = arg instanceof vscode.Uri ? arg.toString() : selection()?.uri;
+  if (!uri) {
+    void vscode.window.showInformationMessage('Coditect: open a file to release its lease');
+    return;
+  }
+  const reason = await vscode.window.showInputBox({ prompt: 'Why force-release the lease? (the holder is told)' });
+  if (reason === undefined) return;
+  try {
+    const { released } = await execute<{ released: { agent: string; token: number }[] }>(cmd.leaseRelease, { uri, reason: reason || undefined });
+    void vscode.window.showInformationMessage(`Coditect: released ${released.length} lease(s) of ${released.map((l) => l.agent).join(', ')}`);
   } catch (err) {
     void vscode.window.showErrorMessage(`Coditect: ${String(err)}`);
   }

@@ -121,6 +121,14 @@ const hover = await conn.sendRequest('textDocument/hover', { textDocument: { uri
 assert.match(hover.contents.value, /last changed by \*\*ada\*\* \(human\)/);
 const lenses = await conn.sendRequest('textDocument/codeLens', { textDocument: { uri: uri(file) } });
 assert.match(lenses[0].command.title, /ada \(human\)/);
+// A task from a selection quotes path:lines and the selected text.
+const created = await conn.sendRequest('workspace/executeCommand', {
+  command: 'coditect.task.create',
+  arguments: [{ title: 'Check the export', uri: uri(file), range: { start: { line: 0, character: 0 }, end: { line: 0, character: 6 } } }],
+});
+assert.equal(created.title, 'Check the export');
+assert.equal(created.project, opened.project, 'the task is in the file\'s project');
+assert.match(created.description, /^src\/app\.ts:1\n```\nexport\n```$/);
 const agents = await conn.sendRequest('workspace/executeCommand', { command: 'coditect.agents' });
 assert.ok(Array.isArray(agents.agents));
 const dash = await conn.sendRequest('workspace/executeCommand', { command: 'coditect.dashboard' });
