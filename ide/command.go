@@ -205,11 +205,7 @@ func (s *server) fileHistory(ctx context.Context, arg json.RawMessage) (any, err
 	if err := decode(arg, &a); err != nil {
 		return nil, err
 	}
-	path, err := uriPath(a.URI)
-	if err != nil {
-		return nil, invalidParams("uri: %v", err)
-	}
-	f, ok, err := s.place(ctx, path)
+	path, f, ok, err := s.placeURI(ctx, a.URI)
 	if err != nil {
 		return nil, err
 	}
@@ -297,20 +293,27 @@ func (s *server) status(ctx context.Context) (any, error) {
 	}, nil
 }
 
+// placeURI resolves a document URI sent with a command: its path, and
+// its project file (ok false for a file in no project of the tenant).
+func (s *server) placeURI(ctx context.Context, uri string) (string, project.File, bool, error) {
+	path, err := uriPath(uri)
+	if err != nil {
+		return "", project.File{}, false, invalidParams("uri: %v", err)
+	}
+	f, ok, err := s.place(ctx, path)
+	return path, f, ok, err
+}
+
 // quote is what a write command appends for a selection: "path:L1-L3"
 // (the project-relative path when the file is in a project) and the
 // selected text, read from the open document or else, for a file in a
-// project, from disk. It also
-// returns the file's project id ("" when it is in none).
+// project, from disk. It also returns the file's project id ("" when it
+// is in none).
 func (s *server) quote(ctx context.Context, uri string, rng *protocol.Range) (text, projectID string, err error) {
 	if uri == "" {
 		return "", "", nil
 	}
-	path, err := uriPath(uri)
-	if err != nil {
-		return "", "", invalidParams("uri: %v", err)
-	}
-	f, ok, err := s.place(ctx, path)
+	path, f, ok, err := s.placeURI(ctx, uri)
 	if err != nil {
 		return "", "", err
 	}
@@ -421,11 +424,7 @@ func (s *server) leaseRelease(ctx context.Context, arg json.RawMessage) (any, er
 	if err := decode(arg, &a); err != nil {
 		return nil, err
 	}
-	path, err := uriPath(a.URI)
-	if err != nil {
-		return nil, invalidParams("uri: %v", err)
-	}
-	f, ok, err := s.place(ctx, path)
+	path, f, ok, err := s.placeURI(ctx, a.URI)
 	if err != nil {
 		return nil, err
 	}

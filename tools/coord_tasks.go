@@ -132,6 +132,16 @@ func (c *Call) version(v int64) (int64, error) {
 	return v, nil
 }
 
+// taskAt checks the task_id and version arguments of a change to a task.
+func (c *Call) taskAt(taskID string, v int64) (string, int64, error) {
+	id, err := c.taskID(taskID)
+	if err != nil {
+		return "", 0, err
+	}
+	version, err := c.version(v)
+	return id, version, err
+}
+
 // party names who id is for a model: "you", "agent <id> (<name>)" or, for
 // a task a person created, "user <id>".
 func (c *Call) party(ctx context.Context, id string) string {
@@ -435,11 +445,7 @@ func taskClaim(ctx context.Context, c *Call) (Result, error) {
 	if err := decodeArgs(c, &a); err != nil {
 		return Result{}, err
 	}
-	id, err := c.taskID(a.TaskID)
-	if err != nil {
-		return Result{}, err
-	}
-	version, err := c.version(a.Version)
+	id, version, err := c.taskAt(a.TaskID, a.Version)
 	if err != nil {
 		return Result{}, err
 	}
@@ -486,11 +492,7 @@ func taskUpdate(ctx context.Context, c *Call) (Result, error) {
 	if err := decodeArgs(c, &a); err != nil {
 		return Result{}, err
 	}
-	id, err := c.taskID(a.TaskID)
-	if err != nil {
-		return Result{}, err
-	}
-	version, err := c.version(a.Version)
+	id, version, err := c.taskAt(a.TaskID, a.Version)
 	if err != nil {
 		return Result{}, err
 	}
