@@ -70,9 +70,9 @@ func sqliteParams(u *url.URL) (string, sqlite.Options, error) {
 	q := u.Query()
 	for k := range q {
 		switch k {
-		case "synchronous", "lock_timeout":
+		case "synchronous", "lock_timeout", "group_commit":
 		default:
-			return "", opts, fmt.Errorf("unknown parameter %q (known: synchronous, lock_timeout)", k)
+			return "", opts, fmt.Errorf("unknown parameter %q (known: synchronous, lock_timeout, group_commit)", k)
 		}
 	}
 	switch s := strings.ToUpper(q.Get("synchronous")); s {
@@ -81,6 +81,13 @@ func sqliteParams(u *url.URL) (string, sqlite.Options, error) {
 		opts.Synchronous = sqlite.Synchronous(s)
 	default:
 		return "", opts, fmt.Errorf("synchronous=%q: want full or normal", q.Get("synchronous"))
+	}
+	switch v := strings.ToLower(q.Get("group_commit")); v {
+	case "", "off":
+	case "on":
+		opts.GroupCommit = true
+	default:
+		return "", opts, fmt.Errorf("group_commit=%q: want on or off", q.Get("group_commit"))
 	}
 	if v := q.Get("lock_timeout"); v != "" {
 		d, err := time.ParseDuration(v)

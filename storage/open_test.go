@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,6 +21,7 @@ func TestOpenURLs(t *testing.T) {
 		"sqlite://" + filepath.Join(dir, "d.db") + "?synchronous=normal",
 		"sqlite://" + filepath.Join(dir, "e.db") + "?synchronous=FULL&lock_timeout=5s",
 		"sqlite://" + filepath.Join(dir, "sub dir", "f.db"),
+		"sqlite://" + filepath.Join(dir, "g.db") + "?group_commit=on",
 	}
 	for _, u := range good {
 		s, err := Open(context.Background(), u)
@@ -42,6 +44,7 @@ func TestOpenURLs(t *testing.T) {
 		"sqlite://" + dir + "/g.db?sync=1": "unknown parameter",
 		"sqlite://" + dir + "/h.db?synchronous=off":   "want full or normal",
 		"sqlite://" + dir + "/i.db?lock_timeout=soon": "positive duration",
+		"sqlite://" + dir + "/j.db?group_commit=yes":  "want on or off",
 		"sqlite://": "no file path",
 	}
 	for u, want := range bad {
@@ -132,5 +135,20 @@ func TestOwnFiles(t *testing.T) {
 	}
 	if got := OwnFiles(""); len(got) != 0 {
 		t.Errorf("OwnFiles(\"\") = %v", got)
+	}
+}
+
+// TestGroupCommitParameter: group_commit=on turns the embedded store's
+// group commit on; it is off otherwise.
+func TestGroupCommitParameter(t *testing.T) {
+	for raw, want := range map[string]bool{"sqlite:///x/c.db?group_commit=on": true, "sqlite:///x/c.db?group_commit=OFF": false, "sqlite:///x/c.db": false} {
+		u, err := url.Parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, opts, err := sqliteParams(u)
+		if err != nil || opts.GroupCommit != want {
+			t.Errorf("%s: group commit %v (%v), want %v", raw, opts.GroupCommit, err, want)
+		}
 	}
 }

@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -295,3 +298,51 @@ var rawWrite = kvtest.Role{Name: "rawwrite", Args: 3, Run: func(path string, str
 	fmt.Fprintln(out, "done")
 	return nil
 }}
+
+// BenchmarkGroupCommit: n goroutines each making durable single-record
+// Updates, with group commit off and on; commits/s and latency per Update.
+func BenchmarkGroupCommit(b *testing.B) {
+	for _, n := range []int{1, 4, 16, 32} {
+		for _, group := range []bool{false, true} {
+			name := fmt.Sprintf("n=%d/group=%v", n, group)
+			b.Run(name, func(b *testing.B) {
+				s, _ := newStore(b, sqlite.Options{GroupCommit: group})
+				ctx := context.Background()
+				var next atomic.Int64
+				lats := make([][]time.Duration, n)
+				errs := make(chan error, n)
+				b.ResetTimer()
+				var wg sync.WaitGroup
+				for g := range n {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						for {
+							i := int(next.Add(1)) - 1
+							if i >= b.N {
+								return
+							}
+							start := time.Now()
+							if _, err := s.Update(ctx, func(tx kv.Tx) error {
+								tx.Set(benchKey(i), benchValue)
+								return nil
+							}); err != nil {
+								errs <- err
+								return
+							}
+							lats[g] = append(lats[g], time.Since(start))
+						}
+					}()
+				}
+				wg.Wait()
+				b.StopTimer()
+				close(errs)
+				if err := <-errs; err != nil {
+					b.Fatal(err)
+				}
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "commits/s")
+				kvtest.ReportLatency(b, slices.Concat(lats...))
+			})
+		}
+	}
+}

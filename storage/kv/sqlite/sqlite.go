@@ -17,8 +17,10 @@
 //   - Versionstamps come from a commit counter in the meta table, bumped by
 //     every transaction that writes; writers are serialised, so it strictly
 //     increases across processes. The 10-byte stamp is the counter as 8 bytes
-//     big-endian followed by 2 zero bytes (FDB's commit version and batch
-//     order).
+//     big-endian followed by 2 bytes of batch order (FDB's commit version
+//     and batch order): 0 unless Options.GroupCommit is on, when the
+//     Updates committed together share the counter and are numbered in the
+//     order they ran.
 //   - Watches are driven by PRAGMA data_version, polled by one connection
 //     while any watch is pending, and by a signal after each local commit.
 //
@@ -33,6 +35,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -77,6 +80,10 @@ type Options struct {
 	// WatchPoll is how often PRAGMA data_version is polled while a watch is
 	// pending (default 2 ms; one poll costs a few microseconds).
 	WatchPoll time.Duration
+	// GroupCommit runs the Updates queued in this process together: one
+	// SQLite transaction, each Update in its own savepoint, one commit and
+	// fsync for all. See group.go.
+	GroupCommit bool
 }
 
 func (o Options) withDefaults() Options {
@@ -116,6 +123,7 @@ type Store struct {
 	syncFull bool
 
 	watches *watchHub
+	group   groupQueue
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -370,6 +378,16 @@ func (s *Store) lockContext(ctx context.Context, w *lockWait, err error) error {
 
 // Update implements kv.Store.
 func (s *Store) Update(ctx context.Context, fn func(kv.Tx) error) (kv.Versionstamp, error) {
+	if s.opts.GroupCommit {
+		return s.update(ctx, fn, s.groupOnce)
+	}
+	return s.update(ctx, fn, s.updateOnce)
+}
+
+// update runs attempt until it succeeds, fails for good, or the store
+// stays locked by another process for longer than LockTimeout.
+func (s *Store) update(ctx context.Context, fn func(kv.Tx) error,
+	attempt func(context.Context, func(kv.Tx) error) (kv.Versionstamp, error)) (kv.Versionstamp, error) {
 	var w lockWait
 	for {
 		if s.closed.Load() {
@@ -378,9 +396,12 @@ func (s *Store) Update(ctx context.Context, fn func(kv.Tx) error) (kv.Versionsta
 		if err := ctx.Err(); err != nil {
 			return kv.Versionstamp{}, s.lockContext(ctx, &w, err)
 		}
-		stamp, err := s.updateOnce(ctx, fn)
+		stamp, err := attempt(ctx, fn)
 		if err == nil {
 			return stamp, nil
+		}
+		if errors.Is(err, errBatchAborted) {
+			continue
 		}
 		if !isBusy(err) {
 			return kv.Versionstamp{}, s.lockContext(ctx, &w, err)
@@ -397,24 +418,8 @@ func (s *Store) updateOnce(ctx context.Context, fn func(kv.Tx) error) (stamp kv.
 	if s.closed.Load() {
 		return stamp, kv.ErrClosed
 	}
-	if s.opts.Synchronous == SyncFull {
-		// SQLite takes the WAL's sync flags when the write transaction
-		// begins, and a PRAGMA acts when it is compiled, so a relaxed
-		// transaction (kv.WithRelaxedDurability) switches the writer
-		// connection to NORMAL, unprepared, before BEGIN, and the next
-		// durable one switches it back: a run of either kind costs no
-		// switch.
-		want := !kv.RelaxedDurability(ctx)
-		if s.syncFull != want {
-			q := "PRAGMA synchronous=NORMAL"
-			if want {
-				q = "PRAGMA synchronous=FULL"
-			}
-			if _, err := s.wconn.ExecContext(ctx, q); err != nil {
-				return stamp, fmt.Errorf("kv/sqlite: set durability: %w", err)
-			}
-			s.syncFull = want
-		}
+	if err := s.setDurability(ctx, !kv.RelaxedDurability(ctx)); err != nil {
+		return stamp, err
 	}
 	st := &s.stmts
 	// BEGIN and COMMIT never wait (busy_timeout(0): Update's loop does the
@@ -425,8 +430,7 @@ func (s *Store) updateOnce(ctx context.Context, fn func(kv.Tx) error) (stamp kv.
 	if err := ctx.Err(); err != nil {
 		return stamp, err
 	}
-	if _, err := st.begin.ExecContext(context.Background()); err != nil {
-		_, _ = st.rollback.ExecContext(context.Background())
+	if err := s.begin(); err != nil {
 		return stamp, err
 	}
 	t := newTxn(ctx, s, nil, true)
@@ -439,23 +443,7 @@ func (s *Store) updateOnce(ctx context.Context, fn func(kv.Tx) error) (stamp kv.
 			_, _ = st.rollback.ExecContext(context.Background())
 		}
 	}()
-	if err := fn(t); err != nil {
-		return stamp, err
-	}
-	if err := t.firstErr(); err != nil {
-		return stamp, err
-	}
-	if err := t.checkAge(); err != nil {
-		return stamp, err
-	}
-	if t.wrote {
-		commit, err := t.commitVersion()
-		if err != nil {
-			return stamp, err
-		}
-		stamp = stampFor(commit)
-	}
-	if err := t.readWatchBaselines(); err != nil {
+	if stamp, err = t.run(fn); err != nil {
 		return kv.Versionstamp{}, err
 	}
 	if _, err := st.commit.ExecContext(context.Background()); err != nil {
@@ -471,14 +459,71 @@ func (s *Store) updateOnce(ctx context.Context, fn func(kv.Tx) error) (stamp kv.
 	return stamp, nil
 }
 
-// stampFor renders commit counter n as FDB's 10-byte commit version (8 bytes
-// big-endian) and 2-byte batch order (0), with user order 0.
-func stampFor(n uint64) kv.Versionstamp {
-	var v kv.Versionstamp
-	for i := 7; i >= 0; i-- {
-		v[i] = byte(n)
-		n >>= 8
+// setDurability puts the writer connection at synchronous=FULL (durable)
+// or NORMAL for the next write transaction; writeMu is held.
+func (s *Store) setDurability(ctx context.Context, durable bool) error {
+	if s.opts.Synchronous != SyncFull || s.syncFull == durable {
+		return nil
 	}
+	// SQLite takes the WAL's sync flags when the write transaction begins,
+	// and a PRAGMA acts when it is compiled, so a relaxed transaction
+	// (kv.WithRelaxedDurability) switches the writer connection to NORMAL,
+	// unprepared, before BEGIN, and the next durable one switches it back:
+	// a run of either kind costs no switch.
+	q := "PRAGMA synchronous=NORMAL"
+	if durable {
+		q = "PRAGMA synchronous=FULL"
+	}
+	if _, err := s.wconn.ExecContext(ctx, q); err != nil {
+		return fmt.Errorf("kv/sqlite: set durability: %w", err)
+	}
+	s.syncFull = durable
+	return nil
+}
+
+// begin opens the write transaction on the writer connection; writeMu is
+// held.
+func (s *Store) begin() error {
+	if _, err := s.stmts.begin.ExecContext(context.Background()); err != nil {
+		_, _ = s.stmts.rollback.ExecContext(context.Background())
+		return err
+	}
+	return nil
+}
+
+// run runs fn in write transaction t and readies t to commit: its checks,
+// its versionstamp (zero if it wrote nothing) and its watches' baselines.
+func (t *txn) run(fn func(kv.Tx) error) (kv.Versionstamp, error) {
+	if err := fn(t); err != nil {
+		return kv.Versionstamp{}, err
+	}
+	if err := t.firstErr(); err != nil {
+		return kv.Versionstamp{}, err
+	}
+	if err := t.checkAge(); err != nil {
+		return kv.Versionstamp{}, err
+	}
+	var stamp kv.Versionstamp
+	if t.wrote {
+		commit, err := t.commitVersion()
+		if err != nil {
+			return kv.Versionstamp{}, err
+		}
+		stamp = stampFor(commit, t.order)
+	}
+	if err := t.readWatchBaselines(); err != nil {
+		return kv.Versionstamp{}, err
+	}
+	return stamp, nil
+}
+
+// stampFor renders commit counter n and a transaction's order in its commit
+// batch as FDB's 10-byte commit version (8 bytes big-endian) and 2-byte
+// batch order (big-endian), with user order 0.
+func stampFor(n uint64, order uint16) kv.Versionstamp {
+	var v kv.Versionstamp
+	binary.BigEndian.PutUint64(v[:8], n)
+	binary.BigEndian.PutUint16(v[8:10], order)
 	return v
 }
 

@@ -76,7 +76,9 @@ func (s *Store) AdvanceVersion(ctx context.Context, past kv.Versionstamp) error 
 	if want >= 1<<63-blockSize {
 		return fmt.Errorf("kv/sqlite: cannot advance the commit counter to %d", want)
 	}
-	_, err := s.Update(ctx, func(tx kv.Tx) error {
+	// Outside any commit batch: the Updates batched before it would share
+	// a commit number below want with those after it.
+	_, err := s.update(ctx, func(tx kv.Tx) error {
 		t := tx.(*txn)
 		var cur int64
 		if err := t.stmt(t.st.getCommit).QueryRowContext(t.ctx).Scan(&cur); err != nil {
@@ -91,6 +93,6 @@ func (s *Store) AdvanceVersion(ctx context.Context, past kv.Versionstamp) error 
 		}
 		_, err := t.stmt(s.stmts.setCommit).ExecContext(t.ctx, int64(want))
 		return err
-	})
+	}, s.updateOnce)
 	return err
 }

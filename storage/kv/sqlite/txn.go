@@ -29,6 +29,8 @@ type statements struct {
 	w, r                    stmtSet
 	setCommit, dataVersion  *sql.Stmt
 	begin, commit, rollback *sql.Stmt
+	// savepoint, release and rollbackTo wrap each Update of a commit batch.
+	savepoint, release, rollbackTo *sql.Stmt
 }
 
 // preparer is a *sql.DB or a *sql.Conn.
@@ -86,6 +88,9 @@ func (st *statements) prepare(ctx context.Context, w *sql.Conn, r *sql.DB) error
 		{&st.begin, `BEGIN IMMEDIATE`},
 		{&st.commit, `COMMIT`},
 		{&st.rollback, `ROLLBACK`},
+		{&st.savepoint, `SAVEPOINT u`},
+		{&st.release, `RELEASE u`},
+		{&st.rollbackTo, `ROLLBACK TO u`},
 	} {
 		var err error
 		if *p.s, err = w.PrepareContext(ctx, p.q); err != nil {
@@ -98,7 +103,8 @@ func (st *statements) prepare(ctx context.Context, w *sql.Conn, r *sql.DB) error
 func (st *statements) close() {
 	st.w.close()
 	st.r.close()
-	for _, s := range []*sql.Stmt{st.setCommit, st.dataVersion, st.begin, st.commit, st.rollback} {
+	for _, s := range []*sql.Stmt{st.setCommit, st.dataVersion, st.begin, st.commit, st.rollback,
+		st.savepoint, st.release, st.rollbackTo} {
 		if s != nil {
 			s.Close()
 		}
@@ -122,6 +128,8 @@ type txn struct {
 	wrote      bool
 	commit     uint64 // this transaction's commit counter, once read
 	haveCommit bool
+	batch      *batch   // the commit batch this transaction runs in, if any
+	order      uint16   // its place in that batch
 	unreadable [][]byte // keys written with a versionstamp in this transaction
 	watches    []*watch
 	smu        sync.Mutex
@@ -662,11 +670,18 @@ func (t *txn) commitVersion() (uint64, error) {
 	if t.haveCommit {
 		return t.commit, nil
 	}
+	if b := t.batch; b != nil && b.reservedBy != nil {
+		t.commit, t.haveCommit = b.commit, true
+		return b.commit, nil
+	}
 	c, err := t.s.stamps.reserve(t)
 	if err != nil {
 		return 0, t.wrap("reserve commit number", nil, err)
 	}
 	t.commit, t.haveCommit = c, true
+	if t.batch != nil {
+		t.batch.commit, t.batch.reservedBy = c, t
+	}
 	return c, nil
 }
 
@@ -678,7 +693,7 @@ func (t *txn) stamped(template []byte, offset int) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	stamp := stampFor(c)
+	stamp := stampFor(c, t.order)
 	out := append([]byte(nil), template...)
 	copy(out[offset:offset+kv.StampSize], stamp[:kv.StampSize])
 	return out, nil
