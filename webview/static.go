@@ -14,9 +14,12 @@ var assets embed.FS
 // ContentSecurityPolicy is sent with every page: scripts and styles come
 // only from this server (no inline script, no eval, no remote scripts or
 // fonts), data goes only back to it, and the page cannot be framed by
-// another site. The same policy holds inside a VS Code webview.
+// another site: only by itself, by a page of its own origin (code-server's
+// webview, served beside /proxy/PORT/) and by desktop VS Code's webview and
+// workbench, whose vscode-webview: and vscode-file: schemes no web site has.
+// The same policy holds inside a VS Code webview.
 const ContentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
-	"connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'self'"
+	"connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'self' vscode-webview: vscode-file:"
 
 // static serves the embedded dashboard: index.html for "/" and the files
 // under assets/ by name.

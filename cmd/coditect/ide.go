@@ -247,19 +247,13 @@ func (d *ideDashboard) serve() (string, error) {
 	return d.base, nil
 }
 
-// dashboardMux routes the local dashboard: the page only at /SECRET/, its
-// assets and the token-guarded API and feed where the page expects them,
+// dashboardMux routes the local dashboard: the page, its assets and the
+// token-guarded API and feed only under /SECRET/ (the page addresses them
+// relative to itself, so a proxy prefix in front of the secret works too),
 // and nothing else.
 func dashboardMux(secret string, h http.Handler) http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /"+secret+"/{$}", func(w http.ResponseWriter, r *http.Request) {
-		r2 := r.Clone(r.Context())
-		r2.URL.Path, r2.URL.RawPath = "/", ""
-		w.Header().Set("Referrer-Policy", "no-referrer")
-		h.ServeHTTP(w, r2)
-	})
-	mux.Handle("/assets/", h)
-	mux.Handle(webview.APIPrefix, h)
+	mux.Handle("/"+secret+"/", http.StripPrefix("/"+secret, h))
 	mux.HandleFunc("/", http.NotFound)
 	return mux
 }

@@ -32,10 +32,15 @@ function takeTokenFromURL() {
 }
 const token = () => localStorage.getItem(TOKEN_KEY) || '';
 
+// apiURL resolves an API path against the page's own location, so the
+// dashboard works under any path prefix (a secret path, a /proxy/PORT/
+// of code-server).
+const apiURL = (path) => new URL(path.replace(/^\//, ''), location.href);
+
 class AuthError extends Error {}
 
 async function api(path) {
-  const r = await fetch(path, { headers: { Authorization: 'Bearer ' + token() }, cache: 'no-store' });
+  const r = await fetch(apiURL(path), { headers: { Authorization: 'Bearer ' + token() }, cache: 'no-store' });
   if (r.status === 401) throw new AuthError('unauthorized');
   const body = await r.json();
   if (!r.ok) throw new Error(body.error ? body.error.message : r.statusText);
@@ -56,7 +61,7 @@ class ApiError extends Error {
 async function send(method, path, body) {
   const headers = { Authorization: 'Bearer ' + token() };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
-  const r = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), cache: 'no-store' });
+  const r = await fetch(apiURL(path), { method, headers, body: body === undefined ? undefined : JSON.stringify(body), cache: 'no-store' });
   if (r.status === 401) throw new AuthError('unauthorized');
   const out = await r.json().catch(() => ({}));
   if (!r.ok) throw new ApiError(r.status, out.error || { message: r.statusText });
@@ -271,8 +276,9 @@ function setConn(state) {
 function subscribe(resume) {
   const gen = ++live.gen;
   if (live.ws) live.ws.close(1000);
-  const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  const ws = new WebSocket(`${proto}//${location.host}/api/v1/feed`);
+  const u = apiURL('/api/v1/feed');
+  u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
+  const ws = new WebSocket(u);
   live.ws = ws;
   ws.addEventListener('open', () => {
     ws.send(JSON.stringify({ type: 'subscribe', token: token(), cursor: resume ? live.cursor : 'head', filter: live.filter }));
@@ -752,9 +758,26 @@ views.activity = async () => {
     svg.append(t);
   }
   $('activity-span').textContent = `${span} minutes`;
-  $('lanes').replaceChildren(svg);
+  $('lanes').replaceChildren(activityLegend(evs), svg);
   $('activity-empty').hidden = lanes.size > 0;
 };
+
+// activityLegend names the colour of each event kind the chart shows
+// (every kind when it shows none).
+function activityLegend(evs) {
+  const shown = new Set(evs.map((ev) => ev.kind.split('.')[0]));
+  const kinds = Object.keys(KIND_COLOURS).filter((k) => !shown.size || shown.has(k));
+  if ([...shown].some((k) => !KIND_COLOURS[k])) kinds.push('other');
+  const NS = 'http://www.w3.org/2000/svg';
+  return el('ul', { id: 'activity-legend', class: 'legend', 'aria-label': 'Event kinds' }, ...kinds.map((k) => {
+    const sw = document.createElementNS(NS, 'svg');
+    sw.setAttribute('viewBox', '0 0 10 10'); sw.setAttribute('aria-hidden', 'true');
+    const r = document.createElementNS(NS, 'rect');
+    for (const [a, v] of [['width', 10], ['height', 10], ['rx', 2], ['fill', KIND_COLOURS[k] || '#6e7781']]) r.setAttribute(a, String(v));
+    sw.append(r);
+    return el('li', {}, sw, k);
+  }));
+}
 
 // Views other than Live refresh while shown.
 setInterval(() => {

@@ -223,6 +223,8 @@ try {
     activity: async () => {
       await page.locator('#lanes svg rect').first().waitFor();
       check(await page.locator('#lanes svg text', { hasText: 'builder' }).count() > 0, 'no swimlane for builder');
+      const legend = await page.locator('#activity-legend li').allTextContents();
+      check(legend.includes('file') && legend.includes('session'), `the Activity legend shows ${legend}`);
     },
   };
   for (const [name, ready] of Object.entries(views)) {
@@ -230,6 +232,20 @@ try {
     await ready();
     await page.screenshot({ path: join(shots, `${name}.png`) });
   }
+
+  // ---- at a VS Code panel's width (480 px) no view is wider than the
+  // window: tables wrap, the live list narrows its columns.
+  await page.setViewportSize({ width: 480, height: 800 });
+  for (const name of ['live', ...Object.keys(views)]) {
+    await page.click(`#tabs [data-view=${name}]`);
+    await page.locator(`#view-${name}`).waitFor();
+    const [scroll, inner] = await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
+    log(`480 px: ${name} is ${scroll} px wide`);
+    check(scroll <= inner, `at 480 px the ${name} view is ${scroll} px wide, more than the ${inner} px window`);
+    if (name === 'agents') await page.screenshot({ path: join(shots, 'narrow.png') });
+  }
+  check(await page.locator('#activity-legend li').count() > 0, 'at 480 px the Activity legend is missing');
+  await page.setViewportSize({ width: 1280, height: 800 });
 
   // ---- the switcher filters every view by project, live included.
   {

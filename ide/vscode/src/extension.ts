@@ -226,8 +226,7 @@ async function showDashboard(context: vscode.ExtensionContext): Promise<void> {
     void vscode.window.showErrorMessage(`Coditect: no dashboard: ${String(err)}`);
     return;
   }
-  // Through asExternalUri the page also works in remote and web setups.
-  const external = await vscode.env.asExternalUri(vscode.Uri.parse(url, true));
+  const external = await externalDashboardUri(url);
   const origin = `${external.scheme}://${external.authority}`;
   if (!panel) {
     panel = vscode.window.createWebviewPanel('coditect.dashboard', 'Coditect', vscode.ViewColumn.Beside, {
@@ -246,6 +245,19 @@ async function showDashboard(context: vscode.ExtensionContext): Promise<void> {
 <style>html,body,iframe{margin:0;padding:0;border:0;width:100%;height:100%;overflow:hidden}</style>
 </head><body><iframe src="${escapeAttr(src)}" sandbox="allow-scripts allow-same-origin allow-forms" referrerpolicy="no-referrer"></iframe></body></html>`;
   panel.reveal();
+}
+
+// externalDashboardUri maps the local dashboard URL to one the webview can
+// reach. Only the origin goes through asExternalUri: code-server maps
+// http://127.0.0.1:PORT/... to https://HOST/proxy/PORT/ and drops the path
+// and fragment, so the secret path, query and #token are appended here to
+// whatever path it returns. Desktop VS Code returns the origin unchanged
+// (or a forwarded port's) with an empty path.
+async function externalDashboardUri(url: string): Promise<vscode.Uri> {
+  const local = vscode.Uri.parse(url, true);
+  const mapped = await vscode.env.asExternalUri(local.with({ path: '/', query: '', fragment: '' }));
+  const path = mapped.path.replace(/\/+$/, '') + local.path;
+  return mapped.with({ path, query: local.query, fragment: local.fragment });
 }
 
 function escapeAttr(s: string): string {
