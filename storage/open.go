@@ -83,8 +83,8 @@ func sqliteParams(u *url.URL) (string, sqlite.Options, error) {
 		return "", opts, fmt.Errorf("synchronous=%q: want full or normal", q.Get("synchronous"))
 	}
 	switch v := strings.ToLower(q.Get("group_commit")); v {
-	case "", "off":
-	case "on":
+	case "off":
+	case "", "on":
 		opts.GroupCommit = true
 	default:
 		return "", opts, fmt.Errorf("group_commit=%q: want on or off", q.Get("group_commit"))
