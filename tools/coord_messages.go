@@ -89,37 +89,14 @@ func messageSend(ctx context.Context, c *Call) (Result, error) {
 // address resolves a message_send "to": "all", "cohort:NAME", an agent id,
 // or the name of exactly one active agent of the tenant.
 func (c *Call) address(ctx context.Context, to string) (message.To, error) {
-	switch {
-	case to == "":
-		return message.To{}, nil
-	case strings.EqualFold(to, "all"):
-		return message.To{All: true}, nil
-	case strings.HasPrefix(to, "cohort:"):
-		name := strings.TrimPrefix(to, "cohort:")
-		if name == "" {
-			return message.To{}, c.argError("%q %q names no cohort: send cohort:NAME", "to", to)
-		}
-		return message.To{Cohort: name}, nil
-	case strings.HasPrefix(to, "ag_"):
-		return message.To{Agent: to}, nil
+	if to == "" {
+		return message.To{}, nil // a reply: the layer addresses it
 	}
-	list, err := agent.List(ctx, c.Scope, agent.Filter{Active: true})
-	if err != nil {
-		return message.To{}, err
+	a, err := message.Address(ctx, c.Scope, to)
+	if errors.Is(err, agent.ErrNotFound) {
+		return a, &toolError{err: err, msg: fmt.Sprintf("no active agent is named %q: call agents_list for the ids and names of the agents you can message", clip(to, 80))}
 	}
-	var ids []string
-	for _, a := range list {
-		if strings.EqualFold(a.Name, to) {
-			ids = append(ids, a.ID)
-		}
-	}
-	switch len(ids) {
-	case 1:
-		return message.To{Agent: ids[0]}, nil
-	case 0:
-		return message.To{}, &toolError{err: agent.ErrNotFound, msg: fmt.Sprintf("no active agent is named %q: call agents_list for the ids and names of the agents you can message", clip(to, 80))}
-	}
-	return message.To{}, c.argError("%d agents are named %q (%s): send one of their ids", len(ids), clip(to, 80), strings.Join(ids, ", "))
+	return a, err
 }
 
 type inboxArgs struct {

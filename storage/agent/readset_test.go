@@ -7,18 +7,7 @@ import (
 	"github.com/coditect/coditect/storage/agent"
 	"github.com/coditect/coditect/storage/agent/agenttest"
 	"github.com/coditect/coditect/storage/kv/kvtest"
-	"github.com/coditect/coditect/storage/tenant"
 )
-
-// heartbeatKey returns the heartbeat key of agent id.
-func heartbeatKey(t *testing.T, sc *tenant.Scope, id string) []byte {
-	t.Helper()
-	a, err := sc.Space().Agent(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return a.Heartbeat()
-}
 
 // TestSweepReadSet: the sweep does not read the heartbeat of a live agent
 // with a read conflict — agents heartbeat on every call, and on a cluster
@@ -46,10 +35,10 @@ func TestSweepReadSet(t *testing.T) {
 	if len(retired) != 1 || retired[0].ID != silent.ID {
 		t.Fatalf("retired %+v, want only %s", retired, silent.ID)
 	}
-	if reads.Has(heartbeatKey(t, sc, busy.ID)) {
+	if reads.Has(agenttest.HeartbeatKey(t, sc, busy.ID)) {
 		t.Error("the sweep read a live agent's heartbeat with a read conflict")
 	}
-	if !reads.Has(heartbeatKey(t, sc, silent.ID)) {
+	if !reads.Has(agenttest.HeartbeatKey(t, sc, silent.ID)) {
 		t.Error("the sweep retired an agent without a read conflict on its heartbeat")
 	}
 }

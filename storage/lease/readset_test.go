@@ -8,17 +8,7 @@ import (
 	"github.com/coditect/coditect/storage/agent/agenttest"
 	"github.com/coditect/coditect/storage/kv/kvtest"
 	"github.com/coditect/coditect/storage/lease"
-	"github.com/coditect/coditect/storage/tenant"
 )
-
-func heartbeatKey(t *testing.T, sc *tenant.Scope, id string) []byte {
-	t.Helper()
-	a, err := sc.Space().Agent(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return a.Heartbeat()
-}
 
 // TestHeartbeatsOutOfReadSet: Acquire and Sweep do not read the heartbeat
 // of a live agent — the caller's own, or a holder's they leave alone —
@@ -50,10 +40,10 @@ func TestHeartbeatsOutOfReadSet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if reads.Has(heartbeatKey(t, admin, me.ID)) {
+	if reads.Has(agenttest.HeartbeatKey(t, admin, me.ID)) {
 		t.Error("Acquire read the caller's heartbeat with a read conflict")
 	}
-	if !reads.Has(heartbeatKey(t, admin, gone.ID)) {
+	if !reads.Has(agenttest.HeartbeatKey(t, admin, gone.ID)) {
 		t.Error("Acquire reclaimed a gone holder's lease without a read conflict on its heartbeat")
 	}
 
@@ -65,10 +55,10 @@ func TestHeartbeatsOutOfReadSet(t *testing.T) {
 	if len(removed) != 1 || removed[0].Resource != "key:b" {
 		t.Fatalf("the sweep removed %+v, want the gone agent's lease on key:b", removed)
 	}
-	if reads.Has(heartbeatKey(t, admin, other.ID)) || reads.Has(heartbeatKey(t, admin, me.ID)) {
+	if reads.Has(agenttest.HeartbeatKey(t, admin, other.ID)) || reads.Has(agenttest.HeartbeatKey(t, admin, me.ID)) {
 		t.Error("the sweep read a live holder's heartbeat with a read conflict")
 	}
-	if !reads.Has(heartbeatKey(t, admin, gone.ID)) {
+	if !reads.Has(agenttest.HeartbeatKey(t, admin, gone.ID)) {
 		t.Error("the sweep reclaimed a gone holder's lease without a read conflict on its heartbeat")
 	}
 }

@@ -8,17 +8,7 @@ import (
 	"github.com/coditect/coditect/storage/agent/agenttest"
 	"github.com/coditect/coditect/storage/kv/kvtest"
 	"github.com/coditect/coditect/storage/message"
-	"github.com/coditect/coditect/storage/tenant"
 )
-
-func heartbeat(t *testing.T, sc *tenant.Scope, id string) []byte {
-	t.Helper()
-	a, err := sc.Space().Agent(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return a.Heartbeat()
-}
 
 // TestSendReadSet: sending reads neither the sender's nor the
 // recipient's heartbeat with a read conflict — both agents heartbeat on
@@ -39,7 +29,7 @@ func TestSendReadSet(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, id := range []string{from.ID, to.ID} {
-		if reads.Has(heartbeat(t, sc, id)) {
+		if reads.Has(agenttest.HeartbeatKey(t, sc, id)) {
 			t.Errorf("sending read agent %s's heartbeat with a read conflict", id)
 		}
 	}

@@ -319,3 +319,14 @@ func tail(lines []string) []string {
 	}
 	return lines
 }
+
+// HeartbeatKey returns the heartbeat key of agent id in sc's tenant: the
+// key whose reads the read-set tests (kvtest.ReadSet) look for.
+func HeartbeatKey(t testing.TB, sc *tenant.Scope, id string) []byte {
+	t.Helper()
+	a, err := sc.Space().Agent(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a.Heartbeat()
+}
