@@ -107,7 +107,7 @@ func (c *Call) projectArg(ctx context.Context, ref string) (string, error) {
 	}
 	p, err := project.Get(ctx, c.Scope, ref)
 	if err != nil {
-		return "", c.projectError(ctx, err)
+		return "", c.projectError(ctx, ref, err)
 	}
 	c.nameProject(p)
 	return p.ID, nil

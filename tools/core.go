@@ -269,7 +269,7 @@ func sessionStart(ctx context.Context, c *Call) (Result, error) {
 	case errors.Is(err, project.ErrOutside) && a.Project == "":
 		return Result{}, c.outsideError(ctx, a.Workspace, err)
 	case err != nil:
-		return Result{}, c.projectError(ctx, err)
+		return Result{}, c.projectError(ctx, a.Project, err)
 	}
 	out := c.sessionOut(ctx, s)
 	text := fmt.Sprintf("Started session %s (%q) in %s. Pass session_id %q to note and session_end.",

@@ -126,7 +126,7 @@ func (c *Call) resolveProject(ctx context.Context, sessionID, ref string) (proje
 		}
 	case ref != "":
 		if p, err = project.Get(ctx, c.Scope, ref); err != nil {
-			return p, c.projectError(ctx, err)
+			return p, c.projectError(ctx, ref, err)
 		}
 	default:
 		ps, err := project.List(ctx, c.Scope)
@@ -143,9 +143,9 @@ func (c *Call) resolveProject(ctx context.Context, sessionID, ref string) (proje
 	return p, nil
 }
 
-// projectError rewrites a project lookup's refusal for a model, naming the
-// projects it may use.
-func (c *Call) projectError(ctx context.Context, err error) error {
+// projectError rewrites the refusal of a lookup of project ref for a
+// model, naming the projects it may use.
+func (c *Call) projectError(ctx context.Context, ref string, err error) error {
 	if !errors.Is(err, project.ErrNotFound) {
 		return err
 	}
@@ -153,11 +153,7 @@ func (c *Call) projectError(ctx context.Context, err error) error {
 	if lerr != nil {
 		return err
 	}
-	msg := "no such project"
-	if i := strings.Index(err.Error(), "no project "); i >= 0 {
-		msg = strings.SplitN(err.Error()[i:], ":", 2)[0]
-	}
-	return &toolError{err: err, msg: msg + "; " + describe(ps)}
+	return &toolError{err: err, msg: fmt.Sprintf("no project %q; %s", clip(ref, 120), describe(ps))}
 }
 
 // outsideError rewrites the refusal of a workspace in none of the

@@ -264,3 +264,18 @@ func TestFilesProtected(t *testing.T) {
 		t.Errorf("fs_list data: %v %s", m, text)
 	}
 }
+
+// TestUnknownProjectNamed: every tool that takes a project names the
+// project it could not find and the ones the caller may use, whichever
+// path resolves it (a session's start, a task listing, a lease).
+func TestUnknownProjectNamed(t *testing.T) {
+	e := setup(t)
+	newProject(t, e.alice, "web")
+	for _, c := range []struct{ tool, args string }{
+		{"session_start", `{"title":"x","project":"ghost"}`},
+		{"task_list", `{"project":"ghost"}`},
+		{"lease_acquire", `{"resource":"a.go","project":"ghost"}`},
+	} {
+		mustFail(t, e.alice, c.tool, c.args, OutcomeNotFound, `no project "ghost"`, "web")
+	}
+}
