@@ -102,7 +102,9 @@ func benchCoditect(b *testing.B, transport string) *mcp.ClientSession {
 	if transport == "stdio" {
 		data := b.TempDir()
 		cmd := exec.Command(coditectBinary(b), "mcp", "--tenant", "bench", "--log-file", filepath.Join(data, "mcp.log"))
-		cmd.Env = append(os.Environ(), "CODITECT_STORE="+filepath.Join(data, "coditect.db"), "CODITECT_TOKEN=")
+		// CODITECT_CORE=off: this process serves the store itself, as the
+		// bare server does (internal/agentbench measures the local core).
+		cmd.Env = append(os.Environ(), "CODITECT_STORE="+filepath.Join(data, "coditect.db"), "CODITECT_TOKEN=", "CODITECT_CORE=off")
 		return benchConnect(b, &mcp.CommandTransport{Command: cmd})
 	}
 	ts := servertest.New(b, server.Options{}, server.HTTPOptions{})

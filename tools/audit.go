@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -115,15 +116,16 @@ func Audit(logger *slog.Logger, queue *AuditQueue) Middleware {
 // keeps them (up to maxAuditPending) and retries until a commit succeeds,
 // and meanwhile calls no longer wait for their records — reads go on while
 // another process holds the store's write lock, and their records are
-// committed once it lets go. A retried chunk carries its records'
-// idempotency keys (Call.recordKey): a commit cut off by its deadline may
-// have landed, and its retry then writes nothing. With a spool (UseSpool),
-// the records of reads are safe in its file before their calls are
-// answered, and are committed
-// by the same loop without anyone waiting; records still in the spool when
-// the process dies are appended by the next process on the store. Flush
-// and Close commit everything queued; Close leaves the spool file only if
-// the store stayed unavailable.
+// committed once it lets go. A commit cut off by its deadline may have
+// landed, and its retry then writes nothing: a retried chunk carries its
+// records' idempotency keys (Call.recordKey), and spooled records their
+// spool numbers, which the spool's mark covers (audit.Log.AppendSpool).
+// With a spool (UseSpool), the records of reads are safe in its file
+// before their calls are answered, and are committed by the same loop
+// without anyone waiting; records still in the spool when the process
+// dies are appended by the next process on the store. Flush and Close
+// commit everything queued; Close leaves the spool file only if the store
+// stayed unavailable.
 type AuditQueue struct {
 	ch       chan queued
 	done     chan struct{}
@@ -252,10 +254,14 @@ func (q *AuditQueue) add(l *audit.Log, ev audit.Event, relaxed bool) <-chan stru
 		if it.ev.Time.IsZero() {
 			it.ev.Time = time.Now() // the call's time, also when recovered later
 		}
+		// A spooled record is appended exactly once by its spool number
+		// (audit.Log.AppendSpool), so it writes no idempotency marker.
+		sev := it.ev
+		sev.IdempotencyKey = ""
 		q.spoolMu.Lock()
-		seq, ok := q.spool.write(l, it.ev)
+		seq, ok := q.spool.write(l, sev)
 		if ok {
-			it.seq = seq
+			it.seq, it.ev = seq, sev
 			q.ch <- it
 		}
 		q.spoolMu.Unlock()
@@ -464,15 +470,13 @@ func (q *AuditQueue) commit(batch []queued) (retry []queued) {
 // not sink the others.
 func (q *AuditQueue) append(chunk []queued) error {
 	l := chunk[0].log
-	evs := make([]audit.Event, len(chunk))
+	recs := make([]audit.SpoolRecord, len(chunk))
 	relaxed := true
-	var last uint64
 	spooled := 0
 	for i := range chunk {
-		evs[i] = chunk[i].ev
+		recs[i] = audit.SpoolRecord{Seq: chunk[i].seq, Event: chunk[i].ev}
 		relaxed = relaxed && chunk[i].relaxed
 		if chunk[i].seq > 0 {
-			last = chunk[i].seq
 			spooled++
 		}
 	}
@@ -481,31 +485,33 @@ func (q *AuditQueue) append(chunk []queued) error {
 	if relaxed {
 		ctx = kv.WithRelaxedDurability(ctx)
 	}
-	appendAll := func(last uint64, evs ...audit.Event) error {
-		var err error
-		if last > 0 {
-			_, err = l.AppendSpooled(ctx, q.spool.id, last, evs...)
-		} else {
-			_, err = l.Append(ctx, evs...)
+	appendAll := func(recs ...audit.SpoolRecord) error {
+		if spooled > 0 {
+			_, err := l.AppendSpool(ctx, q.spool.id, recs)
+			return err
 		}
+		evs := make([]audit.Event, len(recs))
+		for i, r := range recs {
+			evs[i] = r.Event
+		}
+		_, err := l.Append(ctx, evs...)
 		return err
 	}
-	err := appendAll(last, evs...)
+	err := appendAll(recs...)
 	switch {
 	case err == nil:
 	case errors.Is(err, kv.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		return err
-	case len(evs) > 1:
-		// One bad event must not sink the others.
-		for _, it := range chunk {
-			// Each with its own spool number: the mark must not pass a
-			// record not yet appended.
-			if err1 := appendAll(it.seq, it.ev); err1 != nil {
-				q.logger.Error("tool call not audited", "tenant", l.Tenant(), "tool", it.ev.Attrs["tool"], "err", err1)
+	case len(recs) > 1:
+		// One bad event must not sink the others. Each goes with its own
+		// spool number: the mark must not pass a record not yet appended.
+		for _, r := range recs {
+			if err1 := appendAll(r); err1 != nil {
+				q.logger.Error("tool call not audited", "tenant", l.Tenant(), "tool", r.Event.Attrs["tool"], "err", err1)
 			}
 		}
 	default:
-		q.logger.Error("tool call not audited", "tenant", l.Tenant(), "tool", evs[0].Attrs["tool"], "err", err)
+		q.logger.Error("tool call not audited", "tenant", l.Tenant(), "tool", recs[0].Event.Attrs["tool"], "err", err)
 	}
 	if spooled > 0 {
 		q.spool.settled(spooled)
@@ -553,12 +559,17 @@ func ToolEvent(c *Call, err error, d time.Duration) audit.Event {
 // drawn once per call before its first append. Every append of the record
 // carries it — a transaction run again after a commit whose outcome was
 // unknown (FoundationDB's commit_unknown_result), the queue's retry of a
-// chunk whose commit ran past its deadline, the recovery of a spool — so
-// an append that landed already writes nothing the second time.
+// chunk whose commit ran past its deadline — so an append that landed
+// already writes nothing the second time. (A read's record, spooled, goes
+// without: its spool number does that; see AuditQueue.add.) The key starts
+// with the time, so that the markers of consecutive calls sit side by side
+// in the store, at the end of the markers' range, instead of one in a
+// random place of it each; random bytes after the time keep keys unique.
 func (c *Call) recordKey() string {
 	if c.recordID == "" {
-		var b [12]byte
-		_, _ = rand.Read(b[:])
+		var b [16]byte
+		binary.BigEndian.PutUint64(b[:8], uint64(time.Now().UnixNano()))
+		_, _ = rand.Read(b[8:])
 		c.recordID = recordKeyPrefix + hex.EncodeToString(b[:])
 	}
 	return c.recordID

@@ -26,7 +26,7 @@ import (
 // read-only calls are written to it (one write(2), no fsync) before the
 // call is answered, and committed to the store later, in batches, each
 // transaction raising the spool's mark in the tenant's log
-// (audit.Log.AppendSpooled). A record written to the file survives a crash
+// (audit.Log.AppendSpool). A record written to the file survives a crash
 // of the process — the kernel holds it — so a read's record is not lost
 // when the process is SIGKILLed, at the cost of a write instead of a
 // commit in the answer's path. The next process to use the spool
@@ -59,8 +59,9 @@ type spoolRecord struct {
 	Seq    uint64 `json:"seq"`
 	Tenant string `json:"tenant"`
 	// Key is the event's idempotency key (audit.Event.IdempotencyKey,
-	// which the event's own JSON leaves out): recovery appends the record
-	// with it, so a record whose commit landed unseen is not written twice.
+	// which the event's own JSON leaves out), if it has one; recovery
+	// appends the record with it. The queue's records have none: the
+	// spool's mark makes their appends exactly-once.
 	Key   string          `json:"key,omitempty"`
 	Event json.RawMessage `json:"event"`
 }
@@ -348,27 +349,15 @@ func recoverSpool(ctx context.Context, path, id string, logs func(string) (*audi
 			continue
 		}
 		used = append(used, l)
-		mark, err := l.SpoolMark(ctx, id)
-		if err != nil {
-			return n, fmt.Errorf("audit spool %s: %w", path, err)
-		}
 		recs := byTenant[t]
 		for len(recs) > 0 {
 			chunk := recs[:min(len(recs), maxAuditBatch)]
 			recs = recs[len(chunk):]
-			var evs []audit.Event
-			for _, r := range chunk {
-				if r.seq > mark {
-					evs = append(evs, r.ev)
-				}
-			}
-			if len(evs) == 0 {
-				continue
-			}
-			if _, err := l.AppendSpooled(ctx, id, chunk[len(chunk)-1].seq, evs...); err != nil {
+			added, err := l.AppendSpool(ctx, id, chunk)
+			if err != nil {
 				return n, fmt.Errorf("audit spool %s: %w", path, err)
 			}
-			n += len(evs)
+			n += added
 		}
 	}
 	// The file goes before the marks: a crash in between leaves marks
@@ -391,16 +380,11 @@ func recoverSpool(ctx context.Context, path, id string, logs func(string) (*audi
 	return n, nil
 }
 
-type spooled struct {
-	seq uint64
-	ev  audit.Event
-}
-
 // readSpool parses a spool file into records per tenant, in sequence
 // order. A line that does not parse (the torn last write of a killed
 // process, or damage) is skipped and logged.
-func readSpool(r io.Reader, path string, logger *slog.Logger) (map[string][]spooled, []string, error) {
-	by := map[string][]spooled{}
+func readSpool(r io.Reader, path string, logger *slog.Logger) (map[string][]audit.SpoolRecord, []string, error) {
+	by := map[string][]audit.SpoolRecord{}
 	var order []string
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 4*audit.MaxEventSize)
@@ -418,7 +402,7 @@ func readSpool(r io.Reader, path string, logger *slog.Logger) (map[string][]spoo
 		if _, ok := by[rec.Tenant]; !ok {
 			order = append(order, rec.Tenant)
 		}
-		by[rec.Tenant] = append(by[rec.Tenant], spooled{rec.Seq, ev})
+		by[rec.Tenant] = append(by[rec.Tenant], audit.SpoolRecord{Seq: rec.Seq, Event: ev})
 	}
 	if err := sc.Err(); err != nil {
 		return nil, nil, fmt.Errorf("audit spool %s: %w", path, err)

@@ -71,7 +71,7 @@ func TestRecoverSpools(t *testing.T) {
 		seqs = append(seqs, seq)
 	}
 	// Committed by the dead queue: t1's records 0 and 1 (seqs 1 and 3).
-	if _, err := t1.AppendSpooled(ctx, dead.id, seqs[2], rec(t1, 0), rec(t1, 1)); err != nil {
+	if _, err := t1.AppendSpool(ctx, dead.id, []audit.SpoolRecord{{Seq: seqs[0], Event: rec(t1, 0)}, {Seq: seqs[2], Event: rec(t1, 1)}}); err != nil {
 		t.Fatal(err)
 	}
 	// The kill: a torn last line, the descriptor (and lock) gone.

@@ -139,9 +139,14 @@ func (w *Writer) noteTime(t time.Time) error {
 	}
 	if !w.haveHigh || n > w.high {
 		// The stored mark is at least what the snapshot read, as it only
-		// rises: a time at or below that would leave it unchanged.
+		// rises: a time at or below that would leave it unchanged. A
+		// batched Writer raises it once, to its highest time (finish).
 		w.high, w.haveHigh = n, true
-		w.tx.Max(sp.AuditHighWater(), encodeHighWater(n))
+		if w.batched {
+			w.raise = true
+		} else {
+			w.tx.Max(sp.AuditHighWater(), encodeHighWater(n))
+		}
 	}
 	return nil
 }

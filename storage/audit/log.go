@@ -60,9 +60,13 @@ type Writer struct {
 	next int
 	idem map[string]Ref
 	now  time.Time
-	// batched: the caller adds the head and count deltas once (Log.Append)
+	// batched: the caller adds the head and count deltas, and raises the
+	// audit clock's high-water mark, once for all its events (finish)
 	batched bool
 	added   int64
+	// raise: the high-water mark this transaction's events reached, not
+	// yet written (batched only)
+	raise bool
 	// the audit clock's high-water mark as this transaction knows it: read
 	// once (snapshot), raised by its own events (see noteTime)
 	clockRead bool
@@ -153,6 +157,18 @@ func (w *Writer) Append(ev Event) (Ref, error) {
 	return ref, nil
 }
 
+// finish writes what a batched Writer's events add up to: the head and
+// counter deltas and the audit clock's high-water mark, once each.
+func (w *Writer) finish() {
+	if w.added > 0 {
+		w.bump(w.added)
+	}
+	if w.raise {
+		w.tx.Max(w.log.space.AuditHighWater(), encodeHighWater(w.high))
+		w.raise = false
+	}
+}
+
 // bump adds n to the head and the event counter.
 func (w *Writer) bump(n int64) {
 	count, _ := w.log.space.Counter(counterEvents)
@@ -195,9 +211,7 @@ func (l *Log) appendWith(ctx context.Context, also func(kv.Tx), evs []Event) ([]
 			refs[i] = r
 			out[i] = ev
 		}
-		if w.added > 0 {
-			w.bump(w.added)
-		}
+		w.finish()
 		return nil
 	})
 	if err != nil {

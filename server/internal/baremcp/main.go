@@ -1,12 +1,16 @@
 // Command baremcp is the baseline of the MCP benchmarks: a bare mcp-go
 // server over stdio with one tool, "empty", that answers with a fixed text
 // and does no work. Coditect's round trips are measured beside it in the
-// same run. It imports only mcp-go.
+// same run; with -http ADDR it serves Streamable HTTP on ADDR instead and
+// prints its URL on stdout. It imports only mcp-go.
 package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 
 	"github.com/mark3labs/mcp-go/mcp"
@@ -24,6 +28,18 @@ func New() *mcpserver.MCPServer {
 }
 
 func main() {
+	addr := flag.String("http", "", "serve Streamable HTTP on this address instead of stdio")
+	flag.Parse()
+	if *addr != "" {
+		l, err := net.Listen("tcp", *addr)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "baremcp:", err)
+			os.Exit(1)
+		}
+		fmt.Printf("http://%s/mcp\n", l.Addr())
+		fmt.Fprintln(os.Stderr, "baremcp:", http.Serve(l, mcpserver.NewStreamableHTTPServer(New())))
+		os.Exit(1)
+	}
 	if err := mcpserver.NewStdioServer(New()).Listen(context.Background(), os.Stdin, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "baremcp:", err)
 		os.Exit(1)

@@ -189,15 +189,21 @@ func (s *Store) runBatch(reqs []*groupReq) (left []*groupReq) {
 		failAll(rest, errBatchAborted)
 		return nil
 	}
+	// A lone Update needs no savepoint: if it fails, the whole
+	// transaction rolls back with it. (A savepoint costs two statements
+	// and a copy of every page the Update changes, kept to roll back to.)
+	lone := len(live) == 1
 	for i, r := range live {
 		if size >= maxBatchBytes {
 			left = live[i:]
 			break
 		}
-		if _, err := st.savepoint.ExecContext(context.Background()); err != nil {
-			return abort(live[i:])
+		if !lone {
+			if _, err := st.savepoint.ExecContext(context.Background()); err != nil {
+				return abort(live[i:])
+			}
 		}
-		t := newTxn(r.ctx, s, nil, true)
+		t := newTxn(r.ctx, s, &s.stmts.w, true)
 		t.batch, t.order = b, uint16(i)
 		stamp, err := runGuarded(t, r)
 		if err != nil {
@@ -206,6 +212,10 @@ func (s *Store) runBatch(reqs []*groupReq) (left []*groupReq) {
 			}
 			t.finish()
 			r.finish(kv.Versionstamp{}, err)
+			if lone {
+				_, _ = st.rollback.ExecContext(context.Background())
+				return nil
+			}
 			_, rbErr := st.rollbackTo.ExecContext(context.Background())
 			_, relErr := st.release.ExecContext(context.Background())
 			if rbErr != nil || relErr != nil {
@@ -213,9 +223,11 @@ func (s *Store) runBatch(reqs []*groupReq) (left []*groupReq) {
 			}
 			continue
 		}
-		if _, err := st.release.ExecContext(context.Background()); err != nil {
-			t.finish()
-			return abort(live[i:])
+		if !lone {
+			if _, err := st.release.ExecContext(context.Background()); err != nil {
+				t.finish()
+				return abort(live[i:])
+			}
 		}
 		members = append(members, member{r, t, stamp})
 		size += t.size

@@ -113,6 +113,7 @@ type Store struct {
 	writer  *sql.DB   // one connection
 	wconn   *sql.Conn // that connection, pinned; guarded by writeMu
 	readers *sql.DB   // snapshot reads
+	rpool   *readPool // reader connections of Views, from readers
 	writeMu sync.Mutex
 
 	stmts  statements
@@ -179,6 +180,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		s.writer.Close()
 		return nil, fmt.Errorf("kv/sqlite: open %s: %w", abs, err)
 	}
+	s.rpool = newReadPool(opts.Readers)
 	s.readers.SetMaxOpenConns(opts.Readers + 1) // +1: the watch poller's connection
 	s.readers.SetMaxIdleConns(opts.Readers + 1)
 	s.readers.SetConnMaxLifetime(0)
@@ -273,7 +275,7 @@ func (s *Store) init(ctx context.Context, created bool) error {
 	if err != nil {
 		return fmt.Errorf("kv/sqlite: open %s: %w", s.path, err)
 	}
-	return s.stmts.prepare(ctx, s.wconn, s.readers)
+	return s.stmts.prepare(ctx, s.wconn)
 }
 
 // Path returns the absolute path of the database file.
@@ -292,6 +294,7 @@ func (s *Store) Close() error {
 			s.wconn.Close()
 		}
 		err1 := s.writer.Close()
+		s.rpool.close()
 		err2 := s.readers.Close()
 		s.closeErr = errors.Join(err1, err2)
 	})
@@ -433,7 +436,7 @@ func (s *Store) updateOnce(ctx context.Context, fn func(kv.Tx) error) (stamp kv.
 	if err := s.begin(); err != nil {
 		return stamp, err
 	}
-	t := newTxn(ctx, s, nil, true)
+	t := newTxn(ctx, s, &s.stmts.w, true)
 	defer func() {
 		t.finish()
 		if err != nil {
@@ -551,14 +554,31 @@ func (s *Store) View(ctx context.Context, fn func(kv.ReadTx) error) error {
 }
 
 func (s *Store) viewOnce(ctx context.Context, fn func(kv.ReadTx) error) error {
-	sqlTx, err := s.readers.BeginTx(ctx, nil)
+	rc, err := s.rpool.get(ctx, s.readers)
+	if err == errPoolClosed {
+		return kv.ErrClosed
+	}
 	if err != nil {
 		return err
 	}
-	t := newTxn(ctx, s, sqlTx, false)
+	// BEGIN, COMMIT and ROLLBACK run without the caller's context: a
+	// connection goes back to the pool only outside a transaction.
+	if _, err := rc.begin.ExecContext(context.Background()); err != nil {
+		_, rerr := rc.rollback.ExecContext(context.Background())
+		s.rpool.put(rc, rerr != nil && !noTransaction(rerr))
+		return err
+	}
+	t := newTxn(ctx, s, &rc.st, false)
+	committed := false
 	defer func() {
 		t.finish()
-		_ = sqlTx.Rollback()
+		broken := false
+		if !committed {
+			if _, err := rc.rollback.ExecContext(context.Background()); err != nil && !noTransaction(err) {
+				broken = true
+			}
+		}
+		s.rpool.put(rc, broken)
 	}()
 	if err := fn(t); err != nil {
 		return err
@@ -569,11 +589,18 @@ func (s *Store) viewOnce(ctx context.Context, fn func(kv.ReadTx) error) error {
 	if err := t.readWatchBaselines(); err != nil {
 		return err
 	}
-	if err := sqlTx.Commit(); err != nil {
+	if _, err := rc.commit.ExecContext(context.Background()); err != nil {
 		return t.wrap("commit", nil, err)
 	}
+	committed = true
 	t.activateWatches()
 	return nil
+}
+
+// noTransaction reports whether err is SQLite's "no transaction is
+// active" (a ROLLBACK after the transaction ended by itself).
+func noTransaction(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "no transaction is active")
 }
 
 // Watch implements kv.Store.

@@ -22,11 +22,10 @@ type stmtSet struct {
 	getCommit                              *sql.Stmt
 }
 
-// statements are the writer connection's statements (w, and the rest,
-// all bound to the one pinned connection) and the readers' (r, prepared on
-// each reader connection as database/sql uses it).
+// statements are the writer connection's statements, all bound to the one
+// pinned connection (each reader connection has its own: readConn).
 type statements struct {
-	w, r                    stmtSet
+	w                       stmtSet
 	setCommit, dataVersion  *sql.Stmt
 	begin, commit, rollback *sql.Stmt
 	// savepoint, release and rollbackTo wrap each Update of a commit batch.
@@ -70,11 +69,8 @@ func (st *stmtSet) close() {
 	}
 }
 
-func (st *statements) prepare(ctx context.Context, w *sql.Conn, r *sql.DB) error {
+func (st *statements) prepare(ctx context.Context, w *sql.Conn) error {
 	if err := st.w.prepare(ctx, w); err != nil {
-		return fmt.Errorf("kv/sqlite: prepare: %w", err)
-	}
-	if err := st.r.prepare(ctx, r); err != nil {
 		return fmt.Errorf("kv/sqlite: prepare: %w", err)
 	}
 	// BEGIN and COMMIT prepared once: the driver's own BeginTx compiles
@@ -102,7 +98,6 @@ func (st *statements) prepare(ctx context.Context, w *sql.Conn, r *sql.DB) error
 
 func (st *statements) close() {
 	st.w.close()
-	st.r.close()
 	for _, s := range []*sql.Stmt{st.setCommit, st.dataVersion, st.begin, st.commit, st.rollback,
 		st.savepoint, st.release, st.rollbackTo} {
 		if s != nil {
@@ -116,8 +111,7 @@ func (st *statements) close() {
 type txn struct {
 	ctx      context.Context
 	s        *Store
-	tx       *sql.Tx // nil for a write transaction (manual BEGIN on the pinned connection)
-	st       *stmtSet
+	st       *stmtSet // the statements of the connection it runs on
 	writable bool
 	start    time.Time
 	done     atomic.Bool
@@ -132,39 +126,11 @@ type txn struct {
 	order      uint16   // its place in that batch
 	unreadable [][]byte // keys written with a versionstamp in this transaction
 	watches    []*watch
-	smu        sync.Mutex
-	stmts      map[*sql.Stmt]*sql.Stmt // statements bound to this transaction, under smu
 }
 
-// stmt returns s bound to the transaction. A write transaction runs on the
-// pinned writer connection, whose statements are already bound to it; a
-// read transaction binds each statement once per attempt, since
-// Tx.StmtContext allocates and locks on every call.
-func (t *txn) stmt(s *sql.Stmt) *sql.Stmt {
-	if t.tx == nil {
-		return s
-	}
-	t.smu.Lock()
-	defer t.smu.Unlock()
-	if b, ok := t.stmts[s]; ok {
-		return b
-	}
-	if t.stmts == nil {
-		t.stmts = make(map[*sql.Stmt]*sql.Stmt, 4)
-	}
-	b := t.tx.StmtContext(t.ctx, s)
-	t.stmts[s] = b
-	return b
-}
-
-func newTxn(ctx context.Context, s *Store, tx *sql.Tx, writable bool) *txn {
-	t := &txn{ctx: ctx, s: s, tx: tx, writable: writable, start: time.Now()}
-	if writable {
-		t.st = &s.stmts.w
-	} else {
-		t.st = &s.stmts.r
-	}
-	return t
+// newTxn starts an attempt on the connection whose statements are st.
+func newTxn(ctx context.Context, s *Store, st *stmtSet, writable bool) *txn {
+	return &txn{ctx: ctx, s: s, st: st, writable: writable, start: time.Now()}
 }
 
 // finish ends the attempt; watches it set but did not activate fail with err.
@@ -303,7 +269,7 @@ func (t *txn) pointRead(op string, key []byte) ([]byte, error) {
 
 func (t *txn) get(key []byte) ([]byte, error) {
 	var v []byte
-	err := t.stmt(t.st.get).QueryRowContext(t.ctx, key).Scan(&v)
+	err := t.st.get.QueryRowContext(t.ctx, key).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
@@ -440,7 +406,7 @@ func (it *iterator) fetch() error {
 		stmt = st.rangeRevOpen
 	}
 	args = append(args, n)
-	rows, err := it.t.stmt(stmt).QueryContext(it.t.ctx, args...)
+	rows, err := stmt.QueryContext(it.t.ctx, args...)
 	if err != nil {
 		return it.t.wrap("range", it.begin, err)
 	}
@@ -574,7 +540,7 @@ func (t *txn) grow(op string, key []byte, size int) bool {
 }
 
 func (t *txn) exec(op string, key []byte, stmt *sql.Stmt, args ...any) {
-	if _, err := t.stmt(stmt).ExecContext(t.ctx, args...); err != nil {
+	if _, err := stmt.ExecContext(t.ctx, args...); err != nil {
 		t.fail(t.wrap(op, key, err))
 	}
 }
