@@ -6,7 +6,7 @@ BIN       := bin/coditect
 PKGS      := ./...
 BENCHTIME ?= 1s
 
-.PHONY: build run test setup vet ide-check vsix unit soak soak-short bench-smoke fuzz-short fuzz fdb-check crash bench lint fmt clean
+.PHONY: build run test setup vet ide-check vsix unit soak soak-short bench-smoke fuzz-short fuzz fdb-check crash bench bench-agents lint fmt clean
 
 # Fuzz targets, package:function:executions[:script]. make fuzz runs each
 # for FUZZTIME; make test runs each for its number of executions
@@ -104,15 +104,26 @@ soak-short:
 # processes started several at a time beside spool recoveries and
 # SIGKILLed (every acknowledged read keeps its record); and the kill loop
 # mixing stdio and HTTP MCP writers (CODITECT_CRASH_ITERATIONS, default
-# 100), which logs the acknowledged reads and writes it checked.
+# 100), which logs the acknowledged reads and writes it checked; the local
+# core SIGKILLed under a forwarder's traffic (100 times) and forwarders
+# SIGKILLed before their core.
 crash:
 	$(GO) test -count=1 -timeout 60m -run 'TestCrash' -v ./storage/kv/sqlite/
-	$(GO) test -count=1 -timeout 60m -run 'TestMCPSpoolRaceConcurrentStarts|TestCrashMixStdioHTTP' -v ./internal/faults/
+	$(GO) test -count=1 -timeout 60m -run 'TestMCPSpoolRaceConcurrentStarts|TestCrashMixStdioHTTP|TestCoreSIGKILLMidTraffic|TestForwarderSIGKILLMidTraffic' -v ./internal/faults/
 
 # Benchmarks: 5 runs each; the medians table for docs/BENCHMARKS.md.
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -count 5 -timeout 90m $(PKGS) | tee bench.out
 	$(GO) run ./internal/benchtable < bench.out
+
+# Agents on one machine (internal/agentbench): 1, 4, 16 and 32 agents over
+# stdio and HTTP beside a bare mcp-go server and raw durable SQLite commits,
+# medians of 5 interleaved rounds of 5 s (notes, messages, whoami);
+# BASE=path/to/coditect adds the rows of another build.
+bench-agents:
+	CODITECT_AGENTBENCH_ROUNDS=5 CODITECT_AGENTBENCH_DURATION=5s CODITECT_AGENTBENCH_OPS=note,message,whoami \
+		CODITECT_AGENTBENCH_BASE=$(BASE) CODITECT_AGENTBENCH_READ_AGENTS=1,16 \
+		$(GO) test -count=1 -timeout 90m -run '^$$' -bench . -benchtime 1x ./internal/agentbench
 
 lint:
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo 'gofmt: the files above need formatting'; exit 1; }

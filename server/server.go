@@ -5,8 +5,11 @@
 // --agent/--model, registered with storage/agent, or the agent a session
 // handle speaks for: agents.acting), marking a connection's agents offline
 // when it ends, and the transports:
-// stdio for `coditect mcp`, and Streamable HTTP at /mcp for the daemon,
-// in both protocol eras (2025-11-25 with initialize, 2026-07-28 without).
+// stdio for `coditect mcp`, the connections of the local core that
+// forwarded `coditect mcp` processes share (Core, ServeConn; the socket
+// and its handshake are server/localcore's), and Streamable HTTP at /mcp
+// for the daemon, in both protocol eras (2025-11-25 with initialize,
+// 2026-07-28 without).
 //
 // Work sessions are Coditect's own handles returned by a tool, never the
 // MCP transport session: with protocol 2026-07-28 there is none, and over

@@ -36,16 +36,18 @@ func (s *Server) ServeStdio(ctx context.Context, sc *tenant.Scope, in io.Reader,
 	pr := sc.Principal()
 	s.logger.Info("serving MCP on stdio", "tenant", pr.Tenant, "user", pr.User, "role", pr.Role, "local", pr.Local)
 	w := &lockedWriter{w: out}
-	lines := newLineLimiter(in, int(s.maxMessage()), func(id json.RawMessage, size int64, max int) {
-		s.logger.Warn("stdio: oversized message skipped", "bytes", size, "limit", max)
-		writeStdioError(w, id, mcp.INVALID_REQUEST, fmt.Sprintf("message of %d bytes exceeds the limit of %d bytes; it was skipped", size, max))
-	})
+	lines := LimitLines(in, w, int(s.maxMessage()), s.logger)
 	err := std.Listen(ctx, lines, w)
+	return s.endStdio(ctx, p, err)
+}
+
+// endStdio ends a stdio connection whose serving ended with err: the
+// host may kill the process once stdin is closed, so it marks the
+// connection's agents offline and commits the queued audit records now.
+func (s *Server) endStdio(ctx context.Context, p *principal, err error) error {
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		err = nil
 	}
-	// The host may kill the process once stdin is closed: mark its agents
-	// offline and commit the queued audit records now.
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	reason := "its coditect mcp process ended (stdin closed)"
@@ -58,6 +60,16 @@ func (s *Server) ServeStdio(ctx context.Context, sc *tenant.Scope, in io.Reader,
 	}
 	s.logger.Info("stdio closed", "err", err)
 	return err
+}
+
+// LimitLines returns the lines of in up to max bytes each, as ServeStdio
+// reads them: a longer line is answered on out with a JSON-RPC error
+// (one Write) and skipped, holding at most max bytes of it in memory.
+func LimitLines(in io.Reader, out io.Writer, max int, logger *slog.Logger) io.Reader {
+	return newLineLimiter(in, max, func(id json.RawMessage, size int64, max int) {
+		logger.Warn("stdio: oversized message skipped", "bytes", size, "limit", max)
+		writeStdioError(out, id, mcp.INVALID_REQUEST, fmt.Sprintf("message of %d bytes exceeds the limit of %d bytes; it was skipped", size, max))
+	})
 }
 
 // lockedWriter serialises writes: the stdio server writes each message

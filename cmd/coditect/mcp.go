@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -31,6 +32,8 @@ func newMCPCommand() *cobra.Command {
 			"Identity: $" + server.TokenEnv + " when set (the token's tenant and user); else --tenant/--user on the\n" +
 			"embedded store (default tenant \"" + server.DefaultTenant + "\" and the OS user). The agent is what the host says in\n" +
 			"clientInfo, refined by --agent and --model.\n\n" +
+			"With --core auto (the default on the embedded store) the process forwards to the store's local core,\n" +
+			"one process serving every agent on this machine (started when none runs; see docs/DAEMON.md).\n\n" +
 			"Toolsets: " + strings.Join(names, "; ") + ".",
 		Args: cobra.NoArgs,
 		RunE: runMCP,
@@ -45,6 +48,7 @@ func newMCPCommand() *cobra.Command {
 	f.Int("read-lines", tools.DefaultReadLines, "most lines one fs_read returns (it says where to continue)")
 	f.Int("read-bytes", tools.DefaultReadBytes, "most bytes one fs_read returns (it says where to continue)")
 	f.String("log-file", "", "append logs to this file instead of stderr")
+	f.String("core", "auto", "auto: forward to the store's local core, starting one when none runs (embedded store only; $"+coreEnv+"=off turns it off); off: serve directly")
 	return cmd
 }
 
@@ -67,11 +71,6 @@ func runMCP(cmd *cobra.Command, _ []string) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	env, err := openStdio(ctx, cmd, "mcp")
-	if err != nil {
-		return err
-	}
-	defer env.Close()
 	agentName, _ := fl.GetString("agent")
 	model, _ := fl.GetString("model")
 	sets, _ := fl.GetStringSlice("toolsets")
@@ -86,6 +85,27 @@ func runMCP(cmd *cobra.Command, _ []string) error {
 			return fmt.Errorf("--%s must be positive, not %d", v.flag, v.n)
 		}
 	}
+	mode, err := coreMode(cmd)
+	if err != nil {
+		return err
+	}
+	u, err := storeURL(cmd)
+	if err != nil {
+		return err
+	}
+	if mode == "auto" && server.EmbeddedStore(u) {
+		m := server.CoreMCP{Toolsets: sets, MaxFile: maxFile, ReadLines: readLines, ReadBytes: readBytes, Agent: agentName, Model: model}
+		err := forwardMCP(ctx, cmd, u, m, proto, logger)
+		if !errors.Is(err, errServeDirectly) {
+			return err
+		}
+		logger.Warn("no local core; serving directly", "reason", err)
+	}
+	env, err := openStdio(ctx, cmd, "mcp")
+	if err != nil {
+		return err
+	}
+	defer env.Close()
 	srv, err := server.New(env.dir, server.Options{
 		Version:  strings.Fields(versionString())[1],
 		Toolsets: sets,

@@ -11,7 +11,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/coditect/coditect/server"
+	"github.com/coditect/coditect/server/localcore"
 	"github.com/coditect/coditect/storage"
+	"github.com/coditect/coditect/storage/kv"
 	"github.com/coditect/coditect/storage/tenant"
 	"github.com/coditect/coditect/webview"
 )
@@ -83,10 +85,51 @@ func runServe(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return err
 	}
+	stopCore := serveCore(ctx, st, u, ver, logger)
+	defer stopCore()
 	if err := d.Run(ctx); err != nil && !cancelled(ctx, err) {
 		return err
 	}
 	return nil
+}
+
+// serveCore makes the daemon the local core of its embedded store, unless
+// $CODITECT_CORE is off or another core holds the store: coditect mcp
+// processes on this machine then forward to it. It returns what stops
+// the core, closing its connections.
+func serveCore(ctx context.Context, st kv.Store, u, ver string, logger *slog.Logger) func() {
+	if !server.EmbeddedStore(u) || os.Getenv(coreEnv) == "off" {
+		return func() {}
+	}
+	paths, err := corePaths(u)
+	if err != nil {
+		logger.Warn("not serving as the local core", "err", err)
+		return func() {}
+	}
+	ln, err := localcore.Listen(paths, logger)
+	if err != nil {
+		logger.Info("not serving as the local core", "reason", err)
+		return func() {}
+	}
+	core := server.NewCore(tenant.NewDirectory(st, "mcp"), u, ver, logger.With("part", "core"))
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := localcore.Serve(ctx, ln, 0, core.Open); err != nil {
+			logger.Error("local core stopped", "err", err)
+		}
+	}()
+	logger.Info("serving as the local core", "socket", paths.Socket)
+	return func() {
+		cancel()
+		<-done
+		closeCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := core.Close(closeCtx); err != nil {
+			logger.Error("local core: audit records not committed", "err", err)
+		}
+	}
 }
 
 // originHosts turns allowed origins (https://dash.example.com) into the

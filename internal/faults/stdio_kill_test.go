@@ -26,9 +26,11 @@ import (
 	"github.com/coditect/coditect/storage/project"
 )
 
-// mcpCommand is `coditect mcp` on storeURL as t1/ada.
+// mcpCommand is `coditect mcp` on storeURL as t1/ada, serving directly
+// (--core off): the tests using it kill the process that writes the store
+// and keeps the spool (core_kill_test.go has the local core's variants).
 func mcpCommand(t *testing.T, storeURL string) (*exec.Cmd, *syncBuffer) {
-	cmd := exec.Command(testbin.Coditect(t), "mcp", "--store", storeURL, "--tenant", "t1", "--user", "ada")
+	cmd := exec.Command(testbin.Coditect(t), "mcp", "--core", "off", "--store", storeURL, "--tenant", "t1", "--user", "ada")
 	cmd.Env = append(os.Environ(), "CODITECT_TOKEN=", "XDG_DATA_HOME="+t.TempDir())
 	var stderr syncBuffer
 	cmd.Stderr = &stderr

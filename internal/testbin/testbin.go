@@ -24,9 +24,22 @@ var (
 // Coditect returns the path of a freshly built ./cmd/coditect, built once
 // per test process into a temporary directory that Main removes when the
 // tests end (tests share it, so no single test may remove it).
+//
+// Unless the test process's environment already sets CODITECT_CORE, the
+// first call sets it to "off", so the binaries tests start serve their
+// stores themselves: a local core started by `coditect mcp --core auto`
+// outlives its clients by its idle grace and would still hold files in a
+// test's t.TempDir when the test removes it. Tests of the local core pass
+// --core auto (a flag beats the variable) or set CODITECT_CORE= in the
+// child's environment.
 func Coditect(tb testing.TB) string {
 	tb.Helper()
-	once.Do(func() { path, err = build() })
+	once.Do(func() {
+		if _, ok := os.LookupEnv("CODITECT_CORE"); !ok {
+			os.Setenv("CODITECT_CORE", "off")
+		}
+		path, err = build()
+	})
 	if err != nil {
 		tb.Fatalf("building coditect: %v", err)
 	}

@@ -1,0 +1,399 @@
+package server_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/coditect/coditect/server/localcore"
+	"github.com/coditect/coditect/storage/agent"
+	"github.com/coditect/coditect/storage/audit"
+)
+
+// coreTestEnv is a store whose `coditect mcp` processes share a local
+// core, with its socket under a runtime directory of the test's own.
+type coreTestEnv struct {
+	*stdioEnv
+	run   string
+	paths localcore.Paths
+}
+
+func newCoreEnv(t *testing.T) *coreTestEnv {
+	t.Helper()
+	e := &coreTestEnv{stdioEnv: newStdioEnv(t), run: t.TempDir()}
+	p, err := localcore.Locate(filepath.Join(e.data, "coditect.db"), e.run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.paths = p
+	// Cores started by the test's processes end with it.
+	t.Cleanup(func() { e.killCore(t) })
+	return e
+}
+
+// mcp returns `coditect mcp args…` in core mode (idle grace idle).
+func (e *coreTestEnv) mcp(t *testing.T, idle string, args ...string) (*exec.Cmd, *syncBuffer) {
+	return e.command(t, []string{"XDG_RUNTIME_DIR=" + e.run, "CODITECT_CORE_IDLE=" + idle, "CODITECT_CORE="}, args...)
+}
+
+// corePID is the pid of the core holding the store's core lock, 0 if none.
+func (e *coreTestEnv) corePID() int { return localcore.Owner(e.paths) }
+
+// killCore kills the running core, if any, and waits until its lock is
+// released.
+func (e *coreTestEnv) killCore(t *testing.T) {
+	t.Helper()
+	pid := e.corePID()
+	if pid == 0 {
+		return
+	}
+	_ = syscall.Kill(pid, syscall.SIGKILL)
+	waitFor(t, 10*time.Second, "the killed core to release its lock", func() bool { return e.corePID() != pid })
+}
+
+// waitFor polls cond, backing off, until it holds or d has passed.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	backoff := time.Millisecond
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %v for %s", d, what)
+		}
+		time.Sleep(backoff)
+		backoff = min(2*backoff, 100*time.Millisecond)
+	}
+}
+
+// running reports whether process pid runs (a zombie, exited but not
+// yet reaped by its new parent, does not).
+func running(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return syscall.Kill(pid, 0) == nil
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+}
+
+var corePIDPattern = regexp.MustCompile(`core_pid=(\d+)`)
+
+// forwardedTo is the pid of the core a coditect mcp said it forwards to.
+func forwardedTo(t *testing.T, stderr *syncBuffer) int {
+	t.Helper()
+	m := corePIDPattern.FindStringSubmatch(stderr.String())
+	if m == nil {
+		t.Fatalf("coditect mcp did not forward to a core; stderr: %s", stderr.String())
+	}
+	pid, _ := strconv.Atoi(m[1])
+	return pid
+}
+
+// TestCoreSharedByTwoProcesses: two `coditect mcp` processes of two users
+// on one store are served by one core; each call is audited as its own
+// user and agent; each sees the other's agent; when a process's stdin
+// closes, its agent goes offline, as in direct mode.
+func TestCoreSharedByTwoProcesses(t *testing.T) {
+	e := newCoreEnv(t)
+	start := func(user, name string) (*client, *syncBuffer) {
+		cmd, stderr := e.mcp(t, "30s", "--tenant", "acme", "--user", user, "--agent", name, "--toolsets", "core,coord")
+		return connect(t, &mcp.CommandTransport{Command: cmd}, "lmstudio", eraLegacy), stderr
+	}
+	alice, aErr := start("alice", "coder-a")
+	bob, bErr := start("bob", "coder-b")
+	aPID, bPID := forwardedTo(t, aErr), forwardedTo(t, bErr)
+	if aPID != bPID || aPID != e.corePID() || aPID == 0 {
+		t.Fatalf("core pids %d and %d, lock held by %d: want one core", aPID, bPID, e.corePID())
+	}
+	ws := t.TempDir()
+	sids := map[string]string{}
+	for user, c := range map[string]*client{"alice": alice, "bob": bob} {
+		m, _ := c.ok("whoami", map[string]any{})
+		if m["user"] != user || m["tenant"] != "acme" {
+			t.Errorf("whoami through the core = %v, want user %s", m, user)
+		}
+		m, _ = c.ok("session_start", map[string]any{"title": "shared core", "workspace": ws})
+		sids[user] = m["session_id"].(string)
+		c.ok("note", map[string]any{"text": "note by " + user, "session_id": sids[user]})
+	}
+	for self, c := range map[string]*client{"coder-a": alice, "coder-b": bob} {
+		m, text := c.ok("agents_list", map[string]any{})
+		for _, other := range []string{"coder-a", "coder-b"} {
+			if !strings.Contains(text, other) && !strings.Contains(fmt.Sprint(m), other) {
+				t.Errorf("%s's agents_list does not show %s: %s", self, other, text)
+			}
+		}
+	}
+	sc := e.local(t, "acme", "alice")
+	agents := map[string]string{} // agent id -> user
+	for _, ev := range events(t, sc, audit.Filter{Kind: "tool.called"}) {
+		if ev.Agent == "" || ev.Attrs["client"] != "lmstudio" {
+			t.Errorf("tool.called %+v: want an agent of client lmstudio", ev)
+		}
+		if u, ok := agents[ev.Agent]; ok && u != ev.User {
+			t.Errorf("agent %s called as %s and %s", ev.Agent, u, ev.User)
+		}
+		agents[ev.Agent] = ev.User
+	}
+	users := slices.Sorted(func(yield func(string) bool) {
+		for _, u := range agents {
+			if !yield(u) {
+				return
+			}
+		}
+	})
+	if !slices.Equal(users, []string{"alice", "bob"}) {
+		t.Errorf("calls audited as %v, want one agent of alice and one of bob", agents)
+	}
+	for user, sid := range sids {
+		notes := events(t, sc, audit.Filter{Kind: "note.added", Session: sid})
+		if len(notes) != 1 || notes[0].User != user || notes[0].Summary != "note by "+user {
+			t.Errorf("%s's session holds notes %+v", user, notes)
+		}
+	}
+	// Closing alice's stdin ends her process; the core marks her agent
+	// offline before the process exits, as a direct process does.
+	aliceID := alice.agentID()
+	if err := alice.cs.Close(); err != nil {
+		t.Logf("close: %v", err)
+	}
+	ag, err := agent.Get(context.Background(), sc, aliceID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ag.Liveness != agent.Offline {
+		t.Errorf("alice's agent after her process ended: %+v, want offline", ag)
+	}
+	if _, text := bob.ok("whoami", map[string]any{}); text == "" {
+		t.Error("bob's whoami after alice left: no text")
+	}
+	if e.corePID() != aPID {
+		t.Errorf("core %d replaced while bob was connected (now %d)", aPID, e.corePID())
+	}
+}
+
+// TestCoreOffServesDirectly: --core off, and CODITECT_CORE=off, serve in
+// the process itself: no core is started.
+func TestCoreOffServesDirectly(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  []string
+		args []string
+	}{
+		{"flag", nil, []string{"--core", "off"}},
+		{"environment", []string{"CODITECT_CORE=off"}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newCoreEnv(t)
+			cmd, stderr := e.command(t, append([]string{"XDG_RUNTIME_DIR=" + e.run}, tc.env...), append([]string{"--tenant", "acme"}, tc.args...)...)
+			c := connect(t, &mcp.CommandTransport{Command: cmd}, "direct", eraModern)
+			c.ok("whoami", map[string]any{})
+			if pid := e.corePID(); pid != 0 {
+				t.Errorf("a core (pid %d) runs", pid)
+			}
+			if _, err := os.Lstat(e.paths.Socket); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("core socket: %v", err)
+			}
+			if s := stderr.String(); !strings.Contains(s, "serving MCP on stdio") || strings.Contains(s, "local core") {
+				t.Errorf("stderr %q: want the direct server's log", s)
+			}
+		})
+	}
+}
+
+// TestCoreNotForSharedStores: an FDB store is served directly (its
+// identity rules apply: a token is required), and no core is started.
+func TestCoreNotForSharedStores(t *testing.T) {
+	run := t.TempDir()
+	for _, core := range []string{"auto", "off"} {
+		cmd := exec.Command(coditectBinary(t), "mcp", "--core", core, "--store", "fdb:///nonexistent/fdb.cluster")
+		cmd.Env = append(os.Environ(), "CODITECT_TOKEN=", "XDG_RUNTIME_DIR="+run)
+		out, err := cmd.CombinedOutput()
+		if err == nil {
+			t.Fatalf("--core %s on an FDB store without a token: no error\n%s", core, out)
+		}
+		if strings.Contains(string(out), "local core") {
+			t.Errorf("--core %s on an FDB store: %s", core, out)
+		}
+	}
+	if entries, _ := os.ReadDir(run); len(entries) != 0 {
+		t.Errorf("runtime dir holds %v after FDB runs", entries)
+	}
+}
+
+// TestCoreIdleExit: a core whose last connection ended exits after its
+// idle grace, removing its socket; the next coditect mcp starts another.
+func TestCoreIdleExit(t *testing.T) {
+	e := newCoreEnv(t)
+	cmd, stderr := e.mcp(t, "100ms", "--tenant", "acme")
+	c := connect(t, &mcp.CommandTransport{Command: cmd}, "idle", eraModern)
+	first := forwardedTo(t, stderr)
+	c.ok("whoami", map[string]any{})
+	c.cs.Close()
+	waitFor(t, 20*time.Second, "the idle core to exit", func() bool { return e.corePID() == 0 })
+	if _, err := os.Lstat(e.paths.Socket); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("socket after idle exit: %v", err)
+	}
+	// The lock goes first; the process ends once it has committed its
+	// last records and closed the store.
+	waitFor(t, 20*time.Second, "the idle core's process to end", func() bool { return !running(first) })
+	cmd, stderr = e.mcp(t, "30s", "--tenant", "acme")
+	c = connect(t, &mcp.CommandTransport{Command: cmd}, "idle", eraModern)
+	c.ok("whoami", map[string]any{})
+	if second := forwardedTo(t, stderr); second == first || second != e.corePID() {
+		t.Errorf("second core %d (first %d, lock held by %d)", second, first, e.corePID())
+	}
+}
+
+// TestCoreStaleSocketReplaced: a socket file left by a core that was
+// killed (no listener, no lock) does not stop the next coditect mcp: the
+// core it starts replaces the file.
+func TestCoreStaleSocketReplaced(t *testing.T) {
+	e := newCoreEnv(t)
+	if err := os.MkdirAll(filepath.Dir(e.paths.Socket), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Bind(fd, &syscall.SockaddrUnix{Name: e.paths.Socket}); err != nil {
+		t.Fatal(err)
+	}
+	syscall.Close(fd)
+	cmd, stderr := e.mcp(t, "30s", "--tenant", "acme")
+	c := connect(t, &mcp.CommandTransport{Command: cmd}, "stale", eraModern)
+	c.ok("whoami", map[string]any{})
+	if pid := forwardedTo(t, stderr); pid != e.corePID() {
+		t.Errorf("forwarded to %d, lock held by %d", pid, e.corePID())
+	}
+}
+
+// TestCoreRefusesBadToken: a token the core refuses fails the process
+// with the error a direct process gives, and nothing is served.
+func TestCoreRefusesBadToken(t *testing.T) {
+	e := newCoreEnv(t)
+	var outs []string
+	for _, core := range []string{"auto", "off"} {
+		cmd, stderr := e.command(t, []string{"XDG_RUNTIME_DIR=" + e.run, "CODITECT_TOKEN=cdt_bogus"}, "--core", core)
+		cmd.Stdin = strings.NewReader("")
+		out, err := cmd.Output()
+		if err == nil || len(out) != 0 {
+			t.Fatalf("--core %s with a bogus token: err %v, stdout %q", core, err, out)
+		}
+		s := stderr.String()
+		outs = append(outs, s[strings.LastIndex(strings.TrimSpace(s), "\n")+1:])
+	}
+	if outs[0] != outs[1] || !strings.Contains(outs[0], "CODITECT_TOKEN") {
+		t.Errorf("core mode said %q, direct mode %q: want the same error", outs[0], outs[1])
+	}
+}
+
+// TestCoreKilledMidStream: the core is killed (SIGKILL) while an agent
+// makes a stream of note calls; the forwarder starts a new core and sends
+// the calls in flight again with the idempotency keys it added. No call
+// gets a protocol error, every acknowledged note is in the store exactly
+// once, and the next call works.
+func TestCoreKilledMidStream(t *testing.T) {
+	e := newCoreEnv(t)
+	cmd, stderr := e.mcp(t, "30s", "--tenant", "acme", "--user", "alice")
+	c := connect(t, &mcp.CommandTransport{Command: cmd}, "stream", eraLegacy)
+	first := forwardedTo(t, stderr)
+	const workers, perWorker = 4, 40
+	kills := 2
+	if testing.Short() {
+		kills = 1
+	}
+	type outcome struct {
+		text string
+		ok   bool
+		msg  string
+	}
+	results := make(chan outcome, workers*perWorker)
+	var sent sync.WaitGroup
+	progress := make(chan struct{}, workers*perWorker)
+	for w := range workers {
+		sent.Go(func() {
+			for i := range perWorker {
+				text := fmt.Sprintf("note %d-%d", w, i)
+				res, err := c.cs.CallTool(testContext(t), &mcp.CallToolParams{Name: "note", Arguments: map[string]any{"text": text}})
+				if err != nil {
+					t.Errorf("%s: protocol error %v", text, err)
+					results <- outcome{text: text}
+					continue
+				}
+				msg := ""
+				for _, ct := range res.Content {
+					if tc, ok := ct.(*mcp.TextContent); ok {
+						msg += tc.Text
+					}
+				}
+				results <- outcome{text: text, ok: !res.IsError, msg: msg}
+				progress <- struct{}{}
+			}
+		})
+	}
+	// Kill the core after some calls were answered, kills times, each
+	// time once its successor has answered calls too.
+	pid := first
+	for k := range kills {
+		for range 10 + 20*k {
+			<-progress
+		}
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 20*time.Second, "a new core", func() bool { p := e.corePID(); return p != 0 && p != pid })
+		pid = e.corePID()
+	}
+	sent.Wait()
+	close(results)
+	acked, unknown := map[string]bool{}, 0
+	for r := range results {
+		switch {
+		case r.ok:
+			acked[r.text] = true
+		case strings.Contains(r.msg, "outcome") || strings.Contains(r.msg, "still running"):
+			unknown++ // in flight at the kill, its key reserved: the retry is told so
+		default:
+			t.Errorf("%s: tool error %q", r.text, r.msg)
+		}
+	}
+	sc := e.local(t, "acme", "alice")
+	count := map[string]int{}
+	for _, ev := range events(t, sc, audit.Filter{Kind: "note.added"}) {
+		count[ev.Summary]++
+	}
+	for text := range acked {
+		if count[text] != 1 {
+			t.Errorf("acknowledged %q is in the store %d times, want once", text, count[text])
+		}
+	}
+	for text, n := range count {
+		if n > 1 {
+			t.Errorf("%q is in the store %d times", text, n)
+		}
+	}
+	if len(acked) < workers*perWorker/2 {
+		t.Errorf("only %d of %d calls acknowledged", len(acked), workers*perWorker)
+	}
+	t.Logf("%d acknowledged, %d with an unknown outcome, %d kills", len(acked), unknown, kills)
+	c.ok("whoami", map[string]any{})
+	if forwardedTo(t, stderr) != first {
+		t.Errorf("first core pid changed in the log")
+	}
+}

@@ -1,0 +1,421 @@
+package localcore
+
+import (
+	"bufio"
+	"bytes"
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// ToolRetry says what a forwarder may do with a call of a tool that was
+// in flight when its core died.
+type ToolRetry struct {
+	// Keyed: the tool takes an idempotency_key (its input schema has the
+	// property), so a call sent with one runs at most once however often
+	// it is sent.
+	Keyed bool
+	// Harmless: sending the call again cannot change anything twice (the
+	// tool only reads, or is idempotent and not destructive).
+	Harmless bool
+}
+
+// Forwarder relays one MCP stdio client (newline-delimited JSON-RPC on In
+// and Out) to a local core, and replaces a core that dies: it connects to
+// a new one, replays the client's initialize and initialized (the
+// client sees no second answer) and sends again the requests that were in
+// flight. Before it first sends a call of a keyed tool that carries no
+// idempotency_key, it adds one derived from its Instance and the request's
+// id, so that a call sent again runs at most once; an in-flight call that
+// can be neither sent again safely is answered with a tool error saying
+// the core restarted and its outcome is unknown.
+type Forwarder struct {
+	// In yields the client's messages, one a line.
+	In io.Reader
+	// Out receives the messages for the client, one line a Write; it must
+	// be safe for concurrent use (LineWriter).
+	Out io.Writer
+	// Connect returns a new connection to a core, past its hello.
+	Connect func(ctx context.Context) (net.Conn, error)
+	// Tools says what may be sent again of each tool's calls; a tool not
+	// named is neither keyed nor harmless.
+	Tools map[string]ToolRetry
+	// Instance tells this forwarder's idempotency keys from others'.
+	Instance string
+	Logger   *slog.Logger
+
+	wmu      sync.Mutex // serialises writes to the core
+	mu       sync.Mutex
+	conn     net.Conn
+	seq      uint64
+	pending  map[string]*inflight
+	init     []byte // the client's initialize, as sent
+	inited   []byte // the client's notifications/initialized
+	inputEnd bool
+	restarts int
+}
+
+type inflight struct {
+	seq  uint64
+	line []byte
+	// tool is the tool a tools/call calls; "" for other requests.
+	tool string
+	// keyed: the call carries an idempotency key (the client's or ours).
+	keyed bool
+}
+
+// message is what the forwarder reads of a JSON-RPC message.
+type message struct {
+	ID     json.RawMessage `json:"id"`
+	Method string          `json:"method"`
+	Params struct {
+		Name      string          `json:"name"`
+		Arguments json.RawMessage `json:"arguments"`
+	} `json:"params"`
+}
+
+// Restarts is how many times the forwarder replaced its core.
+func (f *Forwarder) Restarts() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.restarts
+}
+
+// Run forwards until the client's input ends and the core has answered
+// (or ctx ends), starting with the connection c.
+func (f *Forwarder) Run(ctx context.Context, c net.Conn) error {
+	if f.Logger == nil {
+		f.Logger = slog.New(slog.DiscardHandler)
+	}
+	f.conn = c
+	f.pending = map[string]*inflight{}
+	out := &lineWriter{w: f.Out} // the forwarder's own writes in order
+	done := make(chan error, 1)
+	go func() { done <- f.fromCore(ctx, out) }()
+	input := make(chan error, 1)
+	go func() { input <- f.fromClient(out) }()
+	var inErr, err error
+	select {
+	case inErr = <-input:
+		f.mu.Lock()
+		f.inputEnd = true
+		_ = closeWrite(f.conn)
+		f.mu.Unlock()
+		select {
+		case err = <-done:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+	case err = <-done:
+		// No core could be reached: nothing would answer the client, so
+		// the forwarder ends (its stdout closes) instead of hanging.
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	f.mu.Lock()
+	f.conn.Close()
+	f.mu.Unlock()
+	if inErr != nil && !errors.Is(inErr, io.EOF) {
+		return inErr
+	}
+	return err
+}
+
+// fromClient sends the client's messages to the core, remembering the
+// requests in flight and the handshake.
+func (f *Forwarder) fromClient(out *lineWriter) error {
+	br := bufio.NewReaderSize(f.In, 64<<10)
+	for {
+		line, err := br.ReadBytes('\n')
+		if len(line) > 0 { // blank lines too: the core answers them as a direct process does
+			if line[len(line)-1] != '\n' {
+				line = append(line, '\n')
+			}
+			f.send(line)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func (f *Forwarder) send(line []byte) {
+	var m message
+	parsed := json.Unmarshal(line, &m) == nil
+	f.mu.Lock()
+	if parsed {
+		switch m.Method {
+		case "initialize":
+			f.init = bytes.Clone(line)
+		case "notifications/initialized":
+			f.inited = bytes.Clone(line)
+		}
+		if key := idKey(m.ID); key != "" && m.Method != "" {
+			fl := &inflight{seq: f.seq}
+			f.seq++
+			if m.Method == "tools/call" {
+				fl.tool = m.Params.Name
+				line, fl.keyed = f.withKey(line, m, key)
+			}
+			fl.line = line
+			f.pending[key] = fl
+		}
+	}
+	c := f.conn
+	f.mu.Unlock()
+	// A write to a core that died fails or is lost; the request is in
+	// pending, and replace sends it again to the next core. Writes hold
+	// no lock that reading the core's answers needs.
+	f.wmu.Lock()
+	_, _ = c.Write(line)
+	f.wmu.Unlock()
+}
+
+// withKey returns the tools/call line with an idempotency_key when the
+// tool is keyed and the call has none, and whether the call has a key.
+func (f *Forwarder) withKey(line []byte, m message, key string) ([]byte, bool) {
+	if !f.Tools[m.Params.Name].Keyed {
+		return line, false
+	}
+	var args map[string]json.RawMessage
+	if len(m.Params.Arguments) > 0 && json.Unmarshal(m.Params.Arguments, &args) != nil {
+		return line, false // not an object: the tool refuses it
+	}
+	if k, ok := args["idempotency_key"]; ok {
+		return line, string(k) != "null"
+	}
+	if args == nil {
+		args = map[string]json.RawMessage{}
+	}
+	sum := sha256.Sum256([]byte(key))
+	k, _ := json.Marshal("core-" + f.Instance + "-" + hex.EncodeToString(sum[:12]))
+	args["idempotency_key"] = k
+	var whole map[string]json.RawMessage
+	var params map[string]json.RawMessage
+	if json.Unmarshal(line, &whole) != nil || json.Unmarshal(whole["params"], &params) != nil {
+		return line, false
+	}
+	params["arguments"], _ = json.Marshal(args)
+	whole["params"], _ = json.Marshal(params)
+	b, err := json.Marshal(whole)
+	if err != nil {
+		return line, false
+	}
+	return append(b, '\n'), true
+}
+
+// idKey is a JSON-RPC id as a map key ("" for none).
+func idKey(id json.RawMessage) string {
+	id = bytes.TrimSpace(id)
+	if len(id) == 0 || string(id) == "null" {
+		return ""
+	}
+	var v any
+	if json.Unmarshal(id, &v) != nil {
+		return ""
+	}
+	switch v := v.(type) {
+	case string:
+		return "s" + v
+	case float64:
+		return "n" + strconv.FormatFloat(v, 'g', -1, 64)
+	}
+	return ""
+}
+
+// fromCore hands the core's messages to the client, and replaces the core
+// when its connection ends before the client's input has.
+func (f *Forwarder) fromCore(ctx context.Context, out *lineWriter) error {
+	f.mu.Lock()
+	br := bufio.NewReaderSize(f.conn, 64<<10)
+	f.mu.Unlock()
+	for {
+		var err error
+		for {
+			var line []byte
+			line, err = br.ReadBytes('\n')
+			if len(line) > 0 {
+				f.receive(out, line)
+			}
+			if err != nil {
+				break
+			}
+		}
+		f.mu.Lock()
+		end := f.inputEnd
+		f.mu.Unlock()
+		if end || ctx.Err() != nil {
+			return nil
+		}
+		f.Logger.Warn("the local core went away; connecting to a new one", "err", err)
+		if br, err = f.replace(ctx, out); err != nil {
+			return err
+		}
+	}
+}
+
+func (f *Forwarder) receive(out *lineWriter, line []byte) {
+	var m message
+	if json.Unmarshal(line, &m) == nil && m.Method == "" {
+		f.mu.Lock()
+		delete(f.pending, idKey(m.ID))
+		f.mu.Unlock()
+	}
+	if line[len(line)-1] != '\n' {
+		line = append(line, '\n')
+	}
+	_, _ = out.Write(line)
+}
+
+// replace connects to a new core, replays the handshake and sends again
+// what was in flight. It returns the reader of the new connection.
+func (f *Forwarder) replace(ctx context.Context, out *lineWriter) (*bufio.Reader, error) {
+	c, err := f.Connect(ctx)
+	if err != nil {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		for key, fl := range f.pending {
+			_, _ = out.Write(errorLine(fl.line, -32603, "the local Coditect core stopped and no new one could be reached: "+err.Error()))
+			delete(f.pending, key)
+		}
+		return nil, fmt.Errorf("localcore: replacing the core: %w", err)
+	}
+	br := bufio.NewReaderSize(c, 64<<10)
+	f.mu.Lock()
+	f.restarts++
+	init, n := f.init, f.restarts
+	f.mu.Unlock()
+	// The client's initialize first, answered before anything else is
+	// sent: calls must act as the agent its clientInfo names. Requests the
+	// client sends meanwhile go to the dead connection and stay pending.
+	if init != nil {
+		if err := f.reinitialize(c, br, init, "coditect-core-replay-"+strconv.Itoa(n), out); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.conn.Close()
+	f.conn = c
+	if f.inputEnd {
+		defer closeWrite(c) // after what is sent again below
+	}
+	if f.inited != nil {
+		_, _ = c.Write(f.inited)
+	}
+	order := make([]*inflight, 0, len(f.pending))
+	keys := map[*inflight]string{}
+	for k, fl := range f.pending {
+		order = append(order, fl)
+		keys[fl] = k
+	}
+	slices.SortFunc(order, func(a, b *inflight) int { return cmp.Compare(a.seq, b.seq) })
+	var lost []string
+	for _, fl := range order {
+		if !f.resendable(fl) {
+			lost = append(lost, fl.tool)
+			_, _ = out.Write(toolErrorLine(fl.line, fmt.Sprintf("The local Coditect core serving this connection stopped while %s ran, so its outcome is unknown: "+
+				"check whether it took effect before calling it again (pass an idempotency_key to make retries safe). A new core serves the next calls.", fl.tool)))
+			delete(f.pending, keys[fl])
+			continue
+		}
+		_, _ = c.Write(fl.line)
+	}
+	f.Logger.Info("connected to a new local core", "resent", len(f.pending), "outcome_unknown", lost)
+	return br, nil
+}
+
+// resendable reports whether a request in flight when its core died may
+// be sent to the next core: any request but a tool call, and a call that
+// carries an idempotency key or whose tool is harmless to repeat.
+func (f *Forwarder) resendable(fl *inflight) bool {
+	return fl.tool == "" || fl.keyed || f.Tools[fl.tool].Harmless
+}
+
+// reinitializeTimeout bounds the wait for a new core's answer to the
+// replayed initialize.
+const reinitializeTimeout = 30 * time.Second
+
+// reinitialize sends the client's initialize under id on c and waits for
+// its answer, which the client does not see; what else the core sends
+// meanwhile is handed on.
+func (f *Forwarder) reinitialize(c net.Conn, br *bufio.Reader, init []byte, id string, out *lineWriter) error {
+	line, err := withID(init, id)
+	if err != nil {
+		return err
+	}
+	if _, err := c.Write(line); err != nil {
+		return fmt.Errorf("localcore: replaying initialize: %w", err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(reinitializeTimeout))
+	defer c.SetReadDeadline(time.Time{})
+	want := idKey(json.RawMessage(strconv.Quote(id)))
+	for {
+		line, err := br.ReadBytes('\n')
+		if len(line) > 0 {
+			var m message
+			if json.Unmarshal(line, &m) == nil && m.Method == "" && idKey(m.ID) == want {
+				return nil
+			}
+			f.receive(out, line)
+		}
+		if err != nil {
+			return fmt.Errorf("localcore: the new core did not answer the replayed initialize: %w", err)
+		}
+	}
+}
+
+// withID returns the request line with its id replaced.
+func withID(line []byte, id string) ([]byte, error) {
+	var whole map[string]json.RawMessage
+	if err := json.Unmarshal(line, &whole); err != nil {
+		return nil, err
+	}
+	whole["id"], _ = json.Marshal(id)
+	b, err := json.Marshal(whole)
+	return append(b, '\n'), err
+}
+
+func errorLine(req []byte, code int, msg string) []byte {
+	var m message
+	_ = json.Unmarshal(req, &m)
+	b, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": m.ID, "error": map[string]any{"code": code, "message": msg}})
+	return append(b, '\n')
+}
+
+func toolErrorLine(req []byte, text string) []byte {
+	var m message
+	_ = json.Unmarshal(req, &m)
+	b, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": m.ID, "result": map[string]any{
+		"content": []any{map[string]any{"type": "text", "text": text}},
+		"isError": true,
+	}})
+	return append(b, '\n')
+}
+
+// LineWriter returns w made safe for concurrent whole-line writes.
+func LineWriter(w io.Writer) io.Writer { return &lineWriter{w: w} }
+
+// lineWriter serialises whole-line writes.
+type lineWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lineWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}

@@ -1,0 +1,98 @@
+package localcore
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+// TestForwarderKeys: a call of a keyed tool without a key gets one, the
+// same for the same request id and different for another id or another
+// forwarder; a call with its own key (or null: none), a call of a tool
+// that is not keyed, and arguments that are not an object are sent as
+// they are.
+func TestForwarderKeys(t *testing.T) {
+	f := &Forwarder{Instance: "AAAA", Tools: map[string]ToolRetry{"note": {Keyed: true}, "whoami": {Harmless: true}}}
+	g := &Forwarder{Instance: "BBBB", Tools: f.Tools}
+	key := func(f *Forwarder, line string) (string, bool) {
+		t.Helper()
+		var m message
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatal(err)
+		}
+		out, keyed := f.withKey([]byte(line), m, idKey(m.ID))
+		var got struct {
+			Params struct {
+				Arguments map[string]any `json:"arguments"`
+			} `json:"params"`
+		}
+		if err := json.Unmarshal(out, &got); err != nil && string(out) != line {
+			t.Fatalf("%s: not JSON: %s", line, out)
+		}
+		k, _ := got.Params.Arguments["idempotency_key"].(string)
+		if !strings.HasSuffix(string(out), "\n") && string(out) != line {
+			t.Errorf("%s: no newline", out)
+		}
+		return k, keyed
+	}
+	call := func(id, tool, args string) string {
+		return `{"jsonrpc":"2.0","id":` + id + `,"method":"tools/call","params":{"name":"` + tool + `","arguments":` + args + `}}`
+	}
+	k1, keyed := key(f, call("7", "note", `{"text":"x"}`))
+	if !keyed || !strings.HasPrefix(k1, "core-AAAA-") || len(k1) > 128 {
+		t.Errorf("added key %q (keyed %v)", k1, keyed)
+	}
+	if k, _ := key(f, call("7", "note", `{"text":"other"}`)); k != k1 {
+		t.Errorf("same id, key %q then %q", k1, k)
+	}
+	if k, _ := key(f, call(`"7"`, "note", `{"text":"x"}`)); k == k1 {
+		t.Error("ids 7 and \"7\" share a key")
+	}
+	if k, _ := key(g, call("7", "note", `{"text":"x"}`)); k == k1 {
+		t.Error("two forwarders share a key")
+	}
+	if k, keyed := key(f, call("8", "note", `{"text":"x","idempotency_key":"mine"}`)); k != "mine" || !keyed {
+		t.Errorf("the client's own key: %q %v", k, keyed)
+	}
+	if k, keyed := key(f, call("9", "note", `{"text":"x","idempotency_key":null}`)); k != "" || keyed {
+		t.Errorf("a null key: %q %v", k, keyed)
+	}
+	if k, keyed := key(f, call("10", "whoami", `{}`)); k != "" || keyed {
+		t.Errorf("a tool without keys: %q %v", k, keyed)
+	}
+	if _, keyed := key(f, call("11", "note", `"text"`)); keyed {
+		t.Error("arguments that are not an object got a key")
+	}
+	if k, keyed := key(f, `{"jsonrpc":"2.0","id":12,"method":"tools/call","params":{"name":"note"}}`); !keyed || k == "" {
+		t.Errorf("a call without arguments: %q %v", k, keyed)
+	}
+}
+
+// TestForwarderResendable: what is sent again to a new core.
+func TestForwarderResendable(t *testing.T) {
+	f := &Forwarder{Tools: map[string]ToolRetry{"note": {Keyed: true}, "whoami": {Harmless: true}, "odd": {}}}
+	for _, tc := range []struct {
+		fl   inflight
+		want bool
+	}{
+		{inflight{}, true},                          // not a tool call (tools/list, ping, initialize)
+		{inflight{tool: "note", keyed: true}, true}, // with a key
+		{inflight{tool: "note"}, false},             // keyed tool sent without a key (null)
+		{inflight{tool: "whoami"}, true},            // harmless
+		{inflight{tool: "odd"}, false},              // neither
+		{inflight{tool: "unknown-tool"}, false},     // not listed
+		{inflight{tool: "odd", keyed: true}, true},  // the client's own key
+	} {
+		if got := f.resendable(&tc.fl); got != tc.want {
+			t.Errorf("%+v: resendable %v, want %v", tc.fl, got, tc.want)
+		}
+	}
+}
+
+func TestIDKey(t *testing.T) {
+	for in, want := range map[string]string{`7`: "n7", `7.0`: "n7", `"7"`: "s7", `null`: "", ``: "", `{}`: "", `[1]`: ""} {
+		if got := idKey(json.RawMessage(in)); got != want {
+			t.Errorf("idKey(%s) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -1,0 +1,127 @@
+package localcore
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+)
+
+// Version is the version of the hello protocol; a core refuses another.
+const Version = 1
+
+// Hello is the first line a client sends on a core connection: who it
+// is, exactly as a stdio process would resolve it, and what it serves.
+type Hello struct {
+	V int `json:"v"`
+	// Kind is the protocol that follows: "mcp".
+	Kind string `json:"kind"`
+	// Token, Tenant and User are what the stdio process was given
+	// ($CODITECT_TOKEN, --tenant, --user; User the OS user when neither a
+	// token nor --user was given).
+	Token  string `json:"token,omitempty"`
+	Tenant string `json:"tenant,omitempty"`
+	User   string `json:"user,omitempty"`
+	// Workspace is the client's working directory.
+	Workspace string `json:"workspace,omitempty"`
+	// Store is the store URL as the client was given it: a core serves
+	// only clients whose URL has its own parameters (lock_timeout, …).
+	Store string `json:"store,omitempty"`
+	// PID is the client process's pid, for the core's log.
+	PID int `json:"pid,omitempty"`
+	// Options are the protocol's own settings (flags of the stdio mode).
+	Options json.RawMessage `json:"options,omitempty"`
+}
+
+// Reply answers a hello: OK with the core's pid, or why it was refused.
+type Reply struct {
+	OK    bool   `json:"ok,omitempty"`
+	PID   int    `json:"pid,omitempty"`
+	Error string `json:"error,omitempty"`
+	// Direct: the client should serve itself (the core opened the store
+	// with other parameters); Error says why.
+	Direct bool `json:"direct,omitempty"`
+}
+
+// maxHello bounds a hello line (and a reply).
+const maxHello = 64 << 10
+
+// DirectError is returned by an Opener to tell the client to serve
+// itself rather than fail.
+type DirectError struct{ Reason string }
+
+func (e *DirectError) Error() string { return e.Reason }
+
+// ErrRefused wraps a core's refusal of a hello; its text is the core's.
+var ErrRefused = errors.New("refused by the local core")
+
+// RefusedError is a hello the core refused, with the core's reason.
+type RefusedError struct {
+	Reason string
+	// Direct: the client should serve itself (see Reply.Direct).
+	Direct bool
+}
+
+func (e *RefusedError) Error() string { return e.Reason }
+
+// Unwrap makes errors.Is(err, ErrRefused) hold.
+func (e *RefusedError) Unwrap() error { return ErrRefused }
+
+func writeLine(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
+}
+
+// readLine reads one JSON line of at most maxHello bytes into v and
+// returns the reader, which may hold what follows the line.
+func readLine(r io.Reader, v any) (*bufio.Reader, error) {
+	br := bufio.NewReaderSize(r, maxHello)
+	line, err := br.ReadSlice('\n')
+	if errors.Is(err, bufio.ErrBufferFull) {
+		return br, fmt.Errorf("localcore: hello longer than %d bytes", maxHello)
+	}
+	if err != nil {
+		return br, err
+	}
+	if err := json.Unmarshal(line, v); err != nil {
+		return br, fmt.Errorf("localcore: hello is not JSON: %w", err)
+	}
+	return br, nil
+}
+
+func readHello(r io.Reader) (*bufio.Reader, Hello, error) {
+	var h Hello
+	br, err := readLine(r, &h)
+	if err != nil {
+		return br, h, err
+	}
+	if h.V != Version {
+		return br, h, fmt.Errorf("localcore: hello of version %d; this core speaks version %d (restart it, or the client, so both are the same build)", h.V, Version)
+	}
+	return br, h, nil
+}
+
+// bufferedConn is a connection whose first bytes were read ahead into r.
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// CloseWrite half-closes the connection when it can: the other end reads
+// EOF and may still answer.
+func (c *bufferedConn) CloseWrite() error { return closeWrite(c.Conn) }
+
+func closeWrite(c net.Conn) error {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return c.Close()
+}
