@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -31,13 +30,15 @@ import (
 //	coditect.file.history   {uri, limit?}          a file's events, newest first ({project, path, abs, events}); each event's who names its author for people, and diff is what an agent's change through the files tools did (a unified diff)
 //	coditect.agents         {}                     the tenant's active agents ({agents})
 //	coditect.status         {}                     for a status bar: user, session, agents alive, buffers
-//	coditect.message.send   {to, body, subject?, uri?, range?}  send the human's message to an agent (id or name), cohort:NAME or all; a uri (and range) appends path:lines and the selected text ({id, recipients})
+//	coditect.message.send   {to, body, subject?, reply_to?, uri?, range?}  send the human's message to an agent (id or name), a person (user:NAME), cohort:NAME or all, or reply to a message of the human's inbox (reply_to; to may be left out: the reply goes to its sender); a uri (and range) appends path:lines and the selected text ({id, thread, recipients})
 //	coditect.task.create    {title, description?, project?, uri?, range?}  create an open task; a uri appends path:lines and the selection to the description
 //	coditect.lease.release  {uri, reason?}         force-release every lease on exactly that file (admins only, as everywhere) ({released}); each holder is told
 //
 // The write commands act as the human (the connection's scope): each is
 // one layer call, whose transaction appends the audit event naming the
-// human and whose layer enforces the role (a viewer is refused).
+// human and whose layer enforces the role (a viewer is refused). Every
+// command's layer errors reach the client through replyErr (dispatch.go),
+// by class; commands translate none themselves.
 
 func (s *server) executeCommand(ctx context.Context, params json.RawMessage) (any, error) {
 	var p struct {
@@ -79,6 +80,8 @@ func (s *server) executeCommand(ctx context.Context, params json.RawMessage) (an
 		return s.taskCreate(ctx, arg)
 	case cmdLeaseRelease:
 		return s.leaseRelease(ctx, arg)
+	case cmdReviewList, cmdReviewShow, cmdReviewAccept, cmdReviewReject:
+		return s.reviewCommand(ctx, p.Command, arg)
 	case "":
 		return nil, invalidParams("params.command is required")
 	}
@@ -113,9 +116,6 @@ func (s *server) sessionStart(ctx context.Context, arg json.RawMessage) (any, er
 		a.Title = "Editing " + cmp.Or(a.Project, filepath.Base(a.Workspace))
 	}
 	se, err := session.Start(ctx, s.sc, session.Spec{Title: a.Title, Workspace: a.Workspace, Project: a.Project})
-	if errors.Is(err, session.ErrInvalid) || errors.Is(err, project.ErrInvalid) || errors.Is(err, project.ErrOutside) || errors.Is(err, project.ErrNotFound) {
-		return nil, invalidParams("%v", err)
-	}
 	if err != nil {
 		return nil, err
 	}
@@ -138,12 +138,7 @@ func (s *server) sessionJoin(ctx context.Context, arg json.RawMessage) (any, err
 		return nil, invalidParams("the id of the session to join is required: {\"id\": \"…\"}")
 	}
 	se, err := session.Join(ctx, s.sc, a.ID)
-	switch {
-	case errors.Is(err, session.ErrInvalid) || errors.Is(err, session.ErrNotFound):
-		return nil, invalidParams("%v", err)
-	case errors.Is(err, session.ErrNotOpen):
-		return nil, &rpcError{code: codeRequestFailed, msg: err.Error()}
-	case err != nil:
+	if err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
@@ -160,12 +155,15 @@ func (s *server) sessionEnd(ctx context.Context, arg json.RawMessage) (any, erro
 	if err := decode(arg, &a); err != nil {
 		return nil, err
 	}
+	if err := s.sc.CanWrite(); err != nil {
+		return nil, err // before the editor's state: a viewer is told its role
+	}
 	if a.Status == "" {
 		a.Status = string(session.Completed)
 	}
 	st, err := session.ParseStatus(a.Status)
 	if err != nil {
-		return nil, invalidParams("%v", err)
+		return nil, err
 	}
 	s.mu.Lock()
 	id := s.session
@@ -216,9 +214,6 @@ func (s *server) fileHistory(ctx context.Context, arg json.RawMessage) (any, err
 		a.Limit = 100
 	}
 	page, err := s.sc.Log().Query(ctx, audit.Query{Filter: audit.Filter{Project: f.Project, Path: f.Rel}, Order: audit.NewestFirst, Limit: min(a.Limit, audit.MaxLimit), Cursor: a.Cursor})
-	if errors.Is(err, audit.ErrBadCursor) {
-		return nil, invalidParams("cursor: %v", err)
-	}
 	if err != nil {
 		return nil, err
 	}
@@ -370,6 +365,7 @@ func (s *server) messageSend(ctx context.Context, arg json.RawMessage) (any, err
 		To      string          `json:"to"`
 		Subject string          `json:"subject"`
 		Body    string          `json:"body"`
+		ReplyTo string          `json:"reply_to"`
 		URI     string          `json:"uri"`
 		Range   *protocol.Range `json:"range"`
 	}
@@ -383,11 +379,13 @@ func (s *server) messageSend(ctx context.Context, arg json.RawMessage) (any, err
 	if err != nil {
 		return nil, err
 	}
-	to, err := message.Address(ctx, s.sc, a.To)
-	if err != nil {
-		return nil, err
+	var to message.To
+	if a.To != "" || a.ReplyTo == "" {
+		if to, err = message.Address(ctx, s.sc, a.To); err != nil {
+			return nil, err
+		}
 	}
-	return message.Send(ctx, s.sc, message.Outgoing{To: to, Subject: a.Subject, Body: withQuote(a.Body, q)})
+	return message.Send(ctx, s.sc, message.Outgoing{To: to, Subject: a.Subject, Body: withQuote(a.Body, q), ReplyTo: a.ReplyTo})
 }
 
 // taskCreate creates an open task, in the selection's project unless

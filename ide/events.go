@@ -27,10 +27,9 @@ import (
 //     project keys);
 //   - window/showMessage (a warning) when an agent takes a lease on, writes,
 //     or is refused writing, a file the human has open;
-//   - window/showMessage (info) when an agent sends a message to all, with
-//     its sender's name and subject. Inboxes are agents' only: a message
-//     to "all" is the one an agent can address to people, so it is the
-//     one the human is told of.
+//   - window/showMessage (info) when an agent sends a message to all, and
+//     when an agent or another person sends one to the editor's user
+//     ("user:ID", the user's inbox), with its sender's name and subject.
 
 // EventMethod is the notification that carries a live audit event.
 const EventMethod = "coditect/event"
@@ -184,6 +183,9 @@ func (s *server) warning(ctx context.Context, f *feed, ev audit.Event, path stri
 		if tool != "fs_write" && tool != "fs_edit" {
 			return ""
 		}
+		if _, proposed := ev.Attrs["review"]; proposed {
+			return "" // nothing written yet: review.proposed tells the client
+		}
 		if outcome, _ := ev.Attrs["outcome"].(string); outcome != "ok" {
 			if _, refused := ev.Attrs["unsaved_edits"]; refused {
 				msg = fmt.Sprintf("Coditect: %s tried to write %s; it was refused because you have unsaved edits. Save or close the file to let the agent go on.", who.plain(), base)
@@ -211,13 +213,20 @@ func (s *server) warning(ctx context.Context, f *feed, ev audit.Event, path stri
 	return msg
 }
 
-// broadcast is the notice of an agent's message to all, "" for any other
-// event.
+// broadcast is the notice of an agent's message to all or of a message
+// to the editor's user, "" for any other event.
 func (s *server) broadcast(ctx context.Context, f *feed, ev audit.Event) string {
-	if ev.Kind != "message.sent" || ev.Agent == "" {
+	if ev.Kind != "message.sent" {
 		return ""
 	}
-	if to, _ := ev.Attrs["to"].(string); to != "all" {
+	to, _ := ev.Attrs["to"].(string)
+	whom := ""
+	switch {
+	case to == "all" && ev.Agent != "":
+		whom = "everyone"
+	case to == "user:"+s.sc.Principal().User && (ev.Agent != "" || ev.User != s.sc.Principal().User):
+		whom = "you"
+	default:
 		return ""
 	}
 	who := f.who(ctx, s, ev)
@@ -225,7 +234,7 @@ func (s *server) broadcast(ctx context.Context, f *feed, ev audit.Event) string 
 	if subject == "" {
 		subject = "(no subject)"
 	}
-	return fmt.Sprintf("Coditect: %s messaged everyone: %s", who.plain(), clip(subject, 120))
+	return fmt.Sprintf("Coditect: %s messaged %s: %s", who.plain(), whom, clip(subject, 120))
 }
 
 // who names ev's actor, caching agents' names.

@@ -132,7 +132,7 @@ const (
 	cmdLeaseRelease = "coditect.lease.release"
 )
 
-var commands = []string{cmdSessionStart, cmdSessionJoin, cmdSessionEnd, cmdDashboard, cmdFileHistory, cmdAgents, cmdStatus, cmdMessageSend, cmdTaskCreate, cmdLeaseRelease}
+var commands = append([]string{cmdSessionStart, cmdSessionJoin, cmdSessionEnd, cmdDashboard, cmdFileHistory, cmdAgents, cmdStatus, cmdMessageSend, cmdTaskCreate, cmdLeaseRelease}, reviewCommands...)
 
 func (s *server) initialize(ctx context.Context, params json.RawMessage) (any, error) {
 	s.mu.Lock()

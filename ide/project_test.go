@@ -243,7 +243,7 @@ func TestJoinedSession(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.call("workspace/executeCommand", map[string]any{"command": "coditect.session.join", "arguments": []any{map[string]string{"id": "01JZ3K5V8Q2W7X9Y4N6M1P0R3T"}}}, nil); code(err) != -32602 {
+	if err := c.call("workspace/executeCommand", map[string]any{"command": "coditect.session.join", "arguments": []any{map[string]string{"id": "01JZ3K5V8Q2W7X9Y4N6M1P0R3T"}}}, nil); class(t, err) != "not_found" {
 		t.Fatalf("joining an unknown session: %v", err)
 	}
 	var joined session.Session

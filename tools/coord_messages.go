@@ -31,10 +31,10 @@ type messageSendOut struct {
 func messageSendTool() *Tool {
 	return spec{
 		name: "message_send", title: "Send a message",
-		description: `Send a message to an agent (id or name), a cohort ("cohort:NAME") or everyone ("all"), or reply with reply_to.`,
+		description: "Send a message to an agent, a person, a cohort or everyone, or reply with reply_to.",
 		hints:       additive,
 		input: `{"type":"object","required":["body"],"additionalProperties":false,"properties":{
-			` + actAs + `"to":{"type":"string","description":"Agent id or name, cohort:NAME or all; omit to reply"},
+			` + actAs + `"to":{"type":"string","description":"Agent id or name, user:NAME (a person), cohort:NAME or all; omit to reply"},
 			"subject":{"type":"string","maxLength":200},
 			"body":{"type":"string","maxLength":32768},
 			"reply_to":{"type":"string","description":"message_id you answer"}}}`,
@@ -63,7 +63,7 @@ func messageSend(ctx context.Context, c *Call) (Result, error) {
 		return Result{}, err
 	}
 	if a.To == "" && a.ReplyTo == "" {
-		return Result{}, c.argError("%q is required: an agent id or name from agents_list, \"cohort:NAME\" or \"all\" (or send reply_to to answer a message)", "to")
+		return Result{}, c.argError("%q is required: an agent id or name from agents_list, \"user:NAME\" (a person of your tenant), \"cohort:NAME\" or \"all\" (or send reply_to to answer a message)", "to")
 	}
 	if err := c.actsAsWriter(); err != nil {
 		return Result{}, err
@@ -86,15 +86,19 @@ func messageSend(ctx context.Context, c *Call) (Result, error) {
 	return Result{Structured: out, Text: fmt.Sprintf("Sent message %s to %s (%d recipient(s)).", r.ID, strings.Join(r.Recipients, ", "), len(r.Recipients))}, nil
 }
 
-// address resolves a message_send "to": "all", "cohort:NAME", an agent id,
-// or the name of exactly one active agent of the tenant.
+// address resolves a message_send "to": "all", "cohort:NAME", "user:NAME"
+// (a person), an agent id, or the name of exactly one active agent of the
+// tenant.
 func (c *Call) address(ctx context.Context, to string) (message.To, error) {
 	if to == "" {
 		return message.To{}, nil // a reply: the layer addresses it
 	}
 	a, err := message.Address(ctx, c.Scope, to)
 	if errors.Is(err, agent.ErrNotFound) {
-		return a, &toolError{err: err, msg: fmt.Sprintf("no active agent is named %q: call agents_list for the ids and names of the agents you can message", clip(to, 80))}
+		return a, &toolError{err: err, msg: fmt.Sprintf("no active agent is named %q: call agents_list for the ids and names of the agents you can message; to reach a person, send to \"user:\" and their user id or name", clip(to, 80))}
+	}
+	if errors.Is(err, message.ErrNoUser) {
+		return a, &toolError{err: err, msg: fmt.Sprintf("%q names no person of your tenant: \"user:\" takes a user id or display name (ask your human which); \"all\" reaches every agent", clip(to, 80))}
 	}
 	return a, err
 }

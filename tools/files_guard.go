@@ -2,16 +2,13 @@ package tools
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
-	"path"
 	"strings"
 	"time"
 
+	"github.com/coditect/coditect/internal/atomicwrite"
 	"github.com/coditect/coditect/internal/filediff"
 	"github.com/coditect/coditect/storage/agent"
 	"github.com/coditect/coditect/storage/attrib"
@@ -155,16 +152,6 @@ func recordDiff(c *Call, rel string, old, new []byte, known bool) {
 	c.record("diff_removed", d.Removed)
 }
 
-// syncDir makes the renames and removals in dir (relative to root)
-// durable; a failure leaves them merely as durable as the file system
-// makes them by itself.
-func syncDir(root *os.Root, dir string) {
-	if d, err := root.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
-}
-
 // fault is where a test makes the disk step of a change fail once its
 // transaction committed (files.diskFault); nil otherwise.
 func (f *files) fault(op string) error {
@@ -237,68 +224,12 @@ func fenceError(ctx context.Context, c *Call, key string, fe *lease.FenceError) 
 		fe.Token, c.show(ctx, fe.Resource), fe.Latest, c.heldBy(ctx, key))}
 }
 
-// mkdirs creates the missing directories of dir (relative to root) and
-// returns those it created, outermost first.
-func mkdirs(root *os.Root, dir string) ([]string, error) {
-	if dir == "." {
-		return nil, nil
+// notDir tells a model which path stands where a change needs a directory
+// (atomicwrite.NotDirError); other errors pass unchanged.
+func notDir(err error) error {
+	var nd *atomicwrite.NotDirError
+	if errors.As(err, &nd) {
+		return &toolError{err: ErrNotFile, msg: fmt.Sprintf("%q is a file, not a directory", nd.Path)}
 	}
-	var made []string
-	cur := ""
-	for seg := range strings.SplitSeq(dir, "/") {
-		cur = path.Join(cur, seg)
-		err := root.Mkdir(cur, 0o777)
-		switch {
-		case err == nil:
-			made = append(made, cur)
-		case errors.Is(err, fs.ErrExist):
-			if fi, err := root.Stat(cur); err != nil || !fi.IsDir() {
-				return made, &toolError{err: ErrNotFile, msg: fmt.Sprintf("%q is a file, not a directory", cur)}
-			}
-		default:
-			return made, err
-		}
-	}
-	return made, nil
-}
-
-// removeMade removes the directories mkdirs made, innermost first, each
-// only while it is still empty.
-func removeMade(root *os.Root, made []string) {
-	for i := len(made) - 1; i >= 0; i-- {
-		_ = root.Remove(made[i])
-	}
-}
-
-// writeTemp writes data to a new temporary file in dir, synced, with the
-// mode of the file it will replace (or the default mode of a new file),
-// and returns its name relative to root. The name ends in "~", which the
-// watcher ignores: it sees the rename over the file, not the temporary.
-func writeTemp(root *os.Root, dir, base string, data []byte, mode fs.FileMode, created bool) (string, error) {
-	var rnd [6]byte
-	_, _ = rand.Read(rnd[:])
-	name := path.Join(dir, "."+clip(base, 64)+".coditect-"+hex.EncodeToString(rnd[:])+"~")
-	perm := fs.FileMode(0o600)
-	if created {
-		perm = mode // 0o666 less the umask, as editors create files
-	}
-	file, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
-	if err != nil {
-		return "", err
-	}
-	_, err = file.Write(data)
-	if err == nil && !created {
-		err = file.Chmod(mode)
-	}
-	if err == nil {
-		err = file.Sync()
-	}
-	if cerr := file.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		_ = root.Remove(name)
-		return "", err
-	}
-	return name, nil
+	return err
 }

@@ -7,6 +7,7 @@ import (
 	"path"
 	"time"
 
+	"github.com/coditect/coditect/internal/atomicwrite"
 	"github.com/coditect/coditect/storage/agent"
 	"github.com/coditect/coditect/storage/attrib"
 	"github.com/coditect/coditect/storage/kv"
@@ -102,6 +103,9 @@ func (f *files) move(ctx context.Context, c *Call) (res Result, err error) {
 	} else if !created {
 		return Result{}, &toolError{err: ErrExists, msg: fmt.Sprintf("%q exists: fs_move never replaces a file; choose another name, or delete it first with fs_delete", clip(a.To, 200))}
 	}
+	if res, ok, err := f.proposeMove(ctx, c, root, from, to, me, a.Token, size, hash); ok || err != nil {
+		return res, err
+	}
 	src, err := f.guard(ctx, c, me, from, a.Token, "")
 	if err != nil {
 		return Result{}, err
@@ -116,11 +120,9 @@ func (f *files) move(ctx context.Context, c *Call) (res Result, err error) {
 		return Result{}, err
 	}
 	c.record("hash", hash)
-	dir := path.Dir(to.rel)
-	made, err := mkdirs(root, dir)
+	made, err := atomicwrite.MakeDirs(root, path.Dir(to.rel))
 	if err != nil {
-		removeMade(root, made)
-		return Result{}, err
+		return Result{}, notDir(err)
 	}
 	// The new path gets the content's hash as the agent's write (a rename
 	// the watcher sees, or a creation if it sees a deletion and a
@@ -132,20 +134,16 @@ func (f *files) move(ctx context.Context, c *Call) (res Result, err error) {
 		return attrib.RecordAgentDelete(tx, c.Scope, src.key, me, model, from.session)
 	})
 	if err != nil {
-		removeMade(root, made)
+		made.Remove()
 		return Result{}, err
 	}
 	if err = f.fault("move"); err == nil {
-		err = root.Rename(from.rel, to.rel)
+		err = atomicwrite.Rename(root, from.rel, to.rel)
 	}
 	if err != nil {
 		withdrawDeletion(ctx, c, me, src.key)
-		removeMade(root, made)
+		made.Remove()
 		return Result{}, err
-	}
-	syncDir(root, dir)
-	if d := path.Dir(from.rel); d != dir {
-		syncDir(root, d)
 	}
 	out := moveOut{From: from.rel, Path: to.rel, Bytes: size, Hash: hash, Project: from.project.Name, Leases: []heldOut{src.out(), dst.out()}}
 	return Result{Structured: out, Text: fmt.Sprintf("Moved %s to %s (%d bytes, %s). %s",
@@ -242,6 +240,9 @@ func (f *files) delete(ctx context.Context, c *Call) (res Result, err error) {
 	if err != nil {
 		return Result{}, err
 	}
+	if res, ok, err := f.proposeMove(ctx, c, root, pl, place{}, me, a.Token, size, hash); ok || err != nil {
+		return res, err
+	}
 	old, known := prior(root, pl.rel, f.maxRead)
 	h, err := f.guard(ctx, c, me, pl, a.Token, "")
 	if err != nil {
@@ -260,13 +261,12 @@ func (f *files) delete(ctx context.Context, c *Call) (res Result, err error) {
 		return Result{}, err
 	}
 	if err = f.fault("delete"); err == nil {
-		err = root.Remove(pl.rel)
+		err = atomicwrite.Remove(root, pl.rel)
 	}
 	if err != nil {
 		withdrawDeletion(ctx, c, me, h.key)
 		return Result{}, err
 	}
-	syncDir(root, path.Dir(pl.rel))
 	recordDiff(c, pl.rel, old, nil, known)
 	out := deleteOut{Path: pl.rel, Bytes: size, Hash: hash, Project: pl.project.Name, Leases: []heldOut{h.out()}}
 	return Result{Structured: out, Text: fmt.Sprintf("Deleted %s (%d bytes, %s). %s", out.Path, out.Bytes, out.Hash, leasesText(out.Leases, agent.Now(ctx)))}, nil

@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path"
 	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	"github.com/coditect/coditect/internal/atomicwrite"
 	"github.com/coditect/coditect/storage/agent"
 	"github.com/coditect/coditect/storage/attrib"
 	"github.com/coditect/coditect/storage/kv"
@@ -94,6 +94,9 @@ func (f *files) write(ctx context.Context, c *Call) (Result, error) {
 		return Result{}, err
 	}
 	defer root.Close()
+	if res, ok, err := f.proposeWrite(ctx, c, root, pl, me, []byte(*a.Content), nil, a.Token, a.Path, "write"); ok || err != nil {
+		return res, err
+	}
 	out, err := f.store(ctx, c, root, pl, me, []byte(*a.Content), nil, a.Token, a.Path)
 	if err != nil {
 		return Result{}, err
@@ -192,6 +195,9 @@ func (f *files) edit(ctx context.Context, c *Call) (Result, error) {
 	}
 	c.record("base_hash", attrib.Hash(b))
 	c.record("edits", len(edits))
+	if res, ok, err := f.proposeWrite(ctx, c, root, pl, me, []byte(text), b, a.Token, a.Path, "edit"); ok || err != nil {
+		return res, err
+	}
 	out, err := f.store(ctx, c, root, pl, me, []byte(text), b, a.Token, a.Path)
 	if err != nil {
 		return Result{}, err
@@ -340,22 +346,9 @@ func (f *files) store(ctx context.Context, c *Call, root *os.Root, pl place, me 
 
 	// The bytes go to a synced temporary file first, so that once the
 	// transaction has committed only a rename is left to do.
-	dir := path.Dir(pl.rel)
-	made, err := mkdirs(root, dir)
-	undo := func(tmp string) {
-		if tmp != "" {
-			_ = root.Remove(tmp)
-		}
-		removeMade(root, made)
-	}
+	staged, err := atomicwrite.Stage(root, pl.rel, data, mode, created)
 	if err != nil {
-		undo("")
-		return writeOut{}, err
-	}
-	tmp, err := writeTemp(root, dir, path.Base(pl.rel), data, mode, created)
-	if err != nil {
-		undo("")
-		return writeOut{}, err
+		return writeOut{}, notDir(err)
 	}
 	err = f.commit(ctx, c, me, "write", []hold{h}, func(tx kv.Tx, model string) error {
 		return attrib.RecordAgentWrite(tx, c.Scope, h.key, hash, me, model, pl.session)
@@ -364,13 +357,12 @@ func (f *files) store(ctx context.Context, c *Call, root *os.Root, pl place, me 
 		err = f.fault("write")
 	}
 	if err == nil {
-		err = root.Rename(tmp, pl.rel)
+		err = staged.Commit()
 	}
 	if err != nil {
-		undo(tmp)
+		staged.Abort()
 		return writeOut{}, err
 	}
-	syncDir(root, dir)
 	recordDiff(c, pl.rel, old, data, known)
 	leaseRel, _ := unqualify(h.lease.Resource)
 	return writeOut{Path: pl.rel, Bytes: len(data), Hash: hash, Created: created, Lease: leaseRel, Project: pl.project.Name,

@@ -48,13 +48,19 @@ func (h *Handler) decodeJSON(w http.ResponseWriter, r *http.Request, limit int64
 
 // MessageRequest is the body of POST /api/v1/messages.
 type MessageRequest struct {
-	// To is an agent id or name, "cohort:NAME" or "all".
-	To      string `json:"to"`
+	// To is an agent id or name, "user:NAME" (a person), "cohort:NAME" or
+	// "all"; it may be left out of a reply, which goes to the sender of
+	// the message answered.
+	To      string `json:"to,omitempty"`
 	Subject string `json:"subject,omitempty"`
 	Body    string `json:"body"`
+	// ReplyTo is the id of a message in the caller's inbox (GET
+	// /api/v1/inbox) this one answers; the reply joins its thread.
+	ReplyTo string `json:"reply_to,omitempty"`
 }
 
-// sendMessage sends a person's message to an agent, a cohort or everyone.
+// sendMessage sends a person's message to an agent, a person, a cohort or
+// everyone, or replies to a message of the person's inbox.
 func (h *Handler) sendMessage(w http.ResponseWriter, r *http.Request, sc *tenant.Scope) {
 	if err := sc.CanWrite(); err != nil {
 		h.fail(w, err) // before the body: a viewer learns nothing else
@@ -64,12 +70,15 @@ func (h *Handler) sendMessage(w http.ResponseWriter, r *http.Request, sc *tenant
 	if !h.decodeJSON(w, r, maxActionBody, &req) {
 		return
 	}
-	to, err := message.Address(r.Context(), sc, req.To)
-	if err != nil {
-		h.fail(w, err)
-		return
+	var to message.To
+	if req.To != "" || req.ReplyTo == "" {
+		var err error
+		if to, err = message.Address(r.Context(), sc, req.To); err != nil {
+			h.fail(w, err)
+			return
+		}
 	}
-	rc, err := message.Send(r.Context(), sc, message.Outgoing{To: to, Subject: req.Subject, Body: req.Body})
+	rc, err := message.Send(r.Context(), sc, message.Outgoing{To: to, Subject: req.Subject, Body: req.Body, ReplyTo: req.ReplyTo})
 	if err != nil {
 		h.fail(w, err)
 		return

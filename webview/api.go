@@ -66,7 +66,7 @@ func badRequest(format string, args ...any) error {
 // clean drops the package prefixes of a layer error ("audit: …").
 func clean(err error) string {
 	s := err.Error()
-	for _, p := range []string{"tenant: ", "audit: ", "session: ", "agent: ", "task: ", "lease: ", "project: ", "message: ", "bad request: "} {
+	for _, p := range []string{"tenant: ", "audit: ", "session: ", "agent: ", "task: ", "lease: ", "project: ", "message: ", "review: ", "bad request: "} {
 		s = strings.TrimPrefix(s, p)
 	}
 	return s

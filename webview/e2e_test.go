@@ -126,10 +126,65 @@ func TestDashboardInBrowser(t *testing.T) {
 	if d := os.Getenv("CODITECT_SCREENSHOTS"); d != "" {
 		shots = filepath.Join(testbin.Root(), d)
 	}
-	cmd := exec.CommandContext(ctx, node, "dashboard.mjs")
+	result := runBrowserScript(t, ctx, node, "dashboard.mjs", []string{"CODITECT_LOGIN_URL=" + srv.url + "/#token=" + srv.token,
+		"CODITECT_CHROMIUM=" + chromiumPath, "CODITECT_SHOTS=" + shots, "CODITECT_PROJECT_ROOT=" + canon(ws), "CODITECT_OTHER_ROOT=" + canon(other)},
+		func(req browserRequest) map[string]any {
+			reply := map[string]any{"ok": true}
+			switch req.Op {
+			case "note": // an agent in another process writes an event
+				if req.Project != "" {
+					reply["id"] = projectNote(t, ctx, store, req.Project, req.Text)
+					break
+				}
+				args := map[string]any{"text": req.Text}
+				if req.Kind != "" {
+					args["kind"] = req.Kind
+				}
+				reply["id"] = builder.call(t, "note", args)["event_id"]
+			case "inbox": // the builder reads its messages
+				reply["messages"] = builder.call(t, "inbox", map[string]any{"limit": 50})["messages"]
+			case "tell": // the builder messages a person (text: user:NAME)
+				reply["id"] = builder.call(t, "message_send", map[string]any{"to": req.Text, "subject": "auth.go", "body": "May I refactor auth.go?"})["message_id"]
+			case "viewer": // the operator makes a viewer's token
+				reply["token"] = viewerToken(t, ctx, bin, store)
+			case "kill": // the daemon dies without a goodbye
+				srv.kill(t)
+			case "start": // and comes back on the same address and store
+				srv = startDaemon(t, ctx, bin, store, addr, ws)
+				if srv.token != "" {
+					t.Fatal("a restart printed a new login token")
+				}
+			default:
+				t.Fatalf("dashboard.mjs asked for %q", req.Op)
+			}
+			return reply
+		}, func() string { return srv.stderr() })
+	t.Logf("browser: %v", result)
+	for _, v := range []string{"live", "sessions", "agents", "files", "tasks", "activity"} {
+		if fi, err := os.Stat(filepath.Join(shots, v+".png")); err != nil || fi.Size() < 10_000 {
+			t.Errorf("screenshot of %s: %v", v, err)
+		}
+	}
+	srv.stop(t)
+}
+
+// browserRequest is a line a browser script asks the Go test with.
+type browserRequest struct {
+	Op      string `json:"op"`
+	Path    string `json:"path"`
+	Text    string `json:"text"`
+	Kind    string `json:"kind"`
+	Project string `json:"project"`
+}
+
+// runBrowserScript runs webview/e2e/<script> with env, answers each JSON
+// line it prints with handle's reply, and returns the line whose op is
+// "done". daemonStderr tells, when the script fails, what the daemon said.
+func runBrowserScript(t *testing.T, ctx context.Context, node, script string, env []string, handle func(browserRequest) map[string]any, daemonStderr func() string) map[string]any {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, node, script)
 	cmd.Dir = "e2e"
-	cmd.Env = append(os.Environ(), "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1", "CODITECT_LOGIN_URL="+srv.url+"/#token="+srv.token,
-		"CODITECT_CHROMIUM="+chromiumPath, "CODITECT_SHOTS="+shots, "CODITECT_PROJECT_ROOT="+canon(ws), "CODITECT_OTHER_ROOT="+canon(other))
+	cmd.Env = append(append(os.Environ(), "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1"), env...)
 	toNode, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -145,66 +200,34 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	var result map[string]any
 	requests := bufio.NewScanner(fromNode)
+	requests.Buffer(nil, 1<<20)
 	for requests.Scan() {
-		var req struct {
-			Op      string `json:"op"`
-			Text    string `json:"text"`
-			Kind    string `json:"kind"`
-			Project string `json:"project"`
-		}
+		var req browserRequest
 		if err := json.Unmarshal(requests.Bytes(), &req); err != nil {
-			t.Fatalf("dashboard.mjs said %q: %v", requests.Text(), err)
+			t.Fatalf("%s said %q: %v", script, requests.Text(), err)
 		}
 		reply := map[string]any{"ok": true}
-		switch req.Op {
-		case "note": // an agent in another process writes an event
-			if req.Project != "" {
-				reply["id"] = projectNote(t, ctx, store, req.Project, req.Text)
-				break
-			}
-			args := map[string]any{"text": req.Text}
-			if req.Kind != "" {
-				args["kind"] = req.Kind
-			}
-			reply["id"] = builder.call(t, "note", args)["event_id"]
-		case "inbox": // the builder reads its messages
-			reply["messages"] = builder.call(t, "inbox", map[string]any{"limit": 50})["messages"]
-		case "viewer": // the operator makes a viewer's token
-			reply["token"] = viewerToken(t, ctx, bin, store)
-		case "kill": // the daemon dies without a goodbye
-			srv.kill(t)
-		case "start": // and comes back on the same address and store
-			srv = startDaemon(t, ctx, bin, store, addr, ws)
-			if srv.token != "" {
-				t.Fatal("a restart printed a new login token")
-			}
-		case "done":
+		if req.Op == "done" {
 			result = map[string]any{}
 			if err := json.Unmarshal(requests.Bytes(), &result); err != nil {
 				t.Fatal(err)
 			}
-		default:
-			t.Fatalf("dashboard.mjs asked for %q", req.Op)
+		} else {
+			reply = handle(req)
 		}
 		b, _ := json.Marshal(reply)
 		if _, err := toNode.Write(append(b, '\n')); err != nil {
-			t.Fatalf("writing to dashboard.mjs: %v\n%s", err, nodeErr.String())
+			t.Fatalf("writing to %s: %v\n%s", script, err, nodeErr.String())
 		}
 	}
 	toNode.Close()
 	if err := cmd.Wait(); err != nil {
-		t.Fatalf("dashboard.mjs: %v\n%s\ndaemon stderr:\n%s", err, nodeErr.String(), srv.stderr())
+		t.Fatalf("%s: %v\n%s\ndaemon stderr:\n%s", script, err, nodeErr.String(), daemonStderr())
 	}
 	if result == nil {
-		t.Fatalf("dashboard.mjs ended without reporting\n%s", nodeErr.String())
+		t.Fatalf("%s ended without reporting\n%s", script, nodeErr.String())
 	}
-	t.Logf("browser: %v", result)
-	for _, v := range []string{"live", "sessions", "agents", "files", "tasks", "activity"} {
-		if fi, err := os.Stat(filepath.Join(shots, v+".png")); err != nil || fi.Size() < 10_000 {
-			t.Errorf("screenshot of %s: %v", v, err)
-		}
-	}
-	srv.stop(t)
+	return result
 }
 
 // viewerToken creates the user vic and a viewer's token for vic with the
@@ -228,15 +251,8 @@ func viewerToken(t *testing.T, ctx context.Context, bin, store string) string {
 // tenant's log, as a process other than the daemon, and returns its id.
 func projectNote(t *testing.T, ctx context.Context, store, projectID, text string) string {
 	t.Helper()
-	st, err := storage.Open(ctx, store)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sc, st := e2eScope(t, ctx, store)
 	defer st.Close()
-	sc, err := tenant.NewDirectory(st, "e2e").Local(ctx, "default", "e2e")
-	if err != nil {
-		t.Fatal(err)
-	}
 	ev := sc.Event("note.added", text)
 	ev.Project, ev.Path = projectID, "README.md"
 	evs, err := sc.Log().Append(ctx, ev)
@@ -244,6 +260,22 @@ func projectNote(t *testing.T, ctx context.Context, store, projectID, text strin
 		t.Fatal(err)
 	}
 	return evs[0].ID
+}
+
+// e2eScope opens store, as a process other than the daemon, for the local
+// user e2e of the default tenant; closing the store is the caller's.
+func e2eScope(t *testing.T, ctx context.Context, store string) (*tenant.Scope, io.Closer) {
+	t.Helper()
+	st, err := storage.Open(ctx, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := tenant.NewDirectory(st, "e2e").Local(ctx, "default", "e2e")
+	if err != nil {
+		st.Close()
+		t.Fatal(err)
+	}
+	return sc, st
 }
 
 // daemon is a running `coditect serve`.

@@ -240,6 +240,16 @@ func (h *Handler) routes() {
 	api("PATCH /api/v1/tasks/{id}", h.changeTask)
 	api("DELETE /api/v1/leases/{resource}", h.releaseLease)
 	api("POST /api/v1/sessions/{id}/end", h.endSession)
+	// Review before write (reviews.go).
+	api("GET /api/v1/reviews", h.listReviews)
+	api("GET /api/v1/reviews/{id}", h.getReview)
+	api("POST /api/v1/reviews/{id}/accept", h.acceptReview)
+	api("POST /api/v1/reviews/{id}/reject", h.rejectReview)
+	api("GET /api/v1/projects/{id}/review-policy", h.getPolicy)
+	api("PUT /api/v1/projects/{id}/review-policy", h.putPolicy)
+	api("DELETE /api/v1/projects/{id}/review-policy", h.deletePolicy)
+	api("GET /api/v1/inbox", h.listInbox)     // inbox.go
+	api("POST /api/v1/inbox/ack", h.ackInbox) // inbox.go
 	h.mux.HandleFunc("GET "+FeedPath, h.feed)
 	h.patterns = append(h.patterns, "GET "+FeedPath)
 	// Everything else under the API is a JSON 404 (after authentication,

@@ -39,11 +39,11 @@ func TestHumanActionsCLI(t *testing.T) {
 	if first["body"] != "hands off auth.go" || first["subject"] != "auth" || first["from_user"] == "" || first["from"] != nil {
 		t.Fatalf("the agent reads %v", first)
 	}
-	if out := c.ok("message", "list"); strings.Count(out, label) != 2 || strings.Contains(out, id) {
-		t.Fatalf("message list: %q", out)
+	if out := c.ok("message", "list", "--sent"); strings.Count(out, label) != 2 || strings.Contains(out, id) {
+		t.Fatalf("message list --sent: %q", out)
 	}
-	if sent := decode[[]map[string]any](t, c.ok("message", "list", "--json")); len(sent) != 2 {
-		t.Fatalf("message list --json: %v", sent)
+	if sent := decode[[]map[string]any](t, c.ok("message", "list", "--sent", "--json")); len(sent) != 2 {
+		t.Fatalf("message list --sent --json: %v", sent)
 	}
 	c.fail("no active agent is named", "message", "send", "nobody", "hi")
 

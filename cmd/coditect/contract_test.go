@@ -111,6 +111,10 @@ func TestEveryJSONFlagPrintsJSON(t *testing.T) {
 		{"project show", cmdCase{args: []string{"project", "show", filepath.Base(ws)}}},
 		{"project add", cmdCase{args: []string{"project", "add", "billing", t.TempDir()}}},
 		{"project remove", cmdCase{args: []string{"project", "remove", "billing"}}},
+		{"project policy set", cmdCase{args: []string{"project", "policy", "set", filepath.Base(ws), "--glob", "src/auth/**"}}},
+		{"project policy show", cmdCase{args: []string{"project", "policy", "show"}}},
+		{"project policy clear", cmdCase{args: []string{"project", "policy", "clear", filepath.Base(ws)}}},
+		{"review list", cmdCase{args: []string{"review", "list", "--all"}}},
 		{"agent list", cmdCase{args: []string{"agent", "list"}}},
 		{"log tail", cmdCase{args: []string{"log", "tail"}, lines: true}},
 		{"log query", cmdCase{args: []string{"log", "query"}}},
@@ -123,12 +127,17 @@ func TestEveryJSONFlagPrintsJSON(t *testing.T) {
 		// with --json.
 		{"message send", cmdCase{}},
 		{"message list", cmdCase{}},
+		{"message ack", cmdCase{}},
 		{"task create", cmdCase{}},
 		{"task assign", cmdCase{}},
 		{"task move", cmdCase{}},
 		{"task list", cmdCase{}},
 		{"lease list", cmdCase{}},
 		{"lease release", cmdCase{}},
+		// Deciding needs an agent's proposal: TestReviewCLI runs them with --json.
+		{"review show", cmdCase{}},
+		{"review accept", cmdCase{}},
+		{"review reject", cmdCase{}},
 	}
 	covered := map[string]bool{}
 	for _, tc := range cases {

@@ -52,6 +52,13 @@ func startIDE(t *testing.T, bin, store, ws string, args ...string) *ideProc {
 	cmd := exec.Command(bin, append([]string{"ide", "--store", store, "--tenant", "t1", "--user", "ada"}, args...)...)
 	cmd.Env = append(os.Environ(), "CODITECT_TOKEN=", "XDG_DATA_HOME="+t.TempDir())
 	cmd.Dir = ws
+	return driveIDE(t, cmd)
+}
+
+// driveIDE starts cmd, a `coditect ide`, and reads its frames; the test's
+// cleanup kills it if it still runs.
+func driveIDE(t *testing.T, cmd *exec.Cmd) *ideProc {
+	t.Helper()
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -356,14 +363,8 @@ func TestIDEDashboardTokenDiesWithIDE(t *testing.T) {
 // TestIDENodeClient runs ide/vscode/test/e2e.mjs, a client on Node's
 // vscode-jsonrpc (installed by ide/vscode/setup.sh; skipped without it).
 func TestIDENodeClient(t *testing.T) {
-	dir := filepath.Join(testbin.Root(), "ide", "vscode")
-	node, err := exec.LookPath("node")
-	if err != nil {
-		skipOutsideCI(t, "node is not installed (ide/vscode/setup.sh)")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "vscode-jsonrpc")); err != nil {
-		skipOutsideCI(t, "vscode-jsonrpc is not installed: run ide/vscode/setup.sh")
-	}
+	dir := extensionDir()
+	node := needNode(t, "vscode-jsonrpc")
 	bin := ideBinary(t)
 	store, ws := ideWorkspace(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*ideWait)
@@ -606,7 +607,7 @@ ready:
 // skipOutsideCI skips a test whose outside tool is missing, except in CI
 // (CI=true), where make test installs it: there a missing tool is a broken
 // install step and must fail, not pass silently.
-func skipOutsideCI(t *testing.T, why string) {
+func skipOutsideCI(t testing.TB, why string) {
 	t.Helper()
 	if os.Getenv("CI") != "" {
 		t.Fatal(why)

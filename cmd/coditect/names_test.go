@@ -1,69 +1,9 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
-	"os/exec"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
-
-// mcpAgent is `coditect mcp` on the cli's store, driven by the official
-// MCP Go SDK client.
-type mcpAgent struct {
-	t  *testing.T
-	cs *mcp.ClientSession
-}
-
-func (c *cli) mcp(args ...string) *mcpAgent {
-	c.t.Helper()
-	cmd := exec.Command(c.bin, append([]string{"mcp"}, args...)...)
-	cmd.Env = append(cmd.Environ(), c.env...)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cs, err := mcp.NewClient(&mcp.Implementation{Name: "LM Studio", Version: "0.3"}, nil).Connect(ctx, &mcp.CommandTransport{Command: cmd}, nil)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	c.t.Cleanup(func() { cs.Close() })
-	return &mcpAgent{t: c.t, cs: cs}
-}
-
-// call calls a tool and returns its structured content, its text and
-// whether it was a tool error.
-func (a *mcpAgent) call(name string, args map[string]any) (map[string]any, string, bool) {
-	a.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	res, err := a.cs.CallTool(ctx, &mcp.CallToolParams{Name: name, Arguments: args})
-	if err != nil {
-		a.t.Fatalf("%s: %v", name, err)
-	}
-	var text strings.Builder
-	for _, c := range res.Content {
-		if tc, ok := c.(*mcp.TextContent); ok {
-			text.WriteString(tc.Text)
-		}
-	}
-	var out map[string]any
-	if b, err := json.Marshal(res.StructuredContent); err == nil {
-		json.Unmarshal(b, &out)
-	}
-	return out, text.String(), res.IsError
-}
-
-// ok calls a tool that must succeed.
-func (a *mcpAgent) ok(name string, args map[string]any) map[string]any {
-	a.t.Helper()
-	out, text, isErr := a.call(name, args)
-	if isErr {
-		a.t.Fatalf("%s %v: %s", name, args, text)
-	}
-	return out
-}
 
 // TestTextNamesAgents: the text of log tail, log query, session list and
 // session show names an agent "name (model)", never by its id; --json keeps

@@ -25,7 +25,7 @@ func newProjectCommand() *cobra.Command {
 			"members use the roots registered for them.",
 	}
 	identityFlags(cmd)
-	cmd.AddCommand(newProjectAddCommand(), newProjectListCommand(), newProjectShowCommand(), newProjectRemoveCommand())
+	cmd.AddCommand(newProjectAddCommand(), newProjectListCommand(), newProjectShowCommand(), newProjectRemoveCommand(), newProjectPolicyCommand())
 	return cmd
 }
 

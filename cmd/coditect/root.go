@@ -16,7 +16,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 	}
 	root.PersistentFlags().String("store", "", "store URL: sqlite:///path/to.db or fdb:///etc/foundationdb/fdb.cluster (default $CODITECT_STORE, else the embedded store under $XDG_DATA_HOME/coditect)")
-	root.AddCommand(newVersionCommand(), newStoreCommand(), newTenantCommand(), newUserCommand(), newTokenCommand(), newSessionCommand(), newProjectCommand(), newLogCommand(), newAgentCommand(), newMCPCommand(), newWatchCommand(), newServeCommand(), newIDECommand(), newMessageCommand(), newTaskCommand(), newLeaseCommand(), newCoreCommand())
+	root.AddCommand(newVersionCommand(), newStoreCommand(), newTenantCommand(), newUserCommand(), newTokenCommand(), newSessionCommand(), newProjectCommand(), newLogCommand(), newAgentCommand(), newMCPCommand(), newWatchCommand(), newServeCommand(), newIDECommand(), newMessageCommand(), newTaskCommand(), newLeaseCommand(), newCoreCommand(), newReviewCommand())
 	refuseUnknownSubcommands(root)
 	return root
 }

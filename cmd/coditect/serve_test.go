@@ -84,9 +84,23 @@ func startServe(t *testing.T, storeURL string, args ...string) *daemonProc {
 
 func (p *daemonProc) get(t *testing.T, path, token string) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest("GET", p.url+path, nil)
+	return p.do(t, "GET", path, token, "")
+}
+
+// do sends a request with token ("": none) and a JSON body ("": none),
+// and returns the status and body of the response.
+func (p *daemonProc) do(t *testing.T, method, path, token, body string) (int, string) {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, _ := http.NewRequest(method, p.url+path, rd)
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -27,6 +27,7 @@ import (
 	"github.com/coditect/coditect/storage/lease"
 	"github.com/coditect/coditect/storage/message"
 	"github.com/coditect/coditect/storage/project"
+	"github.com/coditect/coditect/storage/review"
 	"github.com/coditect/coditect/storage/session"
 	"github.com/coditect/coditect/storage/task"
 	"github.com/coditect/coditect/storage/tenant"
@@ -142,6 +143,11 @@ func (cw *countWorld) moreOfB(t *testing.T, n int) {
 		must(err)
 		_, err = task.Create(ctx, scB, task.New{Title: "task " + tag, Project: pl.Project.ID})
 		must(err)
+		rvLease, err := lease.Acquire(ctx, asc, lease.Request{Resource: project.File{Project: pl.Project.ID, Rel: "src/rv-" + tag + ".go"}.String()})
+		must(err)
+		_, err = review.Propose(ctx, asc, review.Spec{Kind: review.Write, Project: pl.Project.ID, Path: "src/rv-" + tag + ".go", Agent: a.ID, Session: s.ID,
+			New: []byte("proposed " + tag), Leases: []review.Held{{Resource: rvLease.Resource, Token: rvLease.Token}}})
+		must(err)
 		for range 3 {
 			ev := asc.Event("note.added", "note "+tag)
 			ev.Session, ev.Project, ev.Path = s.ID, pl.Project.ID, pathA
@@ -191,7 +197,7 @@ type normalizer struct {
 var (
 	reSecret   = regexp.MustCompile(`cdt_[A-Za-z0-9_-]{20,}`)
 	reTime     = regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)`)
-	rePrefixed = regexp.MustCompile(`\b(ag|tk|send|pr)_[0-9A-HJKMNP-TV-Z]{26}\b`)
+	rePrefixed = regexp.MustCompile(`\b(ag|tk|send|pr|rv)_[0-9A-HJKMNP-TV-Z]{26}\b`)
 	reSession  = regexp.MustCompile(`\b[0-9A-HJKMNP-TV-Z]{26}\b`)
 	reStamp    = regexp.MustCompile(`\b[0-9a-f]{24}\b`)
 	reTokenID  = regexp.MustCompile(`\b[0-9a-f]{16}\b`)

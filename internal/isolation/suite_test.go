@@ -35,6 +35,7 @@ import (
 	"github.com/coditect/coditect/storage/lease"
 	"github.com/coditect/coditect/storage/message"
 	"github.com/coditect/coditect/storage/project"
+	"github.com/coditect/coditect/storage/review"
 	"github.com/coditect/coditect/storage/session"
 	"github.com/coditect/coditect/storage/task"
 	"github.com/coditect/coditect/storage/tenant"
@@ -215,13 +216,24 @@ func newWorldAt(t *testing.T, base string) *world {
 	must(err)
 	_, err = message.Send(ctx, scB, message.Outgoing{To: message.To{Agent: a.ID}, Body: "hello " + marker})
 	must(err)
+	// A person's inbox: B's alice (named like A's) has a message.
+	toAlice, err := message.Send(ctx, asc, message.Outgoing{To: message.To{User: "alice"}, Subject: "for " + marker, Body: "hello alice " + marker})
+	must(err)
 	tk, err := task.Create(ctx, scB, task.New{Title: "task " + marker, Project: w.projB.ID})
 	must(err)
 	ev := scB.Event("note.added", "note "+marker)
 	ev.Session, ev.Project, ev.Path = s.ID, w.projB.ID, "src/"+marker+"/main.go"
 	evs, err := scB.Log().Append(ctx, ev)
 	must(err)
-	w.idsB = []string{s.ID, a.ID, tk.ID, evs[0].ID, tb.ID, w.projB.ID, w.projB.Name}
+	// A review policy and a pending proposal of B's.
+	_, err = review.SetPolicy(ctx, scB, w.projB.ID, []review.Rule{{Glob: "src/" + marker + "/**", Agents: []string{"agent-" + marker}}})
+	must(err)
+	held, err := lease.Acquire(ctx, asc, lease.Request{Resource: project.File{Project: w.projB.ID, Rel: "src/" + marker + "/deep/x.go"}.String()})
+	must(err)
+	rv, err := review.Propose(ctx, asc, review.Spec{Kind: review.Write, Project: w.projB.ID, Path: "src/" + marker + "/deep/x.go", Agent: a.ID, Session: s.ID,
+		New: []byte("proposed " + marker), Diff: "+proposed " + marker, Leases: []review.Held{{Resource: held.Resource, Token: held.Token}}})
+	must(err)
+	w.idsB = []string{s.ID, a.ID, tk.ID, evs[0].ID, tb.ID, w.projB.ID, w.projB.Name, toAlice.ID, rv.ID}
 	w.tokenB = tokB
 	w.filesB = w.files(t)
 	return w
@@ -569,11 +581,22 @@ var restCases = map[string]restCase{
 	"POST /api/v1/tokens":               {body: `{"user":%s,"agent":%s,"label":"x"}`},
 	"DELETE /api/v1/tokens/{id}":        {},
 	"GET /api/v1/feed":                  {}, // attacked by feedFilters
-	"POST /api/v1/messages":             {body: `{"to":%s,"body":%s}`},
+	"POST /api/v1/messages":             {body: `{"to":%s,"reply_to":%s,"body":"x"}`},
+	"GET /api/v1/inbox":                 {query: []string{"limit", "after", "thread"}},
+	"POST /api/v1/inbox/ack":            {body: `{"ids":[%s,%s]}`},
 	"POST /api/v1/tasks":                {body: `{"title":%s,"project":%s}`},
 	"PATCH /api/v1/tasks/{id}":          {body: `{"version":1,"assignee":%s,"note":%s}`},
 	"DELETE /api/v1/leases/{resource}":  {query: []string{"reason"}},
 	"POST /api/v1/sessions/{id}/end":    {body: `{"status":"completed","summary":%s,"x":%s}`},
+
+	// Review before write (webview/reviews.go).
+	"GET /api/v1/reviews":                        {query: []string{"project", "all"}},
+	"GET /api/v1/reviews/{id}":                   {},
+	"POST /api/v1/reviews/{id}/accept":           {},
+	"POST /api/v1/reviews/{id}/reject":           {body: `{"reason":%[1]s}`},
+	"GET /api/v1/projects/{id}/review-policy":    {},
+	"PUT /api/v1/projects/{id}/review-policy":    {body: `{"rules":[{"glob":%s,"agents":[%s]}]}`},
+	"DELETE /api/v1/projects/{id}/review-policy": {},
 }
 
 func TestRESTCasesCoverRoutes(t *testing.T) {
@@ -804,6 +827,8 @@ func (w *world) ideCommands(t reporter, serve func(ctx context.Context, in io.Re
 		for _, v := range w.attacks() {
 			for _, arg := range []map[string]any{
 				{"title": v, "workspace": v, "project": v, "status": v, "summary": v, "uri": v},
+				{"id": v, "reason": v, "project": v},
+				{"reply_to": v, "to": v, "body": "x"},
 				{"uri": "file:///" + v, "limit": 5},
 				{"uri": "file:///src/" + marker[:6] + "/" + v},
 				{"workspace": "/src/" + v},

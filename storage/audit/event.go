@@ -109,6 +109,8 @@ var kinds = []string{
 	"tool.called", "note.added", "decision.recorded",
 	"file.created", "file.modified", "file.deleted", "file.renamed",
 	"ide.opened", "ide.edited", "ide.saved", "ide.closed", "command.run",
+	"ide.request",
+	"review.proposed", "review.accepted", "review.rejected", "review.policy_set",
 }
 
 // Kinds returns the accepted event kinds, sorted.

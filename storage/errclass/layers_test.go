@@ -19,6 +19,7 @@ import (
 	"github.com/coditect/coditect/storage/lease"
 	"github.com/coditect/coditect/storage/message"
 	"github.com/coditect/coditect/storage/project"
+	"github.com/coditect/coditect/storage/review"
 	"github.com/coditect/coditect/storage/session"
 	"github.com/coditect/coditect/storage/task"
 	"github.com/coditect/coditect/storage/tenant"
@@ -26,7 +27,7 @@ import (
 
 // layers are the storage layers whose every exported Err* must carry a
 // class; the table below must name each of them.
-var layers = []string{"session", "lease", "task", "message", "agent", "attrib", "project", "tenant", "audit"}
+var layers = []string{"session", "lease", "task", "message", "agent", "attrib", "project", "tenant", "audit", "review"}
 
 var table = map[string]struct {
 	err   error
@@ -49,6 +50,7 @@ var table = map[string]struct {
 	"task.ErrTransition":        {task.ErrTransition, errclass.Conflict},
 	"message.ErrInvalid":        {message.ErrInvalid, errclass.Invalid},
 	"message.ErrNotFound":       {message.ErrNotFound, errclass.NotFound},
+	"message.ErrNoUser":         {message.ErrNoUser, errclass.NotFound},
 	"agent.ErrInvalid":          {agent.ErrInvalid, errclass.Invalid},
 	"agent.ErrNotFound":         {agent.ErrNotFound, errclass.NotFound},
 	"attrib.ErrInvalid":         {attrib.ErrInvalid, errclass.Invalid},
@@ -58,6 +60,12 @@ var table = map[string]struct {
 	"project.ErrExists":         {project.ErrExists, errclass.Conflict},
 	"project.ErrOverlap":        {project.ErrOverlap, errclass.Conflict},
 	"project.ErrOutside":        {project.ErrOutside, errclass.Forbidden},
+	"review.ErrInvalid":         {review.ErrInvalid, errclass.Invalid},
+	"review.ErrNotFound":        {review.ErrNotFound, errclass.NotFound},
+	"review.ErrDecided":         {review.ErrDecided, errclass.Conflict},
+	"review.ErrStale":           {review.ErrStale, errclass.Conflict},
+	"review.ErrPending":         {review.ErrPending, errclass.Conflict},
+	"review.ErrNoRoot":          {review.ErrNoRoot, errclass.NotFound},
 	"tenant.ErrInvalid":         {tenant.ErrInvalid, errclass.Invalid},
 	"tenant.ErrNotFound":        {tenant.ErrNotFound, errclass.NotFound},
 	"tenant.ErrExists":          {tenant.ErrExists, errclass.Conflict},

@@ -9,15 +9,17 @@ import (
 	"github.com/coditect/coditect/storage/tenant"
 )
 
-// Address reads an address as people type it: "all", "cohort:NAME", an
-// agent id (ag_…) or the name of exactly one active agent of the scope's
-// tenant. An unknown name is agent.ErrNotFound; a name several agents
-// share is ErrInvalid, naming their ids.
+// Address reads an address as people type it: "all", "cohort:NAME",
+// "user:NAME" (a person: a user id of the scope's tenant, or the display
+// name of exactly one of its users), an agent id (ag_…) or the name of
+// exactly one active agent of the scope's tenant. An unknown agent name is
+// agent.ErrNotFound, an unknown person ErrNoUser; a name several agents or
+// users share is ErrInvalid, naming their ids.
 func Address(ctx context.Context, sc *tenant.Scope, s string) (To, error) {
 	s = strings.TrimSpace(s)
 	switch {
 	case s == "":
-		return To{}, invalid("to is required: an agent id or name, cohort:NAME or all")
+		return To{}, invalid("to is required: an agent id or name, cohort:NAME, user:NAME or all")
 	case strings.EqualFold(s, "all"):
 		return To{All: true}, nil
 	case strings.HasPrefix(s, "cohort:"):
@@ -26,6 +28,8 @@ func Address(ctx context.Context, sc *tenant.Scope, s string) (To, error) {
 			return To{}, invalid("to %q names no cohort: send cohort:NAME", s)
 		}
 		return To{Cohort: name}, nil
+	case strings.HasPrefix(s, userPrefix):
+		return person(ctx, sc, strings.TrimSpace(strings.TrimPrefix(s, userPrefix)))
 	case strings.HasPrefix(s, "ag_"):
 		return To{Agent: s}, nil
 	}
@@ -43,7 +47,7 @@ func Address(ctx context.Context, sc *tenant.Scope, s string) (To, error) {
 	case 1:
 		return To{Agent: ids[0]}, nil
 	case 0:
-		return To{}, fmt.Errorf("message: %w: no active agent is named %q", agent.ErrNotFound, truncate(s, 80))
+		return To{}, fmt.Errorf("message: %w: no active agent is named %q (a person is user:NAME)", agent.ErrNotFound, truncate(s, 80))
 	}
 	return To{}, invalid("%d agents are named %q (%s): send one of their ids", len(ids), truncate(s, 80), strings.Join(ids, ", "))
 }

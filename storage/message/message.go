@@ -1,7 +1,9 @@
 // Package message owns the messages agents and people send each other: to
-// one agent, to every member of a cohort, or to every agent of the tenant
-// (fanned out to the members at send time, retired agents included). Each
-// agent has an inbox ordered by versionstamp; delivery is at-least-once:
+// one agent, to one person (a user of the tenant), to every member of a
+// cohort, or to every agent of the tenant (fanned out to the members at
+// send time, retired agents included). Each agent and each person has an
+// inbox ordered by versionstamp (a person's is keyed "user:" + user id and
+// is private to that user); delivery is at-least-once:
 // Fetch returns unacknowledged messages (optionally waiting on a watch of
 // the inbox head until one arrives) and keeps returning them until Ack.
 // A reply names the message it answers (ReplyTo) and joins its thread.
@@ -62,6 +64,8 @@ var (
 	ErrInvalid = errclass.New(errclass.Invalid, "invalid argument")
 	// ErrNotFound: no message with that id in the caller's inbox.
 	ErrNotFound = errclass.New(errclass.NotFound, "message not found")
+	// ErrNoUser: no enabled user of the tenant has that id or name.
+	ErrNoUser = errclass.New(errclass.NotFound, "no such user")
 )
 
 func invalid(format string, args ...any) error {
@@ -70,16 +74,21 @@ func invalid(format string, args ...any) error {
 
 // To addresses a message: set exactly one field.
 type To struct {
-	Agent  string `json:"agent,omitempty"`
+	Agent string `json:"agent,omitempty"`
+	// User is a person: a user id of the tenant.
+	User   string `json:"user,omitempty"`
 	Cohort string `json:"cohort,omitempty"`
 	All    bool   `json:"all,omitempty"`
 }
 
-// String renders the address: "agent:ID", "cohort:NAME" or "all".
+// String renders the address: "agent:ID", "user:ID", "cohort:NAME" or
+// "all".
 func (t To) String() string {
 	switch {
 	case t.Agent != "":
 		return "agent:" + t.Agent
+	case t.User != "":
+		return userInbox(t.User)
 	case t.Cohort != "":
 		return "cohort:" + t.Cohort
 	case t.All:
@@ -91,7 +100,7 @@ func (t To) String() string {
 // Outgoing is a message to send.
 type Outgoing struct {
 	// To is the address. It may be left empty in a reply, which then goes
-	// to the agent that sent the message replied to.
+	// to the sender of the message replied to (an agent or a person).
 	To      To
 	Subject string
 	// Body is the text; required.
@@ -117,8 +126,11 @@ type Message struct {
 	ReplyTo  string `json:"reply_to,omitempty"`
 	From     string `json:"from,omitempty"` // sending agent; empty when a person sent it
 	FromUser string `json:"from_user"`
-	// To is the address as sent ("agent:ID", "cohort:NAME", "all").
-	To        string    `json:"to"`
+	// To is the address as sent ("agent:ID", "user:ID", "cohort:NAME",
+	// "all").
+	To string `json:"to"`
+	// Recipient is the inbox's owner: an agent id, or "user:" and a user
+	// id.
 	Recipient string    `json:"recipient"`
 	Subject   string    `json:"subject,omitempty"`
 	Body      string    `json:"body"`
@@ -153,16 +165,21 @@ func decode(recipient string, vs kv.Versionstamp, v []byte) (Message, error) {
 	return m, nil
 }
 
-// self returns the agent the scope acts as: inboxes belong to agents.
+// self returns the owner of the caller's inbox: the agent the scope acts
+// as, or else the scope's user ("user:" + id).
 func self(sc *tenant.Scope) (string, error) {
-	id := sc.Principal().Agent
-	if id == "" {
-		return "", invalid("the scope acts as no agent; register one (agent.Register) and act as it (Scope.WithAgent)")
+	p := sc.Principal()
+	if p.Agent == "" {
+		return personInbox(p.User)
 	}
-	if _, err := sc.Space().Agent(id); err != nil {
+	if _, err := sc.Space().Agent(p.Agent); err != nil {
 		return "", invalid("%v", err)
 	}
-	return id, nil
+	if strings.HasPrefix(p.Agent, userPrefix) {
+		// Acting as "agent user:bob" must not open bob's inbox.
+		return "", invalid("agent id %q is not an agent's", truncate(p.Agent, 80))
+	}
+	return p.Agent, nil
 }
 
 // parseID parses a message id.
@@ -245,11 +262,17 @@ func (m Outgoing) validate() error {
 			return invalid("%v; send a cohort name", err)
 		}
 	}
+	if m.To.User != "" {
+		n++
+		if err := agent.CheckText("to.user", m.To.User, maxUserID, true); err != nil {
+			return invalid("%v; send a user id", err)
+		}
+	}
 	if m.To.All {
 		n++
 	}
 	if n > 1 || n == 0 && m.ReplyTo == "" {
-		return invalid("address the message to exactly one of to.agent, to.cohort or to.all")
+		return invalid("address the message to exactly one of to.agent, to.user, to.cohort or to.all")
 	}
 	if err := agent.CheckText("subject", m.Subject, MaxSubject, false); err != nil {
 		return invalid("%v", err)
@@ -296,19 +319,26 @@ func (w *Writer) Send(m Outgoing) (Pending, error) {
 	}
 	var thread string
 	if m.ReplyTo != "" {
-		if from == "" {
-			return Pending{}, invalid("reply_to needs the scope to act as the agent whose inbox holds the message")
+		// The message answered is in the sender's inbox: the agent's, or
+		// the person's.
+		box, err := self(w.sc)
+		if err != nil {
+			return Pending{}, err
 		}
-		parent, err := read(w.tx, w.sc, from, m.ReplyTo)
+		parent, err := read(w.tx, w.sc, box, m.ReplyTo)
 		if err != nil {
 			return Pending{}, err
 		}
 		thread = parent.Thread
 		if m.To == (To{}) {
-			if parent.From == "" {
-				return Pending{}, invalid("message %s was sent by user %s, not an agent; name a recipient in to", m.ReplyTo, parent.FromUser)
+			switch {
+			case parent.From != "":
+				m.To.Agent = parent.From
+			case parent.FromUser != "":
+				m.To.User = parent.FromUser
+			default:
+				return Pending{}, invalid("message %s names no sender; name a recipient in to", m.ReplyTo)
 			}
-			m.To.Agent = parent.From
 		}
 	}
 	recipients, err := w.recipients(m.To, from)
@@ -384,6 +414,11 @@ func (w *Writer) recipients(to To, from string) ([]string, error) {
 			return nil, err
 		}
 		return []string{to.Agent}, nil
+	case to.User != "":
+		if err := userExists(w.tx, w.sc, to.User); err != nil {
+			return nil, err
+		}
+		return []string{userInbox(to.User)}, nil
 	case to.Cohort != "":
 		ids, err = agent.MemberIDs(w.tx, w.sc, to.Cohort)
 	default:
@@ -443,7 +478,7 @@ func read(tx kv.ReadTx, sc *tenant.Scope, agentID, id string) (Message, error) {
 			return decode(agentID, vs, v)
 		}
 	}
-	return Message{}, fmt.Errorf("message: %w: %s is not in the inbox of agent %s", ErrNotFound, id, agentID)
+	return Message{}, fmt.Errorf("message: %w: %s is not in the inbox of %s", ErrNotFound, id, describe(agentID))
 }
 
 // Get returns a message of the caller's inbox, acknowledged or not.
@@ -618,7 +653,7 @@ func Ack(ctx context.Context, sc *tenant.Scope, ids ...string) (int, error) {
 					return err
 				}
 				if old == nil {
-					return fmt.Errorf("message: %w: %s is not in the inbox of agent %s; nothing was acknowledged", ErrNotFound, ids[i], me)
+					return fmt.Errorf("message: %w: %s is not in the inbox of %s; nothing was acknowledged", ErrNotFound, ids[i], describe(me))
 				}
 				continue
 			}
@@ -640,7 +675,7 @@ func Ack(ctx context.Context, sc *tenant.Scope, ids ...string) (int, error) {
 		if n == 0 {
 			return nil
 		}
-		ev := sc.Event("message.acked", fmt.Sprintf("agent %s acknowledged %d message(s)", me, n))
+		ev := sc.Event("message.acked", fmt.Sprintf("%s acknowledged %d message(s)", describe(me), n))
 		shown := acked
 		if len(shown) > 20 {
 			shown = shown[:20]

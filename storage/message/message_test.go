@@ -212,13 +212,17 @@ func TestRepliesAndThreads(t *testing.T) {
 	if _, err := message.Send(f.ctx, f.c, message.Outgoing{ReplyTo: root.ID, Body: "me too"}); !errors.Is(err, message.ErrNotFound) {
 		t.Fatalf("reply to another inbox's message: %v", err)
 	}
-	// A reply to a person's message needs an address.
+	// A reply to a person's message goes back to the person's inbox.
 	p, err := message.Send(f.ctx, f.admin, message.Outgoing{To: message.To{Agent: f.ids[f.c]}, Body: "from a person"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := message.Send(f.ctx, f.c, message.Outgoing{ReplyTo: p.ID, Body: "ok"}); !errors.Is(err, message.ErrInvalid) {
-		t.Fatalf("addressless reply to a person: %v", err)
+	back, err := message.Send(f.ctx, f.c, message.Outgoing{ReplyTo: p.ID, Body: "ok"})
+	if err != nil || back.Thread != p.ID || !slices.Equal(back.Recipients, []string{"user:alice"}) {
+		t.Fatalf("addressless reply to a person: %+v, %v", back, err)
+	}
+	if ms := fetch(t, f.ctx, f.admin, message.FetchOptions{}); len(ms) != 1 || ms[0].Body != "ok" || ms[0].ReplyTo != p.ID || ms[0].From != f.ids[f.c] {
+		t.Fatalf("the person's inbox: %+v", ms)
 	}
 }
 
@@ -312,7 +316,9 @@ func TestBadInputWritesNothing(t *testing.T) {
 		{"fetch limit high", func() error { _, err := message.Fetch(f.ctx, f.b, message.FetchOptions{Limit: 501}); return err }, message.ErrInvalid, "limit"},
 		{"fetch wait", func() error { _, err := message.Fetch(f.ctx, f.b, message.FetchOptions{Wait: time.Hour}); return err }, message.ErrInvalid, "wait"},
 		{"fetch after", func() error { _, err := message.Fetch(f.ctx, f.b, message.FetchOptions{After: "zz"}); return err }, message.ErrInvalid, "after"},
-		{"fetch no agent", func() error { _, err := message.Fetch(f.ctx, f.admin, message.FetchOptions{}); return err }, message.ErrInvalid, "acts as no agent"},
+		{"unknown user", send(message.Outgoing{To: message.To{User: "nobody"}, Body: "x"}), message.ErrNoUser, "no user"},
+		{"user and agent", send(message.Outgoing{To: message.To{Agent: b, User: "alice"}, Body: "x"}), message.ErrInvalid, "exactly one"},
+		{"long user", send(message.Outgoing{To: message.To{User: strings.Repeat("u", 260)}, Body: "x"}), message.ErrInvalid, "to.user"},
 		{"ack nothing", func() error { _, err := message.Ack(f.ctx, f.b); return err }, message.ErrInvalid, "no message ids"},
 		{"ack bad id", func() error { _, err := message.Ack(f.ctx, f.b, r.ID, "x"); return err }, message.ErrInvalid, "24 hex"},
 		{"ack unknown id with a good one", func() error {

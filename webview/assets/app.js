@@ -465,8 +465,12 @@ views.live = async () => render();
 // dashboard without a reload. Events arriving during a redraw cause one
 // more, after it.
 const FOLLOWS = { tasks: /^task\./, agents: /^(agent|lease|message)\./, sessions: /^session\./ };
+// feedHooks are told of every batch of feed events, whatever view shows
+// (review.js keeps its tab's count of pending proposals with one).
+const feedHooks = [];
 const redraw = { running: false, again: false };
 function follow(evs) {
+  for (const fn of feedHooks) fn(evs);
   const re = FOLLOWS[current];
   if (re && evs.some((e) => re.test(e.kind))) redrawView();
 }
@@ -591,6 +595,73 @@ $('compose').addEventListener('submit', async (e) => {
   const out = await act($('compose-status'), `sent to ${msg.to}`, () => send('POST', '/api/v1/messages', msg));
   if (out) { f.body.value = ''; f.subject.value = ''; }
 });
+
+// ---- your inbox ------------------------------------------------------------------
+
+// A person's inbox (messages to user:NAME, GET /api/v1/inbox), shown on
+// the agents view under the compose box: the unread messages with their
+// sender's name, a Reply action (the reply joins the thread and goes to
+// the sender) and Mark read. Only the logged-in user's own inbox is read.
+function inboxSection() {
+  let sec = $('inbox');
+  if (sec) return sec;
+  sec = el('section', { id: 'inbox', class: 'inbox', 'aria-label': 'Your inbox' },
+    el('h3', {}, 'Your inbox ', el('span', { id: 'inbox-unread', class: 'count' })),
+    el('span', { id: 'inbox-status', class: 'status', role: 'alert' }),
+    el('ul', { id: 'inbox-list', class: 'inbox-list' }),
+    el('p', { id: 'inbox-empty', class: 'empty', hidden: '' }, 'No unread messages. Agents reach you with user:' + (me.user || 'NAME') + '.'));
+  $('compose').after(sec);
+  return sec;
+}
+
+function inboxItem(m) {
+  const from = m.from ? (agentLabels.get(m.from) || m.from_name || m.from) : m.from_user + ' (human)';
+  const li = el('li', { 'data-id': m.id },
+    el('div', { class: 'meta' }, el('strong', { text: from }), ' · ', el('span', { title: m.sent, text: ago(m.sent) }),
+      m.subject ? el('span', { class: 'subject', text: ' · ' + m.subject }) : null),
+    el('div', { class: 'body', text: m.body }));
+  if (!canWrite()) return li;
+  const form = el('form', { class: 'reply', hidden: '', 'aria-label': 'Reply to ' + from },
+    el('label', {}, 'Reply ', el('textarea', { name: 'body', rows: '2', required: '' })),
+    el('button', { type: 'submit' }, 'Send reply'));
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const body = form.elements.body.value;
+    const out = await act($('inbox-status'), `replied to ${from}`, () => send('POST', '/api/v1/messages', { reply_to: m.id, body }));
+    if (out) { form.elements.body.value = ''; form.hidden = true; }
+  });
+  li.append(el('div', { class: 'actions' },
+    el('button', { type: 'button', 'data-key': 'reply ' + m.id, onclick: () => { form.hidden = !form.hidden; if (!form.hidden) form.elements.body.focus(); } }, 'Reply'),
+    el('button', { type: 'button', 'data-key': 'read ' + m.id, onclick: () => markRead(m.id) }, 'Mark read')), form);
+  return li;
+}
+
+async function markRead(id) {
+  const out = await act($('inbox-status'), 'marked read', () => send('POST', '/api/v1/inbox/ack', { ids: [id] }));
+  if (out) inboxView().catch(report);
+}
+
+async function inboxView() {
+  inboxSection();
+  const open = new Set([...document.querySelectorAll('#inbox-list form.reply:not([hidden])')].map((f) => f.closest('li').dataset.id));
+  const { messages, unread } = await api('/api/v1/inbox?limit=50');
+  $('inbox-unread').textContent = `· ${unread} unread`;
+  // A reply being typed survives a redraw of the list.
+  const keep = new Map([...document.querySelectorAll('#inbox-list li')].filter((li) => open.has(li.dataset.id)).map((li) => [li.dataset.id, li]));
+  keepFocus(() => $('inbox-list').replaceChildren(...messages.map((m) => keep.get(m.id) || inboxItem(m))));
+  $('inbox-empty').hidden = messages.length > 0;
+}
+
+// The agents view shows the inbox too, and offers people as recipients.
+{
+  const agentsView = views.agents;
+  views.agents = async () => {
+    await Promise.all([agentsView(), inboxView()]);
+    $('compose').elements.to.placeholder = 'agent, user:NAME, cohort:NAME or all';
+    const users = await api('/api/v1/users').then((r) => r.users, () => []);
+    $('recipients').append(...users.filter((u) => !u.disabled && u.id !== me.user).map((u) => el('option', { value: 'user:' + u.id }, u.name ? `${u.name} (person)` : 'person')));
+  };
+}
 
 // ---- files --------------------------------------------------------------------
 
@@ -813,6 +884,9 @@ async function start() {
 window.addEventListener('hashchange', () => {
   if (/(?:^#|&)token=/.test(location.hash)) { takeTokenFromURL(); start(); }
 });
+
+// For the views in their own modules (review.js).
+export { api, send, act, el, ago, canWrite, views, FOLLOWS, feedHooks, agentName, refreshAgentNames, projectName, fullPath, projects, withProject, report };
 
 takeTokenFromURL();
 start();

@@ -10,11 +10,8 @@
 // CODITECT_PROJECT_ROOT and CODITECT_OTHER_ROOT (the roots of the two
 // projects, as the daemon resolves them).
 
-import { chromium } from 'playwright-core';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import readline from 'node:readline';
+import { ask, check, run } from './lib.mjs';
 
 const loginURL = process.env.CODITECT_LOGIN_URL;
 const base = new URL(loginURL).origin;
@@ -23,30 +20,11 @@ const projectRoot = process.env.CODITECT_PROJECT_ROOT;
 const otherRoot = process.env.CODITECT_OTHER_ROOT;
 const log = (...a) => console.error('[dashboard.mjs]', ...a);
 
-const replies = readline.createInterface({ input: process.stdin })[Symbol.asyncIterator]();
-async function ask(req) {
-  process.stdout.write(JSON.stringify(req) + '\n');
-  const { value, done } = await replies.next();
-  if (done) throw new Error(`no reply to ${req.op}`);
-  return JSON.parse(value);
-}
-
-function check(cond, msg) { if (!cond) throw new Error(msg); }
-
-const profile = mkdtempSync(join(tmpdir(), 'coditect-chromium-'));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.CODITECT_CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync'],
-  viewport: { width: 1280, height: 800 },
-  colorScheme: 'light',
-});
 const result = { op: 'done' };
 let downSince = 0; // while the daemon is deliberately down, refused connections are expected
 let refusing = false; // while a write is refused on purpose, its failed request is expected
 const errors = [];
-try {
+await run('dashboard.mjs', result, errors, async (context) => {
   const page = context.pages()[0] || await context.newPage();
   page.on('console', (m) => {
     if (m.type() !== 'error') return;
@@ -307,6 +285,29 @@ try {
     check(/^[a-z_ -]+: .*nobody-by-that-name/.test(result.refused_write), `the refused write shows ${result.refused_write}`);
     refusing = false;
   }
+  // ---- the person's inbox: an agent's message to user:ME shows live under
+  // "Your inbox", by the agent's name; the person replies in the thread
+  // (the agent reads the reply there) and marks the message read.
+  {
+    const user = (await page.locator('#who').textContent()).split(' · ')[0];
+    const { id } = await ask({ op: 'tell', text: 'user:' + user });
+    const item = page.locator(`#inbox-list li[data-id="${id}"]`);
+    await item.waitFor();
+    await page.locator('#inbox-unread', { hasText: '1 unread' }).waitFor();
+    const shown = await item.textContent();
+    check(shown.includes('builder') && shown.includes('May I refactor auth.go?') && !shown.includes('ag_'), `the inbox shows ${shown}`);
+    await item.locator(`button[data-key="reply ${id}"]`).click();
+    await item.locator('form.reply textarea').fill('Not yet: I am in auth.go');
+    await item.locator('form.reply button[type=submit]').click();
+    await page.locator('#inbox-status.ok', { hasText: 'replied' }).waitFor();
+    const { messages } = await ask({ op: 'inbox' });
+    const re = messages.find((m) => m.body === 'Not yet: I am in auth.go');
+    check(re && re.reply_to === id && re.thread === id && re.from_user === user, `the builder's thread lacks the reply: ${JSON.stringify(messages)}`);
+    await page.screenshot({ path: join(shots, 'inbox.png') });
+    await item.locator(`button[data-key="read ${id}"]`).click();
+    await page.locator(`#inbox-list li[data-id="${id}"]`).waitFor({ state: 'detached' });
+    await page.locator('#inbox-unread', { hasText: '0 unread' }).waitFor();
+  }
 
   // ---- a task created on the board and moved with the keyboard moves
   // live on a second dashboard, which follows the feed (its clock is
@@ -379,14 +380,4 @@ try {
     check(await page.locator('#new-task').isHidden(), 'a viewer sees the new task form');
     check(await page.locator('#board select.move').count() === 0, 'a viewer sees move controls');
   }
-  check(errors.length === 0, `console errors:\n${errors.join('\n')}`);
-} catch (err) {
-  log(err.stack || String(err));
-  if (errors.length) log('console errors:\n' + errors.join('\n'));
-  process.exitCode = 1;
-} finally {
-  await context.close();
-  rmSync(profile, { recursive: true, force: true });
-}
-if (!process.exitCode) await ask(result);
-process.exit(); // stdin stays open: end here
+});

@@ -11,6 +11,7 @@ import {
   TransportKind,
   State,
 } from 'vscode-languageclient/node';
+import { registerReview, reviewEvent } from './review';
 
 // The server's commands (ide/general.go).
 const cmd = {
@@ -85,6 +86,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   register('coditect.sendSelection', sendSelection);
   register('coditect.createTask', createTask);
   register('coditect.releaseLease', (arg?: unknown) => releaseLease(arg));
+  registerReview(context, execute);
   register('coditect.restart', async () => {
     await stopClient();
     await startClient(context);
@@ -146,6 +148,7 @@ async function startClient(context: vscode.ExtensionContext): Promise<void> {
   let pending: NodeJS.Timeout | undefined;
   context.subscriptions.push(
     client.onNotification('coditect/event', (ev: AuditEvent) => {
+      reviewEvent(ev);
       // Agents and sessions come and go: refresh soon, once per burst.
       if (ev.kind.startsWith('agent.') || ev.kind.startsWith('session.') || ev.kind.startsWith('lease.')) {
         if (pending) clearTimeout(pending);
