@@ -13,11 +13,12 @@
 //	hover.go, code_lens.go   who last changed a file, from the audit log's path index
 //	events.go                coditect/event and window/showMessage from the live audit log
 //	access.go                the scope re-validated every second: a revoked token, a disabled user or tenant is refused
+//	bridge.go                the IDE bridge: the editor's presence, agents' requests as coditect/ide (or answered for plain LSP clients)
 //
 // Serve runs one connection as one principal's tenant.Scope (resolved by
 // the caller as for `coditect mcp`); the package reaches tenant data only
-// through it and the storage layers (attrib, audit, agent, lease, message,
-// session, project, task). It must not import tools, webview, server or cmd: the
+// through it and the storage layers (attrib, audit, agent, bridge, lease,
+// message, session, project, task). It must not import tools, webview, server or cmd: the
 // dashboard reaches it through the Dashboard interface, which cmd/coditect
 // implements.
 //

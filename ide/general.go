@@ -64,6 +64,7 @@ var notifications = map[string]notificationHandler{
 	"workspace/didChangeConfiguration":    ignore,
 	"workspace/didChangeWorkspaceFolders": (*server).didChangeWorkspaceFolders,
 	"workspace/didChangeWatchedFiles":     ignore,
+	bridgeSettingsMethod:                  (*server).bridgeSettings,
 	"$/setTrace":                          ignore,
 }
 
@@ -109,6 +110,8 @@ type initializeParams struct {
 	RootPath              string                     `json:"rootPath"`
 	WorkspaceFolders      []protocol.WorkspaceFolder `json:"workspaceFolders"`
 	InitializationOptions *initializationOptions     `json:"initializationOptions"`
+	// Capabilities are read leniently by parseCapabilities (bridge.go).
+	Capabilities json.RawMessage `json:"capabilities"`
 }
 
 // initializationOptions are the companion extension's.
@@ -169,6 +172,7 @@ func (s *server) initialize(ctx context.Context, params json.RawMessage) (any, e
 	s.client = clip(client, 120)
 	s.roots = folders
 	s.signals = p.InitializationOptions != nil && p.InitializationOptions.HumanActivity
+	s.caps = parseCapabilities(p.Capabilities)
 	s.mu.Unlock()
 	s.log.Info("initialized", "client", client, "roots", roots, "user", s.sc.Principal().User, "tenant", s.sc.Tenant())
 	return map[string]any{
@@ -190,8 +194,10 @@ func (s *server) initialize(ctx context.Context, params json.RawMessage) (any, e
 func (s *server) initialized(context.Context, json.RawMessage) error {
 	s.mu.Lock()
 	s.state = stateRunning
+	caps := s.caps
 	s.mu.Unlock()
 	s.startBackground()
+	s.startBridge(caps)
 	return nil
 }
 

@@ -143,6 +143,10 @@ type server struct {
 	docs   *documents
 	feed   *feed
 	access *access
+	// caps are the client's capabilities; bridge its end of the IDE
+	// bridge once started (bridge.go).
+	caps   clientCapabilities
+	bridge *bridgeConn
 
 	bg       sync.WaitGroup // background work: the refresher, the feed, requests
 	stopping bool           // set by stop, under mu: no more background work
@@ -217,6 +221,7 @@ func (s *server) release() {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), 10*time.Second)
 	defer cancel()
+	s.stopBridge(ctx)
 	if err := s.docs.releaseAll(ctx); err != nil {
 		s.log.Warn("clearing unsaved-edit marks", "error", err)
 	}

@@ -134,12 +134,13 @@ func (c *client) result(name string, res *mcp.CallToolResult, err error) (map[st
 // Tool hints as the listing must state them.
 var (
 	readOnlyTools = map[string]bool{"whoami": true, "session_list": true, "audit_query": true,
-		"agents_list": true, "task_list": true, "fs_read": true, "fs_list": true, "fs_search": true, "fs_find": true}
+		"agents_list": true, "task_list": true, "fs_read": true, "fs_list": true, "fs_search": true, "fs_find": true,
+		"ide_diagnostics": true, "ide_definition": true, "ide_references": true, "ide_hover": true, "ide_symbols": true, "ide_context": true}
 	destructiveTools = map[string]bool{"fs_write": true, "fs_edit": true, "fs_move": true, "fs_delete": true}
 	// idempotentTools besides the read-only ones: calling again with the
 	// same arguments changes nothing more.
 	idempotentTools = map[string]bool{"agent_update": true, "session_join": true, "lease_release": true,
-		"inbox": true, "fs_write": true, "fs_edit": true, "fs_move": true, "fs_delete": true}
+		"inbox": true, "fs_write": true, "fs_edit": true, "fs_move": true, "fs_delete": true, "ide_open": true}
 )
 
 // checkListing checks the listed tools and their annotations.

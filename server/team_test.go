@@ -231,7 +231,8 @@ func checkTeamAudit(t *testing.T, sc *tenant.Scope, sid string) {
 		}
 	}
 	for _, name := range allTools {
-		if okCalls[name] == 0 {
+		// The ide tools need an editor: cmd/coditect/bridge_test.go calls each.
+		if okCalls[name] == 0 && !strings.HasPrefix(name, "ide_") {
 			t.Errorf("no successful tool.called event for %s", name)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/coditect/coditect/storage/agent"
 	"github.com/coditect/coditect/storage/attrib"
 	"github.com/coditect/coditect/storage/audit"
+	"github.com/coditect/coditect/storage/bridge"
 	"github.com/coditect/coditect/storage/errclass"
 	"github.com/coditect/coditect/storage/kv"
 	"github.com/coditect/coditect/storage/lease"
@@ -132,7 +133,7 @@ func errorText(tool string, err error) string {
 		// stay in the server's log.
 		return fmt.Sprintf("%s failed: the store is locked by another process; nothing was changed. Retry in a few seconds.", tool)
 	}
-	if Classify(err) == OutcomeError {
+	if Classify(err) == OutcomeError && !errors.Is(err, bridge.ErrNoEditor) && !errors.Is(err, bridge.ErrUnsupported) {
 		return fmt.Sprintf("%s failed: %s. This is a server-side problem; retrying later may help.", tool, msg)
 	}
 	return fmt.Sprintf("%s: %s", tool, msg)

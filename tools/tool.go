@@ -6,7 +6,8 @@
 // core.go (whoami, sessions, notes, the audit log); coord*.go (agents,
 // leases, messages, tasks); files*.go (a session's workspace: place
 // resolution in files.go, reading, writing, moving and deleting under a
-// lease, searching and finding over files_walk.go's walk).
+// lease, searching and finding over files_walk.go's walk); ide*.go (the
+// human's editor, asked through storage/bridge).
 //
 // Every call's arguments are checked against its tool's input schema
 // (required arguments present and not null, each of its declared type, no

@@ -135,7 +135,7 @@ func TestSelect(t *testing.T) {
 		{nil, "core"},
 		{[]string{"core"}, "core"},
 		{[]string{" Core ", ""}, "core"},
-		{[]string{"all"}, "core,coord,files"},
+		{[]string{"all"}, "core,coord,files,ide"},
 		{[]string{"files", "core"}, "core,files"},
 		{[]string{"nope"}, `unknown toolset "nope"`},
 		{[]string{""}, "no toolset selected"},

@@ -38,9 +38,9 @@ type Config struct {
 }
 
 // Catalog returns every toolset, in the order tools/list shows them. A new
-// toolset is its files (core.go, coord*.go, files*.go) and one entry here.
+// toolset is its files (core.go, coord*.go, files*.go, ide*.go) and one entry here.
 func Catalog(cfg Config) []Toolset {
-	return []Toolset{Core(), Coord(), Files(cfg)}
+	return []Toolset{Core(), Coord(), Files(cfg), IDE(cfg)}
 }
 
 // Select returns the named toolsets from the catalog, in catalog order.

@@ -248,8 +248,8 @@ func checkMCPConfig(t *testing.T, c *cli, b block) {
 func checkToolsetTable(t *testing.T, c *cli, doc string) {
 	t.Helper()
 	rows := regexp.MustCompile("(?m)^\\| `([a-z]+)`(?: \\(default\\))? \\| (\\d+) \\| ([\\d.]+) KB \\|$").FindAllStringSubmatch(doc, -1)
-	if len(rows) != 4 {
-		t.Fatalf("the toolset table has %d rows, want core, coord, files and all", len(rows))
+	if len(rows) != 5 {
+		t.Fatalf("the toolset table has %d rows, want core, coord, files, ide and all", len(rows))
 	}
 	for _, r := range rows {
 		a := c.mcp("--toolsets", r[1])

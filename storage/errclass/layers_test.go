@@ -14,6 +14,7 @@ import (
 	"github.com/coditect/coditect/storage/agent"
 	"github.com/coditect/coditect/storage/attrib"
 	"github.com/coditect/coditect/storage/audit"
+	"github.com/coditect/coditect/storage/bridge"
 	"github.com/coditect/coditect/storage/errclass"
 	"github.com/coditect/coditect/storage/kv"
 	"github.com/coditect/coditect/storage/lease"
@@ -27,7 +28,7 @@ import (
 
 // layers are the storage layers whose every exported Err* must carry a
 // class; the table below must name each of them.
-var layers = []string{"session", "lease", "task", "message", "agent", "attrib", "project", "tenant", "audit", "review"}
+var layers = []string{"session", "lease", "task", "message", "agent", "attrib", "project", "tenant", "audit", "review", "bridge"}
 
 var table = map[string]struct {
 	err   error
@@ -80,6 +81,12 @@ var table = map[string]struct {
 	"audit.ErrUnknownKind":      {audit.ErrUnknownKind, errclass.Invalid},
 	"audit.ErrBadCursor":        {audit.ErrBadCursor, errclass.Invalid},
 	"audit.ErrNotFound":         {audit.ErrNotFound, errclass.NotFound},
+	"bridge.ErrInvalid":         {bridge.ErrInvalid, errclass.Invalid},
+	"bridge.ErrNoEditor":        {bridge.ErrNoEditor, errclass.Unavailable},
+	"bridge.ErrNotShared":       {bridge.ErrNotShared, errclass.Forbidden},
+	"bridge.ErrUnsupported":     {bridge.ErrUnsupported, errclass.Unavailable},
+	"bridge.ErrTimeout":         {bridge.ErrTimeout, errclass.Unavailable},
+	"bridge.ErrEditor":          {bridge.ErrEditor, errclass.Unavailable},
 	// The store's errors a surface meets.
 	"kv.ErrUnavailable":   {kv.ErrUnavailable, errclass.Unavailable},
 	"kv.ErrClosed":        {kv.ErrClosed, errclass.Unavailable},

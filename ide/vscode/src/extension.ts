@@ -12,6 +12,7 @@ import {
   State,
 } from 'vscode-languageclient/node';
 import { registerReview, reviewEvent } from './review';
+import { registerBridge, bridgeSettingsOnly } from './bridge';
 
 // The server's commands (ide/general.go).
 const cmd = {
@@ -97,7 +98,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   context.subscriptions.push({ dispose: () => clearInterval(timer) });
   context.subscriptions.push(
     vscode.workspace.onDidChangeConfiguration(async (e) => {
-      if (e.affectsConfiguration('coditect')) {
+      // The bridge's sharing settings go to the running server (coditect/bridgeSettings).
+      if (e.affectsConfiguration('coditect') && !bridgeSettingsOnly(e)) {
         await stopClient();
         await startClient(context);
       }
@@ -132,6 +134,7 @@ async function startClient(context: vscode.ExtensionContext): Promise<void> {
     outputChannelName: 'Coditect',
   };
   client = new LanguageClient('coditect', 'Coditect', serverOptions, clientOptions);
+  registerBridge(vscode, client, context);
   client.onDidChangeState((e) => {
     if (e.newState === State.Stopped) {
       statusItem.text = '$(circle-slash) Coditect';
