@@ -24,6 +24,7 @@ import (
 func TestServeIsTheLocalCore(t *testing.T) {
 	run := t.TempDir()
 	t.Setenv("XDG_RUNTIME_DIR", run)
+	t.Setenv("CODITECT_CORE", "") // testbin turns the core off for other tests
 	db := filepath.Join(t.TempDir(), "coditect.db")
 	storeURL := "sqlite://" + filepath.ToSlash(db)
 	paths, err := localcore.Locate(db, run)
