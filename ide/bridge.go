@@ -32,8 +32,9 @@ import (
 // LSP positions (0-based, UTF-16) and back, drops what lies outside the
 // request's project, and bounds the answer. A plain LSP client (Neovim)
 // answers only what the server can on its own: open (showMessageRequest
-// with an Open action, then showDocument without taking focus) and
-// context (its open documents). docs/IDE.md, "The IDE bridge", has the
+// with an Open action, then showDocument without taking focus; a plain
+// showMessage for a client without showDocument) and context (its open
+// documents). docs/IDE.md, "The IDE bridge", has the
 // wire contract.
 
 // bridgeMethod is the server-to-client request of the bridge, and
@@ -69,8 +70,11 @@ type bridgeCapability struct {
 
 // bridgeConn is the connection's end of the bridge.
 type bridgeConn struct {
-	ed      *bridge.Editor
-	cancel  context.CancelFunc
+	ed     *bridge.Editor
+	cancel context.CancelFunc
+	// served is closed when Serve has returned: every request taken
+	// is answered or dropped.
+	served  chan struct{}
 	plain   bool // no bridge capability: the server answers alone
 	showDoc bool
 }
@@ -186,18 +190,21 @@ func (s *server) startBridge(caps clientCapabilities) {
 		s.log.Warn("the IDE bridge is off: announcing the editor failed", "error", err)
 		return
 	}
-	bc.ed, bc.cancel = ed, cancel
+	bc.ed, bc.cancel, bc.served = ed, cancel, make(chan struct{})
 	s.mu.Lock()
 	s.bridge = bc
 	s.mu.Unlock()
 	s.log.Info("IDE bridge", "kind", p.Kind, "kinds", p.Kinds, "share", p.Share, "projects", p.Projects)
-	s.goBackground(func() {
+	if !s.goBackground(func() {
+		defer close(bc.served)
 		if err := ed.Serve(ctx, func(rctx context.Context, r bridge.Request) (bridge.Result, error) {
 			return s.answerBridge(rctx, bc, r)
 		}); err != nil && ctx.Err() == nil {
 			s.log.Warn("the IDE bridge stopped", "error", err)
 		}
-	})
+	}) {
+		close(bc.served)
+	}
 	s.goBackground(func() { s.followProjects(ctx, ed) })
 }
 
@@ -210,6 +217,12 @@ func (s *server) stopBridge(ctx context.Context) {
 		return
 	}
 	bc.cancel()
+	// The answers of the requests being handled go out before the
+	// editor disconnects (which answers the rest with an error).
+	select {
+	case <-bc.served:
+	case <-ctx.Done():
+	}
 	if err := bc.ed.Close(ctx); err != nil {
 		s.log.Warn("disconnecting the IDE bridge", "error", err)
 	}
@@ -288,7 +301,7 @@ func (s *server) answerBridge(ctx context.Context, bc *bridgeConn, r bridge.Requ
 		return bridge.Result{}, err
 	}
 	var raw json.RawMessage
-	if err := s.rpc.Call(ctx, bridgeMethod, params, &raw); err != nil {
+	if err := s.callClient(ctx, bridgeCallID(r.ID), params, &raw); err != nil {
 		var je *jsonrpc2.Error
 		if errors.As(err, &je) {
 			return bridge.Result{}, errclass.New(clientErrorClass(je), je.Message)
@@ -302,6 +315,34 @@ func (s *server) answerBridge(ctx context.Context, bc *bridgeConn, r bridge.Requ
 	res := pj.convert(s, r, a)
 	fit(&res, r.Params.Limit)
 	return res, nil
+}
+
+// bridgeCallID is the JSON-RPC id of the coditect/ide request of the
+// bridge's request id: a string, never one of the connection's numbered
+// requests, so that $/cancelRequest can name it.
+func bridgeCallID(id string) jsonrpc2.ID {
+	return jsonrpc2.ID{Str: bridgeMethod + ":" + id, IsString: true}
+}
+
+// callClient sends the coditect/ide request id and waits for its answer
+// until ctx ends (the request's deadline, or its asker withdrew it); then
+// it tells the client with $/cancelRequest, so that the editor stops
+// working on it. The client still answers a cancelled request (LSP), and
+// that late answer is dropped.
+func (s *server) callClient(ctx context.Context, id jsonrpc2.ID, params, result any) error {
+	call, err := s.rpc.DispatchCall(ctx, bridgeMethod, params, jsonrpc2.PickID(id))
+	if err != nil {
+		return err
+	}
+	err = call.Wait(ctx, result)
+	if ctx.Err() != nil {
+		nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		defer cancel()
+		if nerr := s.rpc.Notify(nctx, "$/cancelRequest", map[string]any{"id": id.Str}); nerr != nil {
+			s.log.Debug("$/cancelRequest", "id", id.Str, "error", nerr)
+		}
+	}
+	return err
 }
 
 // clientErrorClass is the class of an error the client answered with.
@@ -636,8 +677,9 @@ func keep[T any](s []T, n int, more *int) []T {
 
 // answerPlain answers for a client without the bridge: open through
 // window/showMessageRequest (then showDocument, not taking focus, when
-// the human clicks Open and the client can), context from the open
-// documents, anything else refused.
+// the human clicks Open) or, for a client without showDocument, a
+// window/showMessage naming the file; context from the open documents;
+// anything else refused.
 func (s *server) answerPlain(ctx context.Context, bc *bridgeConn, pj *reqProject, r bridge.Request) (bridge.Result, error) {
 	switch r.Kind {
 	case bridge.KindContext:
@@ -663,6 +705,19 @@ func (s *server) answerPlain(ctx context.Context, bc *bridgeConn, pj *reqProject
 		if r.Params.Message != "" {
 			msg += ": " + r.Params.Message
 		}
+		if !bc.showDoc {
+			// The client cannot show a document (Neovim before 0.8): a
+			// message naming the file, without an Open button that would
+			// do nothing nor a prompt that would block the editor.
+			abs := pj.abs(r.Params.Path)
+			if r.Params.Line > 0 {
+				abs += fmt.Sprintf(":%d", r.Params.Line)
+			}
+			if err := s.rpc.Notify(ctx, "window/showMessage", map[string]any{"type": 3, "message": msg + " (" + abs + ")"}); err != nil {
+				return bridge.Result{}, err
+			}
+			return bridge.Result{Shown: true}, nil
+		}
 		uri := pj.uri(r.Params.Path)
 		sel := pj.position(s, r.Params.Path, r.Params.Line, 1)
 		// The human answers when they like; the agent does not wait.
@@ -673,7 +728,7 @@ func (s *server) answerPlain(ctx context.Context, bc *bridgeConn, pj *reqProject
 			err := s.rpc.Call(s.ctx, "window/showMessageRequest", map[string]any{
 				"type": 3, "message": msg, "actions": []map[string]string{{"title": "Open"}},
 			}, &choice)
-			if err != nil || choice == nil || choice.Title != "Open" || !bc.showDoc {
+			if err != nil || choice == nil || choice.Title != "Open" {
 				return
 			}
 			params := map[string]any{"uri": uri, "takeFocus": false}

@@ -300,3 +300,108 @@ func rawJSON(s string) *json.RawMessage {
 	m := json.RawMessage(s)
 	return &m
 }
+
+// lastID returns the JSON-RPC id of the server's last request of method.
+func (bc *bridgeClient) lastID(method string) jsonrpc2.ID {
+	bc.t.Helper()
+	bc.mu.Lock()
+	defer bc.mu.Unlock()
+	for i := len(bc.reqs) - 1; i >= 0; i-- {
+		if bc.reqs[i].Method == method {
+			return bc.reqs[i].ID
+		}
+	}
+	bc.t.Fatalf("no %s request", method)
+	return jsonrpc2.ID{}
+}
+
+// cancelOf waits until the server cancels the request id with
+// $/cancelRequest, at most until deadline.
+func (bc *bridgeClient) cancelOf(id jsonrpc2.ID, deadline time.Time) {
+	bc.t.Helper()
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	for {
+		select {
+		case n := <-bc.notes:
+			var p struct {
+				ID json.RawMessage `json:"id"`
+			}
+			if n.Method == "$/cancelRequest" && n.Params != nil && json.Unmarshal(*n.Params, &p) == nil {
+				want, _ := json.Marshal(id)
+				if string(p.ID) == string(want) {
+					return
+				}
+				bc.t.Logf("$/cancelRequest of %s, waiting for %s", p.ID, want)
+			}
+		case <-timer.C:
+			bc.t.Fatalf("no $/cancelRequest of %s by %s", id, deadline.Format(time.RFC3339Nano))
+		}
+	}
+}
+
+// TestBridgeCancel: the editor is told to stop working on a request
+// ($/cancelRequest naming its coditect/ide request) when the request's
+// deadline passes, and when the asking agent withdraws it before.
+func TestBridgeCancel(t *testing.T) {
+	sc := scope(t)
+	release := make(chan struct{})
+	arrived := make(chan struct{}, 4)
+	c := startBridgeClient(t, sc, func(method string, _ json.RawMessage) (any, error) {
+		if method != "coditect/ide" {
+			return nil, nil
+		}
+		arrived <- struct{}{}
+		<-release // an editor that never answers in time
+		return nil, &jsonrpc2.Error{Code: -32800, Message: "cancelled"}
+	})
+	t.Cleanup(func() { close(release) }) // runs before the client's cleanup
+	c.initialize(map[string]any{"experimental": map[string]any{"coditect": map[string]any{"bridge": map[string]any{"kinds": bridge.Kinds}}}})
+	pj := projectOf(t, sc, c.root)
+	as := agentOf(t, sc)
+	awaitArrival := func() {
+		t.Helper()
+		select {
+		case <-arrived:
+		case <-time.After(wait):
+			t.Fatalf("no coditect/ide request within %v", wait)
+		}
+	}
+
+	// The deadline passes.
+	const timeout = time.Second
+	errs := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		_, err := bridge.Ask(context.Background(), as, bridge.Question{Kind: bridge.KindHover, Project: pj.ID, Params: bridge.Params{Symbol: "hang"}, Timeout: timeout})
+		errs <- err
+	}()
+	awaitArrival()
+	id := c.lastID("coditect/ide")
+	c.cancelOf(id, start.Add(timeout+3*time.Second))
+	if d := time.Since(start); d < timeout-100*time.Millisecond {
+		t.Errorf("cancelled after %s, before the deadline (%s)", d, timeout)
+	}
+	if err := <-errs; !errors.Is(err, bridge.ErrTimeout) {
+		t.Fatalf("ask: %v", err)
+	}
+
+	// The agent's call is cancelled long before its deadline.
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		_, err := bridge.Ask(ctx, as, bridge.Question{Kind: bridge.KindHover, Project: pj.ID, Params: bridge.Params{Symbol: "hang"}, Timeout: bridge.MaxTimeout})
+		errs <- err
+	}()
+	awaitArrival()
+	id2 := c.lastID("coditect/ide")
+	if id2 == id {
+		t.Fatalf("the second request has the first's id %s", id)
+	}
+	withdrawn := time.Now()
+	cancel()
+	if err := <-errs; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled ask: %v", err)
+	}
+	c.cancelOf(id2, withdrawn.Add(bridge.MaxTimeout/4))
+	t.Logf("the withdrawn request was cancelled %s after the withdrawal", time.Since(withdrawn))
+}

@@ -18,6 +18,7 @@ import (
 	"github.com/coditect/coditect/storage"
 	"github.com/coditect/coditect/storage/agent"
 	"github.com/coditect/coditect/storage/attrib"
+	"github.com/coditect/coditect/storage/bridge"
 	"github.com/coditect/coditect/storage/kv"
 	"github.com/coditect/coditect/storage/lease"
 	"github.com/coditect/coditect/storage/project"
@@ -415,7 +416,8 @@ func (d *Daemon) sweepLoop(ctx context.Context) {
 
 // Sweep runs every sweeper once over every enabled tenant: agents gone
 // silent are retired, idle sessions abandoned, expired leases removed,
-// stale file evidence dropped, and each tenant's retention enforced. A
+// stale file evidence dropped, the IDE bridge's records of killed editors
+// and askers removed, and each tenant's retention enforced. A
 // failure in one tenant is logged and does not stop the others.
 func (d *Daemon) Sweep(ctx context.Context) {
 	start := time.Now()
@@ -459,6 +461,11 @@ func (d *Daemon) Sweep(ctx context.Context) {
 			d.sweepFailed(ctx, "editing", t.ID, err)
 		} else {
 			d.swept("editing", t.ID, n)
+		}
+		if n, err := bridge.Sweep(ctx, sc, now); err != nil {
+			d.sweepFailed(ctx, "ide", t.ID, err)
+		} else {
+			d.swept("ide", t.ID, n)
 		}
 	}
 	removed, err := d.opts.Dir.SweepRetention(ctx)

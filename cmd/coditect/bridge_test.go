@@ -209,6 +209,8 @@ func TestBridgeE2E(t *testing.T) {
 	if d := time.Since(start); d < time.Second || d > 4*time.Second {
 		t.Errorf("the unanswered request took %s, want about 1s", d)
 	}
+	// The editor was told to stop working on it ($/cancelRequest).
+	ed.next(func(l string) bool { return strings.HasPrefix(l, `{"cancelled":"hover"`) })
 	if n := ideRecords(t, ctx, store, "t1"); n != 0 {
 		t.Errorf("%d request records left behind", n)
 	}

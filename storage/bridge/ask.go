@@ -233,6 +233,10 @@ func pick(eds []Presence, user string, q Question, now time.Time) (Presence, err
 			return b.At.Compare(a.At)
 		})
 		e := set[0]
+		if !e.Can(q.Kind) && e.Kind == EditorVSCode && len(e.Kinds) == 0 {
+			return e, fmt.Errorf("bridge: %w: the editor of %s has the IDE bridge turned off (its Coditect extension's \"enabled\" setting)",
+				ErrUnsupported, e.describe())
+		}
 		if !e.Can(q.Kind) {
 			return e, fmt.Errorf("bridge: %w: the editor of %s cannot answer ide_%s; use VS Code with the Coditect extension",
 				ErrUnsupported, e.describe(), q.Kind)

@@ -17,7 +17,11 @@
 //     outcome.
 //   - Editor.Serve (the editor's side) waits on its doorbell, takes the
 //     requests of its queue, runs a Handler and writes the answer; a
-//     request past its deadline is dropped unanswered.
+//     request past its deadline is dropped unanswered, and a handler's
+//     context ends at the deadline or when the asker withdraws the
+//     request (ErrWithdrawn). Close answers what is still waiting with
+//     an error; Sweep removes what killed editors and askers left (the
+//     editors and the daemon run it).
 //
 // Requests and results are machine-neutral: files are named by project id
 // and path relative to the project root, lines and columns count from 1

@@ -310,6 +310,25 @@ func TestUnsupported(t *testing.T) {
 	}
 }
 
+// TestBridgeOff: a VS Code whose human turned the bridge off declares no
+// kinds; agents are told so, not pointed to the extension they have.
+func TestBridgeOff(t *testing.T) {
+	f := setup(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	e, err := bridge.Connect(ctx, f.alice, bridge.Presence{Editor: "ed-off", Client: "Visual Studio Code 1.96", Kind: bridge.EditorVSCode,
+		Projects: []string{proj}}, bridge.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close(context.Background())
+	_, err = ask(f, f.aliceAgent, 0)
+	if !errors.Is(err, bridge.ErrUnsupported) ||
+		!strings.Contains(err.Error(), `the editor of alice (Visual Studio Code 1.96) has the IDE bridge turned off (its Coditect extension's "enabled" setting)`) {
+		t.Fatalf("err %v", err)
+	}
+}
+
 // TestAskConcurrent: many agents ask one editor at once; each gets its
 // own answer and the editor handles each request exactly once.
 func TestAskConcurrent(t *testing.T) {
@@ -347,6 +366,99 @@ func TestAskConcurrent(t *testing.T) {
 		if c != 1 {
 			t.Errorf("request %s handled %d times", id, c)
 		}
+	}
+	if s := leftovers(t, f, f.alice); s != "" {
+		t.Fatalf("records left behind:\n%s", s)
+	}
+}
+
+// TestWithdrawn: when the asker's call is cancelled, the editor's handler
+// sees its context end with ErrWithdrawn long before the deadline, and
+// nothing is left behind.
+func TestWithdrawn(t *testing.T) {
+	f := setup(t)
+	started := make(chan struct{}, 1)
+	causes := make(chan error, 1)
+	connect(t, f.alice, "ed-alice", false, func(ctx context.Context, r bridge.Request) (bridge.Result, error) {
+		started <- struct{}{}
+		<-ctx.Done()
+		causes <- context.Cause(ctx)
+		return bridge.Result{}, ctx.Err()
+	})
+	ctx, cancel := context.WithCancel(f.ctx)
+	errs := make(chan error, 1)
+	go func() {
+		_, err := bridge.Ask(ctx, f.aliceAgent, bridge.Question{Kind: bridge.KindHover, Project: proj, Params: bridge.Params{Symbol: "f"}, Timeout: bridge.MaxTimeout})
+		errs <- err
+	}()
+	timeout := time.After(bridge.MaxTimeout / 4)
+	select {
+	case <-started:
+	case <-timeout:
+		t.Fatal("the editor never got the request")
+	}
+	cancel()
+	if err := <-errs; !errors.Is(err, context.Canceled) {
+		t.Fatalf("ask: %v", err)
+	}
+	select {
+	case err := <-causes:
+		if !errors.Is(err, bridge.ErrWithdrawn) {
+			t.Fatalf("the handler's context ended with %v, want ErrWithdrawn", err)
+		}
+	case <-timeout:
+		t.Fatal("the handler still works on a withdrawn request")
+	}
+	if s := leftovers(t, f, f.alice); s != "" {
+		t.Fatalf("records left behind:\n%s", s)
+	}
+}
+
+// TestClosedWhileAsked: an editor closed while an agent waits for it
+// answers at once that it was closed, not at the deadline; nothing is
+// left behind.
+func TestClosedWhileAsked(t *testing.T) {
+	f := setup(t)
+	ctx, cancel := context.WithCancel(f.ctx)
+	defer cancel()
+	e, err := bridge.Connect(ctx, f.alice, bridge.Presence{Editor: "ed-closing", Client: "Neovim 0.7.2", Kind: bridge.EditorLSP,
+		Projects: []string{proj}, Kinds: bridge.Kinds}, bridge.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan struct{}, 1)
+	served := make(chan error, 1)
+	go func() {
+		served <- e.Serve(ctx, func(ctx context.Context, _ bridge.Request) (bridge.Result, error) {
+			started <- struct{}{}
+			<-ctx.Done()
+			return bridge.Result{}, ctx.Err()
+		})
+	}()
+	errs := make(chan error, 1)
+	go func() {
+		_, err := ask(f, f.aliceAgent, bridge.MaxTimeout)
+		errs <- err
+	}()
+	timeout := time.After(bridge.MaxTimeout / 4)
+	select {
+	case <-started:
+	case <-timeout:
+		t.Fatal("the editor never got the request")
+	}
+	cancel()
+	<-served
+	if err := e.Close(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-errs:
+		if !errors.Is(err, errclass.Unavailable) ||
+			!strings.Contains(err.Error(), "the editor of alice (Neovim 0.7.2, plain LSP): it was closed before it answered") {
+			t.Fatalf("ask: %v", err)
+		}
+	case <-timeout:
+		t.Fatal("the agent still waits for a closed editor")
 	}
 	if s := leftovers(t, f, f.alice); s != "" {
 		t.Fatalf("records left behind:\n%s", s)

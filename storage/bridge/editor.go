@@ -156,8 +156,12 @@ func (e *Editor) heartbeat(ctx context.Context, parent <-chan struct{}) {
 	}
 }
 
-// Close stops the refresh and removes the presence, the queue and the
-// answers of the editor: it is disconnected at once.
+// Close stops the refresh and removes the presence: the editor is
+// disconnected at once. A request of its queue still unanswered is
+// answered with an error saying so, at once rather than at its deadline;
+// the askers clear their requests and answers as always (the sweep, those
+// of killed askers). Call it after Serve has returned, so that the
+// answers of the requests being handled are written first.
 func (e *Editor) Close(ctx context.Context) error {
 	e.mu.Lock()
 	if e.closed {
@@ -169,9 +173,49 @@ func (e *Editor) Close(ctx context.Context) error {
 	e.stop()
 	<-e.done
 	_, err := e.sc.Store().Update(ctx, func(tx kv.Tx) error {
-		return clearEditor(tx, e.sc.Space(), e.p.Editor)
+		return disconnect(tx, e.sc.Space(), e.p)
 	})
 	return err
+}
+
+// disconnect removes an editor's presence and doorbell and answers the
+// requests of its queue that have no answer with an error.
+func disconnect(tx kv.Tx, sp keyspace.TenantSpace, p Presence) error {
+	key, err := sp.IDEEditor(p.Editor)
+	if err != nil {
+		return err
+	}
+	tx.Clear(key)
+	bell, _ := sp.IDEBell(p.Editor)
+	tx.Clear(bell)
+	reqs, _ := sp.IDERequests(p.Editor)
+	begin, end := reqs.Range()
+	it := tx.GetRange(begin, end, kv.RangeOptions{})
+	var ids []string
+	for it.Next() {
+		var r Request
+		if json.Unmarshal(it.KeyValue().Value, &r) == nil && r.ID != "" {
+			ids = append(ids, r.ID)
+		}
+	}
+	if err := it.Err(); err != nil {
+		return err
+	}
+	gone, _ := json.Marshal(answer{Error: "it was closed before it answered", Class: errclass.Unavailable.Name()})
+	for _, id := range ids {
+		ak, err := sp.IDEAnswer(p.Editor, id)
+		if err != nil {
+			continue
+		}
+		v, err := tx.Get(ak)
+		if err != nil {
+			return err
+		}
+		if v == nil {
+			tx.Set(ak, gone)
+		}
+	}
+	return nil
 }
 
 // clearEditor removes an editor's presence, doorbell, queue and answers.
@@ -288,8 +332,14 @@ func (e *Editor) Answer(ctx context.Context, r Request, res Result, herr error) 
 }
 
 // Handler answers one request. Its context ends at the request's
-// deadline.
+// deadline, or earlier when the asker withdraws the request (its call was
+// cancelled, or its process cleared it); then context.Cause is
+// ErrWithdrawn and nothing the handler returns is written.
 type Handler func(ctx context.Context, r Request) (Result, error)
+
+// ErrWithdrawn is the cause of a handler's context when the asker removed
+// the request before its deadline.
+var ErrWithdrawn = errclass.New(errclass.Unavailable, "the agent withdrew the request")
 
 // Serve takes the editor's requests until ctx is done and runs h on each
 // in a goroutine of its own, writing its answer. It returns ctx's error
@@ -305,10 +355,21 @@ func (e *Editor) Serve(ctx context.Context, h Handler) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			rctx, cancel := context.WithDeadline(ctx, r.Deadline)
+			dctx, dcancel := context.WithDeadline(ctx, r.Deadline)
+			defer dcancel()
+			rctx, cancel := context.WithCancelCause(dctx)
+			watched := make(chan struct{})
+			go func() {
+				defer close(watched)
+				if e.waitWithdrawn(rctx, r) == nil {
+					cancel(ErrWithdrawn)
+				}
+			}()
 			res, herr := h(rctx, r)
-			cancel()
-			if errors.Is(herr, context.DeadlineExceeded) {
+			gone := rctx.Err() != nil
+			cancel(nil)
+			<-watched
+			if gone && (herr != nil || errors.Is(context.Cause(rctx), ErrWithdrawn)) {
 				return // the asker has given up
 			}
 			actx, acancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -317,6 +378,43 @@ func (e *Editor) Serve(ctx context.Context, h Handler) error {
 				e.log.Warn("answering an IDE request", "kind", r.Kind, "error", err)
 			}
 		}()
+	}
+}
+
+// waitWithdrawn returns nil once r's record is gone from the queue (its
+// asker cleared it), or ctx's error.
+func (e *Editor) waitWithdrawn(ctx context.Context, r Request) error {
+	key, err := e.sc.Space().IDERequest(e.p.Editor, r.ID)
+	if err != nil {
+		return err
+	}
+	for {
+		var w kv.Watch
+		gone := false
+		err := e.sc.Store().View(ctx, func(tx kv.ReadTx) error {
+			if w != nil {
+				w.Cancel()
+				w = nil
+			}
+			v, err := tx.Get(key)
+			if err != nil || v == nil {
+				gone = err == nil
+				return err
+			}
+			w = tx.Watch(key)
+			return nil
+		})
+		if err != nil || gone {
+			if w != nil {
+				w.Cancel()
+			}
+			return err
+		}
+		err = w.Wait(ctx)
+		w.Cancel()
+		if err != nil {
+			return err
+		}
 	}
 }
 

@@ -10,7 +10,10 @@
 // It prints one line "ready" on stdout once the editor is announced, and
 // one JSON line per request it answered; it shuts the server down and
 // exits when its stdin closes. A request for the symbol "hang" is never
-// answered (the deadline test).
+// answered (the deadline test): when the server cancels it
+// ($/cancelRequest, which vscode-jsonrpc turns into the handler's
+// cancellation token, as VS Code's language client does), it prints
+// {"cancelled":KIND,"afterMs":MS} and fails the request.
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
@@ -88,9 +91,18 @@ async function waitFor(waits, deadline) {
 }
 
 const answered = [];
-conn.onRequest('coditect/ide', async (p) => {
+conn.onRequest('coditect/ide', async (p, token) => {
   const name = p.symbol || (p.uri && p.position ? wordAt(p.uri, p.position) : '');
-  if (name === 'hang') return new Promise(() => {}); // never answered
+  if (name === 'hang') {
+    // Never answered, until the server cancels it.
+    const asked = Date.now();
+    return new Promise((_, reject) => {
+      token.onCancellationRequested(() => {
+        process.stdout.write(JSON.stringify({ cancelled: p.kind, afterMs: Date.now() - asked, timeoutMs: p.timeoutMs }) + '\n');
+        reject(new rpc.ResponseError(-32800, 'cancelled', { class: 'unavailable' }));
+      });
+    });
+  }
   let res;
   switch (p.kind) {
     case 'diagnostics': {
