@@ -87,6 +87,7 @@ var table = map[string]struct {
 	"bridge.ErrUnsupported":     {bridge.ErrUnsupported, errclass.Unavailable},
 	"bridge.ErrTimeout":         {bridge.ErrTimeout, errclass.Unavailable},
 	"bridge.ErrEditor":          {bridge.ErrEditor, errclass.Unavailable},
+	"bridge.ErrWithdrawn":       {bridge.ErrWithdrawn, errclass.Unavailable},
 	// The store's errors a surface meets.
 	"kv.ErrUnavailable":   {kv.ErrUnavailable, errclass.Unavailable},
 	"kv.ErrClosed":        {kv.ErrClosed, errclass.Unavailable},
