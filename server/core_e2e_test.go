@@ -368,7 +368,10 @@ func TestCoreKilledMidStream(t *testing.T) {
 		case r.ok:
 			acked[r.text] = true
 		case strings.Contains(r.msg, "outcome") || strings.Contains(r.msg, "still running"):
-			unknown++ // in flight at the kill, its key reserved: the retry is told so
+			// A note holds its key in its own transaction: the call sent
+			// again after a kill is run or replayed, never left running.
+			unknown++
+			t.Errorf("%s: re-sent after the kill and told %q", r.text, r.msg)
 		default:
 			t.Errorf("%s: tool error %q", r.text, r.msg)
 		}

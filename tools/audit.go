@@ -53,12 +53,11 @@ const (
 // call. With a queue (see AuditQueue), the events of concurrent calls
 // share commits (group commit): under load a record costs a fraction of a
 // commit; without one, each call appends in its own transaction (and a
-// read's record is fsynced too). A handler whose whole effect is one audit
-// append (note)
-// appends its tool.called event in that same transaction
-// (Call.toolEventOK), and the middleware appends nothing; so does a call
-// made with an idempotency_key, whose record commits with the result kept
-// for its retries (Call.keep).
+// read's record is fsynced too). A handler whose whole effect is one
+// transaction (note, message_send: Tool.oneTx) appends its tool.called
+// event in that same transaction (Call.commitCall), and the middleware
+// appends nothing; so does any other call made with an idempotency_key,
+// whose record commits with the result kept for its retries (Call.keep).
 //
 // If the append fails, the call's result still reaches the caller and the
 // failure is logged: the tool's own effects (and their events) are already

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/coditect/coditect/storage/agent"
+	"github.com/coditect/coditect/storage/audit"
+	"github.com/coditect/coditect/storage/kv"
 	"github.com/coditect/coditect/storage/message"
 )
 
@@ -41,6 +43,7 @@ func messageSendTool() *Tool {
 		output: `{"type":"object","required":["message_id","thread","recipients"],"properties":{
 			"message_id":{"type":"string"},"thread":{"type":"string"},"recipients":{"type":"array","items":{"type":"string"}}}}`,
 		example: `{"to":"reviewer","subject":"login fix","body":"Ready for review: src/auth/login.go"}`,
+		oneTx:   true,
 		handler: messageSend,
 	}.tool()
 }
@@ -72,7 +75,22 @@ func messageSend(ctx context.Context, c *Call) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	r, err := message.Send(ctx, c.Scope, message.Outgoing{To: to, Subject: a.Subject, Body: a.Body, ReplyTo: a.ReplyTo})
+	result := func(r message.Receipt) Result {
+		out := messageSendOut{MessageID: r.ID, Thread: r.Thread, Recipients: r.Recipients}
+		return Result{Structured: out, Text: fmt.Sprintf("Sent message %s to %s (%d recipient(s)).", r.ID, strings.Join(r.Recipients, ", "), len(r.Recipients))}
+	}
+	// The message, the call's own record and a keyed call's result commit
+	// together: one commit.
+	r, _, err := message.SendWith(ctx, c.Scope, message.Outgoing{To: to, Subject: a.Subject, Body: a.Body, ReplyTo: a.ReplyTo}, message.Hook{
+		Before: func(tx kv.Tx) error { return c.claimKey(tx) },
+		After: func(tx kv.Tx, aw *audit.Writer, p message.Pending) error {
+			return c.commitCall(tx, aw, func(commit kv.Versionstamp) Result { return result(p.Receipt(commit)) })
+		},
+		Guarded: c.keyed != nil,
+	})
+	if errors.Is(err, errKeyUsed) {
+		return Result{}, err
+	}
 	if errors.Is(err, agent.ErrNotFound) {
 		return Result{}, &toolError{err: err, msg: fmt.Sprintf("no agent %q in your tenant: call agents_list for the ids and names of the agents you can message", clip(a.To, 80))}
 	}
@@ -82,8 +100,8 @@ func messageSend(ctx context.Context, c *Call) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	out := messageSendOut{MessageID: r.ID, Thread: r.Thread, Recipients: r.Recipients}
-	return Result{Structured: out, Text: fmt.Sprintf("Sent message %s to %s (%d recipient(s)).", r.ID, strings.Join(r.Recipients, ", "), len(r.Recipients))}, nil
+	c.audited = true
+	return result(r), nil
 }
 
 // address resolves a message_send "to": "all", "cohort:NAME", "user:NAME"

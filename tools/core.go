@@ -10,6 +10,7 @@ import (
 
 	"github.com/coditect/coditect/storage/agent"
 	"github.com/coditect/coditect/storage/audit"
+	"github.com/coditect/coditect/storage/kv"
 	"github.com/coditect/coditect/storage/project"
 	"github.com/coditect/coditect/storage/session"
 	"github.com/coditect/coditect/storage/tenant"
@@ -493,6 +494,7 @@ func noteTool() *Tool {
 		output: `{"type":"object","required":["event_id","kind","time"],"properties":{
 			"event_id":{"type":"string"},"kind":{"type":"string"},"session_id":{"type":"string"},"time":{"type":"string"}}}`,
 		example: `{"text":"Chose sqlite over bbolt: several processes must write","kind":"decision"}`,
+		oneTx:   true,
 		handler: note,
 	}.tool()
 }
@@ -532,22 +534,38 @@ func note(ctx context.Context, c *Call) (Result, error) {
 	}
 	ev := c.Scope.Event(kind, a.Text)
 	ev.Session, ev.Path = id, a.Path
-	// The note and the call's own record commit together: one commit.
-	evs, err := c.Scope.Log().Append(ctx, ev, c.toolEventOK())
+	ev.Time = time.Now()
+	result := func(commit kv.Versionstamp, ref audit.Ref) Result {
+		out := noteOut{EventID: ref.ID(commit), Kind: kind, SessionID: id, Time: ev.Time.UTC()}
+		what := "Note"
+		if kind == "decision.recorded" {
+			what = "Decision"
+		}
+		text := fmt.Sprintf("%s recorded as event %s", what, out.EventID)
+		if id != "" {
+			text += " in session " + id
+		}
+		return Result{Structured: out, Text: text + "."}
+	}
+	// The note, the call's own record and a keyed call's result commit
+	// together: one commit.
+	var ref audit.Ref
+	commit, err := c.Scope.Store().Update(ctx, func(tx kv.Tx) error {
+		if err := c.claimKey(tx); err != nil {
+			return err
+		}
+		w := c.Scope.Log().BatchWriter(tx)
+		var err error
+		if ref, err = w.Append(ev); err != nil {
+			return err
+		}
+		return c.commitCall(tx, w, func(commit kv.Versionstamp) Result { return result(commit, ref) })
+	})
 	if err != nil {
 		return Result{}, err
 	}
 	c.audited = true
-	out := noteOut{EventID: evs[0].ID, Kind: kind, SessionID: id, Time: evs[0].Time}
-	what := "Note"
-	if kind == "decision.recorded" {
-		what = "Decision"
-	}
-	text := fmt.Sprintf("%s recorded as event %s", what, out.EventID)
-	if id != "" {
-		text += " in session " + id
-	}
-	return Result{Structured: out, Text: text + "."}, nil
+	return result(commit, ref), nil
 }
 
 // --- audit log ---

@@ -29,16 +29,36 @@ import (
 // audit.IdempotencyWindow in the caller's tenant, so they never cross
 // tenants, principals or tools.
 //
-// A keyed call first reserves its key in the store (one commit), so that
-// a duplicate in another process sees it running; duplicates in the same
-// process wait for it. Once the key is reserved, the call runs to the end
-// even when its caller gives up (a host that timed out will retry), and
-// its result is kept in the same transaction as its tool.called record. A
-// call refused (bad arguments, a conflict, the store locked: nothing was
-// changed) releases its key, so its retry runs again. A call whose outcome
-// is not known — it failed on the server's side, its process died, or the
-// store failed while its result was kept — is never run again under the
-// same key: its retry is told that the outcome is unknown.
+// How a call holds its key depends on what its effect is.
+//
+// A tool whose whole effect is one store transaction (Tool.oneTx: note,
+// message_send) holds it in that transaction, at no commit of its own:
+// the transaction first reads the key's outcome (Call.claimKey); if there
+// is one, it writes nothing and the call is answered from that outcome (a
+// replay, or the refusal of other arguments); if not, it makes the call's
+// change, appends the call's tool.called record and keeps the result under
+// the key (Call.commitCall), all in one commit. Transactions are
+// serializable, so two duplicates racing in different processes cannot
+// both run: on SQLite they take the write lock in turn and the second
+// reads the first's outcome; on FoundationDB the second conflicts and its
+// retry reads it. A call whose transaction did not commit changed
+// nothing, so its retry runs; one whose commit landed though it was
+// reported failed is found by its retry, which answers with its result.
+// No call of such a tool is ever left "running" by a process that died.
+//
+// Any other keyed call (its work spans several transactions, or touches
+// the disk, as fs_write does) first reserves its key in the store (one
+// commit), so that a duplicate in another process sees it running;
+// duplicates in the same process wait for it. Once the key is reserved,
+// the call runs to the end even when its caller gives up (a host that
+// timed out will retry), and its result is kept in the same transaction
+// as its tool.called record. A call refused (bad arguments, a conflict,
+// the store locked: nothing was changed) releases its key, so its retry
+// runs again. A call whose outcome is not known — it failed on the
+// server's side, its process died, or the store failed while its result
+// was kept — is never run again under the same key: its retry is told
+// that the outcome is unknown (after reservationTTL when the reservation
+// is another process's).
 const (
 	idempotencyArg = "idempotency_key"
 	// maxIdempotencyKey is the longest key, in bytes.
@@ -219,6 +239,9 @@ func (c *Call) once(ctx context.Context, h Handler) (Result, error) {
 		return Result{}, err
 	}
 	defer leaveFlight(slot)
+	if c.Tool.oneTx {
+		return c.onceInTx(ctx, h, key, digest)
+	}
 	flights.Lock()
 	unheld := flights.unheld[slot]
 	flights.Unlock()
@@ -274,6 +297,104 @@ func (c *Call) reserve(ctx context.Context, key, digest string, unheld bool) (pr
 	return prior, found, err
 }
 
+// txKey is the key of a keyed call to a one-transaction tool and what
+// its transaction found under it.
+type txKey struct {
+	key, digest string
+	// prior is the outcome claimKey found; it ends the transaction with
+	// errKeyUsed.
+	prior audit.Outcome
+}
+
+// errKeyUsed ends the transaction of a call whose key has an outcome:
+// the call is answered from it and writes nothing.
+var errKeyUsed = errors.New("tools: the idempotency key has an outcome")
+
+// onceInTx runs a keyed call of a one-transaction tool: its transaction
+// claims the key (see idempotencyArg).
+func (c *Call) onceInTx(ctx context.Context, h Handler, key, digest string) (Result, error) {
+	c.keyed = &txKey{key: key, digest: digest}
+	// Like a reserved call, it runs to the end even if the caller gives
+	// up: its retry then finds its result.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), keyedCallTimeout)
+	defer cancel()
+	res, err := h(rctx, c)
+	if !errors.Is(err, errKeyUsed) {
+		return res, err
+	}
+	prior := c.keyed.prior
+	if prior.Done && prior.Owner == c.recordKey() && prior.Digest == digest {
+		// The call's own commit, which landed though it was reported
+		// failed and was run again: its record is in it.
+		c.audited = true
+		return c.keptResult(prior, false)
+	}
+	return c.replay(prior, digest)
+}
+
+// claimKey is the first thing a one-transaction handler (Tool.oneTx)
+// does in its transaction, before it writes: for a keyed call, it reads
+// the key's outcome and, when there is one, ends the transaction with
+// errKeyUsed (the handler returns that error as it is). It does nothing
+// for a call without a key.
+func (c *Call) claimKey(tx kv.ReadTx) error {
+	if c.keyed == nil {
+		return nil
+	}
+	prior, found, err := c.Scope.Log().GetOutcome(tx, c.keyed.key)
+	if err != nil {
+		return err
+	}
+	if found {
+		c.keyed.prior = prior
+		return errKeyUsed
+	}
+	return nil
+}
+
+// commitCall is the last thing a one-transaction handler does in its
+// transaction, after its writes: it appends the call's tool.called record
+// with w (and finishes w) and, for a keyed call, keeps its result under
+// the key. result returns the call's result given the transaction's
+// commit; it is called here with kv.IncompleteVersionstamp, whose place a
+// replay fills with the commit (audit.Outcome.Stamp). Once the
+// transaction commits, the handler sets c.audited.
+func (c *Call) commitCall(tx kv.Tx, w *audit.Writer, result func(commit kv.Versionstamp) Result) error {
+	// The record keeps its marker (Call.recordKey) also in a keyed call:
+	// if the commit lands but is reported failed, the middleware's record
+	// of the failure is then not written beside it.
+	if _, err := w.Append(c.toolEventOK()); err != nil {
+		return err
+	}
+	w.Finish()
+	if c.keyed == nil {
+		return nil
+	}
+	o := audit.Outcome{Digest: c.keyed.digest, Owner: c.recordKey(), Done: true}
+	o.Result = keptBytes(result(kv.IncompleteVersionstamp(0)))
+	return c.Scope.Log().PutOutcomeStamped(tx, c.keyed.key, o)
+}
+
+// keptBytes encodes a result to keep; nil when it is too large to keep.
+func keptBytes(res Result) json.RawMessage {
+	s, err := json.Marshal(res.Structured)
+	if err != nil {
+		return nil
+	}
+	b, err := json.Marshal(keptResult{Structured: s, Text: res.Text})
+	if err != nil || len(b) > audit.MaxOutcome-1024 {
+		return nil
+	}
+	return b
+}
+
+// placeholderCommit is kv.IncompleteVersionstamp's commit bytes in hex,
+// as a result kept in the transaction that made it names that commit.
+var placeholderCommit = func() []byte {
+	v := kv.IncompleteVersionstamp(0)
+	return []byte(v.String()[:2*kv.StampSize])
+}()
+
 // replay answers a call whose key was used before.
 func (c *Call) replay(prior audit.Outcome, digest string) (Result, error) {
 	age := time.Since(prior.Time).Round(time.Second)
@@ -293,16 +414,34 @@ func (c *Call) replay(prior audit.Outcome, digest string) (Result, error) {
 			"its result was too large to keep, and it was not run again", c.Tool.Name(), idempotencyArg, age)}
 	}
 	c.record("replayed", true)
+	return c.keptResult(prior, true)
+}
+
+// keptResult returns the result kept in prior, marked as replayed or not.
+func (c *Call) keptResult(prior audit.Outcome, replayed bool) (Result, error) {
+	raw := []byte(prior.Result)
+	if !prior.Stamp.IsZero() {
+		commit := prior.Stamp.String()[:2*kv.StampSize]
+		raw = bytes.ReplaceAll(raw, placeholderCommit, []byte(commit))
+	}
 	var kept keptResult
-	if err := json.Unmarshal(prior.Result, &kept); err != nil {
+	if err := json.Unmarshal(raw, &kept); err != nil {
 		return Result{}, fmt.Errorf("the result kept under this %s is corrupt: %w", idempotencyArg, err)
 	}
 	structured := any(kept.Structured)
+	if !replayed {
+		var v any
+		if json.Unmarshal(kept.Structured, &v) == nil {
+			structured = v
+		}
+		return Result{Structured: structured, Text: kept.Text}, nil
+	}
 	var obj map[string]any
 	if json.Unmarshal(kept.Structured, &obj) == nil && obj != nil {
 		obj["replayed"] = true
 		structured = obj
 	}
+	age := time.Since(prior.Time).Round(time.Second)
 	note := fmt.Sprintf("(Replayed: a call with this %s already did this %s ago; nothing was done again.)", idempotencyArg, age)
 	return Result{Structured: structured, Text: kept.Text + "\n" + note}, nil
 }
@@ -312,12 +451,7 @@ func (c *Call) replay(prior audit.Outcome, digest string) (Result, error) {
 // itself (then right after it). If that fails, the reservation stays and
 // a retry is told that the outcome is unknown.
 func (c *Call) keep(ctx context.Context, key, digest string, res Result) {
-	o := audit.Outcome{Digest: digest, Done: true}
-	if s, err := json.Marshal(res.Structured); err == nil {
-		if b, err := json.Marshal(keptResult{Structured: s, Text: res.Text}); err == nil && len(b) <= audit.MaxOutcome-1024 {
-			o.Result = b
-		}
-	}
+	o := audit.Outcome{Digest: digest, Done: true, Result: keptBytes(res)}
 	l := c.Scope.Log()
 	audited := c.audited
 	_, err := c.Scope.Store().Update(ctx, func(tx kv.Tx) error {

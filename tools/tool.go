@@ -141,6 +141,9 @@ type Call struct {
 	// recordID is the idempotency key of the call's tool.called event
 	// (see recordKey).
 	recordID string
+	// keyed is the key of a keyed call to a one-transaction tool
+	// (Tool.oneTx), which its transaction claims (see claimKey).
+	keyed *txKey
 	// names caches the names of the projects the call showed (see
 	// projectName).
 	names map[string]string
@@ -208,6 +211,11 @@ type Tool struct {
 	// maxArgs is the largest arguments object the tool accepts, in bytes;
 	// zero means MaxArgs.
 	maxArgs int
+	// oneTx: the handler commits the call's whole effect, its tool.called
+	// record and a keyed call's result in one transaction (Call.claimKey,
+	// Call.commitCall), so a keyed call reserves nothing (see
+	// idempotencyArg).
+	oneTx bool
 }
 
 // MaxArgs returns the largest arguments object the tool accepts, in bytes.
@@ -265,6 +273,8 @@ type spec struct {
 	example string
 	// maxArgs is the tool's arguments limit; zero means MaxArgs.
 	maxArgs int
+	// oneTx: see Tool.oneTx.
+	oneTx   bool
 	handler Handler
 }
 
@@ -307,6 +317,7 @@ func (s spec) tool() *Tool {
 		args:    args,
 		example: s.example,
 		maxArgs: s.maxArgs,
+		oneTx:   s.oneTx,
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"syscall"
@@ -31,6 +32,9 @@ const (
 	coreEnv = "CODITECT_CORE"
 	// coreIdleEnv is the idle grace of a core that coditect mcp starts.
 	coreIdleEnv = "CODITECT_CORE_IDLE"
+	// coreProfileEnv names the file a core that coditect mcp starts writes
+	// its CPU profile to (--cpuprofile).
+	coreProfileEnv = "CODITECT_CORE_CPUPROFILE"
 )
 
 // defaultCoreIdle is how long a core with no connection waits before it
@@ -49,6 +53,7 @@ func newCoreCommand() *cobra.Command {
 		RunE: runCore,
 	}
 	cmd.Flags().Duration("idle", coreIdle(), "exit after this long with no connection (0: never); default $"+coreIdleEnv+" or 30s")
+	cmd.Flags().String("cpuprofile", os.Getenv(coreProfileEnv), "write a CPU profile (go tool pprof) to this file until the core stops; default $"+coreProfileEnv)
 	return cmd
 }
 
@@ -92,6 +97,14 @@ func runCore(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return err
 	}
+	if p, _ := cmd.Flags().GetString("cpuprofile"); p != "" {
+		stopProfile, err := startCPUProfile(p)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer stopProfile()
+	}
 	logger.Info("coditect core listening", "store", u, "socket", paths.Socket, "pid", os.Getpid(), "idle", idle)
 	core := server.NewCore(tenant.NewDirectory(st, "mcp"), u, strings.Fields(versionString())[1], logger)
 	ctx, cancelGone := context.WithCancel(ctx)
@@ -105,6 +118,23 @@ func runCore(cmd *cobra.Command, _ []string) error {
 	}
 	logger.Info("coditect core stopped", "err", err)
 	return err
+}
+
+// startCPUProfile writes a CPU profile to path until the returned
+// function is called.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 // exitWhenGone cancels the core when its store's database file is removed

@@ -36,6 +36,9 @@ const (
 	envDuration   = "CODITECT_AGENTBENCH_DURATION"    // per row and round, e.g. 5s
 	envRounds     = "CODITECT_AGENTBENCH_ROUNDS"      // interleaved rounds; medians over them
 	envBase       = "CODITECT_AGENTBENCH_BASE"        // path of a coditect binary built from another commit
+	// envCoreProfile: each row's local core writes a CPU profile to this
+	// path plus "." and the row's directory name (coditect core --cpuprofile).
+	envCoreProfile = "CODITECT_AGENTBENCH_CORE_PROFILE"
 )
 
 // configFromEnv returns the run's sizes: one quick round under -short

@@ -256,9 +256,14 @@ func storeEnv(dir string) []string {
 	env := slices.DeleteFunc(os.Environ(), func(s string) bool {
 		return strings.HasPrefix(s, "CODITECT_") || strings.HasPrefix(s, "XDG_")
 	})
-	return append(env, "CODITECT_STORE="+filepath.Join(dir, "coditect.db"),
+	env = append(env, "CODITECT_STORE="+filepath.Join(dir, "coditect.db"),
 		"XDG_RUNTIME_DIR="+dir, "XDG_DATA_HOME="+filepath.Join(dir, "data"), "XDG_STATE_HOME="+filepath.Join(dir, "state"),
 		"XDG_CONFIG_HOME="+filepath.Join(dir, "config"))
+	if p := os.Getenv(envCoreProfile); p != "" {
+		// A local core started for this row profiles itself to its own file.
+		env = append(env, "CODITECT_CORE_CPUPROFILE="+p+"."+filepath.Base(dir))
+	}
+	return env
 }
 
 // runHTTP measures n clients of one `coditect serve` (or an in-process

@@ -157,11 +157,26 @@ func (w *Writer) Append(ev Event) (Ref, error) {
 	return ref, nil
 }
 
+// BatchWriter returns a Writer for tx that writes the head and counter
+// deltas and the audit clock's high-water mark once for all its events,
+// when Finish is called: fewer writes than Writer when a transaction
+// appends more than one event. Call Finish after the last Append.
+func (l *Log) BatchWriter(tx kv.Tx) *Writer {
+	w := l.Writer(tx)
+	w.batched = true
+	return w
+}
+
+// Finish writes what a BatchWriter's events appended so far add up to;
+// it does nothing for a Writer's (which writes them with each event).
+func (w *Writer) Finish() { w.finish() }
+
 // finish writes what a batched Writer's events add up to: the head and
 // counter deltas and the audit clock's high-water mark, once each.
 func (w *Writer) finish() {
 	if w.added > 0 {
 		w.bump(w.added)
+		w.added = 0
 	}
 	if w.raise {
 		w.tx.Max(w.log.space.AuditHighWater(), encodeHighWater(w.high))

@@ -25,6 +25,11 @@ type Outcome struct {
 	Result json.RawMessage `json:"r,omitempty"`
 	// Time is when the outcome was stored (set by PutOutcome).
 	Time time.Time `json:"-"`
+	// Stamp is the commit of the transaction that stored the outcome, for
+	// one stored by PutOutcomeStamped (zero otherwise): a result kept in
+	// the transaction that made it names that commit's stamps with the
+	// placeholder kv.IncompleteVersionstamp, and a replay puts this in.
+	Stamp kv.Versionstamp `json:"-"`
 }
 
 // MaxOutcome bounds an outcome's encoding, in bytes.
@@ -62,26 +67,50 @@ func (l *Log) GetOutcome(tx kv.ReadTx, key string) (o Outcome, ok bool, err erro
 		return Outcome{}, false, fmt.Errorf("audit: outcome under %q is corrupt: %w", key, err)
 	}
 	o.Time = at
+	if vs, _ := kv.VersionstampFromBytes(v[:12]); !vs.IsZero() && vs.IsComplete() {
+		o.Stamp = vs
+	}
 	return o, true, nil
 }
 
 // PutOutcome stores o under key in tx, stamped with the current time.
 func (l *Log) PutOutcome(tx kv.Tx, key string, o Outcome) error {
-	k, err := l.outcomeKey(key)
+	k, v, err := l.outcomeValue(key, o)
 	if err != nil {
 		return err
 	}
+	tx.Set(k, v)
+	return nil
+}
+
+// PutOutcomeStamped is PutOutcome also recording the commit of tx, which
+// GetOutcome returns as the outcome's Stamp.
+func (l *Log) PutOutcomeStamped(tx kv.Tx, key string, o Outcome) error {
+	k, v, err := l.outcomeValue(key, o)
+	if err != nil {
+		return err
+	}
+	inc := kv.IncompleteVersionstamp(0)
+	copy(v, inc[:])
+	tx.SetVersionstampedValue(k, v, 0)
+	return nil
+}
+
+// outcomeValue returns the key and the value of o kept under key.
+func (l *Log) outcomeValue(key string, o Outcome) (k, v []byte, err error) {
+	if k, err = l.outcomeKey(key); err != nil {
+		return nil, nil, err
+	}
 	b, err := json.Marshal(o)
 	if err != nil {
-		return invalid("outcome: %v", err)
+		return nil, nil, invalid("outcome: %v", err)
 	}
 	if len(b) > MaxOutcome {
-		return invalid("outcome of %d bytes exceeds %d", len(b), MaxOutcome)
+		return nil, nil, invalid("outcome of %d bytes exceeds %d", len(b), MaxOutcome)
 	}
-	v := make([]byte, 20, 20+len(b))
+	v = make([]byte, 20, 20+len(b))
 	binary.BigEndian.PutUint64(v[12:20], uint64(l.now().UnixNano()))
-	tx.Set(k, append(v, b...))
-	return nil
+	return k, append(v, b...), nil
 }
 
 // ClearOutcome removes the outcome kept under key in tx.

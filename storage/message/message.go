@@ -436,26 +436,63 @@ func (w *Writer) recipients(to To, from string) ([]string, error) {
 
 // Send sends m in its own transaction.
 func Send(ctx context.Context, sc *tenant.Scope, m Outgoing) (Receipt, error) {
+	r, _, err := SendWith(ctx, sc, m, Hook{})
+	return r, err
+}
+
+// Hook adds a caller's reads and writes to a send's transaction (see
+// SendWith).
+type Hook struct {
+	// Before runs first, before anything is written; an error ends the
+	// transaction and nothing is sent.
+	Before func(tx kv.Tx) error
+	// After runs once the message is written, with the audit Writer that
+	// appended its message.sent event (a BatchWriter: the transaction
+	// finishes it after After), and the pending send.
+	After func(tx kv.Tx, aw *audit.Writer, p Pending) error
+	// Guarded says that Before makes a retry of the transaction (after a
+	// commit whose outcome was unknown) write nothing, so the send needs
+	// no idempotency marker of its own when m has no IdempotencyKey.
+	Guarded bool
+}
+
+// SendWith sends m in its own transaction, with h's reads and writes in
+// it, and returns the receipt and the transaction's commit.
+func SendWith(ctx context.Context, sc *tenant.Scope, m Outgoing, h Hook) (Receipt, kv.Versionstamp, error) {
 	if err := sc.CanWrite(); err != nil {
-		return Receipt{}, err
+		return Receipt{}, kv.Versionstamp{}, err
 	}
 	if err := m.validate(); err != nil {
-		return Receipt{}, err
+		return Receipt{}, kv.Versionstamp{}, err
 	}
-	if m.IdempotencyKey == "" {
+	if m.IdempotencyKey == "" && !h.Guarded {
 		m.IdempotencyKey = agent.NewID("send")
 	}
 	now := agent.Now(ctx)
 	var p Pending
 	stamp, err := sc.Store().Update(ctx, func(tx kv.Tx) error {
+		if h.Before != nil {
+			if err := h.Before(tx); err != nil {
+				return err
+			}
+		}
+		aw := sc.Log().BatchWriter(tx)
 		var err error
-		p, err = NewWriter(tx, sc.Log().Writer(tx), sc, now).Send(m)
-		return err
+		if p, err = NewWriter(tx, aw, sc, now).Send(m); err != nil {
+			return err
+		}
+		if h.After != nil {
+			if err := h.After(tx, aw, p); err != nil {
+				return err
+			}
+		}
+		aw.Finish()
+		return nil
 	})
 	if err != nil {
-		return Receipt{}, err
+		return Receipt{}, kv.Versionstamp{}, err
 	}
-	return p.Receipt(stamp), nil
+	return p.Receipt(stamp), stamp, nil
 }
 
 // read returns message id of agent's inbox, unacknowledged or not.

@@ -161,6 +161,10 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	q.Add("_pragma", "busy_timeout(0)")
 	q.Add("_pragma", "synchronous("+string(opts.Synchronous)+")")
 	q.Add("_pragma", "foreign_keys(0)")
+	// temp_store(memory): the statement journal of a group commit's
+	// savepoints stays in memory instead of spilling to a temporary file
+	// (a write per page) once it passes 64 KiB.
+	q.Add("_pragma", "temp_store(memory)")
 	base := "file:" + (&url.URL{Path: abs}).EscapedPath() + "?"
 	wq := cloneValues(q)
 	wq.Set("_txlock", "immediate")
