@@ -54,6 +54,20 @@ type Core struct {
 
 	mu      sync.Mutex
 	servers map[string]*Server
+	// others serve the connections of protocols other than mcp (Handle).
+	others map[string]localcore.Opener
+}
+
+// Handle makes the core serve connections whose hello names the protocol
+// kind with open; call it before the core serves. A hello for a store
+// opened with other parameters is sent to serve itself before open runs.
+func (c *Core) Handle(kind string, open localcore.Opener) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.others == nil {
+		c.others = map[string]localcore.Opener{}
+	}
+	c.others[kind] = open
 }
 
 // NewCore returns a core serving the tenants of dir, the embedded store
@@ -69,11 +83,17 @@ func NewCore(dir *tenant.Directory, storeURL, version string, logger *slog.Logge
 // ResolveStdio, the rules of a stdio process, and returns what serves the
 // connection.
 func (c *Core) Open(ctx context.Context, h localcore.Hello) (func(context.Context, net.Conn) error, error) {
-	if h.Kind != "mcp" {
-		return nil, fmt.Errorf("this core serves mcp connections, not %q", h.Kind)
-	}
 	if q, own := storeParams(h.Store), storeParams(c.storeURL); q != own {
 		return nil, &localcore.DirectError{Reason: fmt.Sprintf("the local core opened the store with parameters %q, this process with %q", own, q)}
+	}
+	if h.Kind != "mcp" {
+		c.mu.Lock()
+		open := c.others[h.Kind]
+		c.mu.Unlock()
+		if open == nil {
+			return nil, &localcore.DirectError{Reason: fmt.Sprintf("this core does not serve %q connections", h.Kind)}
+		}
+		return open(ctx, h)
 	}
 	var m CoreMCP
 	if len(h.Options) > 0 {

@@ -44,10 +44,10 @@ const defaultCoreIdle = 30 * time.Second
 func newCoreCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "core",
-		Short: "Serve every local coditect mcp of one embedded store from one process (started by coditect mcp --core auto)",
-		Long: "Serve the MCP connections of every `coditect mcp` on this machine that uses the embedded store, over a\n" +
+		Short: "Serve every local coditect mcp and coditect ide of one embedded store from one process (started by them with --core auto)",
+		Long: "Serve the connections of every `coditect mcp` and `coditect ide` on this machine that uses the embedded store, over a\n" +
 			"Unix socket only this user can reach, so that all agents share one store writer and its group commit.\n" +
-			"coditect mcp starts it when none runs; it exits after --idle with no connection. One core per store:\n" +
+			"coditect mcp and coditect ide start it when none runs; it exits after --idle with no connection. One core per store:\n" +
 			"a second one exits at once. See docs/DAEMON.md, \"The local core\".",
 		Args: cobra.NoArgs,
 		RunE: runCore,
@@ -107,6 +107,7 @@ func runCore(cmd *cobra.Command, _ []string) error {
 	}
 	logger.Info("coditect core listening", "store", u, "socket", paths.Socket, "pid", os.Getpid(), "idle", idle)
 	core := server.NewCore(tenant.NewDirectory(st, "mcp"), u, strings.Fields(versionString())[1], logger)
+	core.Handle("ide", ideCoreOpener(tenant.NewDirectory(st, "ide"), u, logger))
 	ctx, cancelGone := context.WithCancel(ctx)
 	defer cancelGone()
 	go exitWhenGone(ctx, cancelGone, paths.Store, logger)
@@ -198,30 +199,10 @@ var errServeDirectly = errors.New("serving directly")
 // when none runs. It returns an error wrapping errServeDirectly when no
 // core can serve it, and a core's refusal of its identity as is.
 func forwardMCP(ctx context.Context, cmd *cobra.Command, u string, m server.CoreMCP, proto *os.File, logger *slog.Logger) error {
-	paths, err := corePaths(u)
-	if err != nil {
-		return fmt.Errorf("%w: %v", errServeDirectly, err)
-	}
-	fl := cmd.Flags()
-	ten, _ := fl.GetString("tenant")
-	usr, _ := fl.GetString("user")
-	token := strings.TrimSpace(os.Getenv(server.TokenEnv))
-	if token == "" && usr == "" {
-		usr = server.OSUser()
-	}
-	wd, _ := os.Getwd()
-	opts, err := jsonRaw(m)
+	paths, hello, argv, env, err := coreClient(cmd, u, "mcp", m)
 	if err != nil {
 		return err
 	}
-	hello := localcore.Hello{Kind: "mcp", Store: u, Token: token, Tenant: ten, User: usr, Workspace: wd, PID: os.Getpid(), Options: opts}
-	exe, err := os.Executable()
-	if err != nil {
-		return fmt.Errorf("%w: %v", errServeDirectly, err)
-	}
-	// The core runs in /, so it is given the store's absolute path.
-	argv := []string{exe, "core", "--store", absStoreURL(u, paths)}
-	env := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, server.TokenEnv+"=") })
 	connect := func(ctx context.Context) (net.Conn, error) {
 		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
@@ -261,6 +242,39 @@ func forwardMCP(ctx context.Context, cmd *cobra.Command, u string, m server.Core
 		Logger:   logger,
 	}
 	return f.Run(ctx, c)
+}
+
+// coreClient returns what a stdio process of the protocol kind with the
+// settings opts needs to reach its store's core: the core's files, its
+// hello, and how to start a core. The error wraps errServeDirectly when
+// the store has no core.
+func coreClient(cmd *cobra.Command, u, kind string, opts any) (localcore.Paths, localcore.Hello, []string, []string, error) {
+	var hello localcore.Hello
+	paths, err := corePaths(u)
+	if err != nil {
+		return paths, hello, nil, nil, fmt.Errorf("%w: %v", errServeDirectly, err)
+	}
+	fl := cmd.Flags()
+	ten, _ := fl.GetString("tenant")
+	usr, _ := fl.GetString("user")
+	token := strings.TrimSpace(os.Getenv(server.TokenEnv))
+	if token == "" && usr == "" {
+		usr = server.OSUser()
+	}
+	wd, _ := os.Getwd()
+	raw, err := jsonRaw(opts)
+	if err != nil {
+		return paths, hello, nil, nil, err
+	}
+	hello = localcore.Hello{Kind: kind, Store: u, Token: token, Tenant: ten, User: usr, Workspace: wd, PID: os.Getpid(), Options: raw}
+	exe, err := os.Executable()
+	if err != nil {
+		return paths, hello, nil, nil, fmt.Errorf("%w: %v", errServeDirectly, err)
+	}
+	// The core runs in /, so it is given the store's absolute path.
+	argv := []string{exe, "core", "--store", absStoreURL(u, paths)}
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, server.TokenEnv+"=") })
+	return paths, hello, argv, env, nil
 }
 
 func jsonRaw(v any) (json.RawMessage, error) { return json.Marshal(v) }

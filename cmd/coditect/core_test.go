@@ -43,7 +43,7 @@ func TestServeIsTheLocalCore(t *testing.T) {
 
 	cmd := exec.Command(testbin.Coditect(t), "mcp", "--store", storeURL, "--tenant", "acme", "--user", "ada")
 	cmd.Env = append(os.Environ(), "CODITECT_TOKEN=", "CODITECT_CORE=", "CODITECT_CORE_IDLE=30s")
-	var stderr strings.Builder
+	var stderr lockedBuffer
 	cmd.Stderr = &stderr
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

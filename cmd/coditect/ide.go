@@ -42,8 +42,10 @@ func newIDECommand() *cobra.Command {
 			"is revoked or expires, or its user or tenant is disabled, requests fail and the editor is told.\n" +
 			"The dashboard link of a local identity carries a login token of its own that lives as long as this\n" +
 			"process: renewed while it runs, revoked when it exits, expiring within a minute if it is killed.\n\n" +
+			"With --core auto (the default on the embedded store) the process forwards to the store's local core,\n" +
+			"the one process serving every coditect mcp and coditect ide on this machine (see docs/DAEMON.md).\n\n" +
 			"Exit status, as LSP asks: 0 after shutdown then exit (or when the editor goes away), 1 on exit\n" +
-			"without shutdown.",
+			"without shutdown, or when the local core was lost mid-session.",
 		Args: cobra.NoArgs,
 		RunE: runIDE,
 	}
@@ -55,6 +57,7 @@ func newIDECommand() *cobra.Command {
 	f.Bool("stdio", true, "serve over stdin/stdout (the only transport; accepted because LSP clients pass it)")
 	f.Duration("dashboard-token-ttl", dashboardTokenTTL, "how long the dashboard login token outlives this process")
 	_ = f.MarkHidden("dashboard-token-ttl") // for tests: the default suits people
+	f.String("core", "auto", "auto: forward to the store's local core, starting one when none runs (embedded store only; $"+coreEnv+"=off turns it off); off: serve directly")
 	return cmd
 }
 
@@ -84,6 +87,26 @@ func runIDE(cmd *cobra.Command, _ []string) error {
 	ctx := cmd.Context()
 	if ctx == nil {
 		ctx = context.Background()
+	}
+	mode, err := coreMode(cmd)
+	if err != nil {
+		return err
+	}
+	u, err := storeURL(cmd)
+	if err != nil {
+		return err
+	}
+	if mode == "auto" && server.EmbeddedStore(u) {
+		code, err := forwardIDE(ctx, cmd, u, coreIDE{MaxMessage: maxMessage, TokenTTL: tokenTTL}, proto, logger)
+		switch {
+		case err == nil && code == ide.ExitOK:
+			return nil
+		case err == nil:
+			return errors.New("exit without shutdown")
+		case !errors.Is(err, errServeDirectly):
+			return err
+		}
+		logger.Warn("no local core; serving directly", "reason", err)
 	}
 	env, err := openStdio(ctx, cmd, "ide")
 	if err != nil {

@@ -112,6 +112,7 @@ func serveCore(ctx context.Context, st kv.Store, u, ver string, logger *slog.Log
 		return func() {}
 	}
 	core := server.NewCore(tenant.NewDirectory(st, "mcp"), u, ver, logger.With("part", "core"))
+	core.Handle("ide", ideCoreOpener(tenant.NewDirectory(st, "ide"), u, logger.With("part", "core")))
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {

@@ -16,7 +16,7 @@ const Version = 1
 // is, exactly as a stdio process would resolve it, and what it serves.
 type Hello struct {
 	V int `json:"v"`
-	// Kind is the protocol that follows: "mcp".
+	// Kind is the protocol that follows: "mcp" or "ide" (see ForwardIDE).
 	Kind string `json:"kind"`
 	// Token, Tenant and User are what the stdio process was given
 	// ($CODITECT_TOKEN, --tenant, --user; User the OS user when neither a
