@@ -27,6 +27,8 @@ import (
 // Coditect call also appends its tool.called event (synchronous=FULL, the
 // production default). Sub-benchmarks end in /bare and /coditect so that
 // the table tool computes ratios; p50-ms and p99-ms are per call.
+// CODITECT_BENCH_BINARY names another coditect binary to run over stdio
+// (an older build, to compare against in the same run).
 func BenchmarkRoundTrip(b *testing.B) {
 	for _, transport := range []string{"stdio", "http"} {
 		for _, op := range []struct{ name, tool string }{{"readonly", "whoami"}, {"append", "note"}} {
@@ -101,7 +103,11 @@ func benchBare(b *testing.B, transport string) *mcp.ClientSession {
 func benchCoditect(b *testing.B, transport string) *mcp.ClientSession {
 	if transport == "stdio" {
 		data := b.TempDir()
-		cmd := exec.Command(coditectBinary(b), "mcp", "--tenant", "bench", "--log-file", filepath.Join(data, "mcp.log"))
+		bin := os.Getenv("CODITECT_BENCH_BINARY")
+		if bin == "" {
+			bin = coditectBinary(b)
+		}
+		cmd := exec.Command(bin, "mcp", "--tenant", "bench", "--log-file", filepath.Join(data, "mcp.log"))
 		// CODITECT_CORE=off: this process serves the store itself, as the
 		// bare server does (internal/agentbench measures the local core).
 		cmd.Env = append(os.Environ(), "CODITECT_STORE="+filepath.Join(data, "coditect.db"), "CODITECT_TOKEN=", "CODITECT_CORE=off")

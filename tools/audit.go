@@ -131,6 +131,9 @@ type AuditQueue struct {
 	logger   *slog.Logger
 	degraded atomic.Bool // the last commit found the store unavailable
 	spool    *spool      // nil until UseSpool
+	// wake cuts the loop's linger short: an event someone waits for (or a
+	// Flush, or Close) was queued, or the queue is half full.
+	wake chan struct{}
 	// spoolMu makes spooled records enter the queue in their spool order,
 	// which the spool's marks rely on (a mark covers every record of the
 	// tenant up to it). The queue's loop never takes it.
@@ -175,7 +178,7 @@ func NewAuditQueue(size int, logger *slog.Logger) *AuditQueue {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	q := &AuditQueue{ch: make(chan queued, max(size, maxAuditBatch)), done: make(chan struct{}), logger: logger,
-		recoverEvery: SpoolRecoveryEvery}
+		wake: make(chan struct{}, 1), recoverEvery: SpoolRecoveryEvery}
 	go q.run()
 	return q
 }
@@ -229,8 +232,18 @@ func (q *AuditQueue) UseSpool(ctx context.Context, dir string, logs func(tenant 
 const SpoolRecoveryEvery = time.Minute
 
 // auditLinger is how long the queue waits for more records before it
-// commits a batch nobody waits for (records safe in the spool).
-const auditLinger = 2 * time.Millisecond
+// commits a batch nobody waits for (records safe in the spool). The loop
+// sleeps meanwhile (queueing a spooled record does not wake it) unless an
+// event someone waits for arrives (see AuditQueue.wake).
+const auditLinger = 10 * time.Millisecond
+
+// wakeLoop cuts the loop's linger short.
+func (q *AuditQueue) wakeLoop() {
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
 
 // nobodyWaits reports whether every item of batch is a spooled record no
 // call waits for.
@@ -261,6 +274,9 @@ func (q *AuditQueue) add(l *audit.Log, ev audit.Event, relaxed bool) <-chan stru
 		seq, ok := q.spool.write(l, sev)
 		if ok {
 			it.seq, it.ev = seq, sev
+			if len(q.ch) >= cap(q.ch)/2 {
+				q.wakeLoop()
+			}
 			q.ch <- it
 		}
 		q.spoolMu.Unlock()
@@ -274,6 +290,7 @@ func (q *AuditQueue) add(l *audit.Log, ev audit.Event, relaxed bool) <-chan stru
 	}
 	it.done = make(chan struct{})
 	q.ch <- it
+	q.wakeLoop()
 	return it.done
 }
 
@@ -284,6 +301,7 @@ func (q *AuditQueue) Flush(ctx context.Context) error {
 	done := make(chan struct{})
 	select {
 	case q.ch <- queued{flush: true, done: done}:
+		q.wakeLoop()
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -299,6 +317,7 @@ func (q *AuditQueue) Flush(ctx context.Context) error {
 // store was unavailable) and stops the queue. No event may be added after.
 func (q *AuditQueue) Close(ctx context.Context) error {
 	close(q.ch)
+	q.wakeLoop()
 	if q.stopRecovery != nil {
 		close(q.stopRecovery)
 		select {
@@ -356,43 +375,33 @@ func (q *AuditQueue) run() {
 		// spool), linger a moment for more: a stream of reads then costs a
 		// commit per many records instead of one each.
 		linger := nobodyWaits(batch)
-		if linger {
+		collect := func() {
+			for open && (len(batch) < maxAuditBatch || q.degraded.Load()) {
+				select {
+				case it, ok := <-q.ch:
+					if !ok {
+						open = false
+						return
+					}
+					batch = append(batch, it)
+					if it.done != nil || it.flush {
+						linger = false // someone waits: commit now
+					}
+				default:
+					return
+				}
+			}
+		}
+		collect()
+		if linger && open && len(batch) < maxAuditBatch {
 			lingerT.Reset(auditLinger)
-		}
-		take := func(it queued, ok bool) bool {
-			if !ok {
-				open = false
-				return false
-			}
-			batch = append(batch, it)
-			if it.done != nil || it.flush {
-				linger = false // someone waits: commit now
-			}
-			return true
-		}
-	collect:
-		for open && (len(batch) < maxAuditBatch || q.degraded.Load()) {
 			select {
-			case it, ok := <-q.ch:
-				if !take(it, ok) {
-					break collect
-				}
-				continue
-			default:
-			}
-			if !linger {
-				break
-			}
-			select {
-			case it, ok := <-q.ch:
-				if !take(it, ok) {
-					break collect
-				}
 			case <-lingerT.C:
-				linger = false
+			case <-q.wake:
 			}
+			lingerT.Stop()
+			collect()
 		}
-		lingerT.Stop()
 		pending = q.commit(batch)
 		if len(pending) == 0 {
 			if q.degraded.Swap(false) {

@@ -52,6 +52,36 @@ type spool struct {
 	logs        map[string]*audit.Log // tenants whose logs hold a mark of this spool
 	broken      bool                  // a torn line precedes records still needed: write nothing until the file is emptied
 	failing     bool                  // the last write failed (logged once)
+	buf         []byte                // the line being written, kept for the next one
+	enc         *spoolEncoder
+}
+
+// spoolLine is how a spoolRecord is written: the event encoded in place.
+type spoolLine struct {
+	Seq    uint64       `json:"seq"`
+	Tenant string       `json:"tenant"`
+	Key    string       `json:"key"`
+	Event  *audit.Event `json:"event"`
+}
+
+// maxSpoolBuf bounds the buffer a spool keeps between writes.
+const maxSpoolBuf = 64 << 10
+
+// spoolEncoder encodes events onto the end of buf.
+type spoolEncoder struct {
+	buf []byte
+	e   *json.Encoder
+}
+
+func newSpoolEncoder() *spoolEncoder {
+	se := &spoolEncoder{}
+	se.e = json.NewEncoder(se)
+	return se
+}
+
+func (se *spoolEncoder) Write(p []byte) (int, error) {
+	se.buf = append(se.buf, p...)
+	return len(p), nil
 }
 
 // spoolRecord is one line of a spool file.
@@ -79,7 +109,7 @@ func openSpool(dir string, logger *slog.Logger) (*spool, error) {
 		var f *os.File
 		f, err = createLockedSpool(dir, id)
 		if err == nil {
-			return &spool{id: id, path: filepath.Join(dir, id+spoolExt), logger: logger, f: f, logs: map[string]*audit.Log{}}, nil
+			return &spool{id: id, path: filepath.Join(dir, id+spoolExt), logger: logger, f: f, logs: map[string]*audit.Log{}, enc: newSpoolEncoder()}, nil
 		}
 		if !errors.Is(err, errSpoolTaken) {
 			return nil, err
@@ -188,21 +218,22 @@ func sameFile(f *os.File, path string) bool {
 // false when the spool cannot take it (the caller then waits for the
 // record's commit instead).
 func (s *spool) write(l *audit.Log, ev audit.Event) (seq uint64, ok bool) {
-	b, err := json.Marshal(&ev)
-	if err != nil {
-		return 0, false
-	}
-	tenant, _ := json.Marshal(l.Tenant())
-	key, _ := json.Marshal(ev.IdempotencyKey)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.broken {
 		return 0, false
 	}
 	seq = s.seq + 1
-	line := make([]byte, 0, len(b)+len(tenant)+len(key)+56)
-	line = fmt.Appendf(line, `{"seq":%d,"tenant":%s,"key":%s,"event":`, seq, tenant, key)
-	line = append(append(line, b...), '}', '\n')
+	// The line is encoded in one pass into a buffer the spool keeps
+	// (under mu), which it reuses for the next one.
+	s.enc.buf = s.buf[:0]
+	if err := s.enc.e.Encode(spoolLine{Seq: seq, Tenant: l.Tenant(), Key: ev.IdempotencyKey, Event: &ev}); err != nil {
+		return 0, false
+	}
+	line := s.enc.buf // Encode ends the line with '\n'
+	if cap(line) <= maxSpoolBuf {
+		s.buf = line
+	}
 	if _, err := s.f.Write(line); err != nil {
 		if !s.failing {
 			s.logger.Error("audit spool write failed; reads wait for their records to commit until it works again", "spool", s.path, "err", err)
