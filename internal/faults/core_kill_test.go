@@ -54,6 +54,18 @@ func (s *coreStore) command(t *testing.T) (*exec.Cmd, *syncBuffer) {
 	return cmd, &stderr
 }
 
+// connect starts a `coditect mcp` forwarding to the store's core and
+// connects the official SDK client to it; what fails names the step.
+func (s *coreStore) connect(ctx context.Context, t *testing.T, step string) (*mcp.ClientSession, *exec.Cmd, *syncBuffer) {
+	t.Helper()
+	cmd, stderr := s.command(t)
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "lmstudio", Version: "1"}, nil).Connect(ctx, &mcp.CommandTransport{Command: cmd}, nil)
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", step, err, stderr)
+	}
+	return cs, cmd, stderr
+}
+
 // waitCore waits until a core other than not holds the store's lock and
 // returns its pid.
 func (s *coreStore) waitCore(t *testing.T, not int) int {
@@ -82,11 +94,7 @@ func TestCoreSIGKILLMidTraffic(t *testing.T) {
 	s := newCoreStore(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	cmd, stderr := s.command(t)
-	cs, err := mcp.NewClient(&mcp.Implementation{Name: "lmstudio", Version: "1"}, nil).Connect(ctx, &mcp.CommandTransport{Command: cmd}, nil)
-	if err != nil {
-		t.Fatalf("connect: %v\n%s", err, stderr)
-	}
+	cs, cmd, stderr := s.connect(ctx, t, "connect")
 	defer cs.Close()
 	kills, every := 3, 30
 	if !testing.Short() {
@@ -212,11 +220,7 @@ func TestForwarderSIGKILLMidTraffic(t *testing.T) {
 	s := newCoreStore(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	cmd, stderr := s.command(t)
-	cs, err := mcp.NewClient(&mcp.Implementation{Name: "lmstudio", Version: "1"}, nil).Connect(ctx, &mcp.CommandTransport{Command: cmd}, nil)
-	if err != nil {
-		t.Fatalf("connect: %v\n%s", err, stderr)
-	}
+	cs, cmd, _ := s.connect(ctx, t, "connect")
 	defer cs.Close()
 	core := s.waitCore(t, 0)
 	var (
@@ -290,11 +294,7 @@ func TestForwarderSIGKILLMidTraffic(t *testing.T) {
 		time.Sleep(backoff)
 	}
 
-	cmd2, stderr2 := s.command(t)
-	cs2, err := mcp.NewClient(&mcp.Implementation{Name: "lmstudio", Version: "1"}, nil).Connect(ctx, &mcp.CommandTransport{Command: cmd2}, nil)
-	if err != nil {
-		t.Fatalf("a new coditect mcp after SIGKILL: %v\n%s", err, stderr2)
-	}
+	cs2, _, stderr2 := s.connect(ctx, t, "a new coditect mcp after SIGKILL")
 	defer cs2.Close()
 	if _, err := note(ctx, cs2, "after the kill"); err != nil {
 		t.Fatalf("note after the kill: %v\n%s", err, stderr2)
@@ -318,11 +318,7 @@ func TestStoreLockedByAnotherProcessCore(t *testing.T) {
 	s.url += "?lock_timeout=500ms"
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	cmd, stderr := s.command(t)
-	cs, err := mcp.NewClient(&mcp.Implementation{Name: "lmstudio", Version: "1"}, nil).Connect(ctx, &mcp.CommandTransport{Command: cmd}, nil)
-	if err != nil {
-		t.Fatalf("connect: %v\n%s", err, stderr)
-	}
+	cs, cmd, stderr := s.connect(ctx, t, "connect")
 	defer cs.Close()
 	core := s.waitCore(t, 0)
 	before, err := note(ctx, cs, "before the lock")
