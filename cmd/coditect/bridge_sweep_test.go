@@ -48,13 +48,7 @@ func TestBridgeDaemonSweepE2E(t *testing.T) {
 	defer cancel()
 
 	// The editor declares hover and never answers.
-	p := startIDE(t, bin, store, ws)
-	p.send(map[string]any{"id": 1, "method": "initialize", "params": map[string]any{"processId": nil, "rootUri": fileURL(ws),
-		"capabilities": map[string]any{"experimental": map[string]any{"coditect": map[string]any{"bridge": map[string]any{"kinds": []string{"hover"}}}}}}})
-	p.response(1)
-	p.send(map[string]any{"method": "initialized", "params": map[string]any{}})
-	p.send(map[string]any{"id": 2, "method": "workspace/executeCommand", "params": map[string]any{"command": "coditect.status"}})
-	p.response(2)
+	p := startHoverEditor(t, bin, store, ws)
 
 	// The asker, killed while it waits.
 	cmd := exec.Command(bin, "mcp", "--core", "off", "--store", store, "--tenant", "t1", "--user", "ada", "--toolsets", "core,files,ide",

@@ -302,13 +302,7 @@ func TestBridgeKilledEditorE2E(t *testing.T) {
 	bin, store, ws, env := bridgeSetup(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*ideWait)
 	defer cancel()
-	p := startIDE(t, bin, store, ws)
-	p.send(map[string]any{"id": 1, "method": "initialize", "params": map[string]any{"processId": nil, "rootUri": fileURL(ws),
-		"capabilities": map[string]any{"experimental": map[string]any{"coditect": map[string]any{"bridge": map[string]any{"kinds": []string{"hover"}}}}}}})
-	p.response(1)
-	p.send(map[string]any{"method": "initialized", "params": map[string]any{}})
-	p.send(map[string]any{"id": 2, "method": "workspace/executeCommand", "params": map[string]any{"command": "coditect.status"}})
-	p.response(2)
+	p := startHoverEditor(t, bin, store, ws)
 	a := startAgent(t, ctx, env, bin, store, "t1", "ada", ws)
 	if err := p.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
@@ -338,4 +332,19 @@ func TestBridgeKilledEditorE2E(t *testing.T) {
 	if n := ideRecords(t, ctx, store, "t1"); n != 0 {
 		t.Errorf("%d request records left behind", n)
 	}
+}
+
+// startHoverEditor starts a `coditect ide` whose client declares the
+// bridge for hover only and never answers it, and waits until the server
+// is running (its editor is announced on initialized).
+func startHoverEditor(t *testing.T, bin, store, ws string) *ideProc {
+	t.Helper()
+	p := startIDE(t, bin, store, ws)
+	p.send(map[string]any{"id": 1, "method": "initialize", "params": map[string]any{"processId": nil, "rootUri": fileURL(ws),
+		"capabilities": map[string]any{"experimental": map[string]any{"coditect": map[string]any{"bridge": map[string]any{"kinds": []string{"hover"}}}}}}})
+	p.response(1)
+	p.send(map[string]any{"method": "initialized", "params": map[string]any{}})
+	p.send(map[string]any{"id": 2, "method": "workspace/executeCommand", "params": map[string]any{"command": "coditect.status"}})
+	p.response(2)
+	return p
 }
