@@ -96,5 +96,6 @@ func forwardIDE(ctx context.Context, cmd *cobra.Command, u string, o coreIDE, pr
 		return 1, fmt.Errorf("%w: %v", errServeDirectly, err)
 	}
 	logger.Info("serving the IDE protocol on stdio through the local core", "store", u, "socket", paths.Socket, "core_pid", r.PID, "pid", os.Getpid())
+	relayOnly()
 	return localcore.ForwardIDE(ctx, os.Stdin, proto, c)
 }

@@ -39,6 +39,9 @@ const (
 	// envCoreProfile: each row's local core writes a CPU profile to this
 	// path plus "." and the row's directory name (coditect core --cpuprofile).
 	envCoreProfile = "CODITECT_AGENTBENCH_CORE_PROFILE"
+	// envOnly, when set, names the variants to run (bare, coditect,
+	// coditect-core, base, raw), to iterate on one of them.
+	envOnly = "CODITECT_AGENTBENCH_ONLY"
 )
 
 // configFromEnv returns the run's sizes: one quick round under -short
@@ -105,7 +108,11 @@ type result struct {
 	p50    float64 // ms
 	p99    float64 // ms
 	cpuMS  float64 // server CPU time per call, ms; 0 when not measured
-	kibOut float64 // bytes the server processes wrote to disk per call, KiB
+	coreMS float64 // the part of cpuMS spent in a local core
+	// clientMS is the CPU time per call of the benchmark's own process:
+	// the agents' SDK clients (and, for HTTP, their connections).
+	clientMS float64
+	kibOut   float64 // bytes the server processes wrote to disk per call, KiB
 }
 
 // BenchmarkAgents runs every row of the table once per round, the rows of
@@ -131,6 +138,12 @@ func BenchmarkAgents(b *testing.B) {
 		row row
 		run func(ctx context.Context) (result, error)
 	}
+	only := func(name string) bool {
+		v := os.Getenv(envOnly)
+		return v == "" || slices.Contains(strings.Split(v, ","), name)
+	}
+	stdioVariants = slices.DeleteFunc(stdioVariants, func(v variant) bool { return !only(v.name) })
+	httpVariants = slices.DeleteFunc(httpVariants, func(v variant) bool { return !only(v.name) })
 	var jobs []job
 	for _, op := range cfg.ops {
 		counts := cfg.agents
@@ -150,7 +163,7 @@ func BenchmarkAgents(b *testing.B) {
 			}
 		}
 	}
-	if slices.ContainsFunc(cfg.ops, func(op string) bool { return op != "whoami" }) {
+	if slices.ContainsFunc(cfg.ops, func(op string) bool { return op != "whoami" }) && only("raw") {
 		for _, n := range cfg.agents {
 			jobs = append(jobs, job{row{"disk", "commit", n, "raw"}, func(ctx context.Context) (result, error) {
 				return runRaw(ctx, b, n, cfg.duration)
@@ -183,6 +196,10 @@ func BenchmarkAgents(b *testing.B) {
 				b.ReportMetric(m.cpuMS, "cpu-ms/call")
 				b.ReportMetric(m.kibOut, "KiB/call")
 			}
+			b.ReportMetric(m.clientMS, "client-cpu-ms/call")
+			if m.coreMS > 0 {
+				b.ReportMetric(m.coreMS, "core-cpu-ms/call")
+			}
 		})
 	}
 	fmt.Print(table(cfg, medians))
@@ -209,11 +226,13 @@ func median(rs []result) result {
 		return (v[len(v)/2-1] + v[len(v)/2]) / 2
 	}
 	return result{
-		calls:  pick(func(r result) float64 { return r.calls }),
-		p50:    pick(func(r result) float64 { return r.p50 }),
-		p99:    pick(func(r result) float64 { return r.p99 }),
-		cpuMS:  pick(func(r result) float64 { return r.cpuMS }),
-		kibOut: pick(func(r result) float64 { return r.kibOut }),
+		calls:    pick(func(r result) float64 { return r.calls }),
+		p50:      pick(func(r result) float64 { return r.p50 }),
+		p99:      pick(func(r result) float64 { return r.p99 }),
+		cpuMS:    pick(func(r result) float64 { return r.cpuMS }),
+		coreMS:   pick(func(r result) float64 { return r.coreMS }),
+		clientMS: pick(func(r result) float64 { return r.clientMS }),
+		kibOut:   pick(func(r result) float64 { return r.kibOut }),
 	}
 }
 
@@ -252,8 +271,8 @@ func hasFlag(bin, sub, flag string) bool {
 func table(cfg config, m map[row]result) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nagentbench: medians of %d interleaved rounds of %s per row\n\n", cfg.rounds, cfg.duration)
-	b.WriteString("| transport | call | agents | server | calls/s | p50 ms | p99 ms | CPU ms/call | KiB written/call |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| transport | call | agents | server | calls/s | p50 ms | p99 ms | CPU ms/call (core) | clients' CPU ms/call | KiB written/call |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|\n")
 	rows := make([]row, 0, len(m))
 	for r := range m {
 		rows = append(rows, r)
@@ -276,9 +295,12 @@ func table(cfg config, m map[row]result) string {
 		cpu, kib := "", ""
 		if res.cpuMS > 0 {
 			cpu, kib = fmt.Sprintf("%.3f", res.cpuMS), fmt.Sprintf("%.1f", res.kibOut)
+			if res.coreMS > 0 {
+				cpu += fmt.Sprintf(" (%.3f)", res.coreMS)
+			}
 		}
-		fmt.Fprintf(&b, "| %s | %s | %d | %s | %.0f | %.3f | %.3f | %s | %s |\n",
-			r.transport, r.op, r.agents, r.variant, res.calls, res.p50, res.p99, cpu, kib)
+		fmt.Fprintf(&b, "| %s | %s | %d | %s | %.0f | %.3f | %.3f | %s | %.3f | %s |\n",
+			r.transport, r.op, r.agents, r.variant, res.calls, res.p50, res.p99, cpu, res.clientMS, kib)
 	}
 	return b.String()
 }

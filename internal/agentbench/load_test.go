@@ -117,6 +117,7 @@ func drive(ctx context.Context, clients []client, d time.Duration, pids func() [
 		return result{}, fmt.Errorf("warm-up: %w", err)
 	}
 	before := readProcs(pids())
+	selfBefore := readProcs([]int{os.Getpid()})
 	start := time.Now()
 	end := start.Add(d)
 	lats := make([][]time.Duration, len(clients))
@@ -139,13 +140,18 @@ func drive(ctx context.Context, clients []client, d time.Duration, pids func() [
 	}
 	wg.Wait()
 	after := readProcs(pids())
+	selfAfter := readProcs([]int{os.Getpid()})
 	if err := errors.Join(errs...); err != nil {
 		return result{}, err
 	}
 	all := slices.Concat(lats...)
 	res := latencies(all, d)
+	if n := float64(len(all)); n > 0 {
+		res.clientMS = float64(selfAfter.cpu-selfBefore.cpu) * 1000 / clockTick / n
+	}
 	if n := float64(len(all)); n > 0 && after.cpu > 0 {
 		res.cpuMS = float64(after.cpu-before.cpu) * 1000 / clockTick / n
+		res.coreMS = float64(after.coreCPU-before.coreCPU) * 1000 / clockTick / n
 		res.kibOut = float64(after.written-before.written) / 1024 / n
 	}
 	return res, nil
@@ -414,6 +420,7 @@ const clockTick = 100
 // the block layer (/proc/PID/io write_bytes: the WAL, checkpoints, spools).
 type usage struct {
 	cpu     int64
+	coreCPU int64 // of the processes among them that are a local core
 	written int64
 }
 
@@ -426,6 +433,9 @@ func readProcs(pids []int) usage {
 				ut, _ := strconv.ParseInt(f[11], 10, 64)
 				st, _ := strconv.ParseInt(f[12], 10, 64)
 				u.cpu += ut + st
+				if cmd, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil && isCore(cmd) {
+					u.coreCPU += ut + st
+				}
 			}
 		}
 		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid)); err == nil {
@@ -438,4 +448,11 @@ func readProcs(pids []int) usage {
 		}
 	}
 	return u
+}
+
+// isCore reports whether a /proc/PID/cmdline is a local core's
+// (coditect core …).
+func isCore(cmdline []byte) bool {
+	args := bytes.Split(cmdline, []byte{0})
+	return len(args) > 1 && string(args[1]) == "core"
 }

@@ -184,42 +184,81 @@ func (f *Forwarder) send(line []byte) {
 
 // withKey returns the tools/call line with an idempotency_key when the
 // tool is keyed and the call has none, and whether the call has a key.
+// The line is rebuilt from its parsed members, in their order of the
+// JSON-RPC specification, the key first among the arguments.
 func (f *Forwarder) withKey(line []byte, m message, key string) ([]byte, bool) {
 	if !f.Tools[m.Params.Name].Keyed {
 		return line, false
 	}
-	var args map[string]json.RawMessage
+	var args struct {
+		Key json.RawMessage `json:"idempotency_key"` // "null" for null
+	}
 	if len(m.Params.Arguments) > 0 && json.Unmarshal(m.Params.Arguments, &args) != nil {
 		return line, false // not an object: the tool refuses it
 	}
-	if k, ok := args["idempotency_key"]; ok {
-		return line, string(k) != "null"
+	if args.Key != nil {
+		return line, string(args.Key) != "null"
 	}
-	if args == nil {
-		args = map[string]json.RawMessage{}
-	}
-	sum := sha256.Sum256([]byte(key))
-	k, _ := json.Marshal("core-" + f.Instance + "-" + hex.EncodeToString(sum[:12]))
-	args["idempotency_key"] = k
-	var whole map[string]json.RawMessage
-	var params map[string]json.RawMessage
+	var whole, params map[string]json.RawMessage
 	if json.Unmarshal(line, &whole) != nil || json.Unmarshal(whole["params"], &params) != nil {
 		return line, false
 	}
-	params["arguments"], _ = json.Marshal(args)
-	whole["params"], _ = json.Marshal(params)
-	b, err := json.Marshal(whole)
-	if err != nil {
-		return line, false
+	sum := sha256.Sum256([]byte(key))
+	k, _ := json.Marshal("core-" + f.Instance + "-" + hex.EncodeToString(sum[:12]))
+	a := append(append([]byte(`{"idempotency_key":`), k...), '}')
+	if rest := bytes.TrimSpace(m.Params.Arguments); len(rest) > 2 && !bytes.Equal(bytes.TrimSpace(rest[1:]), []byte("}")) {
+		// A non-empty object: its members after the key.
+		a = append(append(a[:len(a)-1], ','), rest[1:]...)
 	}
-	return append(b, '\n'), true
+	params["arguments"] = a
+	whole["params"] = appendObject(nil, params, "name", "arguments")
+	return append(appendObject(nil, whole, "jsonrpc", "id", "method", "params"), '\n'), true
 }
 
-// idKey is a JSON-RPC id as a map key ("" for none).
+// appendObject appends the JSON object of members (valid JSON values, as
+// json.Unmarshal gives them) to b: the members named by first in that
+// order, then the others sorted.
+func appendObject(b []byte, members map[string]json.RawMessage, first ...string) []byte {
+	b = append(b, '{')
+	put := func(name string, v json.RawMessage) {
+		if len(b) > 1 {
+			b = append(b, ',')
+		}
+		q, _ := json.Marshal(name)
+		b = append(append(append(b, q...), ':'), v...)
+	}
+	for _, name := range first {
+		if v, ok := members[name]; ok {
+			put(name, v)
+		}
+	}
+	rest := make([]string, 0, len(members))
+	for name := range members {
+		if !slices.Contains(first, name) {
+			rest = append(rest, name)
+		}
+	}
+	slices.Sort(rest)
+	for _, name := range rest {
+		put(name, members[name])
+	}
+	return append(b, '}')
+}
+
+// idKey is a JSON-RPC id as a map key ("" for none). A number's key is
+// its float64 value's shortest form, so 7 and 7.0 (a server may echo one
+// as the other) are one key.
 func idKey(id json.RawMessage) string {
 	id = bytes.TrimSpace(id)
 	if len(id) == 0 || string(id) == "null" {
 		return ""
+	}
+	// The common ids first: a small integer, a string without escapes.
+	if n, err := strconv.ParseInt(string(id), 10, 64); err == nil && n > -1<<53 && n < 1<<53 {
+		return "n" + strconv.FormatFloat(float64(n), 'g', -1, 64)
+	}
+	if len(id) >= 2 && id[0] == '"' && id[len(id)-1] == '"' && bytes.IndexByte(id[1:len(id)-1], '\\') < 0 && bytes.IndexByte(id[1:len(id)-1], '"') < 0 {
+		return "s" + string(id[1:len(id)-1])
 	}
 	var v any
 	if json.Unmarshal(id, &v) != nil {
@@ -232,6 +271,38 @@ func idKey(id json.RawMessage) string {
 		return "n" + strconv.FormatFloat(v, 'g', -1, 64)
 	}
 	return ""
+}
+
+// responsePrefix begins every response mcp-go writes: its members are
+// marshalled in this order, the id next.
+const responsePrefix = `{"jsonrpc":"2.0","id":`
+
+// responseID returns the id of a response line the core wrote, reading no
+// more of it than the id, and false when the line does not begin as
+// mcp-go's responses do (the caller then parses the line whole). The
+// line's validity is the core's: the forwarder hands it on as it is.
+func responseID(line []byte) (json.RawMessage, bool) {
+	rest, ok := bytes.CutPrefix(line, []byte(responsePrefix))
+	if !ok || len(rest) == 0 {
+		return nil, false
+	}
+	var end int
+	if rest[0] == '"' {
+		i := bytes.IndexByte(rest[1:], '"')
+		if i < 0 || bytes.IndexByte(rest[1:1+i], '\\') >= 0 {
+			return nil, false
+		}
+		end = i + 2
+	} else {
+		for end < len(rest) && (rest[end] >= '0' && rest[end] <= '9' || rest[end] == '-') {
+			end++
+		}
+	}
+	tail := rest[end:]
+	if end == 0 || !(bytes.HasPrefix(tail, []byte(`,"result":`)) || bytes.HasPrefix(tail, []byte(`,"error":`))) {
+		return nil, false
+	}
+	return rest[:end], true
 }
 
 // fromCore hands the core's messages to the client, and replaces the core
@@ -266,10 +337,16 @@ func (f *Forwarder) fromCore(ctx context.Context, out *lineWriter) error {
 }
 
 func (f *Forwarder) receive(out *lineWriter, line []byte) {
-	var m message
-	if json.Unmarshal(line, &m) == nil && m.Method == "" {
+	id, ok := responseID(line)
+	if !ok {
+		var m message
+		if json.Unmarshal(line, &m) == nil && m.Method == "" {
+			id, ok = m.ID, true
+		}
+	}
+	if ok {
 		f.mu.Lock()
-		delete(f.pending, idKey(m.ID))
+		delete(f.pending, idKey(id))
 		f.mu.Unlock()
 	}
 	if line[len(line)-1] != '\n' {

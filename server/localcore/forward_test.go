@@ -96,3 +96,57 @@ func TestIDKey(t *testing.T) {
 		}
 	}
 }
+
+// TestResponseID: the forwarder reads the id of mcp-go's responses
+// without parsing them whole, and leaves every other line to the full
+// parse.
+func TestResponseID(t *testing.T) {
+	for line, want := range map[string]string{
+		`{"jsonrpc":"2.0","id":7,"result":{"content":[]}}`:                       "7",
+		`{"jsonrpc":"2.0","id":-3,"error":{"code":-32600,"message":"x"}}`:        "-3",
+		`{"jsonrpc":"2.0","id":"abc","result":{}}`:                               `"abc"`,
+		`{"jsonrpc":"2.0","id":"a\"b","result":{}}`:                              "", // escapes: parsed whole
+		`{"jsonrpc":"2.0","id":1,"method":"sampling/createMessage","params":{}}`: "", // a request of the core
+		`{"jsonrpc":"2.0","method":"notifications/progress","params":{}}`:        "",
+		`{"id":7,"jsonrpc":"2.0","result":{}}`:                                   "", // another member order
+		`{"jsonrpc":"2.0","id":7.5,"result":{}}`:                                 "",
+	} {
+		id, ok := responseID([]byte(line))
+		if got := string(id); ok != (want != "") || got != want {
+			t.Errorf("responseID(%s) = %q, %v; want %q", line, got, ok, want)
+		}
+	}
+	// Whatever path reads an id, a request's key and its response's match.
+	for _, pair := range [][2]string{{`1234567`, `1234567.0`}, {`7`, `7.0`}, {`"x"`, `"\u0078"`}, {`9007199254740993`, `9007199254740993`}} {
+		if a, b := idKey(json.RawMessage(pair[0])), idKey(json.RawMessage(pair[1])); a != b || a == "" {
+			t.Errorf("idKey(%s) = %q, idKey(%s) = %q", pair[0], a, pair[1], b)
+		}
+	}
+}
+
+// TestForwarderKeyKeepsTheRest: the line with an added key keeps every
+// other member of the request, its params and its arguments.
+func TestForwarderKeyKeepsTheRest(t *testing.T) {
+	f := &Forwarder{Instance: "AAAA", Tools: map[string]ToolRetry{"note": {Keyed: true}}}
+	line := `{"jsonrpc":"2.0","id":"r1","method":"tools/call","params":{"_meta":{"progressToken":5},"name":"note","arguments":{ "text":"a\nb","kind":"decision" }}}`
+	var m message
+	if err := json.Unmarshal([]byte(line), &m); err != nil {
+		t.Fatal(err)
+	}
+	out, keyed := f.withKey([]byte(line), m, idKey(m.ID))
+	var got, want map[string]any
+	if err := json.Unmarshal(out, &got); err != nil || !keyed {
+		t.Fatalf("%s: %v (keyed %v)", out, err, keyed)
+	}
+	_ = json.Unmarshal([]byte(line), &want)
+	args := got["params"].(map[string]any)["arguments"].(map[string]any)
+	if k, _ := args["idempotency_key"].(string); !strings.HasPrefix(k, "core-AAAA-") {
+		t.Errorf("no key added: %s", out)
+	}
+	delete(args, "idempotency_key")
+	g, _ := json.Marshal(got)
+	w, _ := json.Marshal(want)
+	if string(g) != string(w) {
+		t.Errorf("the request changed beyond its key:\n got %s\nwant %s", g, w)
+	}
+}
