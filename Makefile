@@ -105,8 +105,9 @@ soak-short:
 # SIGKILLed (every acknowledged read keeps its record); and the kill loop
 # mixing stdio and HTTP MCP writers (CODITECT_CRASH_ITERATIONS, default
 # 100), which logs the acknowledged reads and writes it checked; the local
-# core SIGKILLed under a forwarder's traffic (100 times) and forwarders
-# SIGKILLed before their core.
+# core SIGKILLed 200 times mid-batch under 4 agents' traffic, and 100
+# forwarders SIGKILLed one at a time while the other agents write through
+# the same core.
 crash:
 	$(GO) test -count=1 -timeout 60m -run 'TestCrash' -v ./storage/kv/sqlite/
 	$(GO) test -count=1 -timeout 60m -run 'TestMCPSpoolRaceConcurrentStarts|TestCrashMixStdioHTTP|TestCoreSIGKILLMidTraffic|TestForwarderSIGKILLMidTraffic' -v ./internal/faults/
