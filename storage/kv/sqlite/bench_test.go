@@ -346,3 +346,73 @@ func BenchmarkGroupCommit(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkAtomicBatch: n goroutines each making durable Updates shaped like
+// a durable MCP call's: 8 Sets of new keys, 2 Adds and 1 Max on keys every
+// Update shares (counters and a clock), and 1 Set of a random key, with
+// group commit on; commits/s, CPU per commit and latency per Update.
+func BenchmarkAtomicBatch(b *testing.B) {
+	for _, n := range []int{1, 16, 32} {
+		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
+			s, _ := newStore(b, sqlite.Options{GroupCommit: true})
+			ctx := context.Background()
+			var next atomic.Int64
+			lats := make([][]time.Duration, n)
+			errs := make(chan error, n)
+			cpu0, haveCPU := processCPU()
+			b.ResetTimer()
+			var wg sync.WaitGroup
+			for g := range n {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					rng := rand.New(rand.NewPCG(uint64(g), 7))
+					for {
+						i := int(next.Add(1)) - 1
+						if i >= b.N {
+							return
+						}
+						clock := kv.EncodeInt64(time.Now().UnixNano())
+						random := benchKey(1<<30 + rng.IntN(1<<20))
+						start := time.Now()
+						if _, err := s.Update(ctx, func(tx kv.Tx) error {
+							for j := range 8 {
+								tx.Set(benchKey(i*8+j), benchValue)
+							}
+							tx.Add([]byte("shared/head"), 1)
+							tx.Add([]byte("shared/events"), 3)
+							tx.Max([]byte("shared/clock"), clock)
+							tx.Set(random, benchValue)
+							return nil
+						}); err != nil {
+							errs <- err
+							return
+						}
+						lats[g] = append(lats[g], time.Since(start))
+					}
+				}()
+			}
+			wg.Wait()
+			b.StopTimer()
+			close(errs)
+			if err := <-errs; err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "commits/s")
+			if cpu1, ok := processCPU(); haveCPU && ok {
+				b.ReportMetric(float64((cpu1-cpu0).Microseconds())/float64(b.N), "cpu-µs/commit")
+			}
+			kvtest.ReportLatency(b, slices.Concat(lats...))
+			err := s.View(ctx, func(tx kv.ReadTx) error {
+				v, err := tx.Get([]byte("shared/head"))
+				if err == nil && kv.Int64(v) < int64(b.N) {
+					err = fmt.Errorf("shared/head = %d after %d Updates", kv.Int64(v), b.N)
+				}
+				return err
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
+}

@@ -27,6 +27,9 @@ import (
 //     for durability (the store's default); relaxed only if all did.
 //   - Watches set by the batch's Updates are activated, and other watches
 //     signalled, after the batch has committed.
+//   - The Adds and Maxes of the batch's Updates on one key are applied
+//     together, before the COMMIT or before a later Update of the batch
+//     reads or overwrites the key (atomic.go).
 
 // Bounds of one commit batch: at most maxBatch Updates, and no further
 // Update starts once the batch's Updates have reached kv.MaxTransactionSize
@@ -69,6 +72,9 @@ func (r *groupReq) finish(stamp kv.Versionstamp, err error) {
 type batch struct {
 	commit     uint64 // the batch's commit number, once reserved
 	reservedBy *txn   // the Update that reserved it; nil: not reserved
+	// pending holds the atomic operations of the Updates run so far and
+	// not yet applied (atomic.go), applied before the batch's COMMIT.
+	pending pendingOps
 }
 
 // groupOnce is one attempt of an Update under group commit: it queues fn
@@ -168,7 +174,7 @@ func (s *Store) runBatch(reqs []*groupReq) (left []*groupReq) {
 		return nil
 	}
 	st := &s.stmts
-	b := &batch{}
+	b := &batch{pending: pendingOps{}}
 	type member struct {
 		r     *groupReq
 		t     *txn
@@ -210,6 +216,7 @@ func (s *Store) runBatch(reqs []*groupReq) (left []*groupReq) {
 			if b.reservedBy == t {
 				b.reservedBy = nil // the reservation rolls back with t
 			}
+			b.restore(t)
 			t.finish()
 			r.finish(kv.Versionstamp{}, err)
 			if lone {
@@ -229,14 +236,20 @@ func (s *Store) runBatch(reqs []*groupReq) (left []*groupReq) {
 				return abort(live[i:])
 			}
 		}
+		b.adopt(t)
 		members = append(members, member{r, t, stamp})
 		size += t.size
 	}
-	if _, err := st.commit.ExecContext(context.Background()); err != nil {
+	err := b.apply(&st.w)
+	if err == nil {
+		_, err = st.commit.ExecContext(context.Background())
+		err = wrapErr("commit", nil, err)
+	}
+	if err != nil {
 		_, _ = st.rollback.ExecContext(context.Background())
 		for _, m := range members {
 			m.t.finish()
-			m.r.finish(kv.Versionstamp{}, m.t.wrap("commit", nil, err))
+			m.r.finish(kv.Versionstamp{}, err)
 		}
 		return left
 	}

@@ -453,6 +453,9 @@ func (s *Store) updateOnce(ctx context.Context, fn func(kv.Tx) error) (stamp kv.
 	if stamp, err = t.run(fn); err != nil {
 		return kv.Versionstamp{}, err
 	}
+	if err := t.applyPending(); err != nil {
+		return kv.Versionstamp{}, err
+	}
 	if _, err := st.commit.ExecContext(context.Background()); err != nil {
 		return kv.Versionstamp{}, t.wrap("commit", nil, err)
 	}

@@ -126,6 +126,12 @@ type txn struct {
 	order      uint16   // its place in that batch
 	unreadable [][]byte // keys written with a versionstamp in this transaction
 	watches    []*watch
+
+	// pmu guards the deferred atomic operations (atomic.go): pending, taken
+	// and, while this transaction runs, its batch's pending.
+	pmu     sync.Mutex
+	pending pendingOps // this transaction's Adds and Maxes not yet applied
+	taken   pendingOps // the batch's operations it applied or overwrote
 }
 
 // newTxn starts an attempt on the connection whose statements are st.
@@ -182,6 +188,10 @@ func (t *txn) usable() error {
 // wrap turns a driver error into one that names the operation and key; busy
 // errors keep their identity so the retry loop sees them.
 func (t *txn) wrap(op string, key []byte, err error) error {
+	return wrapErr(op, key, err)
+}
+
+func wrapErr(op string, key []byte, err error) error {
 	if err == nil {
 		return nil
 	}
@@ -264,17 +274,29 @@ func (t *txn) pointRead(op string, key []byte) ([]byte, error) {
 	if t.writable && t.isUnreadable(key, kv.KeyAfter(key)) {
 		return nil, t.unreadableErr(key)
 	}
+	if err := t.settleKey(key, true); err != nil {
+		return nil, err
+	}
 	return t.get(key)
 }
 
+// get reads key's stored value; pending atomic operations on it must have
+// been applied (settleKey).
 func (t *txn) get(key []byte) ([]byte, error) {
+	v, err := readValue(t.ctx, t.st, key)
+	return v, t.wrap("get", key, err)
+}
+
+// readValue reads key's value with st: nil when absent, never nil when
+// present.
+func readValue(ctx context.Context, st *stmtSet, key []byte) ([]byte, error) {
 	var v []byte
-	err := t.st.get.QueryRowContext(t.ctx, key).Scan(&v)
+	err := st.get.QueryRowContext(ctx, key).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, t.wrap("get", key, err)
+		return nil, err
 	}
 	if v == nil {
 		v = []byte{}
@@ -386,6 +408,11 @@ func (it *iterator) fetch() error {
 	if err := it.t.usable(); err != nil {
 		return err
 	}
+	// The rest of the range, as of now: operations made since the
+	// previous page are seen, as a read of the key would see them.
+	if err := it.t.settleRange(it.begin, it.end, true); err != nil {
+		return err
+	}
 	n := it.page
 	if it.limit > 0 && it.limit-it.seen < n {
 		n = it.limit - it.seen
@@ -470,6 +497,9 @@ func (t *txn) readWatchBaselines() error {
 	ws := t.watches
 	t.mu.Unlock()
 	for _, w := range ws {
+		if err := t.settleKey(w.key, true); err != nil {
+			return err
+		}
 		v, err := t.get(w.key)
 		if err != nil {
 			return err
@@ -552,6 +582,7 @@ func (t *txn) Set(key, value []byte) {
 		return
 	}
 	if t.write("set", key, kv.SetSize(len(key), len(value))) {
+		_ = t.settleKey(key, false) // dropping pending operations cannot fail
 		t.exec("set", key, t.st.set, key, nonNil(value))
 	}
 }
@@ -570,6 +601,7 @@ func (t *txn) Clear(key []byte) {
 		return
 	}
 	if t.write("clear", key, kv.ClearSize(len(key))) {
+		_ = t.settleKey(key, false)
 		t.exec("clear", key, t.st.clear, key)
 	}
 }
@@ -584,6 +616,7 @@ func (t *txn) ClearRange(begin, end []byte) {
 	if !t.write("clear range", begin, kv.ClearRangeSize(len(begin), endSize(end))) {
 		return
 	}
+	_ = t.settleRange(begin, end, false)
 	if end == nil {
 		t.exec("clear range", begin, t.st.clearFrom, nonNil(begin))
 	} else {
@@ -591,7 +624,9 @@ func (t *txn) ClearRange(begin, end []byte) {
 	}
 }
 
-// Add implements kv.Tx.
+// Add implements kv.Tx: a read-modify-write inside the write transaction,
+// which no other writer can interleave with, deferred until the key is
+// read or the transaction (or its commit batch) commits (atomic.go).
 func (t *txn) Add(key []byte, delta int64) {
 	if err := kv.CheckKey("add", key); err != nil {
 		t.fail(err)
@@ -600,16 +635,10 @@ func (t *txn) Add(key []byte, delta int64) {
 	if !t.write("add", key, kv.SetSize(len(key), 8)) {
 		return
 	}
-	old, err := t.get(key)
-	if err != nil {
-		t.fail(err)
-		return
-	}
-	t.exec("add", key, t.st.set, key, kv.AddLE(old, delta))
+	t.deferOp(key, atomicOp{add: true, delta: delta})
 }
 
-// Max implements kv.Tx: a read-modify-write inside the write transaction,
-// which no other writer can interleave with.
+// Max implements kv.Tx, deferred as Add is.
 func (t *txn) Max(key, param []byte) {
 	if err := errors.Join(kv.CheckKey("max", key), kv.CheckValue("max", key, param)); err != nil {
 		t.fail(err)
@@ -618,14 +647,7 @@ func (t *txn) Max(key, param []byte) {
 	if !t.write("max", key, kv.SetSize(len(key), len(param))) {
 		return
 	}
-	old, err := t.get(key)
-	if err != nil {
-		t.fail(err)
-		return
-	}
-	if v := kv.MaxLE(old, param); old == nil || !bytes.Equal(v, old) {
-		t.exec("max", key, t.st.set, key, v)
-	}
+	t.deferOp(key, atomicOp{param: bytes.Clone(param)})
 }
 
 // commitVersion returns the commit number this transaction will commit
@@ -680,6 +702,7 @@ func (t *txn) SetVersionstampedKey(template []byte, offset int, value []byte) {
 		t.fail(err)
 		return
 	}
+	_ = t.settleKey(key, false)
 	t.exec("set versionstamped key", key, t.st.set, key, nonNil(value))
 	t.mu.Lock()
 	t.unreadable = append(t.unreadable, key)
@@ -701,6 +724,7 @@ func (t *txn) SetVersionstampedValue(key, template []byte, offset int) {
 		t.fail(err)
 		return
 	}
+	_ = t.settleKey(key, false)
 	t.exec("set versionstamped value", key, t.st.set, key, value)
 	t.mu.Lock()
 	t.unreadable = append(t.unreadable, append([]byte(nil), key...))
