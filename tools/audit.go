@@ -54,8 +54,9 @@ const (
 // share commits (group commit): under load a record costs a fraction of a
 // commit; without one, each call appends in its own transaction (and a
 // read's record is fsynced too). A handler whose whole effect is one
-// transaction (note, message_send: Tool.oneTx) appends its tool.called
-// event in that same transaction (Call.commitCall), and the middleware
+// transaction (note, message_send, the lease and task tools: Tool.oneTx)
+// appends its tool.called event in that same transaction
+// (Call.commitCall), and the middleware
 // appends nothing; so does any other call made with an idempotency_key,
 // whose record commits with the result kept for its retries (Call.keep).
 //

@@ -9,8 +9,34 @@ import (
 	"time"
 
 	"github.com/coditect/coditect/storage/agent"
+	"github.com/coditect/coditect/storage/audit"
+	"github.com/coditect/coditect/storage/kv"
 	"github.com/coditect/coditect/storage/lease"
+	"github.com/coditect/coditect/storage/txhook"
 )
+
+// oneTxHook returns the hook through which a one-transaction tool
+// (Tool.oneTx) puts its call into the transaction of the layer's change:
+// Before claims the call's key (Call.claimKey); After sets *out to
+// result(p), what the change made as the caller will see it, then appends
+// the call's tool.called record and keeps that result under the key
+// (Call.commitCall). *out is then the result of the attempt that
+// committed. result runs inside the transaction: a name it shows comes
+// from the call's cache (projectName) or a read of its own, never from the
+// transaction, whose reads it leaves as the layer made them. Once the
+// layer's call returns without error, the handler sets c.audited and
+// answers *out; errKeyUsed it returns as it is.
+func oneTxHook[P any](c *Call, out *Result, result func(P) Result) txhook.Hook[P] {
+	return txhook.Hook[P]{
+		Before: func(tx kv.Tx) error { return c.claimKey(tx) },
+		After: func(tx kv.Tx, aw *audit.Writer, p P) error {
+			res := result(p)
+			*out = res
+			return c.commitCall(tx, aw, func(kv.Versionstamp) Result { return res })
+		},
+		Guarded: c.keyed != nil,
+	}
+}
 
 // --- leases ---
 
@@ -205,6 +231,7 @@ func leaseAcquireTool() *Tool {
 			"ttl_seconds":{"type":"integer","minimum":1,"maximum":86400,"description":"Default 120"}}}`,
 		output:  leaseSchema,
 		example: `{"resource":"src/auth/login.go","session_id":"01JZ3K5V8Q2W7X9Y4N6M1P0R3T","ttl_seconds":300}`,
+		oneTx:   true,
 		handler: leaseAcquire,
 	}.tool()
 }
@@ -230,14 +257,24 @@ func leaseAcquire(ctx context.Context, c *Call) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	l, err := lease.Acquire(ctx, c.Scope, lease.Request{Resource: res, Mode: lease.Mode(a.Mode), TTL: ttl})
+	// The lease, the call's own record and a keyed call's result commit
+	// together: one commit.
+	var r Result
+	_, err = lease.AcquireWith(ctx, c.Scope, lease.Request{Resource: res, Mode: lease.Mode(a.Mode), TTL: ttl}, oneTxHook(c, &r, func(l lease.Lease) Result {
+		c.record("fencing_token", l.Token)
+		out := c.newLeaseOut(ctx, l)
+		return Result{Structured: out, Text: fmt.Sprintf("You hold %s (%s) with token %d until %s. Pass token %d to fs_write and lease_release; renew with lease_renew before it ends.",
+			c.show(ctx, l.Resource), out.Mode, out.Token, until(agent.Now(ctx), out.Expires), out.Token)}
+	}))
+	if errors.Is(err, errKeyUsed) {
+		return Result{}, err
+	}
 	if err != nil {
+		delete(c.attrs, "fencing_token") // of an attempt that did not commit
 		return Result{}, c.leaseError(ctx, res, err)
 	}
-	c.record("fencing_token", l.Token)
-	out := c.newLeaseOut(ctx, l)
-	return Result{Structured: out, Text: fmt.Sprintf("You hold %s (%s) with token %d until %s. Pass token %d to fs_write and lease_release; renew with lease_renew before it ends.",
-		c.show(ctx, l.Resource), out.Mode, out.Token, until(agent.Now(ctx), out.Expires), out.Token)}, nil
+	c.audited = true
+	return r, nil
 }
 
 // ownToken returns the token of the caller's grant on exactly resource.
@@ -278,6 +315,7 @@ func leaseRenewTool() *Tool {
 			"ttl_seconds":{"type":"integer","minimum":1,"maximum":86400}}}`,
 		output:  leaseSchema,
 		example: `{"resource":"src/auth/login.go","session_id":"01JZ3K5V8Q2W7X9Y4N6M1P0R3T","ttl_seconds":300}`,
+		oneTx:   true,
 		handler: leaseRenew,
 	}.tool()
 }
@@ -302,15 +340,22 @@ func leaseRenew(ctx context.Context, c *Call) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	l, err := lease.Renew(ctx, c.Scope, res, token, ttl)
+	var r Result
+	_, err = lease.RenewWith(ctx, c.Scope, res, token, ttl, oneTxHook(c, &r, func(l lease.Lease) Result {
+		out := c.newLeaseOut(ctx, l)
+		return Result{Structured: out, Text: fmt.Sprintf("Renewed %s (token %d) until %s.", c.show(ctx, l.Resource), out.Token, until(agent.Now(ctx), out.Expires))}
+	}))
+	if errors.Is(err, errKeyUsed) {
+		return Result{}, err
+	}
 	if errors.Is(err, lease.ErrNotHeld) {
 		return Result{}, c.notHeldError(ctx, res, token, err)
 	}
 	if err != nil {
 		return Result{}, c.leaseError(ctx, res, err)
 	}
-	out := c.newLeaseOut(ctx, l)
-	return Result{Structured: out, Text: fmt.Sprintf("Renewed %s (token %d) until %s.", c.show(ctx, l.Resource), out.Token, until(agent.Now(ctx), out.Expires))}, nil
+	c.audited = true
+	return r, nil
 }
 
 type leaseReleaseArgs struct {
@@ -339,6 +384,7 @@ func leaseReleaseTool() *Tool {
 		output: `{"type":"object","required":["resource","token","released"],"properties":{
 			"resource":{"type":"string"},"project":{"type":"string"},"token":{"type":"integer"},"released":{"type":"boolean"}}}`,
 		example: `{"resource":"src/auth/login.go","session_id":"01JZ3K5V8Q2W7X9Y4N6M1P0R3T","token":7}`,
+		oneTx:   true,
 		handler: leaseRelease,
 	}.tool()
 }
@@ -379,12 +425,20 @@ func leaseRelease(ctx context.Context, c *Call) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	if err := lease.Release(ctx, c.Scope, res, token); errors.Is(err, lease.ErrNotHeld) {
+	// It takes no idempotency key (a repeat is harmless), but its record
+	// commits with the release all the same.
+	var r Result
+	err = lease.ReleaseWith(ctx, c.Scope, res, token, oneTxHook(c, &r, func(lease.Lease) Result {
+		rel, id := unqualify(res)
+		out := leaseReleaseOut{Resource: rel, Project: c.projectName(ctx, id), Token: token, Released: true}
+		return Result{Structured: out, Text: fmt.Sprintf("Released %s (token %d).", c.show(ctx, res), token)}
+	}))
+	if errors.Is(err, lease.ErrNotHeld) {
 		return Result{}, c.notHeldError(ctx, res, token, err)
-	} else if err != nil {
+	}
+	if err != nil {
 		return Result{}, c.leaseError(ctx, res, err)
 	}
-	rel, id := unqualify(res)
-	out := leaseReleaseOut{Resource: rel, Project: c.projectName(ctx, id), Token: token, Released: true}
-	return Result{Structured: out, Text: fmt.Sprintf("Released %s (token %d).", c.show(ctx, res), token)}, nil
+	c.audited = true
+	return r, nil
 }

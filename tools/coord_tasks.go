@@ -301,6 +301,7 @@ func taskCreateTool() *Tool {
 			"project":{"type":"string","description":"Project name, if any"}}}`,
 		output:  taskSchema,
 		example: `{"title":"Add a test for the login redirect","description":"auth/login_test.go"}`,
+		oneTx:   true,
 		handler: taskCreate,
 	}.tool()
 }
@@ -321,16 +322,25 @@ func taskCreate(ctx context.Context, c *Call) (Result, error) {
 		return Result{}, err
 	}
 	pl := task.Plan{Priority: &a.Priority, BlockedBy: &a.BlockedBy, Parent: &a.Parent, Skills: &a.Skills}
-	t, err := task.Create(ctx, c.Scope, task.New{Title: a.Title, Description: a.Description, Project: pid, Plan: pl})
+	// The task, the call's own record and a keyed call's result commit
+	// together: one commit.
+	var r Result
+	_, err = task.CreateWith(ctx, c.Scope, task.New{Title: a.Title, Description: a.Description, Project: pid, Plan: pl}, oneTxHook(c, &r, func(t task.Task) Result {
+		out, next := c.movedOut(ctx, t)
+		where := ""
+		if out.Project != "" {
+			where = " in project " + out.Project
+		}
+		return Result{Structured: out, Text: fmt.Sprintf("Created task %s%s (version %d, open): %s. %s", out.TaskID, where, out.Version, out.Title, next)}
+	}))
+	if errors.Is(err, errKeyUsed) {
+		return Result{}, err
+	}
 	if err != nil {
 		return Result{}, c.graphError(err)
 	}
-	out, next := c.movedOut(ctx, t)
-	where := ""
-	if out.Project != "" {
-		where = " in project " + out.Project
-	}
-	return Result{Structured: out, Text: fmt.Sprintf("Created task %s%s (version %d, open): %s. %s", out.TaskID, where, out.Version, out.Title, next)}, nil
+	c.audited = true
+	return r, nil
 }
 
 type taskListArgs struct {
@@ -436,6 +446,7 @@ func taskClaimTool() *Tool {
 			` + actAs + `"task_id":{"type":"string"},"version":{"type":"integer","minimum":1}}}`,
 		output:  taskSchema,
 		example: `{"task_id":"tk_01JZ3K5V8Q2W7X9Y4N6M1P0R3T","version":1}`,
+		oneTx:   true,
 		handler: taskClaim,
 	}.tool()
 }
@@ -452,12 +463,19 @@ func taskClaim(ctx context.Context, c *Call) (Result, error) {
 	if err := c.actsAsWriter(); err != nil {
 		return Result{}, err
 	}
-	t, err := task.Claim(ctx, c.Scope, id, version)
+	var r Result
+	_, err = task.ClaimWith(ctx, c.Scope, id, version, oneTxHook(c, &r, func(t task.Task) Result {
+		out, next := c.movedOut(ctx, t)
+		return Result{Structured: out, Text: fmt.Sprintf("You claimed task %s (now version %d): %s. %s", out.TaskID, out.Version, out.Title, next)}
+	}))
+	if errors.Is(err, errKeyUsed) {
+		return Result{}, err
+	}
 	if err != nil {
 		return Result{}, c.taskError(ctx, err, id, task.Claimed)
 	}
-	out, next := c.movedOut(ctx, t)
-	return Result{Structured: out, Text: fmt.Sprintf("You claimed task %s (now version %d): %s. %s", out.TaskID, out.Version, out.Title, next)}, nil
+	c.audited = true
+	return r, nil
 }
 
 type taskUpdateArgs struct {
@@ -571,6 +589,7 @@ func taskNextTool() *Tool {
 			` + actAs + `"project":{"type":"string"}}}`,
 		output:  `{"type":"object","properties":{"task":{"type":"object"},"held":{"type":"integer"}}}`,
 		example: `{}`,
+		oneTx:   true,
 		handler: taskNext,
 	}.tool()
 }
@@ -587,18 +606,25 @@ func taskNext(ctx context.Context, c *Call) (Result, error) {
 	if err := c.actsAsWriter(); err != nil {
 		return Result{}, err
 	}
-	t, ok, b, err := task.ClaimNext(ctx, c.Scope, pid)
+	// The claim (or the finding that nothing is ready), the call's own
+	// record and a keyed call's result commit together: one commit.
+	var r Result
+	_, _, _, err = task.ClaimNextWith(ctx, c.Scope, pid, oneTxHook(c, &r, func(p task.Pick) Result {
+		b := p.Backlog
+		out := taskNextOut{Backlog: b}
+		if !p.OK {
+			return Result{Structured: out, Text: fmt.Sprintf("Nothing ready for you: %d open tasks wait on blockers, %d need capabilities you have not declared (agent_update), %d are held by agents. "+
+				"Call task_next again later, or read your inbox.", b.Waiting, b.Unskilled, b.Held)}
+		}
+		o, next := c.movedOut(ctx, p.Task)
+		out.Task = &o
+		return Result{Structured: out, Text: fmt.Sprintf("You claimed task %s (priority %d, version %d): %s. %s", o.TaskID, o.Priority, o.Version, o.Title, next)}
+	}))
 	if err != nil {
-		return Result{}, err
+		return Result{}, err // errKeyUsed among them, as it is
 	}
-	out := taskNextOut{Backlog: b}
-	if !ok {
-		return Result{Structured: out, Text: fmt.Sprintf("Nothing ready for you: %d open tasks wait on blockers, %d need capabilities you have not declared (agent_update), %d are held by agents. "+
-			"Call task_next again later, or read your inbox.", b.Waiting, b.Unskilled, b.Held)}, nil
-	}
-	o, next := c.movedOut(ctx, t)
-	out.Task = &o
-	return Result{Structured: out, Text: fmt.Sprintf("You claimed task %s (priority %d, version %d): %s. %s", o.TaskID, o.Priority, o.Version, o.Title, next)}, nil
+	c.audited = true
+	return r, nil
 }
 
 // replanError rewrites Replan's refusals of a change to task id.

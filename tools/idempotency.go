@@ -32,7 +32,8 @@ import (
 // How a call holds its key depends on what its effect is.
 //
 // A tool whose whole effect is one store transaction (Tool.oneTx: note,
-// message_send) holds it in that transaction, at no commit of its own:
+// message_send, lease_acquire, lease_renew, task_create, task_claim,
+// task_next) holds it in that transaction, at no commit of its own:
 // the transaction first reads the key's outcome (Call.claimKey); if there
 // is one, it writes nothing and the call is answered from that outcome (a
 // replay, or the refusal of other arguments); if not, it makes the call's

@@ -16,6 +16,8 @@ import (
 	"github.com/coditect/coditect/storage/audit"
 	"github.com/coditect/coditect/storage/kv"
 	"github.com/coditect/coditect/storage/kv/sqlite"
+	"github.com/coditect/coditect/storage/lease"
+	"github.com/coditect/coditect/storage/task"
 	"github.com/coditect/coditect/storage/tenant"
 )
 
@@ -256,5 +258,322 @@ func TestOneTxLandedCommit(t *testing.T) {
 				t.Errorf("%d notes and %d records, want 1 and %d", got["note.added"], got["tool.called"], records)
 			}
 		})
+	}
+}
+
+// coordCase is a lease or task tool whose effect is one transaction, with
+// what its calls act on.
+type coordCase struct {
+	tool string
+	// kind is the event each call that changes something appends once.
+	kind string
+	// prep makes what the calls act on and returns the arguments of a call
+	// without a key, of a keyed call, and other arguments sent with the
+	// keyed call's key.
+	prep func(t *testing.T, sc *tenant.Scope) (plain, keyed, other string)
+	// check looks at the tenant after the calls: what the plain call and
+	// the keyed one answered, and that the refused one changed nothing.
+	// run calls a tool through the counted chain.
+	check func(t *testing.T, sc *tenant.Scope, run coordRun, plain, keyed map[string]any)
+}
+
+// coordRun calls a tool and returns its structured result, its text, the
+// commits it made and its error.
+type coordRun func(tool, args string) (map[string]any, string, int64, error)
+
+// newTask creates an open task in sc's tenant and returns its id.
+func newTask(t *testing.T, sc *tenant.Scope, title string) string {
+	t.Helper()
+	tk, err := task.Create(context.Background(), sc, task.New{Title: title})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tk.ID
+}
+
+// held returns the caller's grants by resource.
+func held(t *testing.T, sc *tenant.Scope) map[string]lease.Holder {
+	t.Helper()
+	hs, err := lease.List(context.Background(), sc, sc.Principal().Agent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]lease.Holder{}
+	for _, h := range hs {
+		out[h.Resource] = h
+	}
+	return out
+}
+
+var coordCases = []coordCase{
+	{
+		tool: "lease_acquire", kind: "lease.acquired",
+		prep: func(t *testing.T, sc *tenant.Scope) (string, string, string) {
+			return `{"resource":"key:a"}`, `{"resource":"key:b","mode":"shared"}`, `{"resource":"key:c"}`
+		},
+		check: func(t *testing.T, sc *tenant.Scope, run coordRun, plain, keyed map[string]any) {
+			hs := held(t, sc)
+			if len(hs) != 2 || hs["key:a"].Token != 1 || hs["key:b"].Token != 1 || hs["key:b"].Mode != lease.Shared {
+				t.Fatalf("grants %+v: want key:a and key:b (shared), token 1 each, and no key:c", hs)
+			}
+			if plain["token"] != 1.0 || keyed["token"] != 1.0 {
+				t.Errorf("fencing tokens %v and %v, want 1 and 1", plain["token"], keyed["token"])
+			}
+			// Released and taken again, the resource's token grows; the
+			// release (no key: a repeat is harmless) is one commit too.
+			if _, _, n, err := run("lease_release", `{"resource":"key:a","token":1}`); err != nil || n != 1 {
+				t.Fatalf("lease_release: %v, %d commits, want 1", err, n)
+			}
+			m, _, n, err := run("lease_acquire", withKey(t, `{"resource":"key:a"}`, "k-again"))
+			if err != nil || n != 1 || m["token"] != 2.0 || held(t, sc)["key:a"].Token != 2 {
+				t.Errorf("acquired again: %v %v, %d commits: want token 2 in 1 commit", m, err, n)
+			}
+		},
+	},
+	{
+		tool: "lease_renew", kind: "lease.renewed",
+		prep: func(t *testing.T, sc *tenant.Scope) (string, string, string) {
+			for _, res := range []string{"key:a", "key:b"} {
+				if _, err := lease.Acquire(context.Background(), sc, lease.Request{Resource: res}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return `{"resource":"key:a","ttl_seconds":300}`, `{"resource":"key:b","token":1,"ttl_seconds":300}`,
+				`{"resource":"key:b","token":1,"ttl_seconds":900}`
+		},
+		check: func(t *testing.T, sc *tenant.Scope, run coordRun, plain, keyed map[string]any) {
+			hs := held(t, sc)
+			for _, res := range []string{"key:a", "key:b"} {
+				if h := hs[res]; h.Token != 1 || h.TTL != 300*time.Second {
+					t.Errorf("%s: token %d, ttl %v: want token 1 kept, renewed for 300 s once", res, h.Token, h.TTL)
+				}
+			}
+			if keyed["ttl_seconds"] != 300.0 || keyed["token"] != 1.0 {
+				t.Errorf("keyed renewal answered %v", keyed)
+			}
+		},
+	},
+	{
+		tool: "task_create", kind: "task.created",
+		prep: func(t *testing.T, sc *tenant.Scope) (string, string, string) {
+			return `{"title":"plain"}`, `{"title":"keyed","priority":2}`, `{"title":"other"}`
+		},
+		check: func(t *testing.T, sc *tenant.Scope, run coordRun, plain, keyed map[string]any) {
+			p, err := task.List(context.Background(), sc, task.Filter{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			titles := map[string]string{}
+			for _, tk := range p.Tasks {
+				titles[tk.Title] = tk.ID
+			}
+			if len(p.Tasks) != 2 || titles["plain"] != plain["task_id"] || titles["keyed"] != keyed["task_id"] {
+				t.Errorf("tasks %+v: want plain (%v) and keyed (%v), once each", p.Tasks, plain["task_id"], keyed["task_id"])
+			}
+		},
+	},
+	{
+		tool: "task_claim", kind: "task.claimed",
+		prep: func(t *testing.T, sc *tenant.Scope) (string, string, string) {
+			a, b := newTask(t, sc, "a"), newTask(t, sc, "b")
+			return `{"task_id":"` + a + `","version":1}`, `{"task_id":"` + b + `","version":1}`, `{"task_id":"` + b + `","version":2}`
+		},
+		check: func(t *testing.T, sc *tenant.Scope, run coordRun, plain, keyed map[string]any) {
+			id, _ := keyed["task_id"].(string)
+			tk, err := task.Get(context.Background(), sc, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tk.Version != 2 || tk.State != task.Claimed || tk.Assignee != sc.Principal().Agent {
+				t.Errorf("task %+v: want claimed once by the caller, at version 2", tk)
+			}
+			// The state machine's refusals read as before, with a key or
+			// without, and a refused call leaves its key free: its next
+			// call with other arguments runs.
+			for _, args := range []string{`{"task_id":"` + id + `","version":1}`, `{"task_id":"` + id + `","version":2}`} {
+				_, text, _, err := run("task_claim", args)
+				_, ktext, n, kerr := run("task_claim", withKey(t, args, "k-refused"))
+				if err == nil || kerr == nil || Classify(kerr) != Classify(err) || ktext != text || n != 1 {
+					t.Errorf("claim %s: %v %q; keyed %v %q in %d commits: want the same refusal, its record the one commit", args, err, text, kerr, ktext, n)
+				}
+			}
+		},
+	},
+	{
+		tool: "task_next", kind: "task.claimed",
+		prep: func(t *testing.T, sc *tenant.Scope) (string, string, string) {
+			// Their priorities order them (ids made in the same
+			// millisecond do not).
+			for i, title := range []string{"first", "second"} {
+				p := 2 - i
+				if _, err := task.Create(context.Background(), sc, task.New{Title: title, Plan: task.Plan{Priority: &p}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			newProject(t, sc, "app")
+			return `{}`, `{}`, `{"project":"app"}`
+		},
+		check: func(t *testing.T, sc *tenant.Scope, run coordRun, plain, keyed map[string]any) {
+			p, _ := plain["task"].(map[string]any)
+			k, _ := keyed["task"].(map[string]any)
+			if p["title"] != "first" || k["title"] != "second" {
+				t.Errorf("claimed %v then %v: want first then second", p["title"], k["title"])
+			}
+			m, text, n, err := run("task_next", withKey(t, `{}`, "k-none"))
+			if err != nil || n != 1 || m["task"] != nil || !strings.Contains(text, "Nothing ready") {
+				t.Errorf("with nothing ready: %v %q %v in %d commits, want no task in 1 commit", m, text, err, n)
+			}
+		},
+	},
+}
+
+// The lease and task tools whose effect is one store transaction
+// (Tool.oneTx) hold a keyed call's key in that transaction: the keyed
+// call is one commit (its change, its tool.called record and its kept
+// result), its retry is answered with the same result in one commit (its
+// own record), the same key with other arguments is refused in one commit
+// (the refusal's record) and changes nothing, and a call without a key is
+// one commit too. Without a queue and with one.
+func TestOneTxCoordToolsCommitOnce(t *testing.T) {
+	for _, tc := range coordCases {
+		for _, queued := range []bool{false, true} {
+			name := tc.tool
+			if queued {
+				name += "/queue"
+			}
+			t.Run(name, func(t *testing.T) {
+				cs, sc := countedScope(t)
+				var q *AuditQueue
+				if queued {
+					q = NewAuditQueue(0, nil)
+					t.Cleanup(func() { q.Close(context.Background()) })
+				}
+				chain := Chain(Heartbeat(time.Hour, nil), Audit(nil, q))
+				run := func(name, args string) (map[string]any, string, int64, error) {
+					t.Helper()
+					tool := findTool(t, name)
+					before := cs.commits.Load()
+					c := &Call{Caller: Caller{Scope: sc, Client: mcp.Implementation{Name: "go-test"}}, Tool: tool,
+						Args: json.RawMessage(args), Started: time.Now()}
+					res, err := chain(tool.Handler)(context.Background(), c)
+					n := cs.commits.Load() - before
+					if err != nil {
+						return nil, errorText(name, err), n, err
+					}
+					b, _ := json.Marshal(res.Structured)
+					var m map[string]any
+					if err := json.Unmarshal(b, &m); err != nil {
+						t.Fatal(err)
+					}
+					return m, res.Text, n, nil
+				}
+				mustRun := func(args string) (map[string]any, int64) {
+					t.Helper()
+					m, _, n, err := run(tc.tool, args)
+					if err != nil {
+						t.Fatalf("%s %s: %v", tc.tool, args, err)
+					}
+					return m, n
+				}
+				if _, _, _, err := run("note", `{"text":"warm up"}`); err != nil { // the heartbeat's first beat
+					t.Fatal(err)
+				}
+				plainArgs, keyedArgs, otherArgs := tc.prep(t, sc)
+				base := counts(t, sc)
+
+				plain, n := mustRun(plainArgs)
+				if n != 1 {
+					t.Errorf("a call without a key made %d commits, want 1", n)
+				}
+				keyed := withKey(t, keyedArgs, "k1")
+				first, n := mustRun(keyed)
+				if n != 1 {
+					t.Errorf("a keyed call made %d commits, want 1", n)
+				}
+				again, n := mustRun(keyed)
+				sameResult(t, first, again)
+				if n != 1 {
+					t.Errorf("its retry made %d commits, want 1 (its own record)", n)
+				}
+				_, text, n, err := run(tc.tool, withKey(t, otherArgs, "k1"))
+				if Classify(err) != OutcomeInvalid || !strings.Contains(text, "other arguments") {
+					t.Errorf("the key with other arguments: %v, want it refused as invalid", err)
+				}
+				if n != 1 {
+					t.Errorf("the refusal made %d commits, want 1 (its record)", n)
+				}
+				got := counts(t, sc)
+				if d, r := got[tc.kind]-base[tc.kind], got["tool.called"]-base["tool.called"]; d != 2 || r != 4 {
+					t.Errorf("%d %s events and %d tool.called records after 4 calls (one replayed, one refused), want 2 and 4", d, tc.kind, r)
+				}
+				tc.check(t, sc, run, plain, first)
+			})
+		}
+	}
+}
+
+// A keyed lease or task call whose commit landed but was reported failed
+// is in the log once, with one record, as note's is (TestOneTxLandedCommit):
+// run again by the store, it is answered with its own result; when the
+// failure reached the caller, the host's retry is answered from the kept
+// result.
+func TestOneTxCoordLandedCommit(t *testing.T) {
+	for _, tool := range []struct{ name, args, kind, text string }{
+		{"lease_acquire", `{"resource":"key:landed","idempotency_key":"k-landed"}`, "lease.acquired", "You hold "},
+		{"task_create", `{"title":"landed","idempotency_key":"k-landed"}`, "task.created", "Created task "},
+	} {
+		for _, tc := range []struct {
+			name   string
+			report error
+		}{
+			{"store retried", nil},
+			{"failure reported", context.DeadlineExceeded},
+		} {
+			t.Run(tool.name+"/"+tc.name, func(t *testing.T) {
+				ls, sc, _ := landedScope(t, tc.report)
+				ag, err := agent.Register(context.Background(), sc, agent.Registration{Name: "tester", Client: "go-test", Model: "m1"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if sc, err = sc.WithAgent(ag.ID); err != nil {
+					t.Fatal(err)
+				}
+				base := counts(t, sc)
+				h := Chain(Audit(nil, nil))(findTool(t, tool.name).Handler)
+				newCall := func() *Call {
+					return &Call{Caller: Caller{Scope: sc}, Tool: findTool(t, tool.name), Args: json.RawMessage(tool.args), Started: time.Now()}
+				}
+				ls.armed.Store(true)
+				res, err := h(context.Background(), newCall())
+				if !ls.landed.Load() {
+					t.Fatal("the store did not land the commit")
+				}
+				records := 1
+				if tc.report == nil {
+					if err != nil {
+						t.Fatal(err)
+					}
+					if strings.Contains(res.Text, "Replayed") || !strings.HasPrefix(res.Text, tool.text) {
+						t.Errorf("answer %q: want the call's own result", res.Text)
+					}
+				} else {
+					if !errors.Is(err, tc.report) {
+						t.Fatalf("call: %v, want %v", err, tc.report)
+					}
+					res, err := h(context.Background(), newCall())
+					if err != nil {
+						t.Fatal(err)
+					}
+					if !strings.HasPrefix(res.Text, tool.text) || !strings.Contains(res.Text, "Replayed") {
+						t.Errorf("retry answered %q: want the kept result, replayed", res.Text)
+					}
+					records = 2
+				}
+				got := counts(t, sc)
+				if d, r := got[tool.kind]-base[tool.kind], got["tool.called"]-base["tool.called"]; d != 1 || r != records {
+					t.Errorf("%d %s events and %d records, want 1 and %d", d, tool.kind, r, records)
+				}
+			})
+		}
 	}
 }

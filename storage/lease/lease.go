@@ -43,11 +43,16 @@
 //
 // Every mutation is one transaction that also appends its audit event
 // (lease.acquired, lease.renewed, lease.released, lease.forced,
-// lease.expired, lease.reclaimed), whose path is the resource.
+// lease.expired, lease.reclaimed), whose path is the resource. Acquire,
+// Renew and Release take a caller's reads and writes into that
+// transaction through a txhook.Hook (AcquireWith, RenewWith, ReleaseWith);
+// they keep no retry marker of their own, so they ignore Hook.Guarded.
 //
 // It imports storage/kv, storage/keyspace, storage/audit, storage/tenant,
 // storage/agent (liveness), storage/message (to notify the holder of a
-// forced release) and storage/project (the form of a project's paths). It must not import storage/task nor any transport.
+// forced release), storage/project (the form of a project's paths) and
+// storage/txhook (the Hook of AcquireWith, RenewWith and ReleaseWith). It
+// must not import storage/task nor any transport.
 package lease
 
 import (
@@ -68,6 +73,7 @@ import (
 	"github.com/coditect/coditect/storage/message"
 	"github.com/coditect/coditect/storage/project"
 	"github.com/coditect/coditect/storage/tenant"
+	"github.com/coditect/coditect/storage/txhook"
 )
 
 // Mode is how a lease is held.
@@ -511,6 +517,13 @@ func event(sc *tenant.Scope, kind, resource, summary string, attrs map[string]an
 // renews it and keeps its token; in the other mode it replaces the grant
 // with a new token.
 func Acquire(ctx context.Context, sc *tenant.Scope, req Request) (Lease, error) {
+	return AcquireWith(ctx, sc, req, txhook.Hook[Lease]{})
+}
+
+// AcquireWith is Acquire with h's reads and writes in its transaction:
+// h.After gets the lease granted (or renewed). A refusal (a conflict, a
+// gone agent, too many holders) ends the transaction before h.After.
+func AcquireWith(ctx context.Context, sc *tenant.Scope, req Request, h txhook.Hook[Lease]) (Lease, error) {
 	if err := sc.CanWrite(); err != nil {
 		return Lease{}, err
 	}
@@ -530,6 +543,9 @@ func Acquire(ctx context.Context, sc *tenant.Scope, req Request) (Lease, error) 
 	now := agent.Now(ctx)
 	var out Lease
 	_, err = sc.Store().Update(ctx, func(tx kv.Tx) error {
+		if err := h.RunBefore(tx); err != nil {
+			return err
+		}
 		// A snapshot read of the caller's heartbeat (agent.Glimpse): it
 		// heartbeats on every call, and a heartbeat landing meanwhile can
 		// only make it more alive. Refusing commits nothing.
@@ -581,7 +597,7 @@ func Acquire(ctx context.Context, sc *tenant.Scope, req Request) (Lease, error) 
 		if len(conflict.Holders) > 0 {
 			return conflict
 		}
-		w := sc.Log().Writer(tx)
+		w := sc.Log().BatchWriter(tx)
 		for _, r := range reclaims {
 			r.e.remove(r.h.Token)
 			if _, err := w.Append(event(sc, "lease.reclaimed", r.e.res.raw,
@@ -638,6 +654,10 @@ func Acquire(ctx context.Context, sc *tenant.Scope, req Request) (Lease, error) 
 				return err
 			}
 		}
+		if err := h.RunAfter(tx, w, out); err != nil {
+			return err
+		}
+		w.Finish()
 		return nil
 	})
 	if err != nil {
@@ -733,6 +753,12 @@ func waitChange(ctx context.Context, sc *tenant.Scope, ce *ConflictError) error 
 // (the grant's TTL when zero). A grant still recorded may be renewed after
 // its TTL passed; one reclaimed or released returns ErrNotHeld.
 func Renew(ctx context.Context, sc *tenant.Scope, resource string, token int64, ttl time.Duration) (Lease, error) {
+	return RenewWith(ctx, sc, resource, token, ttl, txhook.Hook[Lease]{})
+}
+
+// RenewWith is Renew with h's reads and writes in its transaction: h.After
+// gets the renewed lease.
+func RenewWith(ctx context.Context, sc *tenant.Scope, resource string, token int64, ttl time.Duration, h txhook.Hook[Lease]) (Lease, error) {
 	if err := sc.CanWrite(); err != nil {
 		return Lease{}, err
 	}
@@ -754,6 +780,9 @@ func Renew(ctx context.Context, sc *tenant.Scope, resource string, token int64, 
 	now := agent.Now(ctx)
 	var out Lease
 	_, err = sc.Store().Update(ctx, func(tx kv.Tx) error {
+		if err := h.RunBefore(tx); err != nil {
+			return err
+		}
 		e, err := loadEntry(tx, sp, res)
 		if err != nil {
 			return err
@@ -776,10 +805,17 @@ func Renew(ctx context.Context, sc *tenant.Scope, resource string, token int64, 
 		if err := e.store(tx, sp); err != nil {
 			return err
 		}
-		_, err = sc.Log().Writer(tx).Append(event(sc, "lease.renewed", res.raw,
+		w := sc.Log().BatchWriter(tx)
+		if _, err := w.Append(event(sc, "lease.renewed", res.raw,
 			fmt.Sprintf("lease on %s (token %d) renewed until %s", res.raw, token, g.Expires.Format(time.RFC3339)),
-			map[string]any{"token": token, "ttl_ms": g.TTL.Milliseconds(), "expires": g.Expires}))
-		return err
+			map[string]any{"token": token, "ttl_ms": g.TTL.Milliseconds(), "expires": g.Expires})); err != nil {
+			return err
+		}
+		if err := h.RunAfter(tx, w, out); err != nil {
+			return err
+		}
+		w.Finish()
+		return nil
 	})
 	if err != nil {
 		return Lease{}, err
@@ -812,6 +848,12 @@ func notHeld(e *entry, me string, token int64) error {
 
 // Release ends the scope's agent's grant on resource with token.
 func Release(ctx context.Context, sc *tenant.Scope, resource string, token int64) error {
+	return ReleaseWith(ctx, sc, resource, token, txhook.Hook[Lease]{})
+}
+
+// ReleaseWith is Release with h's reads and writes in its transaction:
+// h.After gets the grant released.
+func ReleaseWith(ctx context.Context, sc *tenant.Scope, resource string, token int64, h txhook.Hook[Lease]) error {
 	if err := sc.CanWrite(); err != nil {
 		return err
 	}
@@ -828,6 +870,9 @@ func Release(ctx context.Context, sc *tenant.Scope, resource string, token int64
 	}
 	sp := sc.Space()
 	_, err = sc.Store().Update(ctx, func(tx kv.Tx) error {
+		if err := h.RunBefore(tx); err != nil {
+			return err
+		}
 		e, err := loadEntry(tx, sp, res)
 		if err != nil {
 			return err
@@ -843,10 +888,17 @@ func Release(ctx context.Context, sc *tenant.Scope, resource string, token int64
 		if err := e.store(tx, sp); err != nil {
 			return err
 		}
-		_, err = sc.Log().Writer(tx).Append(event(sc, "lease.released", res.raw,
+		w := sc.Log().BatchWriter(tx)
+		if _, err := w.Append(event(sc, "lease.released", res.raw,
 			fmt.Sprintf("%s lease on %s released (token %d)", g.Mode, res.raw, token),
-			map[string]any{"token": token, "mode": string(g.Mode)}))
-		return err
+			map[string]any{"token": token, "mode": string(g.Mode)})); err != nil {
+			return err
+		}
+		if err := h.RunAfter(tx, w, g.lease(res.raw)); err != nil {
+			return err
+		}
+		w.Finish()
+		return nil
 	})
 	return err
 }

@@ -13,9 +13,10 @@
 // transactions with NewWriter (the lease layer notifies a holder of a
 // forced release that way).
 //
-// It imports storage/kv, storage/keyspace, storage/audit, storage/tenant
-// and storage/agent. It must not import storage/lease or storage/task
-// (they import it) nor any transport.
+// It imports storage/kv, storage/keyspace, storage/audit, storage/tenant,
+// storage/agent and storage/txhook (the shape of SendWith's Hook). It must
+// not import storage/lease or storage/task (they import it) nor any
+// transport.
 package message
 
 import (
@@ -33,6 +34,7 @@ import (
 	"github.com/coditect/coditect/storage/keyspace"
 	"github.com/coditect/coditect/storage/kv"
 	"github.com/coditect/coditect/storage/tenant"
+	"github.com/coditect/coditect/storage/txhook"
 )
 
 // Limits.
@@ -441,20 +443,10 @@ func Send(ctx context.Context, sc *tenant.Scope, m Outgoing) (Receipt, error) {
 }
 
 // Hook adds a caller's reads and writes to a send's transaction (see
-// SendWith).
-type Hook struct {
-	// Before runs first, before anything is written; an error ends the
-	// transaction and nothing is sent.
-	Before func(tx kv.Tx) error
-	// After runs once the message is written, with the audit Writer that
-	// appended its message.sent event (a BatchWriter: the transaction
-	// finishes it after After), and the pending send.
-	After func(tx kv.Tx, aw *audit.Writer, p Pending) error
-	// Guarded says that Before makes a retry of the transaction (after a
-	// commit whose outcome was unknown) write nothing, so the send needs
-	// no idempotency marker of its own when m has no IdempotencyKey.
-	Guarded bool
-}
+// SendWith): After gets the pending send and the BatchWriter that appended
+// its message.sent event. With Guarded, the send needs no idempotency
+// marker of its own when m has no IdempotencyKey.
+type Hook = txhook.Hook[Pending]
 
 // SendWith sends m in its own transaction, with h's reads and writes in
 // it, and returns the receipt and the transaction's commit.
@@ -471,20 +463,16 @@ func SendWith(ctx context.Context, sc *tenant.Scope, m Outgoing, h Hook) (Receip
 	now := agent.Now(ctx)
 	var p Pending
 	stamp, err := sc.Store().Update(ctx, func(tx kv.Tx) error {
-		if h.Before != nil {
-			if err := h.Before(tx); err != nil {
-				return err
-			}
+		if err := h.RunBefore(tx); err != nil {
+			return err
 		}
 		aw := sc.Log().BatchWriter(tx)
 		var err error
 		if p, err = NewWriter(tx, aw, sc, now).Send(m); err != nil {
 			return err
 		}
-		if h.After != nil {
-			if err := h.After(tx, aw, p); err != nil {
-				return err
-			}
+		if err := h.RunAfter(tx, aw, p); err != nil {
+			return err
 		}
 		aw.Finish()
 		return nil

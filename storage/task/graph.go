@@ -4,11 +4,14 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/coditect/coditect/storage/agent"
+	"github.com/coditect/coditect/storage/audit"
 	"github.com/coditect/coditect/storage/keyspace"
 	"github.com/coditect/coditect/storage/kv"
 	"github.com/coditect/coditect/storage/tenant"
+	"github.com/coditect/coditect/storage/txhook"
 )
 
 // The task graph: a task has a priority (higher first), may be blocked by
@@ -217,7 +220,7 @@ func Replan(ctx context.Context, sc *tenant.Scope, id string, version int64, pl 
 	if err := pl.check(sc); err != nil {
 		return Task{}, err
 	}
-	return change(ctx, sc, id, version, func(tx kv.Tx, t *Task) (string, string, map[string]any, error) {
+	return change(ctx, sc, id, version, txhook.Hook[Task]{}, func(tx kv.Tx, t *Task) (string, string, map[string]any, error) {
 		if err := MayMove(*t, sc.Principal()); err != nil {
 			return "", "", nil, err
 		}
@@ -253,6 +256,20 @@ type Backlog struct {
 // reads the task it claims, so of two that pick it one conflicts and
 // retries.
 func ClaimNext(ctx context.Context, sc *tenant.Scope, project string) (t Task, ok bool, b Backlog, err error) {
+	return ClaimNextWith(ctx, sc, project, txhook.Hook[Pick]{})
+}
+
+// Pick is what ClaimNext did: the task it claimed (OK), or else the
+// backlog it passed over.
+type Pick struct {
+	Task    Task
+	OK      bool
+	Backlog Backlog
+}
+
+// ClaimNextWith is ClaimNext with h's reads and writes in its
+// transaction: h.After gets what it picked, also when nothing was ready.
+func ClaimNextWith(ctx context.Context, sc *tenant.Scope, project string, h txhook.Hook[Pick]) (t Task, ok bool, b Backlog, err error) {
 	me := sc.Principal().Agent
 	if me == "" {
 		return Task{}, false, b, invalid("the scope acts as no agent; register one and act as it")
@@ -266,69 +283,90 @@ func ClaimNext(ctx context.Context, sc *tenant.Scope, project string) (t Task, o
 		}
 	}
 	now := agent.Now(ctx)
-	sp := sc.Space()
 	_, err = sc.Store().Update(ctx, func(tx kv.Tx) error {
 		t, ok, b = Task{}, false, Backlog{}
-		a, err := agent.Glimpse(tx, sc, me, now)
+		if err := h.RunBefore(tx); err != nil {
+			return err
+		}
+		w := sc.Log().BatchWriter(tx)
+		p, err := pickNext(tx, sc, w, me, project, now)
 		if err != nil {
 			return err
 		}
-		sub := openPriority(sp)
-		begin, end := sub.Range()
-		it := tx.GetRange(begin, end, kv.RangeOptions{})
-		for n := 0; it.Next() && n < maxExamine; n++ {
-			tup, err := sub.Unpack(it.KeyValue().Key)
-			if err != nil || len(tup) != 2 {
-				return fmt.Errorf("task: corrupt key %s: %v", kv.DisplayKey(it.KeyValue().Key), err)
-			}
-			id, _ := tup[1].(string)
-			cand, key, err := load(tx, sc, id)
-			if err != nil {
-				return err
-			}
-			if cand.State != Open || (project != "" && cand.Project != project) {
-				continue
-			}
-			if err := annotate(tx, sc, &cand); err != nil {
-				return err
-			}
-			switch {
-			case !cand.Ready:
-				b.Waiting++
-			case !covers(a.Capabilities, cand.Skills):
-				b.Unskilled++
-			default:
-				old := cand
-				cand.State, cand.Assignee, cand.Version, cand.Updated = Claimed, me, cand.Version+1, now
-				cand.Ready, cand.Waiting = false, nil
-				if err := save(tx, sc, key, &old, cand); err != nil {
-					return err
-				}
-				if _, err := sc.Log().Writer(tx).Append(event(sc, "task.claimed", cand,
-					fmt.Sprintf("task %s claimed by agent %s (next ready)", cand.ID, me), map[string]any{"previous_assignee": ""})); err != nil {
-					return err
-				}
-				t, ok = cand, true
-				return nil
-			}
-		}
-		if err := it.Err(); err != nil {
+		t, ok, b = p.Task, p.OK, p.Backlog
+		if err := h.RunAfter(tx, w, p); err != nil {
 			return err
 		}
-		for _, st := range []State{Claimed, InProgress, Review} {
-			s, _ := sp.TaskIndex(byState, string(st))
-			bg, en := s.Range()
-			it := tx.GetRange(bg, en, kv.RangeOptions{Limit: maxExamine})
-			for it.Next() {
-				b.Held++
-			}
-			if err := it.Err(); err != nil {
-				return err
-			}
-		}
+		w.Finish()
 		return nil
 	})
 	return t, ok, b, err
+}
+
+// pickNext is ClaimNext's transaction: it claims the next ready task (of
+// project, when set) for agent me, appending its event with w, or counts
+// the backlog it passed over.
+func pickNext(tx kv.Tx, sc *tenant.Scope, w *audit.Writer, me, project string, now time.Time) (Pick, error) {
+	var p Pick
+	sp := sc.Space()
+	a, err := agent.Glimpse(tx, sc, me, now)
+	if err != nil {
+		return p, err
+	}
+	sub := openPriority(sp)
+	begin, end := sub.Range()
+	it := tx.GetRange(begin, end, kv.RangeOptions{})
+	for n := 0; it.Next() && n < maxExamine; n++ {
+		tup, err := sub.Unpack(it.KeyValue().Key)
+		if err != nil || len(tup) != 2 {
+			return p, fmt.Errorf("task: corrupt key %s: %v", kv.DisplayKey(it.KeyValue().Key), err)
+		}
+		id, _ := tup[1].(string)
+		cand, key, err := load(tx, sc, id)
+		if err != nil {
+			return p, err
+		}
+		if cand.State != Open || (project != "" && cand.Project != project) {
+			continue
+		}
+		if err := annotate(tx, sc, &cand); err != nil {
+			return p, err
+		}
+		switch {
+		case !cand.Ready:
+			p.Backlog.Waiting++
+		case !covers(a.Capabilities, cand.Skills):
+			p.Backlog.Unskilled++
+		default:
+			old := cand
+			cand.State, cand.Assignee, cand.Version, cand.Updated = Claimed, me, cand.Version+1, now
+			cand.Ready, cand.Waiting = false, nil
+			if err := save(tx, sc, key, &old, cand); err != nil {
+				return p, err
+			}
+			if _, err := w.Append(event(sc, "task.claimed", cand,
+				fmt.Sprintf("task %s claimed by agent %s (next ready)", cand.ID, me), map[string]any{"previous_assignee": ""})); err != nil {
+				return p, err
+			}
+			p.Task, p.OK = cand, true
+			return p, nil
+		}
+	}
+	if err := it.Err(); err != nil {
+		return p, err
+	}
+	for _, st := range []State{Claimed, InProgress, Review} {
+		s, _ := sp.TaskIndex(byState, string(st))
+		bg, en := s.Range()
+		it := tx.GetRange(bg, en, kv.RangeOptions{Limit: maxExamine})
+		for it.Next() {
+			p.Backlog.Held++
+		}
+		if err := it.Err(); err != nil {
+			return p, err
+		}
+	}
+	return p, nil
 }
 
 // covers reports whether caps hold every skill.

@@ -18,7 +18,10 @@
 // get a *VersionError. Every mutation is one transaction that also appends its
 // audit event (task.created, task.claimed, task.updated, task.assigned)
 // under the path "task:<id>", so History is the task's assignment and
-// state history.
+// state history. Create, Claim and ClaimNext take a caller's reads and
+// writes into that transaction through a txhook.Hook (CreateWith,
+// ClaimWith, ClaimNextWith); they keep no retry marker of their own that
+// Hook.Guarded could drop, so they ignore it.
 //
 // A task may belong to a project (storage/project): its id is stored,
 // indexed, and named by the task's events, so that one project's board is
@@ -30,8 +33,8 @@
 // done); ClaimNext claims the highest-priority ready task an agent's
 // capabilities cover, in one transaction.
 //
-// It imports storage/kv, storage/keyspace, storage/audit, storage/tenant
-// and storage/agent (assignees are agents; ids). It must not import
+// It imports storage/kv, storage/keyspace, storage/audit, storage/tenant,
+// storage/agent (assignees are agents; ids) and storage/txhook. It must not import
 // storage/lease or storage/message nor any transport; it reads a project's
 // record key to check the project exists, without importing its layer.
 package task
@@ -53,6 +56,7 @@ import (
 	"github.com/coditect/coditect/storage/keyspace"
 	"github.com/coditect/coditect/storage/kv"
 	"github.com/coditect/coditect/storage/tenant"
+	"github.com/coditect/coditect/storage/txhook"
 )
 
 // State is where a task is in its life.
@@ -436,6 +440,14 @@ func projectKey(sc *tenant.Scope, id string) ([]byte, error) {
 
 // Create creates an open task at version 1.
 func Create(ctx context.Context, sc *tenant.Scope, n New) (Task, error) {
+	return CreateWith(ctx, sc, n, txhook.Hook[Task]{})
+}
+
+// CreateWith is Create with h's reads and writes in its transaction:
+// h.After gets the task created. An attempt that finds the task its own
+// earlier attempt committed (see below) runs h.Before but not h.After:
+// what h.After wrote then committed with the task.
+func CreateWith(ctx context.Context, sc *tenant.Scope, n New, h txhook.Hook[Task]) (Task, error) {
 	if err := sc.CanWrite(); err != nil {
 		return Task{}, err
 	}
@@ -470,6 +482,9 @@ func Create(ctx context.Context, sc *tenant.Scope, n New) (Task, error) {
 	base := t
 	_, err = sc.Store().Update(ctx, func(tx kv.Tx) error {
 		t = base
+		if err := h.RunBefore(tx); err != nil {
+			return err
+		}
 		if err := n.Plan.apply(tx, sc, &t); err != nil {
 			return err
 		}
@@ -503,11 +518,19 @@ func Create(ctx context.Context, sc *tenant.Scope, n New) (Task, error) {
 		if t.Priority != 0 || len(t.BlockedBy) > 0 || t.Parent != "" {
 			attrs["priority"], attrs["blocked_by"], attrs["parent"] = t.Priority, t.BlockedBy, t.Parent
 		}
-		if _, err = sc.Log().Writer(tx).Append(event(sc, "task.created", t,
+		w := sc.Log().BatchWriter(tx)
+		if _, err = w.Append(event(sc, "task.created", t,
 			fmt.Sprintf("task %s created: %s", t.ID, t.Title), attrs)); err != nil {
 			return err
 		}
-		return annotate(tx, sc, &t)
+		if err := annotate(tx, sc, &t); err != nil {
+			return err
+		}
+		if err := h.RunAfter(tx, w, t); err != nil {
+			return err
+		}
+		w.Finish()
+		return nil
 	})
 	if err != nil {
 		return Task{}, err
@@ -534,8 +557,10 @@ func Get(ctx context.Context, sc *tenant.Scope, id string) (Task, error) {
 func isNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
 
 // change runs one optimistic change: it loads task id, checks version,
-// lets apply change a copy and says what to log, and saves the result.
-func change(ctx context.Context, sc *tenant.Scope, id string, version int64,
+// lets apply change a copy and says what to log, and saves the result;
+// h's reads and writes are in its transaction, h.After given the task as
+// changed.
+func change(ctx context.Context, sc *tenant.Scope, id string, version int64, h txhook.Hook[Task],
 	apply func(tx kv.Tx, t *Task) (kind, summary string, attrs map[string]any, err error)) (Task, error) {
 	if err := sc.CanWrite(); err != nil {
 		return Task{}, err
@@ -549,6 +574,9 @@ func change(ctx context.Context, sc *tenant.Scope, id string, version int64,
 	now := agent.Now(ctx)
 	var out Task
 	_, err := sc.Store().Update(ctx, func(tx kv.Tx) error {
+		if err := h.RunBefore(tx); err != nil {
+			return err
+		}
 		old, key, err := load(tx, sc, id)
 		if err != nil {
 			return err
@@ -566,11 +594,19 @@ func change(ctx context.Context, sc *tenant.Scope, id string, version int64,
 		if err := save(tx, sc, key, &old, t); err != nil {
 			return err
 		}
-		if _, err := sc.Log().Writer(tx).Append(event(sc, kind, t, summary, attrs)); err != nil {
+		w := sc.Log().BatchWriter(tx)
+		if _, err := w.Append(event(sc, kind, t, summary, attrs)); err != nil {
 			return err
 		}
 		out = t
-		return annotate(tx, sc, &out)
+		if err := annotate(tx, sc, &out); err != nil {
+			return err
+		}
+		if err := h.RunAfter(tx, w, out); err != nil {
+			return err
+		}
+		w.Finish()
+		return nil
 	})
 	if err != nil {
 		return Task{}, err
@@ -589,11 +625,17 @@ func checkTransition(t Task, to State, hint string) error {
 // at version, moving it to claimed. Of concurrent claims on one version,
 // exactly one succeeds; the others get a *VersionError.
 func Claim(ctx context.Context, sc *tenant.Scope, id string, version int64) (Task, error) {
+	return ClaimWith(ctx, sc, id, version, txhook.Hook[Task]{})
+}
+
+// ClaimWith is Claim with h's reads and writes in its transaction: h.After
+// gets the task claimed.
+func ClaimWith(ctx context.Context, sc *tenant.Scope, id string, version int64, h txhook.Hook[Task]) (Task, error) {
 	me := sc.Principal().Agent
 	if me == "" {
 		return Task{}, invalid("the scope acts as no agent; register one (agent.Register) and act as it (Scope.WithAgent), or use Assign")
 	}
-	return change(ctx, sc, id, version, func(tx kv.Tx, t *Task) (string, string, map[string]any, error) {
+	return change(ctx, sc, id, version, h, func(tx kv.Tx, t *Task) (string, string, map[string]any, error) {
 		if err := checkTransition(*t, Claimed, ""); err != nil {
 			return "", "", nil, err
 		}
@@ -620,7 +662,7 @@ func Assign(ctx context.Context, sc *tenant.Scope, id string, version int64, age
 			return Task{}, invalid("%v; send an agent id, or nothing to unassign", err)
 		}
 	}
-	return change(ctx, sc, id, version, func(tx kv.Tx, t *Task) (string, string, map[string]any, error) {
+	return change(ctx, sc, id, version, txhook.Hook[Task]{}, func(tx kv.Tx, t *Task) (string, string, map[string]any, error) {
 		if t.State == Done || t.State == Cancelled {
 			return "", "", nil, &TransitionError{ID: t.ID, From: t.State, To: t.State, Task: *t, Allowed: Allowed(t.State),
 				Hint: "a " + string(t.State) + " task cannot be assigned"}
@@ -663,7 +705,7 @@ func Transition(ctx context.Context, sc *tenant.Scope, id string, version int64,
 	if err := checkText("note", note, MaxNote, false); err != nil {
 		return Task{}, err
 	}
-	return change(ctx, sc, id, version, func(tx kv.Tx, t *Task) (string, string, map[string]any, error) {
+	return change(ctx, sc, id, version, txhook.Hook[Task]{}, func(tx kv.Tx, t *Task) (string, string, map[string]any, error) {
 		if err := refuse(*t, sc.Principal(), to); err != nil {
 			return "", "", nil, err
 		}
