@@ -176,7 +176,7 @@ func (t *txn) settleLocked(k string, apply bool) error {
 	if !apply || len(ops) == 0 {
 		return nil
 	}
-	return applyOps(t.ctx, t.st, []byte(k), ops)
+	return applyOps(t.sctx, t.st, []byte(k), ops)
 }
 
 // applyPending applies all the transaction's pending operations (at its

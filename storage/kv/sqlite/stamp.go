@@ -41,7 +41,7 @@ type stampBlock struct {
 // lock, reserving a new block when needed.
 func (b *stampBlock) reserve(t *txn) (uint64, error) {
 	var dv int64
-	if err := t.s.stmts.dataVersion.QueryRowContext(t.ctx).Scan(&dv); err != nil {
+	if err := t.s.stmts.dataVersion.QueryRowContext(t.sctx).Scan(&dv); err != nil {
 		return 0, err
 	}
 	b.pendingDV = dv
@@ -50,14 +50,14 @@ func (b *stampBlock) reserve(t *txn) (uint64, error) {
 		return b.next, nil
 	}
 	var cur int64
-	if err := t.st.getCommit.QueryRowContext(t.ctx).Scan(&cur); err != nil {
+	if err := t.st.getCommit.QueryRowContext(t.sctx).Scan(&cur); err != nil {
 		return 0, err
 	}
 	if uint64(cur) > 1<<63-blockSize {
 		return 0, fmt.Errorf("%w: commit counter exhausted", kv.ErrUnavailable)
 	}
 	end := uint64(cur) + blockSize
-	if _, err := t.s.stmts.setCommit.ExecContext(t.ctx, int64(end)); err != nil {
+	if _, err := t.s.stmts.setCommit.ExecContext(t.sctx, int64(end)); err != nil {
 		return 0, err
 	}
 	b.pendingEnd = end
@@ -81,7 +81,7 @@ func (s *Store) AdvanceVersion(ctx context.Context, past kv.Versionstamp) error 
 	_, err := s.update(ctx, func(tx kv.Tx) error {
 		t := tx.(*txn)
 		var cur int64
-		if err := t.st.getCommit.QueryRowContext(t.ctx).Scan(&cur); err != nil {
+		if err := t.st.getCommit.QueryRowContext(t.sctx).Scan(&cur); err != nil {
 			return err
 		}
 		// The block this process holds, if any, is below want now (or
@@ -91,7 +91,7 @@ func (s *Store) AdvanceVersion(ctx context.Context, past kv.Versionstamp) error 
 		if uint64(cur) >= want {
 			return nil
 		}
-		_, err := s.stmts.setCommit.ExecContext(t.ctx, int64(want))
+		_, err := s.stmts.setCommit.ExecContext(t.sctx, int64(want))
 		return err
 	}, s.updateOnce)
 	return err

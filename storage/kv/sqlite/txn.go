@@ -109,7 +109,13 @@ func (st *statements) close() {
 // txn is one attempt of a transaction. It implements kv.Tx; read-only
 // transactions refuse writes.
 type txn struct {
-	ctx      context.Context
+	ctx context.Context
+	// sctx is ctx without its cancellation, the context of the
+	// transaction's statements. With a context that can end, the driver
+	// starts a goroutine per statement to interrupt it (and database/sql
+	// another per query); statements here are short, so the transaction
+	// checks ctx before each one instead (usable).
+	sctx     context.Context
 	s        *Store
 	st       *stmtSet // the statements of the connection it runs on
 	writable bool
@@ -136,7 +142,7 @@ type txn struct {
 
 // newTxn starts an attempt on the connection whose statements are st.
 func newTxn(ctx context.Context, s *Store, st *stmtSet, writable bool) *txn {
-	return &txn{ctx: ctx, s: s, st: st, writable: writable, start: time.Now()}
+	return &txn{ctx: ctx, sctx: context.WithoutCancel(ctx), s: s, st: st, writable: writable, start: time.Now()}
 }
 
 // finish ends the attempt; watches it set but did not activate fail with err.
@@ -181,6 +187,9 @@ func (t *txn) checkAge() error {
 func (t *txn) usable() error {
 	if t.done.Load() {
 		return kv.ErrTransactionDone
+	}
+	if err := t.ctx.Err(); err != nil {
+		return err
 	}
 	return t.checkAge()
 }
@@ -283,7 +292,7 @@ func (t *txn) pointRead(op string, key []byte) ([]byte, error) {
 // get reads key's stored value; pending atomic operations on it must have
 // been applied (settleKey).
 func (t *txn) get(key []byte) ([]byte, error) {
-	v, err := readValue(t.ctx, t.st, key)
+	v, err := readValue(t.sctx, t.st, key)
 	return v, t.wrap("get", key, err)
 }
 
@@ -433,7 +442,7 @@ func (it *iterator) fetch() error {
 		stmt = st.rangeRevOpen
 	}
 	args = append(args, n)
-	rows, err := stmt.QueryContext(it.t.ctx, args...)
+	rows, err := stmt.QueryContext(it.t.sctx, args...)
 	if err != nil {
 		return it.t.wrap("range", it.begin, err)
 	}
@@ -570,7 +579,7 @@ func (t *txn) grow(op string, key []byte, size int) bool {
 }
 
 func (t *txn) exec(op string, key []byte, stmt *sql.Stmt, args ...any) {
-	if _, err := stmt.ExecContext(t.ctx, args...); err != nil {
+	if _, err := stmt.ExecContext(t.sctx, args...); err != nil {
 		t.fail(t.wrap(op, key, err))
 	}
 }
