@@ -88,12 +88,12 @@ func whoami(ctx context.Context, c *Call) (Result, error) {
 	p := c.Scope.Principal()
 	out := whoamiOut{Tenant: p.Tenant, User: p.User, Role: string(p.Role), AgentID: p.Agent,
 		Client: c.Client.Name, ClientVersion: c.Client.Version}
+	ag, ps, err := c.whoamiRead(ctx)
+	if err != nil {
+		return Result{}, err
+	}
 	if p.Agent != "" {
-		a, err := c.agentRecord(ctx)
-		if err != nil {
-			return Result{}, err
-		}
-		out.AgentName, out.Model = a.Name, a.Model
+		out.AgentName, out.Model = ag.Name, ag.Model
 	}
 	var b strings.Builder
 	if out.AgentID != "" {
@@ -106,10 +106,6 @@ func whoami(ctx context.Context, c *Call) (Result, error) {
 		b.WriteString("You are ")
 	}
 	fmt.Fprintf(&b, "user %s (%s) in tenant %s.", out.User, out.Role, out.Tenant)
-	ps, err := project.List(ctx, c.Scope)
-	if err != nil {
-		return Result{}, err
-	}
 	machine := project.Machine()
 	out.Projects = make([]projectOut, 0, len(ps))
 	for _, p := range ps {

@@ -100,10 +100,7 @@ func (s *Self) set(a agent.Agent) {
 func (c *Call) agentRecord(ctx context.Context) (agent.Agent, error) {
 	id := c.Scope.Principal().Agent
 	if s := c.Self; s != nil {
-		s.mu.Lock()
-		a, fresh := s.a, s.a.ID == id && time.Since(s.at) < selfMaxAge
-		s.mu.Unlock()
-		if fresh {
+		if a, ok := s.fresh(id); ok {
 			return a, nil
 		}
 	}

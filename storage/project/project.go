@@ -243,6 +243,10 @@ func List(ctx context.Context, sc *tenant.Scope) ([]Project, error) {
 	return out, err
 }
 
+// ListTx is List inside a transaction of the caller, so that a caller that
+// reads other records too (whoami reads its agent's) needs one transaction.
+func ListTx(tx kv.ReadTx, sc *tenant.Scope) ([]Project, error) { return list(tx, sc) }
+
 func list(tx kv.ReadTx, sc *tenant.Scope) ([]Project, error) {
 	begin, end := sc.Space().Projects().Range()
 	kvs, err := kv.Collect(tx.GetRange(begin, end, kv.RangeOptions{Limit: MaxProjects}))
