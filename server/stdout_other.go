@@ -14,3 +14,7 @@ func ReserveStdout() (*os.File, error) {
 	os.Stdout = os.Stderr
 	return out, nil
 }
+
+// PollableStdin returns the process's standard input for a protocol
+// stream: os.Stdin here.
+func PollableStdin() *os.File { return os.Stdin }

@@ -236,7 +236,7 @@ func forwardMCP(ctx context.Context, cmd *cobra.Command, u string, m server.Core
 	relayOnly()
 	out := localcore.LineWriter(proto)
 	f := &localcore.Forwarder{
-		In:       server.LimitLines(os.Stdin, out, limit, logger),
+		In:       server.LimitLines(server.PollableStdin(), out, limit, logger),
 		Out:      out,
 		Connect:  connect,
 		Tools:    retry,

@@ -116,7 +116,7 @@ func runIDE(cmd *cobra.Command, _ []string) error {
 	dash := newIDEDashboard(env, logger, tokenTTL)
 	defer dash.close()
 	logger.Info("coditect ide starting", "store", env.url, "pid", os.Getpid())
-	code, err := ide.Serve(ctx, env.scope, os.Stdin, proto, ide.Options{
+	code, err := ide.Serve(ctx, env.scope, server.PollableStdin(), proto, ide.Options{
 		Version:    strings.Fields(versionString())[1],
 		Logger:     logger,
 		Dashboard:  dash,

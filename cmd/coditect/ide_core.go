@@ -97,5 +97,5 @@ func forwardIDE(ctx context.Context, cmd *cobra.Command, u string, o coreIDE, pr
 	}
 	logger.Info("serving the IDE protocol on stdio through the local core", "store", u, "socket", paths.Socket, "core_pid", r.PID, "pid", os.Getpid())
 	relayOnly()
-	return localcore.ForwardIDE(ctx, os.Stdin, proto, c)
+	return localcore.ForwardIDE(ctx, server.PollableStdin(), proto, c)
 }

@@ -118,7 +118,7 @@ func runMCP(cmd *cobra.Command, _ []string) error {
 		return err
 	}
 	logger.Info("coditect mcp starting", "store", env.url, "toolsets", sets, "pid", os.Getpid())
-	err = srv.ServeStdio(ctx, env.scope, os.Stdin, proto)
+	err = srv.ServeStdio(ctx, env.scope, server.PollableStdin(), proto)
 	closeCtx, cancelClose := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancelClose()
 	if cerr := srv.Close(closeCtx); err == nil {
