@@ -9,34 +9,8 @@ import (
 	"time"
 
 	"github.com/coditect/coditect/storage/agent"
-	"github.com/coditect/coditect/storage/audit"
-	"github.com/coditect/coditect/storage/kv"
 	"github.com/coditect/coditect/storage/lease"
-	"github.com/coditect/coditect/storage/txhook"
 )
-
-// oneTxHook returns the hook through which a one-transaction tool
-// (Tool.oneTx) puts its call into the transaction of the layer's change:
-// Before claims the call's key (Call.claimKey); After sets *out to
-// result(p), what the change made as the caller will see it, then appends
-// the call's tool.called record and keeps that result under the key
-// (Call.commitCall). *out is then the result of the attempt that
-// committed. result runs inside the transaction: a name it shows comes
-// from the call's cache (projectName) or a read of its own, never from the
-// transaction, whose reads it leaves as the layer made them. Once the
-// layer's call returns without error, the handler sets c.audited and
-// answers *out; errKeyUsed it returns as it is.
-func oneTxHook[P any](c *Call, out *Result, result func(P) Result) txhook.Hook[P] {
-	return txhook.Hook[P]{
-		Before: func(tx kv.Tx) error { return c.claimKey(tx) },
-		After: func(tx kv.Tx, aw *audit.Writer, p P) error {
-			res := result(p)
-			*out = res
-			return c.commitCall(tx, aw, func(kv.Versionstamp) Result { return res })
-		},
-		Guarded: c.keyed != nil,
-	}
-}
 
 // --- leases ---
 
