@@ -14,13 +14,13 @@ import (
 	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
-	mcpserver "github.com/mark3labs/mcp-go/server"
 
 	"github.com/coditect/coditect/storage/tenant"
 )
 
 // ServeStdio serves MCP over in and out (newline-delimited JSON-RPC) as
-// the principal of sc until in ends or ctx is canceled. It writes nothing
+// the principal of sc until in ends or ctx is canceled; the calls read
+// before in ended are answered first. It writes nothing
 // but protocol messages to out; its own logs go to the server's logger.
 // Use ReserveStdout to keep everything else in the process off the real
 // standard output as well.
@@ -29,16 +29,9 @@ import (
 // HTTP) is answered with a JSON-RPC error and skipped, holding at most
 // that many bytes of it in memory; the next line is read normally.
 func (s *Server) ServeStdio(ctx context.Context, sc *tenant.Scope, in io.Reader, out io.Writer) error {
-	p := newPrincipal(sc, s.recheck)
-	std := mcpserver.NewStdioServer(s.mcp)
-	std.SetErrorLogger(slog.NewLogLogger(s.logger.Handler(), slog.LevelError))
-	std.SetContextFunc(func(ctx context.Context) context.Context { return withPrincipal(ctx, p) })
 	pr := sc.Principal()
 	s.logger.Info("serving MCP on stdio", "tenant", pr.Tenant, "user", pr.User, "role", pr.Role, "local", pr.Local)
-	w := &lockedWriter{w: out}
-	lines := LimitLines(in, w, int(s.maxMessage()), s.logger)
-	err := std.Listen(ctx, lines, w)
-	return s.endStdio(ctx, p, err)
+	return s.serveLines(ctx, sc, in, out)
 }
 
 // endStdio ends a stdio connection whose serving ended with err: the

@@ -22,11 +22,18 @@ import (
 // stdout: the same line limit, the same identity for every call, and when
 // in ends, the connection's agents marked offline and its audit records
 // committed. Any number of connections may be served at once: each has an
-// MCP session of its own (mcp-go's stdio server has one per process).
+// MCP session of its own.
 func (s *Server) ServeConn(ctx context.Context, sc *tenant.Scope, in io.Reader, out io.Writer) error {
-	p := newPrincipal(sc, s.recheck)
 	pr := sc.Principal()
 	s.logger.Info("serving MCP on a core connection", "tenant", pr.Tenant, "user", pr.User, "role", pr.Role, "local", pr.Local)
+	return s.serveLines(ctx, sc, in, out)
+}
+
+// serveLines serves one stream of newline-delimited JSON-RPC, a process's
+// stdio or a core connection, as the principal of sc, then ends it
+// (endStdio).
+func (s *Server) serveLines(ctx context.Context, sc *tenant.Scope, in io.Reader, out io.Writer) error {
+	p := newPrincipal(sc, s.recheck)
 	w := &lockedWriter{w: out}
 	err := s.serveSession(ctx, p, bufio.NewReaderSize(LimitLines(in, w, int(s.maxMessage()), s.logger), 64<<10), w)
 	return s.endStdio(ctx, p, err)
@@ -35,11 +42,14 @@ func (s *Server) ServeConn(ctx context.Context, sc *tenant.Scope, in io.Reader, 
 // connSeq numbers core connections for their MCP session ids.
 var connSeq atomic.Int64
 
-// serveSession reads the connection's messages and serves them as
-// mcp-go's stdio server does: tool calls on connWorkers workers, other
-// requests each on its own goroutine, notifications in order.
+// serveSession reads the stream's messages and serves them: tool calls
+// on connWorkers workers, other requests each on its own goroutine,
+// notifications in order. When the input ends, the calls already read
+// run to their end and are answered before the session ends (a host may
+// write its requests and close its end at once); only ctx's end cancels
+// them.
 func (s *Server) serveSession(ctx context.Context, p *principal, in *bufio.Reader, w *lockedWriter) error {
-	sess := &connSession{id: "core-" + strconv.FormatInt(connSeq.Add(1), 10), notes: make(chan mcp.JSONRPCNotification, 100)}
+	sess := &connSession{id: "stdio-" + strconv.FormatInt(connSeq.Add(1), 10), notes: make(chan mcp.JSONRPCNotification, 100)}
 	if err := s.mcp.RegisterSession(ctx, sess); err != nil {
 		return fmt.Errorf("register session: %w", err)
 	}
@@ -47,7 +57,7 @@ func (s *Server) serveSession(ctx context.Context, p *principal, in *bufio.Reade
 	ctx = withPrincipal(s.mcp.WithContext(ctx, sess), p)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var wg sync.WaitGroup
+	var wg sync.WaitGroup // the calls' workers and requests' goroutines
 	calls := make(chan json.RawMessage, connQueue)
 	for range connWorkers {
 		wg.Go(func() {
@@ -56,7 +66,9 @@ func (s *Server) serveSession(ctx context.Context, p *principal, in *bufio.Reade
 			}
 		})
 	}
-	wg.Go(func() {
+	notes := make(chan struct{})
+	go func() {
+		defer close(notes)
 		for {
 			select {
 			case n := <-sess.notes:
@@ -65,16 +77,17 @@ func (s *Server) serveSession(ctx context.Context, p *principal, in *bufio.Reade
 				return
 			}
 		}
-	})
+	}()
 	err := s.readSession(ctx, in, w, calls, &wg)
-	cancel()
 	close(calls)
 	wg.Wait()
+	cancel()
+	<-notes
 	return err
 }
 
-// The tool call workers and queue of one connection, as mcp-go's stdio
-// server has them.
+// The tool call workers and queue of one stream (the numbers of mcp-go's
+// own stdio server).
 const (
 	connWorkers = 5
 	connQueue   = 100

@@ -147,9 +147,8 @@ func TestStdioOnlyProtocolOnStdout(t *testing.T) {
 				lines <- sc.Text()
 			}
 		}()
-		// Write everything, then read until every request is answered: a
-		// host keeps stdin open while it waits (at EOF, mcp-go abandons the
-		// tool calls still in flight).
+		// Write everything, then read until every request is answered,
+		// stdin open as a host keeps it while it waits.
 		_, err = io.WriteString(stdin, strings.Join([]string{
 			`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`,
 			`{"jsonrpc":"2.0","method":"notifications/initialized"}`,
@@ -304,5 +303,56 @@ func TestStdioRevokedToken(t *testing.T) {
 		}
 	case <-ctx.Done():
 		t.Fatal("ServeStdio did not return at EOF")
+	}
+}
+
+// A host may write its requests and close stdin at once (a script piping
+// into `coditect mcp`): the calls read before the end are run to their end
+// and answered, and the process exits 0. A note among them is recorded.
+func TestStdioAnswersCallsReadBeforeEOF(t *testing.T) {
+	e := newStdioEnv(t)
+	cmd, stderr := e.command(t, nil, "--tenant", "acme", "--user", "ada")
+	cmd.Stdin = strings.NewReader(strings.Join([]string{
+		`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"script","version":"1"}}}`,
+		`{"jsonrpc":"2.0","method":"notifications/initialized"}`,
+		`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"note","arguments":{"text":"written just before EOF"}}}`,
+		`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"whoami","arguments":{}}}`,
+	}, "\n") + "\n")
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("coditect mcp: %v\n%s", err, stderr)
+	}
+	answered := map[float64]string{}
+	for line := range strings.SplitSeq(strings.TrimSpace(stdout.String()), "\n") {
+		var msg struct {
+			ID     float64 `json:"id"`
+			Result struct {
+				IsError bool `json:"isError"`
+				Content []struct {
+					Text string `json:"text"`
+				} `json:"content"`
+			} `json:"result"`
+			Error json.RawMessage `json:"error"`
+		}
+		if err := json.Unmarshal([]byte(line), &msg); err != nil {
+			t.Fatalf("stdout line %q: %v", line, err)
+		}
+		if msg.Error != nil || msg.Result.IsError {
+			t.Errorf("request %v failed: %s", msg.ID, line)
+		}
+		answered[msg.ID] = line
+	}
+	for _, id := range []float64{1, 2, 3} {
+		if answered[id] == "" {
+			t.Errorf("request %v was not answered; stdout:\n%s\nstderr:\n%s", id, stdout.String(), stderr)
+		}
+	}
+	page, err := e.local(t, "acme", "ada").Log().Query(context.Background(), audit.Query{Filter: audit.Filter{Kind: "note.added"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Events) != 1 || page.Events[0].Summary != "written just before EOF" {
+		t.Errorf("notes in the log: %+v, want the one written before EOF", page.Events)
 	}
 }
