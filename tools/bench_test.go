@@ -24,10 +24,12 @@ type benchFiles struct {
 	sid string
 }
 
-func newBenchFiles(b *testing.B) *benchFiles {
+// benchAgent returns a scope acting as a new agent of tenant t1 on a
+// fresh SQLite store with the durability mode, and the agent.
+func benchAgent(b *testing.B, mode sqlite.Synchronous) (*tenant.Scope, agent.Agent) {
 	b.Helper()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "s.db"), sqlite.Options{Synchronous: sqlite.SyncFull})
+	st, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "s.db"), sqlite.Options{Synchronous: mode})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -43,12 +45,18 @@ func newBenchFiles(b *testing.B) *benchFiles {
 	if sc, err = sc.WithAgent(ag.ID); err != nil {
 		b.Fatal(err)
 	}
+	return sc, ag
+}
+
+func newBenchFiles(b *testing.B) *benchFiles {
+	b.Helper()
+	sc, _ := benchAgent(b, sqlite.SyncFull)
 	db := filepath.Join(b.TempDir(), "coditect.db")
 	bf := &benchFiles{sc: sc, f: &files{maxRead: DefaultMaxFile, maxWrite: DefaultMaxFile, leaseTTL: lease.DefaultTTL,
 		protected: canonicalAll([]string{db, db + "-wal", db + "-shm", db + "-journal", db + "-spool"})}}
 	ws := b.TempDir()
 	c := bf.call(findToolB(b, "session_start"), `{"title":"bench","workspace":"`+ws+`"}`)
-	res, err := sessionStart(ctx, c)
+	res, err := sessionStart(context.Background(), c)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -14,7 +14,6 @@ import (
 
 	"github.com/mark3labs/mcp-go/mcp"
 
-	"github.com/coditect/coditect/storage/agent"
 	"github.com/coditect/coditect/storage/audit"
 	"github.com/coditect/coditect/storage/kv"
 	"github.com/coditect/coditect/storage/kv/sqlite"
@@ -348,22 +347,7 @@ func BenchmarkKeyedWrite(b *testing.B) {
 	tool := findToolB(b, "task_create")
 	ctx := context.Background()
 	for _, mode := range []sqlite.Synchronous{sqlite.SyncFull, sqlite.SyncNormal} {
-		st, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "s.db"), sqlite.Options{Synchronous: mode})
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { st.Close() })
-		sc, err := tenant.NewDirectory(st, "bench").Local(ctx, "t1", "alice")
-		if err != nil {
-			b.Fatal(err)
-		}
-		ag, err := agent.Register(ctx, sc, agent.Registration{Name: "bench", Client: "go-test", Model: "m"})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if sc, err = sc.WithAgent(ag.ID); err != nil {
-			b.Fatal(err)
-		}
+		sc, _ := benchAgent(b, mode)
 		q := NewAuditQueue(0, nil)
 		b.Cleanup(func() { q.Close(context.Background()) })
 		h := Chain(Heartbeat(time.Second, nil), Audit(nil, q))(tool.Handler)

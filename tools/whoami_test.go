@@ -143,22 +143,7 @@ func TestWhoamiCancelled(t *testing.T) {
 func BenchmarkWhoamiHandler(b *testing.B) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	st, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "s.db"), sqlite.Options{Synchronous: sqlite.SyncFull})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { st.Close() })
-	sc, err := tenant.NewDirectory(st, "bench").Local(ctx, "t1", "alice")
-	if err != nil {
-		b.Fatal(err)
-	}
-	ag, err := agent.Register(ctx, sc, agent.Registration{Name: "bench", Client: "go-test", Model: "m"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if sc, err = sc.WithAgent(ag.ID); err != nil {
-		b.Fatal(err)
-	}
+	sc, ag := benchAgent(b, sqlite.SyncFull)
 	self := NewSelf(ag)
 	tool := findToolB(b, "whoami")
 	for b.Loop() {
