@@ -518,6 +518,25 @@ func Read(tx kv.ReadTx, sc *tenant.Scope, id string, now time.Time) (Agent, erro
 	return readWith(tx, sc, id, now, lastSeen)
 }
 
+// Check returns an error wrapping ErrNotFound unless agent id is
+// registered in the scope's tenant, reading only its record's key (no
+// decoding, no heartbeat): for callers that need the agent to exist and
+// nothing of it.
+func Check(tx kv.ReadTx, sc *tenant.Scope, id string) error {
+	a, err := agentSpace(sc, id)
+	if err != nil {
+		return err
+	}
+	v, err := tx.Get(a.Record())
+	if err != nil {
+		return err
+	}
+	if v == nil {
+		return notFound(id)
+	}
+	return nil
+}
+
 // Glimpse is Read inside a read-write transaction with the heartbeat read
 // as a snapshot (see glimpseSeen): the transaction does not conflict with
 // the agent's heartbeats. Use it where only "alive" is acted on; confirm

@@ -12,6 +12,7 @@ import (
 	"github.com/coditect/coditect/storage/agent"
 	"github.com/coditect/coditect/storage/agent/agenttest"
 	"github.com/coditect/coditect/storage/audit"
+	"github.com/coditect/coditect/storage/kv"
 	"github.com/coditect/coditect/storage/tenant"
 )
 
@@ -448,5 +449,40 @@ func TestNewID(t *testing.T) {
 			t.Fatalf("id %q sorts before the earlier %q", id, prev)
 		}
 		prev = id
+	}
+}
+
+// Check finds an agent registered in the scope's tenant, a retired one
+// included, and nothing else: an unknown id, another tenant's agent, a
+// malformed id.
+func TestCheck(t *testing.T) {
+	s, _ := agenttest.Open(t)
+	ctx := agenttest.Context(t, nil)
+	a := agenttest.Scope(t, s, "a", "alice")
+	b := agenttest.Scope(t, s, "b", "alice")
+	mine, _ := agenttest.Agent(t, ctx, a, "coder", agent.Registration{})
+	theirs, _ := agenttest.Agent(t, ctx, b, "coder", agent.Registration{})
+	check := func(id string) error {
+		var err error
+		if verr := a.Store().View(ctx, func(tx kv.ReadTx) error { err = agent.Check(tx, a, id); return nil }); verr != nil {
+			t.Fatal(verr)
+		}
+		return err
+	}
+	if err := check(mine.ID); err != nil {
+		t.Errorf("Check of a registered agent: %v", err)
+	}
+	if _, err := agent.Sweep(ctx, a, time.Now().Add(24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := check(mine.ID); err != nil {
+		t.Errorf("Check of a retired agent: %v", err)
+	}
+	for _, id := range []string{theirs.ID, agent.NewID("ag"), "not an id"} {
+		if err := check(id); err == nil {
+			t.Errorf("Check(%q) found it", id)
+		} else if id != "not an id" && !errors.Is(err, agent.ErrNotFound) {
+			t.Errorf("Check(%q): %v, want ErrNotFound", id, err)
+		}
 	}
 }

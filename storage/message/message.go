@@ -315,7 +315,7 @@ func (w *Writer) Send(m Outgoing) (Pending, error) {
 	p := w.sc.Principal()
 	from := p.Agent
 	if from != "" {
-		if _, err := agent.Glimpse(w.tx, w.sc, from, w.now); err != nil {
+		if err := agent.Check(w.tx, w.sc, from); err != nil {
 			return Pending{}, fmt.Errorf("message: the sender: %w", err)
 		}
 	}
@@ -412,7 +412,7 @@ func (w *Writer) recipients(to To, from string) ([]string, error) {
 	var err error
 	switch {
 	case to.Agent != "":
-		if _, err := agent.Glimpse(w.tx, w.sc, to.Agent, w.now); err != nil {
+		if err := agent.Check(w.tx, w.sc, to.Agent); err != nil {
 			return nil, err
 		}
 		return []string{to.Agent}, nil

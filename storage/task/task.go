@@ -643,7 +643,7 @@ func ClaimWith(ctx context.Context, sc *tenant.Scope, id string, version int64, 
 		if err := MayMove(*t, sc.Principal()); err != nil {
 			return "", "", nil, err
 		}
-		if _, err := agent.Glimpse(tx, sc, me, agent.Now(ctx)); err != nil {
+		if err := agent.Check(tx, sc, me); err != nil {
 			return "", "", nil, err
 		}
 		prev := t.Assignee
@@ -674,7 +674,7 @@ func Assign(ctx context.Context, sc *tenant.Scope, id string, version int64, age
 			return "", "", nil, invalid("task %s is already assigned to %q", t.ID, agentID)
 		}
 		if agentID != "" {
-			if _, err := agent.Glimpse(tx, sc, agentID, agent.Now(ctx)); err != nil {
+			if err := agent.Check(tx, sc, agentID); err != nil {
 				return "", "", nil, err
 			}
 		}
