@@ -206,8 +206,8 @@ func (f *Forwarder) withKey(line []byte, m message, key string) ([]byte, bool) {
 	sum := sha256.Sum256([]byte(key))
 	k, _ := json.Marshal("core-" + f.Instance + "-" + hex.EncodeToString(sum[:12]))
 	a := append(append([]byte(`{"idempotency_key":`), k...), '}')
-	if rest := bytes.TrimSpace(m.Params.Arguments); len(rest) > 2 && !bytes.Equal(bytes.TrimSpace(rest[1:]), []byte("}")) {
-		// A non-empty object: its members after the key.
+	if rest := bytes.TrimSpace(m.Params.Arguments); len(rest) > 2 && rest[0] == '{' && !bytes.Equal(bytes.TrimSpace(rest[1:]), []byte("}")) {
+		// A non-empty object (not null, not {}): its members after the key.
 		a = append(append(a[:len(a)-1], ','), rest[1:]...)
 	}
 	params["arguments"] = a

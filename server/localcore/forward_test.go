@@ -66,6 +66,11 @@ func TestForwarderKeys(t *testing.T) {
 	if k, keyed := key(f, `{"jsonrpc":"2.0","id":12,"method":"tools/call","params":{"name":"note"}}`); !keyed || k == "" {
 		t.Errorf("a call without arguments: %q %v", k, keyed)
 	}
+	for _, args := range []string{`null`, `{}`, `{ }`} {
+		if k, keyed := key(f, call("13", "note", args)); !keyed || k == "" {
+			t.Errorf("arguments %s: %q %v", args, k, keyed)
+		}
+	}
 }
 
 // TestForwarderResendable: what is sent again to a new core.
