@@ -299,6 +299,43 @@ var rawWrite = kvtest.Role{Name: "rawwrite", Args: 3, Run: func(path string, str
 	return nil
 }}
 
+// runUpdates has n goroutines make b.N Updates on s between them, the
+// i-th running update(g, i) (g is the goroutine), as fast as they can, and
+// reports commits/s and the latency per Update.
+func runUpdates(b *testing.B, s kv.Store, n int, update func(g, i int) func(kv.Tx) error) {
+	ctx := context.Background()
+	var next atomic.Int64
+	lats := make([][]time.Duration, n)
+	errs := make(chan error, n)
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	for g := range n {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= b.N {
+					return
+				}
+				fn := update(g, i)
+				start := time.Now()
+				if _, err := s.Update(ctx, fn); err != nil {
+					errs <- err
+					return
+				}
+				lats[g] = append(lats[g], time.Since(start))
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	close(errs)
+	if err := <-errs; err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "commits/s")
+	kvtest.ReportLatency(b, slices.Concat(lats...))
+}
+
 // BenchmarkGroupCommit: n goroutines each making durable single-record
 // Updates, with group commit off and on; commits/s and latency per Update.
 func BenchmarkGroupCommit(b *testing.B) {
@@ -307,41 +344,12 @@ func BenchmarkGroupCommit(b *testing.B) {
 			name := fmt.Sprintf("n=%d/group=%v", n, group)
 			b.Run(name, func(b *testing.B) {
 				s, _ := newStore(b, sqlite.Options{GroupCommit: group})
-				ctx := context.Background()
-				var next atomic.Int64
-				lats := make([][]time.Duration, n)
-				errs := make(chan error, n)
-				b.ResetTimer()
-				var wg sync.WaitGroup
-				for g := range n {
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						for {
-							i := int(next.Add(1)) - 1
-							if i >= b.N {
-								return
-							}
-							start := time.Now()
-							if _, err := s.Update(ctx, func(tx kv.Tx) error {
-								tx.Set(benchKey(i), benchValue)
-								return nil
-							}); err != nil {
-								errs <- err
-								return
-							}
-							lats[g] = append(lats[g], time.Since(start))
-						}
-					}()
-				}
-				wg.Wait()
-				b.StopTimer()
-				close(errs)
-				if err := <-errs; err != nil {
-					b.Fatal(err)
-				}
-				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "commits/s")
-				kvtest.ReportLatency(b, slices.Concat(lats...))
+				runUpdates(b, s, n, func(_, i int) func(kv.Tx) error {
+					return func(tx kv.Tx) error {
+						tx.Set(benchKey(i), benchValue)
+						return nil
+					}
+				})
 			})
 		}
 	}
@@ -355,55 +363,29 @@ func BenchmarkAtomicBatch(b *testing.B) {
 	for _, n := range []int{1, 16, 32} {
 		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
 			s, _ := newStore(b, sqlite.Options{GroupCommit: true})
-			ctx := context.Background()
-			var next atomic.Int64
-			lats := make([][]time.Duration, n)
-			errs := make(chan error, n)
+			rngs := make([]*rand.Rand, n)
+			for g := range rngs {
+				rngs[g] = rand.New(rand.NewPCG(uint64(g), 7))
+			}
 			cpu0, haveCPU := processCPU()
-			b.ResetTimer()
-			var wg sync.WaitGroup
-			for g := range n {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					rng := rand.New(rand.NewPCG(uint64(g), 7))
-					for {
-						i := int(next.Add(1)) - 1
-						if i >= b.N {
-							return
-						}
-						clock := kv.EncodeInt64(time.Now().UnixNano())
-						random := benchKey(1<<30 + rng.IntN(1<<20))
-						start := time.Now()
-						if _, err := s.Update(ctx, func(tx kv.Tx) error {
-							for j := range 8 {
-								tx.Set(benchKey(i*8+j), benchValue)
-							}
-							tx.Add([]byte("shared/head"), 1)
-							tx.Add([]byte("shared/events"), 3)
-							tx.Max([]byte("shared/clock"), clock)
-							tx.Set(random, benchValue)
-							return nil
-						}); err != nil {
-							errs <- err
-							return
-						}
-						lats[g] = append(lats[g], time.Since(start))
+			runUpdates(b, s, n, func(g, i int) func(kv.Tx) error {
+				clock := kv.EncodeInt64(time.Now().UnixNano())
+				random := benchKey(1<<30 + rngs[g].IntN(1<<20))
+				return func(tx kv.Tx) error {
+					for j := range 8 {
+						tx.Set(benchKey(i*8+j), benchValue)
 					}
-				}()
-			}
-			wg.Wait()
-			b.StopTimer()
-			close(errs)
-			if err := <-errs; err != nil {
-				b.Fatal(err)
-			}
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "commits/s")
+					tx.Add([]byte("shared/head"), 1)
+					tx.Add([]byte("shared/events"), 3)
+					tx.Max([]byte("shared/clock"), clock)
+					tx.Set(random, benchValue)
+					return nil
+				}
+			})
 			if cpu1, ok := processCPU(); haveCPU && ok {
 				b.ReportMetric(float64((cpu1-cpu0).Microseconds())/float64(b.N), "cpu-µs/commit")
 			}
-			kvtest.ReportLatency(b, slices.Concat(lats...))
-			err := s.View(ctx, func(tx kv.ReadTx) error {
+			err := s.View(context.Background(), func(tx kv.ReadTx) error {
 				v, err := tx.Get([]byte("shared/head"))
 				if err == nil && kv.Int64(v) < int64(b.N) {
 					err = fmt.Errorf("shared/head = %d after %d Updates", kv.Int64(v), b.N)
