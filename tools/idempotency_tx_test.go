@@ -65,6 +65,17 @@ func countedScope(t *testing.T) (*commitCounter, *tenant.Scope) {
 	return cs, sc
 }
 
+// productionChain is the middleware a server puts around every tool (a
+// heartbeat, the audit record), with an audit queue when queued.
+func productionChain(t *testing.T, queued bool) Middleware {
+	var q *AuditQueue
+	if queued {
+		q = NewAuditQueue(0, nil)
+		t.Cleanup(func() { q.Close(context.Background()) })
+	}
+	return Chain(Heartbeat(time.Hour, nil), Audit(nil, q))
+}
+
 // A keyed call of a one-transaction tool (note, message_send) is one
 // commit: its effect, its tool.called record and its kept result; so is
 // the same call without a key, and a retry answered from the kept result
@@ -83,13 +94,8 @@ func TestOneTxToolsCommitOnce(t *testing.T) {
 			}
 			t.Run(name, func(t *testing.T) {
 				cs, sc := countedScope(t)
-				var q *AuditQueue
-				if queued {
-					q = NewAuditQueue(0, nil)
-					t.Cleanup(func() { q.Close(context.Background()) })
-				}
 				tool := findTool(t, tc.tool)
-				h := Chain(Heartbeat(time.Hour, nil), Audit(nil, q))(tool.Handler)
+				h := productionChain(t, queued)(tool.Handler)
 				run := func(args string) (map[string]any, int64) {
 					t.Helper()
 					before := cs.commits.Load()
@@ -443,12 +449,7 @@ func TestOneTxCoordToolsCommitOnce(t *testing.T) {
 			}
 			t.Run(name, func(t *testing.T) {
 				cs, sc := countedScope(t)
-				var q *AuditQueue
-				if queued {
-					q = NewAuditQueue(0, nil)
-					t.Cleanup(func() { q.Close(context.Background()) })
-				}
-				chain := Chain(Heartbeat(time.Hour, nil), Audit(nil, q))
+				chain := productionChain(t, queued)
 				run := func(name, args string) (map[string]any, string, int64, error) {
 					t.Helper()
 					tool := findTool(t, name)
