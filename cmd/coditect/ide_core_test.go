@@ -118,14 +118,7 @@ func TestIDEThroughLocalCore(t *testing.T) {
 		t.Fatalf("coditect.status through the core: %v", r)
 	}
 
-	p1.send(map[string]any{"id": 3, "method": "shutdown"})
-	if r := p1.response(3); r["error"] != nil {
-		t.Fatalf("shutdown: %v", r)
-	}
-	p1.send(map[string]any{"method": "exit"})
-	if code := p1.wait(); code != 0 {
-		t.Fatalf("shutdown then exit through the core: status %d, want 0\n%s", code, p1.stderr)
-	}
+	p1.shutdown(3)
 	p2.send(map[string]any{"method": "exit"})
 	if code := p2.wait(); code != 1 {
 		t.Fatalf("exit without shutdown through the core: status %d, want 1\n%s", code, p2.stderr)
@@ -173,12 +166,7 @@ func TestIDECoreKilled(t *testing.T) {
 	if pid := localcore.Owner(e.paths); pid == 0 || pid == core {
 		t.Fatalf("after the core was killed the lock is held by %d", pid)
 	}
-	p.send(map[string]any{"id": 2, "method": "shutdown"})
-	p.response(2)
-	p.send(map[string]any{"method": "exit"})
-	if code := p.wait(); code != 0 {
-		t.Fatalf("status %d, want 0\n%s", code, p.stderr)
-	}
+	p.shutdown(2)
 }
 
 // TestIDENodeClientThroughCore runs the Node vscode-jsonrpc client of
@@ -220,12 +208,7 @@ func TestIDECoreDashboardTokenDiesWithSession(t *testing.T) {
 	if _, err := dir.Authenticate(ctx, token); err != nil {
 		t.Fatalf("the dashboard token does not log in: %v", err)
 	}
-	p.send(map[string]any{"id": 3, "method": "shutdown"})
-	p.response(3)
-	p.send(map[string]any{"method": "exit"})
-	if code := p.wait(); code != 0 {
-		t.Fatalf("exit status %d\n%s", code, p.stderr)
-	}
+	p.shutdown(3)
 	if _, err := dir.Authenticate(ctx, token); !errors.Is(err, tenant.ErrTokenRevoked) {
 		t.Fatalf("the dashboard token after the session ended: %v, want revoked", err)
 	}
@@ -243,12 +226,7 @@ func TestIDEForwardsToServe(t *testing.T) {
 	}
 	p := e.ide(t)
 	p.initialize(e.ws)
-	p.send(map[string]any{"id": 2, "method": "shutdown"})
-	p.response(2)
-	p.send(map[string]any{"method": "exit"})
-	if code := p.wait(); code != 0 {
-		t.Fatalf("status %d, want 0\n%s", code, p.stderr)
-	}
+	p.shutdown(2)
 	if want := "core_pid=" + strconv.Itoa(d.cmd.Process.Pid); !strings.Contains(p.stderr.String(), want) {
 		t.Fatalf("coditect ide did not forward to the daemon (%s): %s", want, p.stderr)
 	}

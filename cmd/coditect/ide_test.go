@@ -164,6 +164,20 @@ func (p *ideProc) errorCode(m map[string]any) float64 {
 	return e["code"].(float64)
 }
 
+// shutdown ends the session as an editor does (shutdown with request id
+// id, then exit) and requires the server to exit with status 0.
+func (p *ideProc) shutdown(id int) {
+	p.t.Helper()
+	p.send(map[string]any{"id": id, "method": "shutdown"})
+	if r := p.response(id); r["error"] != nil {
+		p.t.Fatalf("shutdown: %v", r)
+	}
+	p.send(map[string]any{"method": "exit"})
+	if code := p.wait(); code != 0 {
+		p.t.Fatalf("exit status %d after shutdown and exit, want 0\n%s", code, p.stderr)
+	}
+}
+
 func (p *ideProc) wait() int {
 	p.t.Helper()
 	done := make(chan error, 1)
@@ -261,12 +275,7 @@ func TestIDEProtocolAbuse(t *testing.T) {
 	if r := p.response(7); r["result"] == nil {
 		t.Fatalf("after the abuse: %v", r)
 	}
-	p.send(map[string]any{"id": 8, "method": "shutdown"})
-	p.response(8)
-	p.send(map[string]any{"method": "exit"})
-	if code := p.wait(); code != 0 {
-		t.Fatalf("exit status %d after shutdown, want 0\n%s", code, p.stderr)
-	}
+	p.shutdown(8)
 }
 
 // TestIDEExitStatus: exit without shutdown is status 1; an editor that
@@ -349,12 +358,7 @@ func TestIDEDashboardTokenDiesWithIDE(t *testing.T) {
 	if err := sc.Check(ctx); err != nil {
 		t.Fatalf("the renewed token: %v", err)
 	}
-	p.send(map[string]any{"id": 3, "method": "shutdown"})
-	p.response(3)
-	p.send(map[string]any{"method": "exit"})
-	if code := p.wait(); code != 0 {
-		t.Fatalf("exit status %d\n%s", code, p.stderr)
-	}
+	p.shutdown(3)
 	if _, err := dir.Authenticate(ctx, token); !errors.Is(err, tenant.ErrTokenRevoked) {
 		t.Fatalf("the dashboard token after the IDE exited: %v, want revoked", err)
 	}
@@ -596,12 +600,7 @@ ready:
 	if at, _ := c["attribution"].(map[string]any); at["actor"] != "agent" || c["session"] != sid || c["project"] != human["project"] {
 		t.Fatalf("watcher change %v, want the agent's in session %s", c, sid)
 	}
-	p.send(map[string]any{"id": 12, "method": "shutdown"})
-	p.response(12)
-	p.send(map[string]any{"method": "exit"})
-	if code := p.wait(); code != 0 {
-		t.Fatalf("exit status %d", code)
-	}
+	p.shutdown(12)
 }
 
 // skipOutsideCI skips a test whose outside tool is missing, except in CI
