@@ -9,7 +9,8 @@ import (
 	"github.com/coditect/coditect/storage/kv"
 )
 
-// The durability and journal settings are what the package documents.
+// The durability, journal and checkpoint settings are what the package
+// documents.
 func TestPragmas(t *testing.T) {
 	for _, c := range []struct {
 		sync Synchronous
@@ -27,6 +28,10 @@ func TestPragmas(t *testing.T) {
 		}
 		if mode != "wal" || sync != c.want || busy != 0 {
 			t.Errorf("synchronous %q: journal_mode=%s synchronous=%d busy_timeout=%d; want wal, %d, 0", c.sync, mode, sync, busy, c.want)
+		}
+		var ckpt int
+		if err := s.wconn.QueryRowContext(context.Background(), "PRAGMA wal_autocheckpoint").Scan(&ckpt); err != nil || ckpt != checkpointPages {
+			t.Errorf("writer wal_autocheckpoint=%d, %v; want %d", ckpt, err, checkpointPages)
 		}
 		var rsync int
 		if err := s.readers.QueryRowContext(context.Background(), "PRAGMA synchronous").Scan(&rsync); err != nil || rsync != c.want {

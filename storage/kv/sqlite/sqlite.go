@@ -42,6 +42,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -63,6 +64,16 @@ const (
 	// process crash but the last ones may be lost on power loss or OS crash.
 	SyncNormal Synchronous = "NORMAL"
 )
+
+// checkpointPages is the WAL's size in pages (4 KiB each) past which a
+// commit copies it back into the database file (SQLite's
+// wal_autocheckpoint; its default is 1000). A checkpoint writes each page
+// once however often the WAL holds it, and the pages every call rewrites
+// (the newest leaf of the log and of each index, the counters, the audit
+// clock) are most of a call's pages: with a WAL four times as long, a
+// durable note writes 10 % fewer bytes (agentbench, 16 agents). The WAL
+// file stays at about 16 MiB once it has grown.
+const checkpointPages = 4000
 
 // Options tune a store. The zero value is the documented default.
 type Options struct {
@@ -165,6 +176,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	// savepoints stays in memory instead of spilling to a temporary file
 	// (a write per page) once it passes 64 KiB.
 	q.Add("_pragma", "temp_store(memory)")
+	q.Add("_pragma", "wal_autocheckpoint("+strconv.Itoa(checkpointPages)+")")
 	base := "file:" + (&url.URL{Path: abs}).EscapedPath() + "?"
 	wq := cloneValues(q)
 	wq.Set("_txlock", "immediate")
