@@ -13,9 +13,13 @@ import (
 // each is recorded as the key's pending operations, in order, and applied
 // later with one read and at most one write per key, whatever the number
 // of operations:
-//   - before anything in the transaction reads the key (Get, GetMany,
-//     SnapshotGet, a range read's page that covers it, a watch's
-//     baseline), so reads see the transaction's own writes as before;
+//   - not by a point read (Get, GetMany, SnapshotGet): it reads the
+//     stored value and folds the key's pending operations, the batch's
+//     then the transaction's, over it in memory, and leaves them pending.
+//     A key every Update of a batch reads and raises (the audit clock) is
+//     then read once per Update and written once per batch;
+//   - before a range read's page that covers the key or a watch's
+//     baseline reads it, so those reads see the transaction's own writes;
 //   - not at all when a Set, Clear, ClearRange or versionstamped write
 //     overwrites the key: the overwrite alone decides its value;
 //   - at the transaction's commit, without group commit;
@@ -101,6 +105,21 @@ func (t *txn) deferOp(key []byte, op atomicOp) {
 		t.pending = pendingOps{}
 	}
 	t.pending.push(string(key), op)
+}
+
+// pendingFor returns key's pending operations, the batch's then the
+// transaction's, in order, without applying or taking them.
+func (t *txn) pendingFor(key []byte) []atomicOp {
+	t.pmu.Lock()
+	defer t.pmu.Unlock()
+	if !t.hasPending() {
+		return nil
+	}
+	var ops []atomicOp
+	if b := t.batch; b != nil {
+		ops = append(ops, b.pending[string(key)]...)
+	}
+	return append(ops, t.pending[string(key)]...)
 }
 
 // hasPending reports, under pmu, whether any atomic operation is pending

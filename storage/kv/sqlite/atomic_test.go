@@ -147,6 +147,74 @@ func TestAtomicReadYourWrites(t *testing.T) {
 	})
 }
 
+// TestAtomicPointReadsWriteNothing: a point read of a key with pending
+// Adds and Maxes, the transaction's own or (under group commit) those of
+// earlier Updates of its batch, returns their result without writing the
+// key (SQLite's total_changes() does not move), and the operations are
+// still applied at the commit.
+func TestAtomicPointReadsWriteNothing(t *testing.T) {
+	bothModes(t, func(t *testing.T, s *Store) {
+		changes := func() int64 {
+			var n int64
+			if err := s.wconn.QueryRowContext(context.Background(), "SELECT total_changes()").Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		// Updates queued together run as one batch (group=true): each
+		// raises the clock and counts, then reads both.
+		const updates = 8
+		var wg sync.WaitGroup
+		errs := make(chan error, updates)
+		ready := make(chan struct{})
+		for i := range updates {
+			wg.Go(func() {
+				<-ready
+				_, err := s.Update(context.Background(), func(tx kv.Tx) error {
+					tx.Max([]byte("clock"), le(uint64(100+i), 8))
+					tx.Add([]byte("count"), 1)
+					before := changes()
+					c, err := tx.SnapshotGet([]byte("clock"))
+					if err != nil {
+						return err
+					}
+					n, err := tx.Get([]byte("count"))
+					if err != nil {
+						return err
+					}
+					vs, err := tx.GetMany([][]byte{[]byte("clock"), []byte("count")})
+					if err != nil {
+						return err
+					}
+					if after := changes(); after != before {
+						return fmt.Errorf("point reads of pending keys made %d changes", after-before)
+					}
+					if len(c) != 8 || kv.Int64(c) < int64(100+i) || kv.Int64(n) < 1 ||
+						!bytes.Equal(vs[0], c) || !bytes.Equal(vs[1], n) {
+						return fmt.Errorf("read clock %s and count %s, then %s and %s", show(c), show(n), show(vs[0]), show(vs[1]))
+					}
+					return nil
+				})
+				errs <- err
+			})
+		}
+		close(ready)
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Error(err)
+			}
+		}
+		if err := expect("committed clock", stored(t, s, "clock"), nil, le(100+updates-1, 8)); err != nil {
+			t.Error(err)
+		}
+		if err := expect("committed count", stored(t, s, "count"), nil, kv.EncodeInt64(updates)); err != nil {
+			t.Error(err)
+		}
+	})
+}
+
 // model is the expected state of a few keys: absent keys are missing.
 type model map[string][]byte
 

@@ -283,10 +283,15 @@ func (t *txn) pointRead(op string, key []byte) ([]byte, error) {
 	if t.writable && t.isUnreadable(key, kv.KeyAfter(key)) {
 		return nil, t.unreadableErr(key)
 	}
-	if err := t.settleKey(key, true); err != nil {
+	ops := t.pendingFor(key) // folded over the stored value (atomic.go)
+	v, err := t.get(key)
+	if err != nil {
 		return nil, err
 	}
-	return t.get(key)
+	for _, op := range ops {
+		v = op.apply(v)
+	}
+	return v, nil
 }
 
 // get reads key's stored value; pending atomic operations on it must have
