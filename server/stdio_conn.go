@@ -112,16 +112,20 @@ func (s *Server) readSession(ctx context.Context, in *bufio.Reader, w *lockedWri
 }
 
 func (s *Server) dispatch(ctx context.Context, line []byte, w *lockedWriter, calls chan<- json.RawMessage, wg *sync.WaitGroup) {
-	var raw json.RawMessage
-	if err := json.Unmarshal(line, &raw); err != nil {
-		writeStdioError(w, nil, mcp.PARSE_ERROR, "Parse error")
-		return
-	}
+	// One parse: Unmarshal checks the whole line before it decodes, so a
+	// syntax error is malformed JSON, and any other error a message that is
+	// not a request object, which mcp-go answers.
 	var base struct {
 		Method string `json:"method"`
 		ID     any    `json:"id,omitempty"`
 	}
-	parsed := json.Unmarshal(raw, &base) == nil
+	err := json.Unmarshal(line, &base)
+	if syn := (*json.SyntaxError)(nil); errors.As(err, &syn) {
+		writeStdioError(w, nil, mcp.PARSE_ERROR, "Parse error")
+		return
+	}
+	parsed := err == nil
+	raw := json.RawMessage(line)
 	switch {
 	case parsed && base.Method == string(mcp.MethodToolsCall):
 		select {

@@ -158,11 +158,18 @@ func TestStdioOnlyProtocolOnStdout(t *testing.T) {
 			`{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"nope","arguments":{}}}`,
 			`this is not json`,
 			`{"jsonrpc":"2.0","id":6,"method":"ping"}`,
+			`[1,2]`,
+			`"a string"`,
+			`{"jsonrpc":"2.0","id":7,"method":5}`,
+			`{"jsonrpc":"2.0","id":8,"method":"ping"} trailing`,
+			`{"jsonrpc":"2.0","id":9,"method":"ping"}   `,
+			`{"jsonrpc":"2.0","id":10,"method":"tools/call","params":{"name":"whoami","arguments":{}}}` + "\t",
 		}, "\n")+"\n")
 		if err != nil {
 			t.Fatal(err)
 		}
 		ids := map[float64]bool{}
+		unnamed := 0 // errors without an id: one per line that is not a request
 		check := func(line string) {
 			var msg struct {
 				JSONRPC string          `json:"jsonrpc"`
@@ -175,10 +182,12 @@ func TestStdioOnlyProtocolOnStdout(t *testing.T) {
 			}
 			if id, ok := msg.ID.(float64); ok {
 				ids[id] = true
+			} else if msg.ID == nil && msg.Error != nil {
+				unnamed++
 			}
 		}
 		timeout := time.After(30 * time.Second)
-		for len(ids) < 6 {
+		for len(ids) < 8 {
 			select {
 			case line, ok := <-lines:
 				if !ok {
@@ -196,6 +205,18 @@ func TestStdioOnlyProtocolOnStdout(t *testing.T) {
 		}
 		if err := cmd.Wait(); err != nil {
 			t.Fatalf("exit: %v\n%s", err, stderr.String())
+		}
+		// Every request with an id is answered under it; the five lines
+		// that are not JSON-RPC requests (not JSON, an array, a string, a
+		// method that is not a string, text after the object) each get an
+		// error without one.
+		for _, id := range []float64{1, 2, 3, 4, 5, 6, 9, 10} {
+			if !ids[id] {
+				t.Errorf("request %v not answered (answered: %v)", id, ids)
+			}
+		}
+		if len(ids) != 8 || unnamed != 5 {
+			t.Errorf("answered ids %v and %d errors without an id; want 8 and 5", ids, unnamed)
 		}
 		if withLogFile {
 			b, _ := os.ReadFile(logFile)
