@@ -165,6 +165,7 @@ func validate(ev *Event) ([]byte, error) {
 			return nil, invalid("attribution fields too long")
 		}
 	}
+	var attrs json.RawMessage
 	if len(ev.Attrs) > 0 {
 		b, err := json.Marshal(ev.Attrs)
 		if err != nil {
@@ -173,8 +174,9 @@ func validate(ev *Event) ([]byte, error) {
 		if len(b) > MaxAttrs {
 			return nil, invalid("attrs of %d bytes exceed %d", len(b), MaxAttrs)
 		}
+		attrs = b
 	}
-	b, err := encode(ev)
+	b, err := encode(ev, attrs)
 	if err != nil {
 		return nil, invalid("%v", err)
 	}
@@ -199,8 +201,26 @@ type stored struct {
 	Attribution *Attribution   `json:"w,omitempty"`
 }
 
-func encode(ev *Event) ([]byte, error) {
-	return json.Marshal(stored{ev.Time.UTC(), ev.User, ev.Session, ev.Project, ev.Agent, ev.Kind, ev.Path, ev.Summary, ev.Attrs, ev.Attribution})
+// storedOut is stored as encode writes it: the attributes already
+// encoded, so that they are encoded once per event (validate measures
+// them). json.Marshal writes a map's keys sorted, as stored would.
+type storedOut struct {
+	Time        time.Time       `json:"t"`
+	User        string          `json:"u,omitempty"`
+	Session     string          `json:"s,omitempty"`
+	Project     string          `json:"j,omitempty"`
+	Agent       string          `json:"a,omitempty"`
+	Kind        string          `json:"k"`
+	Path        string          `json:"p,omitempty"`
+	Summary     string          `json:"m,omitempty"`
+	Attrs       json.RawMessage `json:"x,omitempty"`
+	Attribution *Attribution    `json:"w,omitempty"`
+}
+
+// encode encodes ev as stored, with attrs, ev.Attrs encoded (nil when
+// there are none).
+func encode(ev *Event, attrs json.RawMessage) ([]byte, error) {
+	return json.Marshal(storedOut{ev.Time.UTC(), ev.User, ev.Session, ev.Project, ev.Agent, ev.Kind, ev.Path, ev.Summary, attrs, ev.Attribution})
 }
 
 func decode(tenant string, vs kv.Versionstamp, b []byte) (Event, error) {
