@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -72,5 +73,22 @@ func TestServeIsTheLocalCore(t *testing.T) {
 	whoami()
 	if pid := localcore.Owner(paths); pid == 0 || pid == d.cmd.Process.Pid {
 		t.Errorf("after the daemon stopped, the core lock is held by %d", pid)
+	}
+}
+
+// serverGC, which coditect serve and coditect core run first, sets the
+// collector to 400 % unless $GOGC chooses.
+func TestServerGC(t *testing.T) {
+	orig := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(orig)
+	t.Setenv("GOGC", "")
+	serverGC()
+	if got := debug.SetGCPercent(100); got != 400 {
+		t.Errorf("without $GOGC: GC percentage %d, want 400", got)
+	}
+	t.Setenv("GOGC", "50")
+	serverGC()
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Errorf("with $GOGC set: serverGC changed the GC percentage to %d", got)
 	}
 }

@@ -45,6 +45,7 @@ then the defaults; see docs/DAEMON.md. SIGTERM or Ctrl-C stops it gracefully.`,
 }
 
 func runServe(cmd *cobra.Command, _ []string) error {
+	serverGC()
 	cfg, err := server.LoadConfig(cmd.Flags(), os.Getenv)
 	if err != nil {
 		return err
