@@ -136,6 +136,32 @@ func (s *Store) drain(mine <-chan struct{}) {
 	}
 }
 
+// takeQueued takes up to n Updates from the front of the queue for the
+// batch running, which is durable or not: a durable Update does not join a
+// relaxed batch (it would commit at synchronous=NORMAL), and the Updates
+// behind it wait with it, in order. Those whose context has ended are
+// answered here.
+func (s *Store) takeQueued(n int, durable bool) []*groupReq {
+	g := &s.group
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out []*groupReq
+	k := 0
+	for ; k < len(g.queue) && len(out) < n; k++ {
+		r := g.queue[k]
+		if !durable && !kv.RelaxedDurability(r.ctx) {
+			break
+		}
+		if err := r.ctx.Err(); err != nil {
+			r.finish(kv.Versionstamp{}, err)
+			continue
+		}
+		out = append(out, r)
+	}
+	g.queue = append(g.queue[:0], g.queue[k:]...)
+	return out
+}
+
 func isClosed(c <-chan struct{}) bool {
 	select {
 	case <-c:
@@ -203,15 +229,26 @@ func (s *Store) runBatch(reqs []*groupReq) (left []*groupReq) {
 		failAll(rest, errBatchAborted)
 		return nil
 	}
-	// A lone Update needs no savepoint: if it fails, the whole
-	// transaction rolls back with it. (A savepoint costs two statements
-	// and a copy of every page the Update changes, kept to roll back to.)
-	lone := len(live) == 1
-	for i, r := range live {
+	for i := 0; ; i++ {
+		if i == len(live) {
+			// Updates queued while the batch ran join it, until it is
+			// full: one COMMIT and fsync for more of them.
+			more := s.takeQueued(maxBatch-len(live), durable)
+			if len(more) == 0 {
+				break
+			}
+			live = append(live, more...)
+		}
+		r := live[i]
 		if size >= maxBatchBytes {
 			left = live[i:]
 			break
 		}
+		// A lone Update needs no savepoint: if it fails, the whole
+		// transaction rolls back with it. (A savepoint costs two
+		// statements and a copy of every page the Update changes, kept to
+		// roll back to.) Updates that join later have one each.
+		lone := i == 0 && len(live) == 1
 		if !lone {
 			if _, err := st.savepoint.ExecContext(context.Background()); err != nil {
 				return abort(live[i:])

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -45,25 +46,38 @@ func goUpdate(s *Store, fn func(kv.Tx) error) chan result {
 }
 
 // holdBatch starts an Update that keeps its commit batch running until
-// release is called, so that the Updates started meanwhile queue up for
-// the next batch; done reports its result.
+// release is called, so that the Updates started meanwhile queue up (and
+// then join that batch); done reports its result. Run again (its batch
+// aborted), it does not wait.
 func holdBatch(s *Store) (release func(), done chan result) {
+	return holdBatchCtx(context.Background(), s)
+}
+
+// holdBatchCtx is holdBatch with the Update's context.
+func holdBatchCtx(ctx context.Context, s *Store) (release func(), done chan result) {
 	running, hold := make(chan struct{}), make(chan struct{})
-	done = goUpdate(s, func(tx kv.Tx) error {
-		tx.Set([]byte("a"), []byte("1"))
-		close(running)
-		<-hold
-		return nil
-	})
+	var once sync.Once
+	done = make(chan result, 1)
+	go func() {
+		st, err := s.Update(ctx, func(tx kv.Tx) error {
+			tx.Set([]byte("a"), []byte("1"))
+			once.Do(func() {
+				close(running)
+				<-hold
+			})
+			return nil
+		})
+		done <- result{st, err}
+	}()
 	<-running
 	return func() { close(hold) }, done
 }
 
-// TestGroupCommitBatch: Updates queued while a batch runs make up the next
-// batch; they run one after another, each seeing the writes of those
-// before it; one that fails rolls back alone; the ones that commit share a
-// commit number and are numbered in batch order; a watch set in the batch
-// fires on a later commit.
+// TestGroupCommitBatch: Updates queued while a batch runs join it; they
+// run one after another, each seeing the writes of those before it; one
+// that fails rolls back alone; the ones that commit share a commit number
+// and are numbered in batch order; a watch set in the batch fires on a
+// later commit.
 func TestGroupCommitBatch(t *testing.T) {
 	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "g.db"), Options{GroupCommit: true})
 	if err != nil {
@@ -103,8 +117,9 @@ func TestGroupCommitBatch(t *testing.T) {
 	if bytes.Compare(r1.stamp[:], rb.stamp[:]) >= 0 || bytes.Compare(rb.stamp[:], rd.stamp[:]) >= 0 {
 		t.Fatalf("stamps not increasing in commit order: %v %v %v", r1.stamp, rb.stamp, rd.stamp)
 	}
-	if !bytes.Equal(rb.stamp[:8], rd.stamp[:8]) || rb.stamp[9] != 0 || rd.stamp[9] != 2 {
-		t.Fatalf("batched stamps %v %v: want one commit number, batch orders 0 and 2", rb.stamp, rd.stamp)
+	if !bytes.Equal(r1.stamp[:8], rb.stamp[:8]) || !bytes.Equal(rb.stamp[:8], rd.stamp[:8]) ||
+		r1.stamp[9] != 0 || rb.stamp[9] != 1 || rd.stamp[9] != 3 {
+		t.Fatalf("batched stamps %v %v %v: want one commit number, batch orders 0, 1 and 3", r1.stamp, rb.stamp, rd.stamp)
 	}
 	err = s.View(ctx, func(tx kv.ReadTx) error {
 		if v, _ := tx.Get([]byte("c")); v != nil {
@@ -215,6 +230,18 @@ func TestGroupCommitDurability(t *testing.T) {
 	}
 	if got := <-syncOf(relaxed); got != 1 {
 		t.Errorf("a batch of relaxed Updates only: synchronous=%d, want 1 (NORMAL)", got)
+	}
+	// A durable Update queued while a relaxed batch runs does not join it:
+	// it commits at FULL in a batch of its own, after it.
+	release, first = holdBatchCtx(relaxed, s)
+	d = syncOf(context.Background())
+	waitQueued(t, s, 1)
+	release()
+	if r := <-first; r.err != nil {
+		t.Fatal(r.err)
+	}
+	if got := <-d; got != 2 {
+		t.Errorf("a durable Update queued behind a relaxed batch: synchronous=%d, want 2 (FULL)", got)
 	}
 }
 
