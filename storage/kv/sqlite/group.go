@@ -13,9 +13,9 @@ import (
 // one goroutine per store at a time, the drainer, takes whatever is queued
 // and runs it as a commit batch (the Update that finds no drainer becomes
 // it until its own batch is done): one SQLite write transaction, each Update
-// in its own savepoint, one after another on the writer connection, then
-// one COMMIT (one fsync) for all. The shape of FoundationDB's commit
-// batches:
+// in its own savepoint, one after another on the writer connection, the
+// Updates queued meanwhile after them (takeQueued), then one COMMIT (one
+// fsync) for all. The shape of FoundationDB's commit batches:
 //   - Serializable: the Updates of a batch run one after another, each
 //     seeing the writes of those before it, so the batch is a serial run.
 //   - An Update whose function or checks fail rolls back to its savepoint
