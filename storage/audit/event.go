@@ -186,41 +186,30 @@ func validate(ev *Event) ([]byte, error) {
 	return b, nil
 }
 
-// stored is the value of an event key: the event without what the key
-// already says (ID, tenant).
-type stored struct {
-	Time        time.Time      `json:"t"`
-	User        string         `json:"u,omitempty"`
-	Session     string         `json:"s,omitempty"`
-	Project     string         `json:"j,omitempty"`
-	Agent       string         `json:"a,omitempty"`
-	Kind        string         `json:"k"`
-	Path        string         `json:"p,omitempty"`
-	Summary     string         `json:"m,omitempty"`
-	Attrs       map[string]any `json:"x,omitempty"`
-	Attribution *Attribution   `json:"w,omitempty"`
+// storedForm is the value of an event key: the event without what the
+// key already says (ID, tenant), with its attributes as A.
+type storedForm[A any] struct {
+	Time        time.Time    `json:"t"`
+	User        string       `json:"u,omitempty"`
+	Session     string       `json:"s,omitempty"`
+	Project     string       `json:"j,omitempty"`
+	Agent       string       `json:"a,omitempty"`
+	Kind        string       `json:"k"`
+	Path        string       `json:"p,omitempty"`
+	Summary     string       `json:"m,omitempty"`
+	Attrs       A            `json:"x,omitempty"`
+	Attribution *Attribution `json:"w,omitempty"`
 }
 
-// storedOut is stored as encode writes it: the attributes already
-// encoded, so that they are encoded once per event (validate measures
-// them). json.Marshal writes a map's keys sorted, as stored would.
-type storedOut struct {
-	Time        time.Time       `json:"t"`
-	User        string          `json:"u,omitempty"`
-	Session     string          `json:"s,omitempty"`
-	Project     string          `json:"j,omitempty"`
-	Agent       string          `json:"a,omitempty"`
-	Kind        string          `json:"k"`
-	Path        string          `json:"p,omitempty"`
-	Summary     string          `json:"m,omitempty"`
-	Attrs       json.RawMessage `json:"x,omitempty"`
-	Attribution *Attribution    `json:"w,omitempty"`
-}
+// stored is an event's value as decoded.
+type stored = storedForm[map[string]any]
 
 // encode encodes ev as stored, with attrs, ev.Attrs encoded (nil when
-// there are none).
+// there are none), so that the attributes are encoded once per event
+// (validate measures them): json.Marshal writes a map's keys sorted, the
+// bytes stored would have.
 func encode(ev *Event, attrs json.RawMessage) ([]byte, error) {
-	return json.Marshal(storedOut{ev.Time.UTC(), ev.User, ev.Session, ev.Project, ev.Agent, ev.Kind, ev.Path, ev.Summary, attrs, ev.Attribution})
+	return json.Marshal(storedForm[json.RawMessage]{ev.Time.UTC(), ev.User, ev.Session, ev.Project, ev.Agent, ev.Kind, ev.Path, ev.Summary, attrs, ev.Attribution})
 }
 
 func decode(tenant string, vs kv.Versionstamp, b []byte) (Event, error) {
