@@ -140,8 +140,12 @@ func (s *Store) drain(mine <-chan struct{}) {
 // batch running, which is durable or not: a durable Update does not join a
 // relaxed batch (it would commit at synchronous=NORMAL), and the Updates
 // behind it wait with it, in order. Those whose context has ended are
-// answered here.
+// answered here. Once the store is closing it takes none (the next batch
+// answers them).
 func (s *Store) takeQueued(n int, durable bool) []*groupReq {
+	if s.closed.Load() {
+		return nil
+	}
 	g := &s.group
 	g.mu.Lock()
 	defer g.mu.Unlock()

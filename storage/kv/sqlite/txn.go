@@ -294,8 +294,9 @@ func (t *txn) pointRead(op string, key []byte) ([]byte, error) {
 	return v, nil
 }
 
-// get reads key's stored value; pending atomic operations on it must have
-// been applied (settleKey).
+// get reads key's stored value, without the atomic operations pending on
+// it (pointRead folds them over it; other reads apply them first:
+// settleKey).
 func (t *txn) get(key []byte) ([]byte, error) {
 	v, err := readValue(t.sctx, t.st, key)
 	return v, t.wrap("get", key, err)
