@@ -76,6 +76,59 @@ func productionChain(t *testing.T, queued bool) Middleware {
 	return Chain(Heartbeat(time.Hour, nil), Audit(nil, q))
 }
 
+// countedRun returns a coordRun that calls a tool through chain as sc's
+// caller and reports the commits the call made on cs.
+func countedRun(t *testing.T, cs *commitCounter, sc *tenant.Scope, chain Middleware) coordRun {
+	return func(name, args string) (map[string]any, string, int64, error) {
+		t.Helper()
+		tool := findTool(t, name)
+		before := cs.commits.Load()
+		c := &Call{Caller: Caller{Scope: sc, Client: mcp.Implementation{Name: "go-test"}}, Tool: tool,
+			Args: json.RawMessage(args), Started: time.Now()}
+		res, err := chain(tool.Handler)(context.Background(), c)
+		n := cs.commits.Load() - before
+		if err != nil {
+			return nil, errorText(name, err), n, err
+		}
+		b, _ := json.Marshal(res.Structured)
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		return m, res.Text, n, nil
+	}
+}
+
+// mustRunTool is run for one tool, failing the test on an error.
+func mustRunTool(t *testing.T, run coordRun, tool string) func(args string) (map[string]any, int64) {
+	return func(args string) (map[string]any, int64) {
+		t.Helper()
+		m, _, n, err := run(tool, args)
+		if err != nil {
+			t.Fatalf("%s %s: %v", tool, args, err)
+		}
+		return m, n
+	}
+}
+
+// keyedCommitsOnce checks that a call with args under key "k1" makes one
+// commit and its retry one (its own record), answered with the same
+// result; it returns the first result.
+func keyedCommitsOnce(t *testing.T, run func(args string) (map[string]any, int64), args string) map[string]any {
+	t.Helper()
+	keyed := withKey(t, args, "k1")
+	first, n := run(keyed)
+	if n != 1 {
+		t.Errorf("a keyed call made %d commits, want 1", n)
+	}
+	again, n := run(keyed)
+	sameResult(t, first, again)
+	if n != 1 {
+		t.Errorf("its retry made %d commits, want 1 (its own record)", n)
+	}
+	return first
+}
+
 // A keyed call of a one-transaction tool (note, message_send) is one
 // commit: its effect, its tool.called record and its kept result; so is
 // the same call without a key, and a retry answered from the kept result
@@ -94,38 +147,12 @@ func TestOneTxToolsCommitOnce(t *testing.T) {
 			}
 			t.Run(name, func(t *testing.T) {
 				cs, sc := countedScope(t)
-				tool := findTool(t, tc.tool)
-				h := productionChain(t, queued)(tool.Handler)
-				run := func(args string) (map[string]any, int64) {
-					t.Helper()
-					before := cs.commits.Load()
-					c := &Call{Caller: Caller{Scope: sc, Client: mcp.Implementation{Name: "go-test"}}, Tool: tool,
-						Args: json.RawMessage(args), Started: time.Now()}
-					res, err := h(context.Background(), c)
-					if err != nil {
-						t.Fatalf("%s %s: %v", tc.tool, args, err)
-					}
-					b, _ := json.Marshal(res.Structured)
-					var m map[string]any
-					if err := json.Unmarshal(b, &m); err != nil {
-						t.Fatal(err)
-					}
-					return m, cs.commits.Load() - before
-				}
+				run := mustRunTool(t, countedRun(t, cs, sc, productionChain(t, queued)), tc.tool)
 				run(tc.args) // the heartbeat's first beat
 				if _, n := run(tc.args); n != 1 {
 					t.Errorf("a call without a key made %d commits, want 1", n)
 				}
-				keyed := withKey(t, tc.args, "k1")
-				first, n := run(keyed)
-				if n != 1 {
-					t.Errorf("a keyed call made %d commits, want 1", n)
-				}
-				again, n := run(keyed)
-				sameResult(t, first, again)
-				if n != 1 {
-					t.Errorf("its retry made %d commits, want 1 (its own record)", n)
-				}
+				keyedCommitsOnce(t, run, tc.args)
 				got := counts(t, sc)
 				if got[tc.kind] != 3 || got["tool.called"] != 4 {
 					t.Errorf("%d %s events and %d tool.called records after 4 calls (one replayed), want 3 and 4",
@@ -449,33 +476,8 @@ func TestOneTxCoordToolsCommitOnce(t *testing.T) {
 			}
 			t.Run(name, func(t *testing.T) {
 				cs, sc := countedScope(t)
-				chain := productionChain(t, queued)
-				run := func(name, args string) (map[string]any, string, int64, error) {
-					t.Helper()
-					tool := findTool(t, name)
-					before := cs.commits.Load()
-					c := &Call{Caller: Caller{Scope: sc, Client: mcp.Implementation{Name: "go-test"}}, Tool: tool,
-						Args: json.RawMessage(args), Started: time.Now()}
-					res, err := chain(tool.Handler)(context.Background(), c)
-					n := cs.commits.Load() - before
-					if err != nil {
-						return nil, errorText(name, err), n, err
-					}
-					b, _ := json.Marshal(res.Structured)
-					var m map[string]any
-					if err := json.Unmarshal(b, &m); err != nil {
-						t.Fatal(err)
-					}
-					return m, res.Text, n, nil
-				}
-				mustRun := func(args string) (map[string]any, int64) {
-					t.Helper()
-					m, _, n, err := run(tc.tool, args)
-					if err != nil {
-						t.Fatalf("%s %s: %v", tc.tool, args, err)
-					}
-					return m, n
-				}
+				run := countedRun(t, cs, sc, productionChain(t, queued))
+				mustRun := mustRunTool(t, run, tc.tool)
 				if _, _, _, err := run("note", `{"text":"warm up"}`); err != nil { // the heartbeat's first beat
 					t.Fatal(err)
 				}
@@ -486,16 +488,7 @@ func TestOneTxCoordToolsCommitOnce(t *testing.T) {
 				if n != 1 {
 					t.Errorf("a call without a key made %d commits, want 1", n)
 				}
-				keyed := withKey(t, keyedArgs, "k1")
-				first, n := mustRun(keyed)
-				if n != 1 {
-					t.Errorf("a keyed call made %d commits, want 1", n)
-				}
-				again, n := mustRun(keyed)
-				sameResult(t, first, again)
-				if n != 1 {
-					t.Errorf("its retry made %d commits, want 1 (its own record)", n)
-				}
+				first := keyedCommitsOnce(t, mustRun, keyedArgs)
 				_, text, n, err := run(tc.tool, withKey(t, otherArgs, "k1"))
 				if Classify(err) != OutcomeInvalid || !strings.Contains(text, "other arguments") {
 					t.Errorf("the key with other arguments: %v, want it refused as invalid", err)
