@@ -99,6 +99,22 @@ func countedRun(t *testing.T, cs *commitCounter, sc *tenant.Scope, chain Middlew
 	}
 }
 
+// eachQueueMode runs f as subtest name, then name+"/queue", each on a
+// fresh counted scope with the production chain, without an audit queue
+// and with one.
+func eachQueueMode(t *testing.T, name string, f func(t *testing.T, sc *tenant.Scope, run coordRun)) {
+	for _, queued := range []bool{false, true} {
+		sub := name
+		if queued {
+			sub += "/queue"
+		}
+		t.Run(sub, func(t *testing.T) {
+			cs, sc := countedScope(t)
+			f(t, sc, countedRun(t, cs, sc, productionChain(t, queued)))
+		})
+	}
+}
+
 // mustRunTool is run for one tool, failing the test on an error.
 func mustRunTool(t *testing.T, run coordRun, tool string) func(args string) (map[string]any, int64) {
 	return func(args string) (map[string]any, int64) {
@@ -140,26 +156,19 @@ func TestOneTxToolsCommitOnce(t *testing.T) {
 		{"note", `{"text":"chose sqlite","kind":"decision"}`, "decision.recorded"},
 		{"message_send", `{"to":"reviewer","subject":"review","body":"please look"}`, "message.sent"},
 	} {
-		for _, queued := range []bool{false, true} {
-			name := tc.tool
-			if queued {
-				name += "/queue"
+		eachQueueMode(t, tc.tool, func(t *testing.T, sc *tenant.Scope, counted coordRun) {
+			run := mustRunTool(t, counted, tc.tool)
+			run(tc.args) // the heartbeat's first beat
+			if _, n := run(tc.args); n != 1 {
+				t.Errorf("a call without a key made %d commits, want 1", n)
 			}
-			t.Run(name, func(t *testing.T) {
-				cs, sc := countedScope(t)
-				run := mustRunTool(t, countedRun(t, cs, sc, productionChain(t, queued)), tc.tool)
-				run(tc.args) // the heartbeat's first beat
-				if _, n := run(tc.args); n != 1 {
-					t.Errorf("a call without a key made %d commits, want 1", n)
-				}
-				keyedCommitsOnce(t, run, tc.args)
-				got := counts(t, sc)
-				if got[tc.kind] != 3 || got["tool.called"] != 4 {
-					t.Errorf("%d %s events and %d tool.called records after 4 calls (one replayed), want 3 and 4",
-						got[tc.kind], tc.kind, got["tool.called"])
-				}
-			})
-		}
+			keyedCommitsOnce(t, run, tc.args)
+			got := counts(t, sc)
+			if got[tc.kind] != 3 || got["tool.called"] != 4 {
+				t.Errorf("%d %s events and %d tool.called records after 4 calls (one replayed), want 3 and 4",
+					got[tc.kind], tc.kind, got["tool.called"])
+			}
+		})
 	}
 }
 
@@ -469,40 +478,32 @@ var coordCases = []coordCase{
 // one commit too. Without a queue and with one.
 func TestOneTxCoordToolsCommitOnce(t *testing.T) {
 	for _, tc := range coordCases {
-		for _, queued := range []bool{false, true} {
-			name := tc.tool
-			if queued {
-				name += "/queue"
+		eachQueueMode(t, tc.tool, func(t *testing.T, sc *tenant.Scope, run coordRun) {
+			mustRun := mustRunTool(t, run, tc.tool)
+			if _, _, _, err := run("note", `{"text":"warm up"}`); err != nil { // the heartbeat's first beat
+				t.Fatal(err)
 			}
-			t.Run(name, func(t *testing.T) {
-				cs, sc := countedScope(t)
-				run := countedRun(t, cs, sc, productionChain(t, queued))
-				mustRun := mustRunTool(t, run, tc.tool)
-				if _, _, _, err := run("note", `{"text":"warm up"}`); err != nil { // the heartbeat's first beat
-					t.Fatal(err)
-				}
-				plainArgs, keyedArgs, otherArgs := tc.prep(t, sc)
-				base := counts(t, sc)
+			plainArgs, keyedArgs, otherArgs := tc.prep(t, sc)
+			base := counts(t, sc)
 
-				plain, n := mustRun(plainArgs)
-				if n != 1 {
-					t.Errorf("a call without a key made %d commits, want 1", n)
-				}
-				first := keyedCommitsOnce(t, mustRun, keyedArgs)
-				_, text, n, err := run(tc.tool, withKey(t, otherArgs, "k1"))
-				if Classify(err) != OutcomeInvalid || !strings.Contains(text, "other arguments") {
-					t.Errorf("the key with other arguments: %v, want it refused as invalid", err)
-				}
-				if n != 1 {
-					t.Errorf("the refusal made %d commits, want 1 (its record)", n)
-				}
-				got := counts(t, sc)
-				if d, r := got[tc.kind]-base[tc.kind], got["tool.called"]-base["tool.called"]; d != 2 || r != 4 {
-					t.Errorf("%d %s events and %d tool.called records after 4 calls (one replayed, one refused), want 2 and 4", d, tc.kind, r)
-				}
-				tc.check(t, sc, run, plain, first)
-			})
-		}
+			plain, n := mustRun(plainArgs)
+			if n != 1 {
+				t.Errorf("a call without a key made %d commits, want 1", n)
+			}
+			first := keyedCommitsOnce(t, mustRun, keyedArgs)
+			_, text, n, err := run(tc.tool, withKey(t, otherArgs, "k1"))
+			if Classify(err) != OutcomeInvalid || !strings.Contains(text, "other arguments") {
+				t.Errorf("the key with other arguments: %v, want it refused as invalid", err)
+			}
+			if n != 1 {
+				t.Errorf("the refusal made %d commits, want 1 (its record)", n)
+			}
+			got := counts(t, sc)
+			if d, r := got[tc.kind]-base[tc.kind], got["tool.called"]-base["tool.called"]; d != 2 || r != 4 {
+				t.Errorf("%d %s events and %d tool.called records after 4 calls (one replayed, one refused), want 2 and 4", d, tc.kind, r)
+			}
+			tc.check(t, sc, run, plain, first)
+		})
 	}
 }
 
