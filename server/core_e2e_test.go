@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -91,6 +92,13 @@ func running(pid int) bool {
 }
 
 var corePIDPattern = regexp.MustCompile(`core_pid=(\d+)`)
+
+// resentPattern finds how many calls a forwarder sent again to a new core.
+var resentPattern = regexp.MustCompile(`connected to a new local core.* resent=(\d+)`)
+
+// directPattern finds each core connection that answers the client
+// directly.
+var directPattern = regexp.MustCompile(`serving MCP on stdio through the local core.* answers_directly=true`)
 
 // forwardedTo is the pid of the core a coditect mcp said it forwards to.
 func forwardedTo(t *testing.T, stderr *syncBuffer) int {
@@ -393,6 +401,23 @@ func TestCoreKilledMidStream(t *testing.T) {
 	}
 	if len(acked) < workers*perWorker/2 {
 		t.Errorf("only %d of %d calls acknowledged", len(acked), workers*perWorker)
+	}
+	// Only the calls in flight at a kill are sent again, and the one whose
+	// answer the core wrote but had not marked written when it died: not
+	// those it answered, also when it wrote the answers to the client
+	// itself (on Linux, where every core here does).
+	log := stderr.String()
+	resends := resentPattern.FindAllStringSubmatch(log, -1)
+	if len(resends) != kills {
+		t.Errorf("%d core replacements logged, want %d", len(resends), kills)
+	}
+	for _, m := range resends {
+		if n, _ := strconv.Atoi(m[1]); n > workers+1 {
+			t.Errorf("%d calls sent again after a kill, with %d in flight at most", n, workers)
+		}
+	}
+	if runtime.GOOS == "linux" && len(directPattern.FindAllString(log, -1)) != kills+1 {
+		t.Errorf("not every core answered the client directly: %s", log)
 	}
 	t.Logf("%d acknowledged, %d with an unknown outcome, %d kills", len(acked), unknown, kills)
 	c.ok("whoami", map[string]any{})

@@ -206,12 +206,19 @@ func forwardMCP(ctx context.Context, cmd *cobra.Command, u string, m server.Core
 	if err != nil {
 		return err
 	}
+	// The core writes its answers to the client itself where the
+	// platform allows it; elsewhere the forwarder relays them.
+	answers, err := localcore.NewAnswers(proto)
+	if err != nil {
+		logger.Debug("relaying the core's answers", "err", err)
+	}
+	hello = hello.WithAnswers(answers)
 	connect := func(ctx context.Context) (net.Conn, error) {
 		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
 		c, r, err := localcore.Connect(cctx, paths, hello, argv, env)
 		if err == nil {
-			logger.Info("serving MCP on stdio through the local core", "store", u, "socket", paths.Socket, "core_pid", r.PID, "pid", os.Getpid())
+			logger.Info("serving MCP on stdio through the local core", "store", u, "socket", paths.Socket, "core_pid", r.PID, "pid", os.Getpid(), "answers_directly", localcore.AnswersDirectly(c))
 		}
 		return c, err
 	}
@@ -244,6 +251,7 @@ func forwardMCP(ctx context.Context, cmd *cobra.Command, u string, m server.Core
 		Tools:    retry,
 		Instance: newInstanceID(),
 		Logger:   logger,
+		Answers:  answers,
 	}
 	return f.Run(ctx, c)
 }

@@ -55,7 +55,14 @@ func Dial(ctx context.Context, paths Paths, h Hello) (net.Conn, Reply, error) {
 		c.Close()
 		return nil, r, &RefusedError{Reason: r.Error, Direct: r.Direct}
 	}
-	return &bufferedConn{Conn: c, r: br}, r, nil
+	direct := r.Answers && h.answers != nil
+	if direct {
+		if err := sendAnswers(c, h.answers); err != nil {
+			c.Close()
+			return nil, Reply{}, fmt.Errorf("%w (client output not passed: %v)", ErrNoCore, err)
+		}
+	}
+	return &bufferedConn{Conn: c, r: br, answers: direct}, r, nil
 }
 
 // Ready messages a core writes to its ready pipe.

@@ -54,16 +54,26 @@ type Forwarder struct {
 	// Instance tells this forwarder's idempotency keys from others'.
 	Instance string
 	Logger   *slog.Logger
+	// Answers, when set, was passed to the cores (Hello.WithAnswers): a
+	// core that agreed writes its answers to the client itself.
+	Answers *Answers
 
-	wmu      sync.Mutex // serialises writes to the core
-	mu       sync.Mutex
-	conn     net.Conn
-	seq      uint64
-	pending  map[string]*inflight
-	init     []byte // the client's initialize, as sent
-	inited   []byte // the client's notifications/initialized
-	inputEnd bool
-	restarts int
+	wmu     sync.Mutex // serialises writes to the core
+	mu      sync.Mutex
+	conn    net.Conn
+	seq     uint64
+	pending map[string]*inflight
+	// direct: the current core writes its answers to the client (see
+	// answers.go); pending is then pruned from the answer ring.
+	direct bool
+	// held is the bytes of the pending requests (at the last prune, plus
+	// those sent since); prune runs when pending or held reach pruneAt
+	// or pruneAtBytes.
+	held, pruneAt, pruneAtBytes int
+	init                        []byte // the client's initialize, as sent
+	inited                      []byte // the client's notifications/initialized
+	inputEnd                    bool
+	restarts                    int
 }
 
 type inflight struct {
@@ -99,7 +109,9 @@ func (f *Forwarder) Run(ctx context.Context, c net.Conn) error {
 		f.Logger = slog.New(slog.DiscardHandler)
 	}
 	f.conn = c
+	f.direct = f.Answers != nil && AnswersDirectly(c)
 	f.pending = map[string]*inflight{}
+	f.pruneAt, f.pruneAtBytes = minPruneAt, minPruneBytes
 	out := &lineWriter{w: f.Out} // the forwarder's own writes in order
 	done := make(chan error, 1)
 	go func() { done <- f.fromCore(ctx, out) }()
@@ -170,6 +182,11 @@ func (f *Forwarder) send(line []byte) {
 			}
 			fl.line = line
 			f.pending[key] = fl
+			if f.direct {
+				f.held += len(line)
+				f.prune()
+				line = append(controlLine(fl.seq, key), line...)
+			}
 		}
 	}
 	c := f.conn
@@ -180,6 +197,68 @@ func (f *Forwarder) send(line []byte) {
 	f.wmu.Lock()
 	_, _ = c.Write(line)
 	f.wmu.Unlock()
+}
+
+// minPruneAt is the most requests a forwarder whose core answers
+// directly sends between two prunes.
+const minPruneAt = 64
+
+// minPruneBytes is the most bytes of requests a forwarder whose core
+// answers directly sends between two prunes.
+const minPruneBytes = 4 << 20
+
+// prune drops the pending requests the core answered, once minPruneAt
+// requests or minPruneBytes were sent since it last ran: a forwarder
+// keeps at most that many answered requests, and checks each request
+// against the ring before its slot is reused (minPruneAt < ringSlots).
+// f.mu is held.
+func (f *Forwarder) prune() {
+	if len(f.pending) < f.pruneAt && f.held < f.pruneAtBytes {
+		return
+	}
+	r := f.Answers.ring
+	f.held = 0
+	for key, fl := range f.pending {
+		if r.isWritten(fl.seq) {
+			delete(f.pending, key)
+			continue
+		}
+		f.held += len(fl.line)
+	}
+	f.pruneAt, f.pruneAtBytes = len(f.pending)+minPruneAt, f.held+minPruneBytes
+}
+
+// settle drops the pending requests the dead core answered directly, and
+// ends with a newline an answer it may have left half written, before the
+// forwarder writes anything else to the client. f.mu is held.
+func (f *Forwarder) settle(out *lineWriter) {
+	if !f.direct {
+		return
+	}
+	r, partial := f.Answers.ring, false
+	for key, fl := range f.pending {
+		if r.isWritten(fl.seq) {
+			delete(f.pending, key)
+			continue
+		}
+		// An answer begun but not marked written may have reached the
+		// client whole: the request is sent again all the same (the
+		// client may see a second answer to it, rather than none).
+		partial = partial || r.isPartial(fl.seq)
+	}
+	if partial {
+		_, _ = out.Write([]byte("\n"))
+	}
+	f.direct = false
+}
+
+// wire returns fl's line as it is sent to the current core: after its
+// control line when the core answers directly. f.mu is held.
+func (f *Forwarder) wire(key string, fl *inflight) []byte {
+	if !f.direct {
+		return fl.line
+	}
+	return append(controlLine(fl.seq, key), fl.line...)
 }
 
 // withKey returns the tools/call line with an idempotency_key when the
@@ -337,14 +416,7 @@ func (f *Forwarder) fromCore(ctx context.Context, out *lineWriter) error {
 }
 
 func (f *Forwarder) receive(out *lineWriter, line []byte) {
-	id, ok := responseID(line)
-	if !ok {
-		var m message
-		if json.Unmarshal(line, &m) == nil && m.Method == "" {
-			id, ok = m.ID, true
-		}
-	}
-	if ok {
+	if id, ok := answerID(line); ok {
 		f.mu.Lock()
 		delete(f.pending, idKey(id))
 		f.mu.Unlock()
@@ -358,6 +430,13 @@ func (f *Forwarder) receive(out *lineWriter, line []byte) {
 // replace connects to a new core, replays the handshake and sends again
 // what was in flight. It returns the reader of the new connection.
 func (f *Forwarder) replace(ctx context.Context, out *lineWriter) (*bufio.Reader, error) {
+	// What the old core answered is not sent again, and the calls that
+	// cannot be sent again safely are answered now: the forwarder writes
+	// to the client only before a new core may.
+	f.mu.Lock()
+	f.settle(out)
+	lost := f.answerLost(out)
+	f.mu.Unlock()
 	c, err := f.Connect(ctx)
 	if err != nil {
 		f.mu.Lock()
@@ -377,7 +456,7 @@ func (f *Forwarder) replace(ctx context.Context, out *lineWriter) (*bufio.Reader
 	// sent: calls must act as the agent its clientInfo names. Requests the
 	// client sends meanwhile go to the dead connection and stay pending.
 	if init != nil {
-		if err := f.reinitialize(c, br, init, "coditect-core-replay-"+strconv.Itoa(n), out); err != nil {
+		if err := f.reinitialize(c, br, init, replayPrefix+strconv.Itoa(n), out); err != nil {
 			c.Close()
 			return nil, err
 		}
@@ -386,6 +465,8 @@ func (f *Forwarder) replace(ctx context.Context, out *lineWriter) (*bufio.Reader
 	defer f.mu.Unlock()
 	f.conn.Close()
 	f.conn = c
+	f.direct = f.Answers != nil && AnswersDirectly(c)
+	f.pruneAt, f.pruneAtBytes = minPruneAt, minPruneBytes
 	if f.inputEnd {
 		defer closeWrite(c) // after what is sent again below
 	}
@@ -399,19 +480,32 @@ func (f *Forwarder) replace(ctx context.Context, out *lineWriter) (*bufio.Reader
 		keys[fl] = k
 	}
 	slices.SortFunc(order, func(a, b *inflight) int { return cmp.Compare(a.seq, b.seq) })
-	var lost []string
 	for _, fl := range order {
-		if !f.resendable(fl) {
-			lost = append(lost, fl.tool)
-			_, _ = out.Write(toolErrorLine(fl.line, fmt.Sprintf("The local Coditect core serving this connection stopped while %s ran, so its outcome is unknown: "+
-				"check whether it took effect before calling it again (pass an idempotency_key to make retries safe). A new core serves the next calls.", fl.tool)))
-			delete(f.pending, keys[fl])
-			continue
-		}
-		_, _ = c.Write(fl.line)
+		_, _ = c.Write(f.wire(keys[fl], fl))
 	}
-	f.Logger.Info("connected to a new local core", "resent", len(f.pending), "outcome_unknown", lost)
+	f.Logger.Info("connected to a new local core", "resent", len(order), "outcome_unknown", lost, "answers_directly", f.direct)
 	return br, nil
+}
+
+// answerLost answers the calls in flight that cannot be sent to a new
+// core (resendable) with a tool error saying their outcome is unknown,
+// and returns their tools. f.mu is held.
+func (f *Forwarder) answerLost(out *lineWriter) []string {
+	var lost []*inflight
+	for key, fl := range f.pending {
+		if !f.resendable(fl) {
+			lost = append(lost, fl)
+			delete(f.pending, key)
+		}
+	}
+	slices.SortFunc(lost, func(a, b *inflight) int { return cmp.Compare(a.seq, b.seq) })
+	tools := make([]string, 0, len(lost))
+	for _, fl := range lost {
+		tools = append(tools, fl.tool)
+		_, _ = out.Write(toolErrorLine(fl.line, fmt.Sprintf("The local Coditect core serving this connection stopped while %s ran, so its outcome is unknown: "+
+			"check whether it took effect before calling it again (pass an idempotency_key to make retries safe). A new core serves the next calls.", fl.tool)))
+	}
+	return tools
 }
 
 // resendable reports whether a request in flight when its core died may

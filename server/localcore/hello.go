@@ -33,6 +33,19 @@ type Hello struct {
 	PID int `json:"pid,omitempty"`
 	// Options are the protocol's own settings (flags of the stdio mode).
 	Options json.RawMessage `json:"options,omitempty"`
+	// Answers: after an OK reply that agrees (Reply.Answers), the client
+	// passes its output and an answer ring, and the core writes its
+	// answers there (see answers.go). Set by WithAnswers.
+	Answers bool `json:"answers,omitempty"`
+
+	answers *Answers
+}
+
+// WithAnswers returns h asking the core to answer through a (see
+// answers.go); a nil a asks for nothing.
+func (h Hello) WithAnswers(a *Answers) Hello {
+	h.Answers, h.answers = a != nil, a
+	return h
 }
 
 // Reply answers a hello: OK with the core's pid, or why it was refused.
@@ -43,6 +56,9 @@ type Reply struct {
 	// Direct: the client should serve itself (the core opened the store
 	// with other parameters); Error says why.
 	Direct bool `json:"direct,omitempty"`
+	// Answers: the core writes its answers to the client's output, which
+	// the client passes next (Hello.Answers).
+	Answers bool `json:"answers,omitempty"`
 }
 
 // maxHello bounds a hello line (and a reply).
@@ -111,6 +127,15 @@ func readHello(r io.Reader) (*bufio.Reader, Hello, error) {
 type bufferedConn struct {
 	net.Conn
 	r *bufio.Reader
+	// answers: the core answers the client directly (Reply.Answers).
+	answers bool
+}
+
+// AnswersDirectly reports whether the core at the other end of c, a
+// connection Dial returned, writes its answers to the client's output.
+func AnswersDirectly(c net.Conn) bool {
+	bc, ok := c.(*bufferedConn)
+	return ok && bc.answers
 }
 
 func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }

@@ -228,10 +228,27 @@ func serveConn(ctx context.Context, logger *slog.Logger, c net.Conn, open Opener
 		_ = writeLine(c, Reply{Error: err.Error(), Direct: errors.As(err, &d)})
 		return
 	}
-	if err := writeLine(c, Reply{OK: true, PID: os.Getpid()}); err != nil {
+	answers := h.Answers && answersSupported
+	if err := writeLine(c, Reply{OK: true, PID: os.Getpid(), Answers: answers}); err != nil {
 		return
 	}
-	if err := serve(ctx, &bufferedConn{Conn: c, r: br}); err != nil {
+	var conn net.Conn = &bufferedConn{Conn: c, r: br}
+	if answers {
+		// Nothing follows the hello until the reply: br holds nothing,
+		// and the byte carrying the descriptors is read from c itself.
+		out, r, unmap, err := recvAnswers(c)
+		if err != nil {
+			logger.Warn("core connection without the client's output", "err", err)
+			return
+		}
+		ac := newAnswerConn(c, br, out, r, unmap)
+		defer ac.Close()
+		// The client's output closes before the connection, also when
+		// the core stops.
+		defer context.AfterFunc(ctx, func() { ac.Close() })()
+		conn = ac
+	}
+	if err := serve(ctx, conn); err != nil {
 		logger.Info("core connection ended", "err", err)
 	}
 }

@@ -1,0 +1,274 @@
+package localcore
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// Direct answers. A forwarder relays its client's requests to the core,
+// but the core may write its answers straight to the client's output: the
+// forwarder passes that descriptor, and a shared answer ring, over the
+// core's socket after the hello (Hello.Answers, where the platform allows
+// it). A call then costs the forwarder one read and one write instead of
+// two of each; on 2 cores with 16 agents this measured 10-17 % more calls
+// per second (docs/BENCHMARKS.md).
+//
+// The forwarder must still know which requests were answered, to send
+// again only those in flight when the core dies. Before each request it
+// sends a control line, "@<seq> <quoted id key>", that the core's side
+// strips (answerConn); the core marks the request's seq in the ring when
+// it begins writing the answer and again when the write returned. When
+// the core dies, the forwarder reads the ring (settle): answered requests
+// are dropped, the others sent again. An answer begun and not marked
+// written may have reached the client, which may then see a second
+// answer to that request (a client drops an answer to an id it no longer
+// waits for). A long answer begun may have left part of a line, which the
+// forwarder ends with a newline before it writes anything else.
+//
+// Only one process writes the client's output at a time: the core while
+// its connection lasts (it stops writing before it closes the
+// connection), the forwarder only between the old core's end and the new
+// core's first request. The answer to the forwarder's replayed initialize
+// (replayPrefix) goes back over the socket.
+
+// ringSlots is the number of seqs the ring remembers. A forwarder checks
+// its pending requests against the ring at least every ringSlots/2
+// requests (pruneAt), before a slot could be reused.
+const ringSlots = 4096
+
+// ringBytes is the ring's size: a writing and a written mark per slot.
+const ringBytes = 2 * ringSlots * 8
+
+// ring is the answer ring, shared by a forwarder and its core: for slot
+// seq%ringSlots, the seq+1 whose answer the core began writing and the
+// seq+1 whose answer it wrote.
+type ring struct {
+	mem     []byte // the shared mapping
+	writing *[ringSlots]atomic.Uint64
+	written *[ringSlots]atomic.Uint64
+}
+
+// begin marks the answer to seq as being written, with whether it is
+// longer than an atomic write to a pipe (pipeBuf).
+func (r *ring) begin(seq uint64, long bool) {
+	m := (seq + 1) << 1
+	if long {
+		m |= 1
+	}
+	r.writing[seq%ringSlots].Store(m)
+}
+
+func (r *ring) end(seq uint64)            { r.written[seq%ringSlots].Store(seq + 1) }
+func (r *ring) isWritten(seq uint64) bool { return r.written[seq%ringSlots].Load() == seq+1 }
+
+// isPartial reports whether a long answer to seq was being written when
+// the core stopped: part of it may be in the client's output. (A pipe
+// takes a write of at most pipeBuf bytes whole or not at all.)
+func (r *ring) isPartial(seq uint64) bool {
+	return r.writing[seq%ringSlots].Load() == (seq+1)<<1|1 && !r.isWritten(seq)
+}
+
+// pipeBuf is the longest write a pipe takes whole (PIPE_BUF on Linux).
+const pipeBuf = 4096
+
+// Answers is what a forwarder gives its cores so that they answer its
+// client directly: the client's output and the answer ring.
+type Answers struct {
+	out      *os.File
+	ringFile *os.File
+	ring     *ring
+}
+
+// replayPrefix begins the id of the initialize a forwarder replays to a
+// new core: its answer goes back over the socket, not to the client.
+const replayPrefix = "coditect-core-replay-"
+
+// controlLine is the line a forwarder sends before request seq whose id
+// key is key.
+func controlLine(seq uint64, key string) []byte {
+	b := make([]byte, 0, 24+len(key))
+	b = append(b, '@')
+	b = strconv.AppendUint(b, seq, 10)
+	b = append(b, ' ')
+	b = strconv.AppendQuote(b, key)
+	return append(b, '\n')
+}
+
+// maxControlLine bounds a control line: a seq and a quoted id key.
+const maxControlLine = 4 << 10
+
+// parseControl parses a control line (without its newline).
+func parseControl(line []byte) (uint64, string, error) {
+	s, k, ok := bytes.Cut(bytes.TrimPrefix(line, []byte("@")), []byte(" "))
+	if !ok {
+		return 0, "", fmt.Errorf("localcore: malformed control line %.64q", line)
+	}
+	seq, err := strconv.ParseUint(string(s), 10, 64)
+	if err != nil {
+		return 0, "", fmt.Errorf("localcore: malformed control line %.64q", line)
+	}
+	key, err := strconv.Unquote(string(k))
+	if err != nil {
+		return 0, "", fmt.Errorf("localcore: malformed control line %.64q", line)
+	}
+	return seq, key, nil
+}
+
+// answerConn is the core's side of a connection whose answers go straight
+// to the client: it reads the requests without the control lines and
+// writes each message to the client's output, marking answers in the
+// ring, except the answer to a replayed initialize, which goes back over
+// the connection.
+type answerConn struct {
+	net.Conn               // writes to the forwarder; Close
+	in       *bufio.Reader // the connection's input, past the hello
+	out      *os.File
+	ring     *ring
+	unmap    func()
+
+	rmu       sync.Mutex // Read's state
+	midLine   bool       // Read is inside a request line
+	readErr   error
+	mu        sync.Mutex // the seqs of requests not answered yet
+	seqs      map[string]uint64
+	wmu       sync.Mutex // whole lines to the client's output
+	closeOnce sync.Once
+}
+
+func newAnswerConn(c net.Conn, in *bufio.Reader, out *os.File, r *ring, unmap func()) *answerConn {
+	return &answerConn{Conn: c, in: in, out: out, ring: r, unmap: unmap, seqs: map[string]uint64{}}
+}
+
+// Read returns the client's requests as the forwarder sent them, without
+// the control lines, whose seqs it remembers by id key.
+func (a *answerConn) Read(p []byte) (int, error) {
+	a.rmu.Lock()
+	defer a.rmu.Unlock()
+	if a.readErr != nil {
+		return 0, a.readErr
+	}
+	for !a.midLine {
+		b, err := a.in.Peek(1)
+		if err != nil {
+			return 0, err
+		}
+		if b[0] != '@' {
+			a.midLine = true
+			break
+		}
+		line, err := a.in.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) || len(line) > maxControlLine {
+			a.readErr = fmt.Errorf("localcore: control line longer than %d bytes", maxControlLine)
+			return 0, a.readErr
+		}
+		if err != nil {
+			return 0, err
+		}
+		seq, key, err := parseControl(bytes.TrimSuffix(line, []byte("\n")))
+		if err != nil {
+			a.readErr = err
+			return 0, err
+		}
+		a.mu.Lock()
+		a.seqs[key] = seq
+		a.mu.Unlock()
+	}
+	// Up to the end of the request line, which may take several reads.
+	if buffered := a.in.Buffered(); buffered == 0 {
+		if _, err := a.in.Peek(1); err != nil {
+			return 0, err
+		}
+	}
+	chunk, _ := a.in.Peek(min(len(p), a.in.Buffered()))
+	if i := bytes.IndexByte(chunk, '\n'); i >= 0 {
+		chunk = chunk[:i+1]
+		a.midLine = false
+	}
+	n := copy(p, chunk)
+	_, _ = a.in.Discard(n)
+	return n, nil
+}
+
+// Write writes the core's messages, whole lines, to the client's output,
+// marking each answer to a request with a seq in the ring before and
+// after its write; the answer to a replayed initialize goes back over the
+// connection.
+func (a *answerConn) Write(p []byte) (int, error) {
+	for rest := p; len(rest) > 0; {
+		line := rest
+		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+			line = rest[:i+1]
+		}
+		rest = rest[len(line):]
+		if err := a.writeLine(line); err != nil {
+			return len(p) - len(rest) - len(line), err
+		}
+	}
+	return len(p), nil
+}
+
+func (a *answerConn) writeLine(line []byte) error {
+	id, ok := answerID(line)
+	var seq uint64
+	numbered := false
+	if ok {
+		key := idKey(id)
+		if strings.HasPrefix(key, "s"+replayPrefix) {
+			_, err := a.Conn.Write(line)
+			return err
+		}
+		a.mu.Lock()
+		seq, numbered = a.seqs[key]
+		delete(a.seqs, key)
+		a.mu.Unlock()
+	}
+	a.wmu.Lock()
+	defer a.wmu.Unlock()
+	if numbered {
+		a.ring.begin(seq, len(line) > pipeBuf)
+	}
+	if _, err := a.out.Write(line); err != nil {
+		return err
+	}
+	if numbered {
+		a.ring.end(seq)
+	}
+	return nil
+}
+
+// Close closes the client's output before the connection: once the
+// forwarder reads the connection's end, this core writes no more.
+func (a *answerConn) Close() error {
+	a.closeOnce.Do(func() {
+		a.wmu.Lock()
+		_ = a.out.Close()
+		a.wmu.Unlock()
+		a.unmap()
+	})
+	return a.Conn.Close()
+}
+
+// CloseWrite half-closes the connection when it can.
+func (a *answerConn) CloseWrite() error { return closeWrite(a.Conn) }
+
+// answerID returns the id of a line that answers a request (a response),
+// and false for any other message.
+func answerID(line []byte) (json.RawMessage, bool) {
+	if id, ok := responseID(line); ok {
+		return id, true
+	}
+	var m message
+	if json.Unmarshal(line, &m) == nil && m.Method == "" {
+		return m.ID, true
+	}
+	return nil, false
+}
