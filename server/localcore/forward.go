@@ -32,7 +32,9 @@ type ToolRetry struct {
 }
 
 // Forwarder relays one MCP stdio client (newline-delimited JSON-RPC on In
-// and Out) to a local core, and replaces a core that dies: it connects to
+// and Out) to a local core, which writes its answers to Out itself when
+// it agreed to (Answers; see answers.go) and otherwise sends them back to
+// be relayed, and replaces a core that dies: it connects to
 // a new one, replays the client's initialize and initialized (the
 // client sees no second answer) and sends again the requests that were in
 // flight. Before it first sends a call of a keyed tool that carries no
