@@ -18,7 +18,7 @@ const answersSupported = true
 // NewAnswers returns the Answers of a forwarder whose client reads out: a
 // new answer ring in memory shared with the cores it will pass it to.
 func NewAnswers(out *os.File) (*Answers, error) {
-	fd, err := unix.MemfdCreate("coditect-answers", unix.MFD_CLOEXEC)
+	fd, err := unix.MemfdCreate("coditect-answers", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
 	if err != nil {
 		return nil, fmt.Errorf("localcore: answer ring: %w", err)
 	}
@@ -26,6 +26,12 @@ func NewAnswers(out *os.File) (*Answers, error) {
 	if err := f.Truncate(ringBytes); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("localcore: answer ring: %w", err)
+	}
+	// Sealed at its size: a mapping of a file that shrinks faults on
+	// access, and the core maps what a client passes it.
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, unix.F_SEAL_SHRINK|unix.F_SEAL_GROW|unix.F_SEAL_SEAL); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("localcore: sealing the answer ring: %w", err)
 	}
 	r, _, err := mapRing(f)
 	if err != nil {
@@ -36,8 +42,14 @@ func NewAnswers(out *os.File) (*Answers, error) {
 }
 
 // mapRing maps the ring file f shared and returns the ring and how to
-// unmap it.
+// unmap it. The file must be sealed against shrinking (NewAnswers): the
+// core maps what a client passed, and a mapped file cut short would fault
+// when the core marks an answer.
 func mapRing(f *os.File) (*ring, func(), error) {
+	seals, err := unix.FcntlInt(f.Fd(), unix.F_GET_SEALS, 0)
+	if err != nil || seals&unix.F_SEAL_SHRINK == 0 {
+		return nil, nil, fmt.Errorf("localcore: the answer ring is not sealed against shrinking")
+	}
 	if st, err := f.Stat(); err != nil || st.Size() != ringBytes {
 		return nil, nil, fmt.Errorf("localcore: the answer ring is not %d bytes", ringBytes)
 	}

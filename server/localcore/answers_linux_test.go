@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // newTestAnswers returns Answers writing to a pipe and the pipe's read end.
@@ -59,6 +61,27 @@ func TestAnswerRing(t *testing.T) {
 	core.end(7 + ringSlots)
 	if fw.isWritten(7) || !fw.isWritten(7+ringSlots) {
 		t.Error("a reused slot still says the earlier seq was answered")
+	}
+}
+
+// TestAnswerRingRefused: the core maps only a ring of its size sealed
+// against shrinking: a client could otherwise cut the file short under
+// the core's mapping, which would fault at the next answer.
+func TestAnswerRingRefused(t *testing.T) {
+	plain, err := os.CreateTemp(t.TempDir(), "ring")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	if err := plain.Truncate(ringBytes); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := mapRing(plain); err == nil || !strings.Contains(err.Error(), "sealed") {
+		t.Errorf("an unsealed ring file: %v", err)
+	}
+	a, _ := newTestAnswers(t)
+	if err := a.ringFile.Truncate(ringBytes / 2); err == nil {
+		t.Error("the ring shrank")
 	}
 }
 
@@ -244,5 +267,25 @@ func TestForwarderPrunes(t *testing.T) {
 	f.send(call(201, big))
 	if _, ok := f.pending["n200"]; ok || len(f.pending) > 3 {
 		t.Errorf("an answered request of %d bytes kept (%d pending)", minPruneBytes, len(f.pending))
+	}
+}
+
+// TestRecvAnswersRefused: a core takes the client's output only with the
+// answer ring beside it, and a byte without descriptors is refused.
+func TestRecvAnswersRefused(t *testing.T) {
+	for name, fds := range map[string][]int{"output only": {1}, "none": nil} {
+		t.Run(name, func(t *testing.T) {
+			fc, cc := socketPair(t)
+			var oob []byte
+			if fds != nil {
+				oob = unix.UnixRights(fds...)
+			}
+			if _, _, err := fc.WriteMsgUnix([]byte{0}, oob, nil); err != nil {
+				t.Fatal(err)
+			}
+			if _, _, _, err := recvAnswers(cc); err == nil || !strings.Contains(err.Error(), "descriptors") {
+				t.Errorf("recvAnswers: %v, want a refusal", err)
+			}
+		})
 	}
 }
