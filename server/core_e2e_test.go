@@ -1,9 +1,12 @@
 package server_test
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -423,5 +426,64 @@ func TestCoreKilledMidStream(t *testing.T) {
 	c.ok("whoami", map[string]any{})
 	if forwardedTo(t, stderr) != first {
 		t.Errorf("first core pid changed in the log")
+	}
+}
+
+// TestCoreControlLookalike: a host's line that begins as a forwarder's
+// control line does (an @, a number, a quoted id) reaches the core as a
+// line that is not JSON, and the host gets the parse error a direct
+// process gives; the requests around it are answered under their ids.
+func TestCoreControlLookalike(t *testing.T) {
+	e := newCoreEnv(t)
+	cmd, stderr := e.mcp(t, "30s", "--tenant", "acme")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer stdin.Close()
+	_, err = io.WriteString(stdin, strings.Join([]string{
+		`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`,
+		`{"jsonrpc":"2.0","method":"notifications/initialized"}`,
+		`@3 "n3"`,
+		`{"jsonrpc":"2.0","id":3,"method":"ping"}`,
+	}, "\n")+"\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stdout)
+	var ids []any
+	parseErrors := 0
+	for len(ids) < 2 && sc.Scan() {
+		var msg struct {
+			ID    any `json:"id"`
+			Error *struct {
+				Code int `json:"code"`
+			} `json:"error"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &msg); err != nil {
+			t.Fatalf("stdout line is not JSON: %q", sc.Text())
+		}
+		switch {
+		case msg.ID == nil && msg.Error != nil && msg.Error.Code == -32700:
+			parseErrors++
+		case msg.ID != nil:
+			ids = append(ids, msg.ID)
+		default:
+			t.Errorf("unexpected line %q", sc.Text())
+		}
+	}
+	if len(ids) != 2 || parseErrors != 1 {
+		t.Errorf("answers to %v and %d parse errors; want ids 1 and 3 and one parse error\n%s", ids, parseErrors, stderr.String())
+	}
+	if runtime.GOOS == "linux" && !directPattern.MatchString(stderr.String()) {
+		t.Errorf("the core does not answer directly: %s", stderr.String())
 	}
 }

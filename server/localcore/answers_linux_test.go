@@ -289,3 +289,17 @@ func TestRecvAnswersRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestForwarderEscapesControl: a client's line that begins as a control
+// line does is not taken for one: the core reads it as a line that is not
+// JSON, and answers it so.
+func TestForwarderEscapesControl(t *testing.T) {
+	a, _ := newTestAnswers(t)
+	fc, cc := socketPair(t)
+	f := &Forwarder{Answers: a, direct: true, pending: map[string]*inflight{}, pruneAt: minPruneAt, pruneAtBytes: minPruneBytes, conn: fc}
+	f.send([]byte("@7 \"n1\"\n"))
+	got, err := bufio.NewReader(cc).ReadString('\n')
+	if err != nil || got != " @7 \"n1\"\n" {
+		t.Errorf("the core got %q (%v)", got, err)
+	}
+}

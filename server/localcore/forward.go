@@ -168,6 +168,11 @@ func (f *Forwarder) send(line []byte) {
 	var m message
 	parsed := json.Unmarshal(line, &m) == nil
 	f.mu.Lock()
+	if f.direct && line[0] == '@' {
+		// Not a control line, and not JSON: the core answers a parse
+		// error, as to any line that is not.
+		line = append([]byte{' '}, line...)
+	}
 	if parsed {
 		switch m.Method {
 		case "initialize":
