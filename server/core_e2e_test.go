@@ -33,6 +33,7 @@ type coreTestEnv struct {
 	*stdioEnv
 	run   string
 	paths localcore.Paths
+	env   []string // more environment of the processes mcp returns
 }
 
 func newCoreEnv(t *testing.T) *coreTestEnv {
@@ -50,7 +51,7 @@ func newCoreEnv(t *testing.T) *coreTestEnv {
 
 // mcp returns `coditect mcp args…` in core mode (idle grace idle).
 func (e *coreTestEnv) mcp(t *testing.T, idle string, args ...string) (*exec.Cmd, *syncBuffer) {
-	return e.command(t, []string{"XDG_RUNTIME_DIR=" + e.run, "CODITECT_CORE_IDLE=" + idle, "CODITECT_CORE="}, args...)
+	return e.command(t, append([]string{"XDG_RUNTIME_DIR=" + e.run, "CODITECT_CORE_IDLE=" + idle, "CODITECT_CORE="}, e.env...), args...)
 }
 
 // corePID is the pid of the core holding the store's core lock, 0 if none.
@@ -318,9 +319,19 @@ func TestCoreRefusesBadToken(t *testing.T) {
 // makes a stream of note calls; the forwarder starts a new core and sends
 // the calls in flight again with the idempotency keys it added. No call
 // gets a protocol error, every acknowledged note is in the store exactly
-// once, and the next call works.
+// once, and the next call works: with the core answering the client
+// directly (on Linux) and with the forwarder relaying its answers.
 func TestCoreKilledMidStream(t *testing.T) {
-	e := newCoreEnv(t)
+	for _, answers := range []string{"direct", "relay"} {
+		t.Run(answers, func(t *testing.T) {
+			e := newCoreEnv(t)
+			e.env = []string{"CODITECT_CORE_ANSWERS=" + answers}
+			coreKilledMidStream(t, e, answers == "direct" && runtime.GOOS == "linux")
+		})
+	}
+}
+
+func coreKilledMidStream(t *testing.T, e *coreTestEnv, direct bool) {
 	cmd, stderr := e.mcp(t, "30s", "--tenant", "acme", "--user", "alice")
 	c := connect(t, &mcp.CommandTransport{Command: cmd}, "stream", eraLegacy)
 	first := forwardedTo(t, stderr)
@@ -419,8 +430,8 @@ func TestCoreKilledMidStream(t *testing.T) {
 			t.Errorf("%d calls sent again after a kill, with %d in flight at most", n, workers)
 		}
 	}
-	if runtime.GOOS == "linux" && len(directPattern.FindAllString(log, -1)) != kills+1 {
-		t.Errorf("not every core answered the client directly: %s", log)
+	if n := len(directPattern.FindAllString(log, -1)); direct && n != kills+1 || !direct && n != 0 {
+		t.Errorf("%d of %d cores answered the client directly (want all: %v): %s", n, kills+1, direct, log)
 	}
 	t.Logf("%d acknowledged, %d with an unknown outcome, %d kills", len(acked), unknown, kills)
 	c.ok("whoami", map[string]any{})
@@ -485,5 +496,18 @@ func TestCoreControlLookalike(t *testing.T) {
 	}
 	if runtime.GOOS == "linux" && !directPattern.MatchString(stderr.String()) {
 		t.Errorf("the core does not answer directly: %s", stderr.String())
+	}
+}
+
+// TestCoreAnswersSetting: $CODITECT_CORE_ANSWERS other than direct or
+// relay is refused with a clear error before anything is served.
+func TestCoreAnswersSetting(t *testing.T) {
+	e := newCoreEnv(t)
+	e.env = []string{"CODITECT_CORE_ANSWERS=sometimes"}
+	cmd, stderr := e.mcp(t, "30s", "--tenant", "acme")
+	cmd.Stdin = strings.NewReader("")
+	out, err := cmd.Output()
+	if err == nil || len(out) != 0 || !strings.Contains(stderr.String(), `CODITECT_CORE_ANSWERS="sometimes": want direct or relay`) {
+		t.Errorf("exit %v, stdout %q, stderr %q", err, out, stderr.String())
 	}
 }

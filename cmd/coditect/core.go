@@ -34,6 +34,9 @@ const (
 	coreEnv = "CODITECT_CORE"
 	// coreIdleEnv is the idle grace of a core that coditect mcp starts.
 	coreIdleEnv = "CODITECT_CORE_IDLE"
+	// coreAnswersEnv set to "relay" has a forwarding coditect mcp relay
+	// the core's answers instead of passing the core its stdout.
+	coreAnswersEnv = "CODITECT_CORE_ANSWERS"
 	// coreProfileEnv names the file a core that coditect mcp starts writes
 	// its CPU profile to (--cpuprofile).
 	coreProfileEnv = "CODITECT_CORE_CPUPROFILE"
@@ -207,10 +210,17 @@ func forwardMCP(ctx context.Context, cmd *cobra.Command, u string, m server.Core
 		return err
 	}
 	// The core writes its answers to the client itself where the
-	// platform allows it; elsewhere the forwarder relays them.
-	answers, err := localcore.NewAnswers(proto)
-	if err != nil {
-		logger.Debug("relaying the core's answers", "err", err)
+	// platform allows it; elsewhere (or when told to) the forwarder relays
+	// them.
+	var answers *localcore.Answers
+	switch v := os.Getenv(coreAnswersEnv); v {
+	case "", "direct":
+		if answers, err = localcore.NewAnswers(proto); err != nil {
+			logger.Debug("relaying the core's answers", "err", err)
+		}
+	case "relay":
+	default:
+		return fmt.Errorf("$%s=%q: want direct or relay", coreAnswersEnv, v)
 	}
 	hello = hello.WithAnswers(answers)
 	connect := func(ctx context.Context) (net.Conn, error) {
