@@ -447,20 +447,10 @@ func coreKilledMidStream(t *testing.T, e *coreTestEnv, direct bool) {
 func TestCoreControlLookalike(t *testing.T) {
 	e := newCoreEnv(t)
 	cmd, stderr := e.mcp(t, "30s", "--tenant", "acme")
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	stdin, stdout := startPiped(t, cmd)
 	defer cmd.Wait()
 	defer stdin.Close()
-	_, err = io.WriteString(stdin, strings.Join([]string{
+	_, err := io.WriteString(stdin, strings.Join([]string{
 		`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`,
 		`{"jsonrpc":"2.0","method":"notifications/initialized"}`,
 		`@3 "n3"`,

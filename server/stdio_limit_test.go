@@ -18,17 +18,7 @@ import (
 func TestStdioOversizedLineRefused(t *testing.T) {
 	e := newStdioEnv(t)
 	cmd, stderr := e.command(t, nil, "--tenant", "acme")
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	stdin, stdout := startPiped(t, cmd)
 	defer func() {
 		stdin.Close()
 		if err := cmd.Wait(); err != nil {

@@ -127,17 +127,7 @@ func TestStdioOnlyProtocolOnStdout(t *testing.T) {
 			args = append(args, "--log-file", logFile)
 		}
 		cmd, stderr := e.command(t, nil, args...)
-		stdin, err := cmd.StdinPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		stdin, stdout := startPiped(t, cmd)
 		lines := make(chan string)
 		go func() {
 			defer close(lines)
@@ -149,7 +139,7 @@ func TestStdioOnlyProtocolOnStdout(t *testing.T) {
 		}()
 		// Write everything, then read until every request is answered,
 		// stdin open as a host keeps it while it waits.
-		_, err = io.WriteString(stdin, strings.Join([]string{
+		_, err := io.WriteString(stdin, strings.Join([]string{
 			`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`,
 			`{"jsonrpc":"2.0","method":"notifications/initialized"}`,
 			`{"jsonrpc":"2.0","id":2,"method":"tools/list"}`,
