@@ -443,7 +443,8 @@ func coreKilledMidStream(t *testing.T, e *coreTestEnv, direct bool) {
 // TestCoreControlLookalike: a host's line that begins as a forwarder's
 // control line does (an @, a number, a quoted id) reaches the core as a
 // line that is not JSON, and the host gets the parse error a direct
-// process gives; the requests around it are answered under their ids.
+// process gives; the requests around it are answered under their ids,
+// one of them a long string.
 func TestCoreControlLookalike(t *testing.T) {
 	e := newCoreEnv(t)
 	cmd, stderr := e.mcp(t, "30s", "--tenant", "acme")
@@ -455,6 +456,7 @@ func TestCoreControlLookalike(t *testing.T) {
 		`{"jsonrpc":"2.0","method":"notifications/initialized"}`,
 		`@3 "n3"`,
 		`{"jsonrpc":"2.0","id":3,"method":"ping"}`,
+		`{"jsonrpc":"2.0","id":"` + strings.Repeat("i", 10000) + `","method":"ping"}`,
 	}, "\n")+"\n")
 	if err != nil {
 		t.Fatal(err)
@@ -462,7 +464,7 @@ func TestCoreControlLookalike(t *testing.T) {
 	sc := bufio.NewScanner(stdout)
 	var ids []any
 	parseErrors := 0
-	for len(ids) < 2 && sc.Scan() {
+	for len(ids) < 3 && sc.Scan() {
 		var msg struct {
 			ID    any `json:"id"`
 			Error *struct {
@@ -481,8 +483,8 @@ func TestCoreControlLookalike(t *testing.T) {
 			t.Errorf("unexpected line %q", sc.Text())
 		}
 	}
-	if len(ids) != 2 || parseErrors != 1 {
-		t.Errorf("answers to %v and %d parse errors; want ids 1 and 3 and one parse error\n%s", ids, parseErrors, stderr.String())
+	if len(ids) != 3 || parseErrors != 1 {
+		t.Errorf("answers to %.80v and %d parse errors; want ids 1, 3 and a long one and one parse error\n%s", ids, parseErrors, stderr.String())
 	}
 	if runtime.GOOS == "linux" && !directPattern.MatchString(stderr.String()) {
 		t.Errorf("the core does not answer directly: %s", stderr.String())

@@ -3,6 +3,8 @@ package localcore
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,12 +21,12 @@ import (
 // forwarder passes that descriptor, and a shared answer ring, over the
 // core's socket after the hello (Hello.Answers, where the platform allows
 // it). A call then costs the forwarder one read and one write instead of
-// two of each; on 2 cores with 16 agents this measured 10-17 % more calls
-// per second (docs/BENCHMARKS.md).
+// two of each; on 2 cores this measured 5-15 % more calls per second
+// with 1 to 32 agents (docs/BENCHMARKS.md).
 //
 // The forwarder must still know which requests were answered, to send
 // again only those in flight when the core dies. Before each request it
-// sends a control line, "@<seq> <quoted id key>", that the core's side
+// sends a control line, "@<seq> <quoted id key>" (wireKey), that the core's side
 // strips (answerConn); the core marks the request's seq in the ring when
 // it begins writing the answer and again when the write returned. When
 // the core dies, the forwarder reads the ring (settle): answered requests
@@ -36,13 +38,13 @@ import (
 //
 // Only one process writes the client's output at a time: the core while
 // its connection lasts (it stops writing before it closes the
-// connection), the forwarder only between the old core's end and the new
-// core's first request. The answer to the forwarder's replayed initialize
+// connection), the forwarder only after the old core's connection ended
+// and before it connects a new core. The answer to the forwarder's replayed initialize
 // (replayPrefix) goes back over the socket.
 
 // ringSlots is the number of seqs the ring remembers. A forwarder checks
-// its pending requests against the ring at least every ringSlots/2
-// requests (pruneAt), before a slot could be reused.
+// its pending requests against the ring at least every minPruneAt
+// requests (prune), long before a slot is reused.
 const ringSlots = 4096
 
 // ringBytes is the ring's size: a writing and a written mark per slot.
@@ -95,12 +97,28 @@ const replayPrefix = "coditect-core-replay-"
 // controlLine is the line a forwarder sends before request seq whose id
 // key is key.
 func controlLine(seq uint64, key string) []byte {
+	key = wireKey(key)
 	b := make([]byte, 0, 24+len(key))
 	b = append(b, '@')
 	b = strconv.AppendUint(b, seq, 10)
 	b = append(b, ' ')
 	b = strconv.AppendQuote(b, key)
 	return append(b, '\n')
+}
+
+// maxWireKey is the longest id key a control line carries as it is.
+const maxWireKey = 128
+
+// wireKey is how an id key (idKey) names its request on the connection
+// between a forwarder and its core: itself, or when it is longer than
+// maxWireKey (a client may use long string ids) a digest of it, so that
+// a control line stays short.
+func wireKey(key string) string {
+	if len(key) <= maxWireKey {
+		return key
+	}
+	d := sha256.Sum256([]byte(key))
+	return "#" + hex.EncodeToString(d[:])
 }
 
 // maxControlLine bounds a control line: a seq and a quoted id key.
@@ -226,6 +244,7 @@ func (a *answerConn) writeLine(line []byte) error {
 			_, err := a.Conn.Write(line)
 			return err
 		}
+		key = wireKey(key)
 		a.mu.Lock()
 		seq, numbered = a.seqs[key]
 		delete(a.seqs, key)

@@ -108,7 +108,8 @@ func socketPair(t *testing.T) (client, core *net.UnixConn) {
 }
 
 // TestAnswerConn: the core's side of a connection reads the requests
-// without their control lines (a request may arrive in pieces), writes
+// without their control lines (a request may arrive in pieces; a long id
+// is named by its digest), writes
 // answers to the client's output passed over the socket, marking those of
 // numbered requests in the ring, and sends the answer to a replayed
 // initialize back over the socket.
@@ -125,6 +126,8 @@ func TestAnswerConn(t *testing.T) {
 	req1 := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"note"}}` + "\n"
 	note := `{"jsonrpc":"2.0","method":"notifications/initialized"}` + "\n"
 	req2 := `{"jsonrpc":"2.0","id":"x y","method":"ping"}` + "\n"
+	longID := strings.Repeat("i", 10000) // named by its digest on the wire
+	req4 := `{"jsonrpc":"2.0","id":"` + longID + `","method":"ping"}` + "\n"
 	long := `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"note","arguments":{"text":"` + strings.Repeat("z", 10000) + `"}}}` + "\n"
 	// The input arrives in these pieces, one a read: a request may be cut
 	// anywhere, and be longer than the reader's buffer.
@@ -133,10 +136,11 @@ func TestAnswerConn(t *testing.T) {
 		string(controlLine(1, "sx y")) + req2[:10],
 		req2[10:] + string(controlLine(2, "n3")) + long[:5000],
 		long[5000:],
+		string(controlLine(4, "s"+longID)) + req4,
 	}}
 	ac := newAnswerConn(cc, bufio.NewReader(in), out, r, unmap)
 	defer ac.Close()
-	want := req1 + note + req2 + long
+	want := req1 + note + req2 + long + req4
 	got, err := io.ReadAll(ac)
 	if err != nil {
 		t.Fatal(err)
@@ -148,25 +152,26 @@ func TestAnswerConn(t *testing.T) {
 	answer1 := `{"jsonrpc":"2.0","id":1,"result":{}}` + "\n"
 	progress := `{"jsonrpc":"2.0","method":"notifications/progress","params":{}}` + "\n"
 	answer2 := `{"jsonrpc":"2.0","id":"x y","result":{}}` + "\n"
+	answer4 := `{"jsonrpc":"2.0","id":"` + longID + `","result":{}}` + "\n"
 	replay := `{"jsonrpc":"2.0","id":"` + replayPrefix + `1","result":{}}` + "\n"
-	for _, line := range []string{answer1, progress, replay, answer2} {
+	for _, line := range []string{answer1, progress, replay, answer2, answer4} {
 		if _, err := ac.Write([]byte(line)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	toClient := make([]byte, len(answer1+progress+answer2))
+	toClient := make([]byte, len(answer1+progress+answer2+answer4))
 	if _, err := io.ReadFull(clientOut, toClient); err != nil {
 		t.Fatal(err)
 	}
-	if string(toClient) != answer1+progress+answer2 {
+	if string(toClient) != answer1+progress+answer2+answer4 {
 		t.Errorf("the client read %q", toClient)
 	}
 	back, err := bufio.NewReader(fc).ReadString('\n')
 	if err != nil || back != replay {
 		t.Errorf("over the socket: %q, %v; want the replayed initialize's answer", back, err)
 	}
-	if !a.ring.isWritten(0) || !a.ring.isWritten(1) || a.ring.isWritten(2) {
-		t.Error("the ring does not say exactly requests 0 and 1 were answered")
+	if !a.ring.isWritten(0) || !a.ring.isWritten(1) || a.ring.isWritten(2) || !a.ring.isWritten(4) {
+		t.Error("the ring does not say exactly requests 0, 1 and 4 were answered")
 	}
 }
 
