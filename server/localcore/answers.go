@@ -158,9 +158,15 @@ type answerConn struct {
 	readErr   error
 	mu        sync.Mutex // the seqs of requests not answered yet
 	seqs      map[string]uint64
-	wmu       sync.Mutex // whole lines to the client's output
+	wmu       sync.Mutex // whole lines to the client's output; closed
+	closed    bool       // the output closed and the ring unmapped
 	closeOnce sync.Once
 }
+
+// maxSeqs bounds the seqs a connection remembers: requests a client
+// cancelled may never be answered. Past it they are forgotten, and the
+// forwarder sends those requests again if the core dies.
+const maxSeqs = 1 << 16
 
 func newAnswerConn(c net.Conn, in *bufio.Reader, out *os.File, r *ring, unmap func()) *answerConn {
 	return &answerConn{Conn: c, in: in, out: out, ring: r, unmap: unmap, seqs: map[string]uint64{}}
@@ -197,6 +203,9 @@ func (a *answerConn) Read(p []byte) (int, error) {
 			return 0, err
 		}
 		a.mu.Lock()
+		if len(a.seqs) >= maxSeqs {
+			clear(a.seqs)
+		}
 		a.seqs[key] = seq
 		a.mu.Unlock()
 	}
@@ -252,6 +261,9 @@ func (a *answerConn) writeLine(line []byte) error {
 	}
 	a.wmu.Lock()
 	defer a.wmu.Unlock()
+	if a.closed {
+		return net.ErrClosed
+	}
 	if numbered {
 		a.ring.begin(seq, len(line) > pipeBuf)
 	}
@@ -265,13 +277,15 @@ func (a *answerConn) writeLine(line []byte) error {
 }
 
 // Close closes the client's output before the connection: once the
-// forwarder reads the connection's end, this core writes no more.
+// forwarder reads the connection's end, this core writes no more. A
+// write after Close fails and touches neither the output nor the ring.
 func (a *answerConn) Close() error {
 	a.closeOnce.Do(func() {
 		a.wmu.Lock()
+		a.closed = true
 		_ = a.out.Close()
-		a.wmu.Unlock()
 		a.unmap()
+		a.wmu.Unlock()
 	})
 	return a.Conn.Close()
 }

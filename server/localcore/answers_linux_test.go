@@ -308,3 +308,53 @@ func TestForwarderEscapesControl(t *testing.T) {
 		t.Errorf("the core got %q (%v)", got, err)
 	}
 }
+
+// TestAnswerConnWriteAfterClose: an answer written after the connection
+// closed (a call that outlived its session) fails, without touching the
+// unmapped ring or the closed output.
+func TestAnswerConnWriteAfterClose(t *testing.T) {
+	a, _ := newTestAnswers(t)
+	fc, cc := socketPair(t)
+	if err := sendAnswers(fc, a); err != nil {
+		t.Fatal(err)
+	}
+	out, r, unmap, err := recvAnswers(cc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ac := newAnswerConn(cc, bufio.NewReader(&pieces{parts: []string{string(controlLine(0, "n1")) + "{}\n"}}), out, r, unmap)
+	if _, err := io.ReadAll(ac); err != nil {
+		t.Fatal(err)
+	}
+	ac.Close()
+	if _, err := ac.Write([]byte(`{"jsonrpc":"2.0","id":1,"result":{}}` + "\n")); err == nil {
+		t.Error("a write after Close succeeded")
+	}
+	if a.ring.isWritten(0) {
+		t.Error("the ring was marked after Close")
+	}
+}
+
+// TestAnswerConnBoundsSeqs: the seqs of requests never answered (a
+// client may cancel them) do not grow past maxSeqs.
+func TestAnswerConnBoundsSeqs(t *testing.T) {
+	a, _ := newTestAnswers(t)
+	var b strings.Builder
+	for i := range maxSeqs + 10 {
+		b.Write(controlLine(uint64(i), "n"+strconv.Itoa(i)))
+		b.WriteString("{}\n")
+	}
+	out, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, cc := socketPair(t)
+	ac := newAnswerConn(cc, bufio.NewReader(strings.NewReader(b.String())), out, a.ring, func() {})
+	defer ac.Close()
+	if _, err := io.ReadAll(ac); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(ac.seqs); n > maxSeqs || n == 0 {
+		t.Errorf("%d seqs remembered, want at most %d", n, maxSeqs)
+	}
+}
