@@ -192,8 +192,8 @@ func (f *Forwarder) send(line []byte) {
 			if f.direct {
 				f.held += len(line)
 				f.prune()
-				line = append(controlLine(fl.seq, key), line...)
 			}
+			line = f.wire(key, fl)
 		}
 	}
 	c := f.conn
