@@ -107,15 +107,10 @@ func socketPair(t *testing.T) (client, core *net.UnixConn) {
 	return client, core
 }
 
-// TestAnswerConn: the core's side of a connection reads the requests
-// without their control lines (a request may arrive in pieces; a long id
-// is named by its digest), writes
-// answers to the client's output passed over the socket, marking those of
-// numbered requests in the ring, and sends the answer to a replayed
-// initialize back over the socket.
-func TestAnswerConn(t *testing.T) {
-	a, clientOut := newTestAnswers(t)
-	fc, cc := socketPair(t)
+// handOver passes a's output and ring from fc to cc as a forwarder does
+// after its hello, and returns what the core's side received.
+func handOver(t *testing.T, a *Answers, fc, cc *net.UnixConn) (*os.File, *ring, func()) {
+	t.Helper()
 	if err := sendAnswers(fc, a); err != nil {
 		t.Fatal(err)
 	}
@@ -123,6 +118,18 @@ func TestAnswerConn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return out, r, unmap
+}
+
+// TestAnswerConn: the core's side of a connection reads the requests
+// without their control lines (a request may arrive in pieces; a long id
+// is named by its digest), writes answers to the client's output passed
+// over the socket, marking those of numbered requests in the ring, and
+// sends the answer to a replayed initialize back over the socket.
+func TestAnswerConn(t *testing.T) {
+	a, clientOut := newTestAnswers(t)
+	fc, cc := socketPair(t)
+	out, r, unmap := handOver(t, a, fc, cc)
 	req1 := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"note"}}` + "\n"
 	note := `{"jsonrpc":"2.0","method":"notifications/initialized"}` + "\n"
 	req2 := `{"jsonrpc":"2.0","id":"x y","method":"ping"}` + "\n"
@@ -315,13 +322,7 @@ func TestForwarderEscapesControl(t *testing.T) {
 func TestAnswerConnWriteAfterClose(t *testing.T) {
 	a, _ := newTestAnswers(t)
 	fc, cc := socketPair(t)
-	if err := sendAnswers(fc, a); err != nil {
-		t.Fatal(err)
-	}
-	out, r, unmap, err := recvAnswers(cc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	out, r, unmap := handOver(t, a, fc, cc)
 	ac := newAnswerConn(cc, bufio.NewReader(&pieces{parts: []string{string(controlLine(0, "n1")) + "{}\n"}}), out, r, unmap)
 	if _, err := io.ReadAll(ac); err != nil {
 		t.Fatal(err)
