@@ -54,7 +54,6 @@ const ringBytes = 2 * ringSlots * 8
 // seq%ringSlots, the seq+1 whose answer the core began writing and the
 // seq+1 whose answer it wrote.
 type ring struct {
-	mem     []byte // the shared mapping
 	writing *[ringSlots]atomic.Uint64
 	written *[ringSlots]atomic.Uint64
 }

@@ -57,7 +57,7 @@ func mapRing(f *os.File) (*ring, func(), error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("localcore: mapping the answer ring: %w", err)
 	}
-	r := &ring{mem: mem}
+	r := &ring{}
 	r.writing = (*[ringSlots]atomic.Uint64)(unsafe.Pointer(&mem[0]))
 	r.written = (*[ringSlots]atomic.Uint64)(unsafe.Pointer(&mem[ringBytes/2]))
 	return r, func() { _ = unix.Munmap(mem) }, nil
