@@ -182,11 +182,12 @@ func (s *stream) readFrame() ([]byte, error) {
 		if s.resync {
 			// The rest of a frame whose length was ambiguous: skip it,
 			// already answered, up to the next Content-Length header.
-			if !strings.Contains(strings.ToLower(line), "content-length:") {
+			i := indexContentLength(line)
+			if i < 0 {
 				continue
 			}
 			s.resync = false
-			line = line[strings.Index(strings.ToLower(line), "content-length:"):]
+			line = line[i:]
 		}
 		lines++
 		if lines > maxHeaderLines {
@@ -198,7 +199,7 @@ func (s *stream) readFrame() ([]byte, error) {
 			continue
 		}
 		// Resynchronise after junk: a header that starts mid-line.
-		if i := strings.Index(strings.ToLower(line), "content-length:"); i > 0 {
+		if i := indexContentLength(line); i > 0 {
 			bad = fmt.Sprintf("%d bytes of junk before a header", i)
 			line = line[i:]
 		}
@@ -378,4 +379,28 @@ func clip(s string, n int) string {
 		return s[:n] + "…"
 	}
 	return s
+}
+
+// indexContentLength returns the byte offset in line of a Content-Length
+// header's name, in any case, or -1. It folds ASCII letters only, so the
+// offset holds in line itself (strings.ToLower may change the length of
+// a line that is not valid UTF-8).
+func indexContentLength(line string) int {
+	const name = "content-length:"
+	for i := 0; i+len(name) <= len(line); i++ {
+		j := 0
+		for ; j < len(name); j++ {
+			c := line[i+j]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != name[j] {
+				break
+			}
+		}
+		if j == len(name) {
+			return i
+		}
+	}
+	return -1
 }
