@@ -22,6 +22,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/coditect/coditect/internal/testbin"
 	"github.com/coditect/coditect/server/localcore"
 	"github.com/coditect/coditect/storage/agent"
 	"github.com/coditect/coditect/storage/audit"
@@ -448,7 +449,7 @@ func coreKilledMidStream(t *testing.T, e *coreTestEnv, direct bool) {
 func TestCoreControlLookalike(t *testing.T) {
 	e := newCoreEnv(t)
 	cmd, stderr := e.mcp(t, "30s", "--tenant", "acme")
-	stdin, stdout := startPiped(t, cmd)
+	stdin, stdout := testbin.StartPiped(t, cmd)
 	defer cmd.Wait()
 	defer stdin.Close()
 	_, err := io.WriteString(stdin, strings.Join([]string{

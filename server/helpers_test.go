@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
-	"os/exec"
 	"slices"
 	"strings"
 	"sync"
@@ -27,23 +25,6 @@ const (
 
 // coreTools are the tools of the default toolset.
 var coreTools = []string{"audit_query", "note", "session_end", "session_list", "session_start", "whoami"}
-
-// startPiped starts cmd with pipes to its stdin and from its stdout.
-func startPiped(t *testing.T, cmd *exec.Cmd) (io.WriteCloser, io.ReadCloser) {
-	t.Helper()
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	return stdin, stdout
-}
 
 func testContext(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

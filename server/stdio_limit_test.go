@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coditect/coditect/internal/testbin"
 )
 
 // A 100 MB line on stdin is answered with a JSON-RPC error (with its id)
@@ -18,7 +20,7 @@ import (
 func TestStdioOversizedLineRefused(t *testing.T) {
 	e := newStdioEnv(t)
 	cmd, stderr := e.command(t, nil, "--tenant", "acme")
-	stdin, stdout := startPiped(t, cmd)
+	stdin, stdout := testbin.StartPiped(t, cmd)
 	defer func() {
 		stdin.Close()
 		if err := cmd.Wait(); err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/coditect/coditect/internal/testbin"
 	"github.com/coditect/coditect/server"
 	"github.com/coditect/coditect/storage"
 	"github.com/coditect/coditect/storage/audit"
@@ -127,7 +128,7 @@ func TestStdioOnlyProtocolOnStdout(t *testing.T) {
 			args = append(args, "--log-file", logFile)
 		}
 		cmd, stderr := e.command(t, nil, args...)
-		stdin, stdout := startPiped(t, cmd)
+		stdin, stdout := testbin.StartPiped(t, cmd)
 		lines := make(chan string)
 		go func() {
 			defer close(lines)

@@ -79,17 +79,8 @@ func startNode(t testing.TB, ctx context.Context, node, dir string, env []string
 	cmd.Env = env
 	p := &nodeProc{t: t, script: filepath.Base(script), cmd: cmd, lines: make(chan string, 256), stderr: &lockedBuffer{}}
 	cmd.Stderr = p.stderr
-	var err error
-	if p.stdin, err = cmd.StdinPipe(); err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	var stdout io.ReadCloser
+	p.stdin, stdout = testbin.StartPiped(t, cmd)
 	go func() {
 		defer close(p.lines)
 		sc := bufio.NewScanner(stdout)

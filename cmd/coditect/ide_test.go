@@ -59,19 +59,10 @@ func startIDE(t *testing.T, bin, store, ws string, args ...string) *ideProc {
 // cleanup kills it if it still runs.
 func driveIDE(t *testing.T, cmd *exec.Cmd) *ideProc {
 	t.Helper()
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &ideProc{t: t, cmd: cmd, stdin: stdin, frames: make(chan map[string]any, 1024), stderr: &bytes.Buffer{}, junk: make(chan string, 1)}
+	p := &ideProc{t: t, cmd: cmd, frames: make(chan map[string]any, 1024), stderr: &bytes.Buffer{}, junk: make(chan string, 1)}
 	cmd.Stderr = p.stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	stdin, stdout := testbin.StartPiped(t, cmd)
+	p.stdin = stdin
 	t.Cleanup(func() {
 		if cmd.ProcessState == nil {
 			_ = cmd.Process.Kill()

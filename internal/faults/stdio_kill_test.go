@@ -211,19 +211,10 @@ func startIDE(t *testing.T, storeURL, ws string) *ideSession {
 func spawnIDE(t *testing.T, cmd *exec.Cmd, ws string, messages chan map[string]any) *ideSession {
 	t.Helper()
 	cmd.Dir = ws
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &ideSession{t: t, cmd: cmd, stdin: stdin, frames: make(chan map[string]any, 1024), stderr: &syncBuffer{}}
+	p := &ideSession{t: t, cmd: cmd, frames: make(chan map[string]any, 1024), stderr: &syncBuffer{}}
 	cmd.Stderr = p.stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	stdin, stdout := testbin.StartPiped(t, cmd)
+	p.stdin = stdin
 	t.Cleanup(func() {
 		if cmd.ProcessState == nil {
 			_ = cmd.Process.Kill()
