@@ -105,6 +105,10 @@ var resentPattern = regexp.MustCompile(`connected to a new local core.* resent=(
 // directly.
 var directPattern = regexp.MustCompile(`serving MCP on stdio through the local core.* answers_directly=true`)
 
+// readsPattern is the log line of a forwarder whose core reads its
+// client's input itself.
+var readsPattern = regexp.MustCompile(`serving MCP on stdio through the local core.* reads_input=true`)
+
 // forwardedTo is the pid of the core a coditect mcp said it forwards to.
 func forwardedTo(t *testing.T, stderr *syncBuffer) int {
 	t.Helper()
@@ -323,16 +327,19 @@ func TestCoreRefusesBadToken(t *testing.T) {
 // once, and the next call works: with the core answering the client
 // directly (on Linux) and with the forwarder relaying its answers.
 func TestCoreKilledMidStream(t *testing.T) {
-	for _, answers := range []string{"direct", "relay"} {
+	for _, answers := range []string{"direct", "answers", "relay"} {
 		t.Run(answers, func(t *testing.T) {
 			e := newCoreEnv(t)
 			e.env = []string{"CODITECT_CORE_ANSWERS=" + answers}
-			coreKilledMidStream(t, e, answers == "direct" && runtime.GOOS == "linux")
+			linux := runtime.GOOS == "linux"
+			coreKilledMidStream(t, e, answers != "relay" && linux, answers == "direct" && linux)
 		})
 	}
 }
 
-func coreKilledMidStream(t *testing.T, e *coreTestEnv, direct bool) {
+// coreKilledMidStream: direct, the cores answer the client themselves;
+// reads, they read its input too.
+func coreKilledMidStream(t *testing.T, e *coreTestEnv, direct, reads bool) {
 	cmd, stderr := e.mcp(t, "30s", "--tenant", "acme", "--user", "alice")
 	c := connect(t, &mcp.CommandTransport{Command: cmd}, "stream", eraLegacy)
 	first := forwardedTo(t, stderr)
@@ -434,6 +441,9 @@ func coreKilledMidStream(t *testing.T, e *coreTestEnv, direct bool) {
 	if n := len(directPattern.FindAllString(log, -1)); direct && n != kills+1 || !direct && n != 0 {
 		t.Errorf("%d of %d cores answered the client directly (want all: %v): %s", n, kills+1, direct, log)
 	}
+	if n := len(readsPattern.FindAllString(log, -1)); reads && n != kills+1 || !reads && n != 0 {
+		t.Errorf("%d of %d cores read the client's input (want all: %v): %s", n, kills+1, reads, log)
+	}
 	t.Logf("%d acknowledged, %d with an unknown outcome, %d kills", len(acked), unknown, kills)
 	c.ok("whoami", map[string]any{})
 	if forwardedTo(t, stderr) != first {
@@ -492,15 +502,15 @@ func TestCoreControlLookalike(t *testing.T) {
 	}
 }
 
-// TestCoreAnswersSetting: $CODITECT_CORE_ANSWERS other than direct or
-// relay is refused with a clear error before anything is served.
+// TestCoreAnswersSetting: $CODITECT_CORE_ANSWERS other than direct,
+// answers or relay is refused with a clear error before anything is served.
 func TestCoreAnswersSetting(t *testing.T) {
 	e := newCoreEnv(t)
 	e.env = []string{"CODITECT_CORE_ANSWERS=sometimes"}
 	cmd, stderr := e.mcp(t, "30s", "--tenant", "acme")
 	cmd.Stdin = strings.NewReader("")
 	out, err := cmd.Output()
-	if err == nil || len(out) != 0 || !strings.Contains(stderr.String(), `CODITECT_CORE_ANSWERS="sometimes": want direct or relay`) {
+	if err == nil || len(out) != 0 || !strings.Contains(stderr.String(), `CODITECT_CORE_ANSWERS="sometimes": want direct, answers or relay`) {
 		t.Errorf("exit %v, stdout %q, stderr %q", err, out, stderr.String())
 	}
 }

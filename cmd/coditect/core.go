@@ -209,18 +209,42 @@ func forwardMCP(ctx context.Context, cmd *cobra.Command, u string, m server.Core
 	if err != nil {
 		return err
 	}
-	// The core writes its answers to the client itself where the
-	// platform allows it; elsewhere (or when told to) the forwarder relays
-	// them.
+	retry, err := server.CoreTools(m)
+	if err != nil {
+		return err
+	}
+	limit, err := server.MaxStdioMessage(m)
+	if err != nil {
+		return err
+	}
+	instance := newInstanceID()
+	hello.Instance = instance
+	for name, r := range retry {
+		if r.Keyed {
+			hello.Keyed = append(hello.Keyed, name)
+		}
+	}
+	slices.Sort(hello.Keyed)
+	// The core writes its answers to the client itself, and reads the
+	// client's requests itself, where the platform allows it; elsewhere
+	// (or when told to) the forwarder relays them.
+	stdin := server.PollableStdin()
 	var answers *localcore.Answers
 	switch v := os.Getenv(coreAnswersEnv); v {
-	case "", "direct":
+	case "", "direct", "answers":
 		if answers, err = localcore.NewAnswers(proto); err != nil {
 			logger.Debug("relaying the core's answers", "err", err)
+			break
+		}
+		// Only a pipe or socket can be read by the core and stopped.
+		if v != "answers" && stdin != os.Stdin {
+			if err := answers.WithInput(stdin, limit); err != nil {
+				logger.Debug("relaying the client's requests", "err", err)
+			}
 		}
 	case "relay":
 	default:
-		return fmt.Errorf("$%s=%q: want direct or relay", coreAnswersEnv, v)
+		return fmt.Errorf("$%s=%q: want direct, answers or relay", coreAnswersEnv, v)
 	}
 	hello = hello.WithAnswers(answers)
 	connect := func(ctx context.Context) (net.Conn, error) {
@@ -228,7 +252,7 @@ func forwardMCP(ctx context.Context, cmd *cobra.Command, u string, m server.Core
 		defer cancel()
 		c, r, err := localcore.Connect(cctx, paths, hello, argv, env)
 		if err == nil {
-			logger.Info("serving MCP on stdio through the local core", "store", u, "socket", paths.Socket, "core_pid", r.PID, "pid", os.Getpid(), "answers_directly", localcore.AnswersDirectly(c))
+			logger.Info("serving MCP on stdio through the local core", "store", u, "socket", paths.Socket, "core_pid", r.PID, "pid", os.Getpid(), "answers_directly", localcore.AnswersDirectly(c), "reads_input", localcore.ReadsDirectly(c))
 		}
 		return c, err
 	}
@@ -242,24 +266,14 @@ func forwardMCP(ctx context.Context, cmd *cobra.Command, u string, m server.Core
 	case err != nil:
 		return fmt.Errorf("%w: %v", errServeDirectly, err)
 	}
-	retry, err := server.CoreTools(m)
-	if err != nil {
-		c.Close()
-		return err
-	}
-	limit, err := server.MaxStdioMessage(m)
-	if err != nil {
-		c.Close()
-		return err
-	}
 	relayOnly()
 	out := localcore.LineWriter(proto)
 	f := &localcore.Forwarder{
-		In:       server.LimitLines(server.PollableStdin(), out, limit, logger),
+		In:       server.LimitLines(stdin, out, limit, logger),
 		Out:      out,
 		Connect:  connect,
 		Tools:    retry,
-		Instance: newInstanceID(),
+		Instance: instance,
 		Logger:   logger,
 		Answers:  answers,
 	}

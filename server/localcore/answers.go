@@ -8,12 +8,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Direct answers. A forwarder relays its client's requests to the core,
@@ -87,7 +89,17 @@ type Answers struct {
 	out      *os.File
 	ringFile *os.File
 	ring     *ring
+
+	// When the cores may also read the client's input (WithInput): the
+	// input, the request journal (journal.go) and its file.
+	in       *os.File
+	jfile    *os.File
+	journal  *journal
+	selfRead atomic.Bool // the forwarder reads the input itself now
 }
+
+// offersInput reports whether a core may read the client's input.
+func (a *Answers) offersInput() bool { return a != nil && a.in != nil && !a.selfRead.Load() }
 
 // replayPrefix begins the id of the initialize a forwarder replays to a
 // new core: its answer goes back over the socket, not to the client.
@@ -160,6 +172,67 @@ type answerConn struct {
 	wmu       sync.Mutex // whole lines to the client's output; closed
 	closed    bool       // the output closed and the ring unmapped
 	closeOnce sync.Once
+
+	// When the core reads the client's input (readInput): the input, the
+	// journal and the keyer, and the intake once the forwarder has sent
+	// what it had ("@in").
+	inFile   *os.File
+	journal  *journal
+	keyer    keyer
+	intake   *intake
+	answered chan struct{} // an answer was written
+	stop     chan struct{} // closed when the core stops reading the input
+	stopOnce sync.Once
+}
+
+// inControl is the control line after which the core reads the client's
+// input itself: the forwarder has sent everything it had.
+const inControl = "@in"
+
+// readInput makes the core read the client's input in itself, through
+// the journal j, once the forwarder says so (inControl).
+func (a *answerConn) readInput(in *os.File, j *journal, k keyer) {
+	a.inFile, a.journal, a.keyer = in, j, k
+	a.answered = make(chan struct{}, 1)
+	a.stop = make(chan struct{})
+}
+
+// stopInput stops the core's reading of the client's input.
+func (a *answerConn) stopInput() {
+	a.stopOnce.Do(func() {
+		close(a.stop)
+		_ = a.inFile.SetReadDeadline(time.Unix(1, 0))
+	})
+}
+
+// startIntake begins reading the client's input. The forwarder sends
+// nothing more on the connection: its end, or anything, means the
+// forwarder has gone, and the core stops reading the input. a.rmu is held.
+func (a *answerConn) startIntake() {
+	a.intake = newIntake(a.journal, a.inFile, a.ring, a.keyer, a.remember, a.answered, a.stop)
+	go func() {
+		_, _ = a.in.ReadByte()
+		a.stopInput()
+	}()
+}
+
+func (a *answerConn) remember(key string, seq uint64) {
+	a.mu.Lock()
+	if len(a.seqs) >= maxSeqs {
+		clear(a.seqs)
+	}
+	a.seqs[key] = seq
+	a.mu.Unlock()
+}
+
+// readIntake reads the client's input; its end, or the core stopping,
+// ends it as the end of input.
+func (a *answerConn) readIntake(p []byte) (int, error) {
+	n, err := a.intake.Read(p)
+	if err != nil && (errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, os.ErrClosed)) {
+		err = io.EOF
+	}
+	return n, err
 }
 
 // maxSeqs bounds the seqs a connection remembers: requests a client
@@ -179,6 +252,9 @@ func (a *answerConn) Read(p []byte) (int, error) {
 	if a.readErr != nil {
 		return 0, a.readErr
 	}
+	if a.intake != nil {
+		return a.readIntake(p)
+	}
 	for !a.midLine {
 		b, err := a.in.Peek(1)
 		if err != nil {
@@ -196,17 +272,16 @@ func (a *answerConn) Read(p []byte) (int, error) {
 		if err != nil {
 			return 0, err
 		}
+		if string(bytes.TrimSuffix(line, []byte("\n"))) == inControl && a.journal != nil {
+			a.startIntake()
+			return a.readIntake(p)
+		}
 		seq, key, err := parseControl(bytes.TrimSuffix(line, []byte("\n")))
 		if err != nil {
 			a.readErr = err
 			return 0, err
 		}
-		a.mu.Lock()
-		if len(a.seqs) >= maxSeqs {
-			clear(a.seqs)
-		}
-		a.seqs[key] = seq
-		a.mu.Unlock()
+		a.remember(key, seq)
 	}
 	// Up to the end of the request line, which may take several reads.
 	if buffered := a.in.Buffered(); buffered == 0 {
@@ -271,20 +346,40 @@ func (a *answerConn) writeLine(line []byte) error {
 	}
 	if numbered {
 		a.ring.end(seq)
+		if a.answered != nil {
+			select {
+			case a.answered <- struct{}{}:
+			default:
+			}
+		}
 	}
 	return nil
 }
 
-// Close closes the client's output before the connection: once the
-// forwarder reads the connection's end, this core writes no more. A
-// write after Close fails and touches neither the output nor the ring.
+// Close closes the client's output, and stops reading its input, before
+// the connection: once the forwarder reads the connection's end, this
+// core writes no more, to the output, the ring or the journal. A write
+// after Close fails and touches neither the output nor the ring.
 func (a *answerConn) Close() error {
 	a.closeOnce.Do(func() {
+		if a.stop != nil {
+			a.stopInput()
+		}
+		// A Read in progress returns; the next fails.
+		_ = a.Conn.SetReadDeadline(time.Unix(1, 0))
+		a.rmu.Lock()
+		if a.readErr == nil {
+			a.readErr = net.ErrClosed
+		}
 		a.wmu.Lock()
 		a.closed = true
 		_ = a.out.Close()
+		if a.inFile != nil {
+			_ = a.inFile.Close()
+		}
 		a.unmap()
 		a.wmu.Unlock()
+		a.rmu.Unlock()
 	})
 	return a.Conn.Close()
 }

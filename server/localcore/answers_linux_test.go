@@ -111,14 +111,14 @@ func socketPair(t *testing.T) (client, core *net.UnixConn) {
 // after its hello, and returns what the core's side received.
 func handOver(t *testing.T, a *Answers, fc, cc *net.UnixConn) (*os.File, *ring, func()) {
 	t.Helper()
-	if err := sendAnswers(fc, a); err != nil {
+	if err := sendAnswers(fc, a, false); err != nil {
 		t.Fatal(err)
 	}
-	out, r, unmap, err := recvAnswers(cc)
+	p, err := recvAnswers(cc, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return out, r, unmap
+	return p.out, p.ring, p.unmap
 }
 
 // TestAnswerConn: the core's side of a connection reads the requests
@@ -295,7 +295,7 @@ func TestRecvAnswersRefused(t *testing.T) {
 			if _, _, err := fc.WriteMsgUnix([]byte{0}, oob, nil); err != nil {
 				t.Fatal(err)
 			}
-			if _, _, _, err := recvAnswers(cc); err == nil || !strings.Contains(err.Error(), "descriptors") {
+			if _, err := recvAnswers(cc, false); err == nil || !strings.Contains(err.Error(), "descriptors") {
 				t.Errorf("recvAnswers: %v, want a refusal", err)
 			}
 		})

@@ -39,6 +39,7 @@ func Dial(ctx context.Context, paths Paths, h Hello) (net.Conn, Reply, error) {
 		_ = c.SetDeadline(time.Now().Add(helloTimeout))
 	}
 	h.V = Version
+	h.Reads = h.answers.offersInput()
 	if err := writeLine(c, h); err != nil {
 		c.Close()
 		return nil, Reply{}, fmt.Errorf("%w (hello not sent: %v)", ErrNoCore, err)
@@ -56,13 +57,14 @@ func Dial(ctx context.Context, paths Paths, h Hello) (net.Conn, Reply, error) {
 		return nil, r, &RefusedError{Reason: r.Error, Direct: r.Direct}
 	}
 	direct := r.Answers && h.answers != nil
+	reads := direct && r.Reads && h.Reads
 	if direct {
-		if err := sendAnswers(c, h.answers); err != nil {
+		if err := sendAnswers(c, h.answers, reads); err != nil {
 			c.Close()
 			return nil, Reply{}, fmt.Errorf("%w (client output not passed: %v)", ErrNoCore, err)
 		}
 	}
-	return &bufferedConn{Conn: c, r: br, answers: direct}, r, nil
+	return &bufferedConn{Conn: c, r: br, answers: direct, reads: reads}, r, nil
 }
 
 // Ready messages a core writes to its ready pipe.

@@ -76,6 +76,14 @@ type Forwarder struct {
 	inited                      []byte // the client's notifications/initialized
 	inputEnd                    bool
 	restarts                    int
+	// reads: the current core reads the client's input itself (see
+	// journal.go); readingSelf: the forwarder does (always, once it has).
+	reads, readingSelf bool
+	// partial is the line a core that read the input left unfinished,
+	// and skip says it continues a line too long to keep.
+	partial []byte
+	skip    bool
+	input   chan error // the end of the forwarder's own reading
 }
 
 type inflight struct {
@@ -112,16 +120,23 @@ func (f *Forwarder) Run(ctx context.Context, c net.Conn) error {
 	}
 	f.conn = c
 	f.direct = f.Answers != nil && AnswersDirectly(c)
+	f.reads = f.direct && ReadsDirectly(c)
 	f.pending = map[string]*inflight{}
 	f.pruneAt, f.pruneAtBytes = minPruneAt, minPruneBytes
 	out := &lineWriter{w: f.Out} // the forwarder's own writes in order
+	f.input = make(chan error, 1)
+	f.mu.Lock()
+	if f.reads {
+		_, _ = c.Write([]byte(inControl + "\n"))
+	} else {
+		f.readSelf(out)
+	}
+	f.mu.Unlock()
 	done := make(chan error, 1)
 	go func() { done <- f.fromCore(ctx, out) }()
-	input := make(chan error, 1)
-	go func() { input <- f.fromClient(out) }()
 	var inErr, err error
 	select {
-	case inErr = <-input:
+	case inErr = <-f.input:
 		f.mu.Lock()
 		f.inputEnd = true
 		_ = closeWrite(f.conn)
@@ -146,10 +161,25 @@ func (f *Forwarder) Run(ctx context.Context, c net.Conn) error {
 	return err
 }
 
+// readSelf starts the forwarder's own reading of the client's input,
+// after the line a core that read it left unfinished. f.mu is held.
+func (f *Forwarder) readSelf(out *lineWriter) {
+	f.readingSelf = true
+	if f.Answers != nil {
+		f.Answers.selfRead.Store(true)
+	}
+	in := f.In
+	if len(f.partial) > 0 {
+		in = io.MultiReader(bytes.NewReader(f.partial), in)
+		f.partial = nil
+	}
+	go func() { f.input <- f.fromClient(in) }()
+}
+
 // fromClient sends the client's messages to the core, remembering the
 // requests in flight and the handshake.
-func (f *Forwarder) fromClient(out *lineWriter) error {
-	br := bufio.NewReaderSize(f.In, 64<<10)
+func (f *Forwarder) fromClient(in io.Reader) error {
+	br := bufio.NewReaderSize(in, 64<<10)
 	for {
 		line, err := br.ReadBytes('\n')
 		if len(line) > 0 { // blank lines too: the core answers them as a direct process does
@@ -185,7 +215,7 @@ func (f *Forwarder) send(line []byte) {
 			f.seq++
 			if m.Method == "tools/call" {
 				fl.tool = m.Params.Name
-				line, fl.keyed = f.withKey(line, m, key)
+				line, fl.keyed = f.keyer().line(line, m, key)
 			}
 			fl.line = line
 			f.pending[key] = fl
@@ -235,6 +265,56 @@ func (f *Forwarder) prune() {
 	f.pruneAt, f.pruneAtBytes = len(f.pending)+minPruneAt, f.held+minPruneBytes
 }
 
+// recoverInput takes from the journal of a core that read the client's
+// input what the forwarder needs to replace it (recoverJournal): the
+// requests it did not answer, the handshake, the unfinished line, and
+// whether the input ended. f.mu is held.
+func (f *Forwarder) recoverInput() {
+	rec := recoverJournal(f.Answers.journal)
+	r := f.Answers.ring
+	for _, l := range rec.lines {
+		var m message
+		if json.Unmarshal(l.line, &m) != nil {
+			continue
+		}
+		switch m.Method {
+		case "initialize":
+			f.init = l.line
+		case "notifications/initialized":
+			f.inited = l.line
+		}
+		key := idKey(m.ID)
+		if key == "" || m.Method == "" || r.isWritten(l.seq) {
+			continue
+		}
+		fl := &inflight{seq: l.seq, line: l.line}
+		if m.Method == "tools/call" {
+			fl.tool = m.Params.Name
+			fl.line, fl.keyed = f.keyer().line(l.line, m, key)
+		}
+		f.pending[key] = fl
+	}
+	f.partial, f.skip = rec.partial, rec.skip
+	f.seq = max(f.seq, rec.next)
+	f.inputEnd = f.inputEnd || rec.eof
+	f.reads = false
+}
+
+// unanswered is how many requests sent are not answered yet. f.mu is
+// held.
+func (f *Forwarder) unanswered() int {
+	if !f.direct {
+		return len(f.pending)
+	}
+	n := 0
+	for _, fl := range f.pending {
+		if !f.Answers.ring.isWritten(fl.seq) {
+			n++
+		}
+	}
+	return n
+}
+
 // settle drops the pending requests the dead core answered directly, and
 // ends with a newline an answer it may have left half written, before the
 // forwarder writes anything else to the client. f.mu is held.
@@ -268,12 +348,36 @@ func (f *Forwarder) wire(key string, fl *inflight) []byte {
 	return append(controlLine(fl.seq, key), fl.line...)
 }
 
-// withKey returns the tools/call line with an idempotency_key when the
+// keyer adds idempotency keys: a forwarder to the calls it sends, a core
+// that reads the client's input itself (intake) to the calls it reads,
+// the same keys for the same calls.
+type keyer struct {
+	// keyed reports whether a tool takes an idempotency_key.
+	keyed func(tool string) bool
+	// instance tells this forwarder's keys from others'.
+	instance string
+}
+
+// newKeyer returns the keyer of a forwarder whose Instance is instance and
+// whose keyed tools are keyed (Hello.Keyed).
+func newKeyer(instance string, keyed []string) keyer {
+	set := make(map[string]bool, len(keyed))
+	for _, t := range keyed {
+		set[t] = true
+	}
+	return keyer{keyed: func(t string) bool { return set[t] }, instance: instance}
+}
+
+func (f *Forwarder) keyer() keyer {
+	return keyer{keyed: func(t string) bool { return f.Tools[t].Keyed }, instance: f.Instance}
+}
+
+// line returns the tools/call line with an idempotency_key when the
 // tool is keyed and the call has none, and whether the call has a key.
 // The line is rebuilt from its parsed members, in their order of the
 // JSON-RPC specification, the key first among the arguments.
-func (f *Forwarder) withKey(line []byte, m message, key string) ([]byte, bool) {
-	if !f.Tools[m.Params.Name].Keyed {
+func (k keyer) line(line []byte, m message, key string) ([]byte, bool) {
+	if k.keyed == nil || !k.keyed(m.Params.Name) {
 		return line, false
 	}
 	var args struct {
@@ -290,8 +394,8 @@ func (f *Forwarder) withKey(line []byte, m message, key string) ([]byte, bool) {
 		return line, false
 	}
 	sum := sha256.Sum256([]byte(key))
-	k, _ := json.Marshal("core-" + f.Instance + "-" + hex.EncodeToString(sum[:12]))
-	a := append(append([]byte(`{"idempotency_key":`), k...), '}')
+	kv, _ := json.Marshal("core-" + k.instance + "-" + hex.EncodeToString(sum[:12]))
+	a := append(append([]byte(`{"idempotency_key":`), kv...), '}')
 	if rest := bytes.TrimSpace(m.Params.Arguments); len(rest) > 2 && rest[0] == '{' && !bytes.Equal(bytes.TrimSpace(rest[1:]), []byte("}")) {
 		// A non-empty object (not null, not {}): its members after the key.
 		a = append(append(a[:len(a)-1], ','), rest[1:]...)
@@ -410,7 +514,10 @@ func (f *Forwarder) fromCore(ctx context.Context, out *lineWriter) error {
 			}
 		}
 		f.mu.Lock()
-		end := f.inputEnd
+		if f.reads {
+			f.recoverInput()
+		}
+		end := f.inputEnd && f.unanswered() == 0
 		f.mu.Unlock()
 		if end || ctx.Err() != nil {
 			return nil
@@ -473,6 +580,7 @@ func (f *Forwarder) replace(ctx context.Context, out *lineWriter) (*bufio.Reader
 	f.conn.Close()
 	f.conn = c
 	f.direct = f.Answers != nil && AnswersDirectly(c)
+	f.reads = f.direct && ReadsDirectly(c)
 	f.pruneAt, f.pruneAtBytes = minPruneAt, minPruneBytes
 	if f.inputEnd {
 		defer closeWrite(c) // after what is sent again below
@@ -488,10 +596,43 @@ func (f *Forwarder) replace(ctx context.Context, out *lineWriter) (*bufio.Reader
 	}
 	slices.SortFunc(order, func(a, b *inflight) int { return cmp.Compare(a.seq, b.seq) })
 	for _, fl := range order {
+		// A new seq: the old one's slot in the ring may be another's.
+		fl.seq = f.seq
+		f.seq++
 		_, _ = c.Write(f.wire(keys[fl], fl))
 	}
-	f.Logger.Info("connected to a new local core", "resent", len(order), "outcome_unknown", lost, "answers_directly", f.direct)
+	f.handInput(c, out)
+	f.Logger.Info("connected to a new local core", "resent", len(order), "outcome_unknown", lost, "answers_directly", f.direct, "reads_input", f.reads)
 	return br, nil
+}
+
+// handInput lets the new core c read the client's input when it agreed
+// to: the journal then holds the handshake and the unfinished line. A
+// core that does not read it leaves it to the forwarder. f.mu is held.
+func (f *Forwarder) handInput(c net.Conn, out *lineWriter) {
+	if f.inputEnd {
+		return
+	}
+	if f.reads {
+		var records []record
+		for _, l := range [][]byte{f.init, f.inited} {
+			if l != nil {
+				records = append(records, record{seq: f.seq, line: l})
+				f.seq++
+			}
+		}
+		// A handshake that does not fit beside the unfinished line (a
+		// client's initialize may be as long as a line may be) is not kept
+		// for a later core; a line that does not fit is skipped.
+		j := f.Answers.journal
+		_ = j.reset(records, f.partial, f.seq, f.skip) || j.reset(nil, f.partial, f.seq, f.skip) || j.reset(nil, nil, f.seq, true)
+		f.partial = nil
+		_, _ = c.Write([]byte(inControl + "\n"))
+		return
+	}
+	if !f.readingSelf {
+		f.readSelf(out)
+	}
 }
 
 // answerLost answers the calls in flight that cannot be sent to a new

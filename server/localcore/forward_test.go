@@ -20,7 +20,7 @@ func TestForwarderKeys(t *testing.T) {
 		if err := json.Unmarshal([]byte(line), &m); err != nil {
 			t.Fatal(err)
 		}
-		out, keyed := f.withKey([]byte(line), m, idKey(m.ID))
+		out, keyed := f.keyer().line([]byte(line), m, idKey(m.ID))
 		var got struct {
 			Params struct {
 				Arguments map[string]any `json:"arguments"`
@@ -138,7 +138,7 @@ func TestForwarderKeyKeepsTheRest(t *testing.T) {
 	if err := json.Unmarshal([]byte(line), &m); err != nil {
 		t.Fatal(err)
 	}
-	out, keyed := f.withKey([]byte(line), m, idKey(m.ID))
+	out, keyed := f.keyer().line([]byte(line), m, idKey(m.ID))
 	var got, want map[string]any
 	if err := json.Unmarshal(out, &got); err != nil || !keyed {
 		t.Fatalf("%s: %v (keyed %v)", out, err, keyed)

@@ -37,6 +37,15 @@ type Hello struct {
 	// passes its output and an answer ring, and the core writes its
 	// answers there (see answers.go). Set by WithAnswers.
 	Answers bool `json:"answers,omitempty"`
+	// Reads: with Answers, the client also passes its input and a request
+	// journal, and the core reads the input itself (see journal.go). Set
+	// by Dial when the Answers offer the input.
+	Reads bool `json:"reads,omitempty"`
+	// Instance and Keyed are how the client adds idempotency keys (the
+	// Forwarder's Instance, the tools its Tools say are keyed): a core
+	// that reads the input adds the same.
+	Instance string   `json:"instance,omitempty"`
+	Keyed    []string `json:"keyed,omitempty"`
 
 	answers *Answers
 }
@@ -59,6 +68,8 @@ type Reply struct {
 	// Answers: the core writes its answers to the client's output, which
 	// the client passes next (Hello.Answers).
 	Answers bool `json:"answers,omitempty"`
+	// Reads: the core reads the client's input too (Hello.Reads).
+	Reads bool `json:"reads,omitempty"`
 }
 
 // maxHello bounds a hello line (and a reply).
@@ -127,8 +138,9 @@ func readHello(r io.Reader) (*bufio.Reader, Hello, error) {
 type bufferedConn struct {
 	net.Conn
 	r *bufio.Reader
-	// answers: the core answers the client directly (Reply.Answers).
-	answers bool
+	// answers: the core answers the client directly (Reply.Answers);
+	// reads: it reads the client's input too (Reply.Reads).
+	answers, reads bool
 }
 
 // AnswersDirectly reports whether the core at the other end of c, a
@@ -136,6 +148,13 @@ type bufferedConn struct {
 func AnswersDirectly(c net.Conn) bool {
 	bc, ok := c.(*bufferedConn)
 	return ok && bc.answers
+}
+
+// ReadsDirectly reports whether the core at the other end of c, a
+// connection Dial returned, reads the client's input itself.
+func ReadsDirectly(c net.Conn) bool {
+	bc, ok := c.(*bufferedConn)
+	return ok && bc.reads
 }
 
 func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }

@@ -229,19 +229,23 @@ func serveConn(ctx context.Context, logger *slog.Logger, c net.Conn, open Opener
 		return
 	}
 	answers := h.Answers && answersSupported
-	if err := writeLine(c, Reply{OK: true, PID: os.Getpid(), Answers: answers}); err != nil {
+	reads := answers && h.Reads
+	if err := writeLine(c, Reply{OK: true, PID: os.Getpid(), Answers: answers, Reads: reads}); err != nil {
 		return
 	}
 	var conn net.Conn = &bufferedConn{Conn: c, r: br}
 	if answers {
 		// Nothing follows the hello until the reply: br holds nothing,
 		// and the byte carrying the descriptors is read from c itself.
-		out, r, unmap, err := recvAnswers(c)
+		p, err := recvAnswers(c, reads)
 		if err != nil {
 			logger.Warn("core connection without the client's output", "err", err)
 			return
 		}
-		ac := newAnswerConn(c, br, out, r, unmap)
+		ac := newAnswerConn(c, br, p.out, p.ring, p.unmap)
+		if reads {
+			ac.readInput(p.in, p.j, newKeyer(h.Instance, h.Keyed))
+		}
 		defer ac.Close()
 		// The client's output closes before the connection, also when
 		// the core stops.
