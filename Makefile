@@ -56,8 +56,10 @@ vsix:
 	sh ide/vscode/setup.sh npm
 	cd ide/vscode && npx --no-install tsc -p ./ && npx --no-install vsce package --skip-license --out ../../bin/coditect.vsix
 
+# The second line checks that the macOS build (and its tests) compiles.
 vet:
 	$(GO) vet $(PKGS)
+	GOOS=darwin $(GO) vet $(PKGS)
 
 # The second line runs the tests that compare storage/tuple with the
 # FoundationDB binding's tuple package, built without cgo.

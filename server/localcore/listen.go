@@ -10,8 +10,6 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // Listener is a core's socket: the store's core lock held, the socket
@@ -92,24 +90,17 @@ func (l *Listener) Close() error {
 	return err
 }
 
-// PeerUID returns the uid of the process at the other end of c
-// (SO_PEERCRED).
+// PeerUID returns the uid of the process at the other end of c.
 func PeerUID(c *net.UnixConn) (int, error) {
 	raw, err := c.SyscallConn()
 	if err != nil {
 		return -1, err
 	}
-	var cred *unix.Ucred
-	var cerr error
-	if err := raw.Control(func(fd uintptr) {
-		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
-	}); err != nil {
+	uid, cerr := -1, error(nil)
+	if err := raw.Control(func(fd uintptr) { uid, cerr = peerUID(int(fd)) }); err != nil {
 		return -1, err
 	}
-	if cerr != nil {
-		return -1, fmt.Errorf("localcore: SO_PEERCRED: %w", cerr)
-	}
-	return int(cred.Uid), nil
+	return uid, cerr
 }
 
 // CheckPeer refuses a connection whose peer is not of this user.
