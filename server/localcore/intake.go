@@ -141,6 +141,14 @@ func (t *intake) Read(p []byte) (int, error) {
 			continue
 		}
 		if err := t.fill(); err != nil {
+			if errors.Is(err, io.EOF) && !t.skip && t.scan < t.n && t.n < len(buf) {
+				// A last line without its newline ends with the input,
+				// as a forwarder ends it.
+				buf[t.n] = '\n'
+				t.n++
+				t.j.word(t.b, jLen).Store(uint64(t.n))
+				continue
+			}
 			return 0, err
 		}
 	}

@@ -268,6 +268,26 @@ func TestIntakeAfterReset(t *testing.T) {
 	}
 }
 
+// TestIntakeLastLine: a last line without its newline is handed on when
+// the input ends, ended as a forwarder ends it, and the journal says the
+// input ended.
+func TestIntakeLastLine(t *testing.T) {
+	e := newIntakeEnv(t, 4096)
+	go func() {
+		_, _ = io.WriteString(e.w, `{"jsonrpc":"2.0","id":4,"method":"ping"}`)
+		e.w.Close()
+	}()
+	if got := e.line(t); got != `{"jsonrpc":"2.0","id":4,"method":"ping"}`+"\n" {
+		t.Fatalf("last line %q", got)
+	}
+	if _, err := e.reader.ReadString('\n'); err != io.EOF {
+		t.Errorf("after the last line: %v, want EOF", err)
+	}
+	if rec := recoverJournal(e.a.journal); !rec.eof || len(rec.lines) != 1 || len(rec.partial) != 0 {
+		t.Errorf("recovered eof %v, %d lines, partial %q", rec.eof, len(rec.lines), rec.partial)
+	}
+}
+
 // TestIntakeStop: a core reading a client's input that writes nothing
 // stops when its forwarder goes, and when it closes the connection: the
 // input is read through the poller, and passing it did not make it block.
