@@ -21,7 +21,9 @@ type intakeEnv struct {
 	reader *bufio.Reader
 }
 
-func newIntakeEnv(t *testing.T, maxLine int) *intakeEnv {
+// journaledAnswers returns a forwarder's Answers whose client's input is
+// a pipe, and the pipe's other end.
+func journaledAnswers(t *testing.T, maxLine int) (*Answers, *os.File) {
 	t.Helper()
 	out, err := os.CreateTemp(t.TempDir(), "out")
 	if err != nil {
@@ -39,6 +41,12 @@ func newIntakeEnv(t *testing.T, maxLine int) *intakeEnv {
 	if err := a.WithInput(r, maxLine); err != nil {
 		t.Fatal(err)
 	}
+	return a, w
+}
+
+func newIntakeEnv(t *testing.T, maxLine int) *intakeEnv {
+	t.Helper()
+	a, w := journaledAnswers(t, maxLine)
 	e := &intakeEnv{a: a, w: w, seqs: map[string]uint64{}, stop: make(chan struct{})}
 	e.start()
 	return e
@@ -294,22 +302,7 @@ func TestIntakeLastLine(t *testing.T) {
 func TestIntakeStop(t *testing.T) {
 	for _, how := range []string{"forwarder gone", "core closes"} {
 		t.Run(how, func(t *testing.T) {
-			out, err := os.CreateTemp(t.TempDir(), "out")
-			if err != nil {
-				t.Fatal(err)
-			}
-			a, err := NewAnswers(out)
-			if err != nil {
-				t.Fatal(err)
-			}
-			r, w, err := os.Pipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer w.Close()
-			if err := a.WithInput(r, 4096); err != nil {
-				t.Fatal(err)
-			}
+			a, _ := journaledAnswers(t, 4096)
 			fc, cc := socketPair(t)
 			if err := sendAnswers(fc, a, true); err != nil {
 				t.Fatal(err)
