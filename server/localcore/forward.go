@@ -611,13 +611,19 @@ func (f *Forwarder) replace(ctx context.Context, out *lineWriter) (*bufio.Reader
 // core that does not read it leaves it to the forwarder. f.mu is held.
 func (f *Forwarder) handInput(c net.Conn, out *lineWriter) {
 	if f.inputEnd {
+		// Nothing to read: the core is sent only what was in flight, and
+		// the journal, which it never reads, is not recovered again.
+		f.reads = false
 		return
 	}
 	if f.reads {
 		var records []record
 		for _, l := range [][]byte{f.init, f.inited} {
 			if l != nil {
+				// Marked answered: these copies are for replaying to a
+				// later core, not requests in flight.
 				records = append(records, record{seq: f.seq, line: l})
+				f.Answers.ring.end(f.seq)
 				f.seq++
 			}
 		}
