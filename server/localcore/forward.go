@@ -389,10 +389,6 @@ func (k keyer) line(line []byte, m message, key string) ([]byte, bool) {
 	if args.Key != nil {
 		return line, string(args.Key) != "null"
 	}
-	var whole, params map[string]json.RawMessage
-	if json.Unmarshal(line, &whole) != nil || json.Unmarshal(whole["params"], &params) != nil {
-		return line, false
-	}
 	sum := sha256.Sum256([]byte(key))
 	kv, _ := json.Marshal("core-" + k.instance + "-" + hex.EncodeToString(sum[:12]))
 	a := append(append([]byte(`{"idempotency_key":`), kv...), '}')
@@ -400,9 +396,37 @@ func (k keyer) line(line []byte, m message, key string) ([]byte, bool) {
 		// A non-empty object (not null, not {}): its members after the key.
 		a = append(append(a[:len(a)-1], ','), rest[1:]...)
 	}
+	if out, ok := splice(line, m.Params.Arguments, a); ok {
+		return out, true
+	}
+	var whole, params map[string]json.RawMessage
+	if json.Unmarshal(line, &whole) != nil || json.Unmarshal(whole["params"], &params) != nil {
+		return line, false
+	}
 	params["arguments"] = a
 	whole["params"] = appendObject(nil, params, "name", "arguments")
 	return append(appendObject(nil, whole, "jsonrpc", "id", "method", "params"), '\n'), true
+}
+
+// splice returns line with its arguments object old, which it holds (as
+// json.Unmarshal gave it), replaced by new, when old is an object that
+// occurs in line only once: that occurrence is the arguments. The rest of
+// the line keeps its bytes; it ends with a newline. Rebuilding the line
+// instead cost the core 4 % of its CPU at 16 agents.
+func splice(line, old, new []byte) ([]byte, bool) {
+	if len(old) < 2 || old[0] != '{' {
+		return nil, false
+	}
+	i := bytes.Index(line, old)
+	if i < 0 || bytes.Contains(line[i+1:], old) {
+		return nil, false
+	}
+	out := make([]byte, 0, len(line)+len(new)-len(old)+1)
+	out = append(append(append(out, line[:i]...), new...), line[i+len(old):]...)
+	if out[len(out)-1] != '\n' {
+		out = append(out, '\n')
+	}
+	return out, true
 }
 
 // appendObject appends the JSON object of members (valid JSON values, as

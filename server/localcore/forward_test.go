@@ -155,3 +155,61 @@ func TestForwarderKeyKeepsTheRest(t *testing.T) {
 		t.Errorf("the request changed beyond its key:\n got %s\nwant %s", g, w)
 	}
 }
+
+// TestForwarderKeySplice: the key goes into the arguments in place,
+// leaving every other byte of the line as the client wrote it; when the
+// arguments' text occurs twice in the line, the line is rebuilt and the
+// key still lands in the arguments only.
+func TestForwarderKeySplice(t *testing.T) {
+	f := &Forwarder{Instance: "AAAA", Tools: map[string]ToolRetry{"note": {Keyed: true}}}
+	add := func(line string) string {
+		t.Helper()
+		var m message
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatal(err)
+		}
+		out, keyed := f.keyer().line([]byte(line), m, idKey(m.ID))
+		if !keyed {
+			t.Fatalf("%s: not keyed", line)
+		}
+		return string(out)
+	}
+	line := `{"method":"tools/call", "params":{"arguments":{"text":"x"},"name":"note"},"id":3,"jsonrpc":"2.0"}`
+	out := add(line)
+	i := strings.Index(out, `{"idempotency_key":"core-AAAA-`)
+	j := strings.Index(out[i:], `","text":"x"}`)
+	if i < 0 || j < 0 || out[:i]+`{"text":"x"}`+out[i+j+len(`","text":"x"}`):] != line+"\n" {
+		t.Errorf("spliced %s\nfrom %s", out, line)
+	}
+	twice := `{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"_meta":{"text":"x"},"name":"note","arguments":{"text":"x"}}}`
+	var got struct {
+		Params struct {
+			Meta      map[string]any `json:"_meta"`
+			Arguments map[string]any `json:"arguments"`
+		} `json:"params"`
+	}
+	if err := json.Unmarshal([]byte(add(twice)), &got); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := got.Params.Meta["idempotency_key"]; ok || got.Params.Arguments["idempotency_key"] == nil || got.Params.Arguments["text"] != "x" {
+		t.Errorf("arguments %v, _meta %v", got.Params.Arguments, got.Params.Meta)
+	}
+}
+
+// BenchmarkKeyerLine: adding the forwarder's key to a typical call, as a
+// core reading the client's input does for each keyed call.
+func BenchmarkKeyerLine(b *testing.B) {
+	k := newKeyer("AAAA", []string{"message_send"})
+	line := []byte(`{"method":"tools/call","params":{"name":"message_send","arguments":{"to":"ag_06H4JDZDTWH6P7QWP4PEMMZH3M","body":"agentbench message"},"_meta":{"progressToken":12}},"jsonrpc":"2.0","id":12}` + "\n")
+	var m message
+	if err := json.Unmarshal(line, &m); err != nil {
+		b.Fatal(err)
+	}
+	key := idKey(m.ID)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, keyed := k.line(line, m, key); !keyed {
+			b.Fatal("not keyed")
+		}
+	}
+}
