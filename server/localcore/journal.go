@@ -57,8 +57,13 @@ const recordHeader = 16
 // records of small requests and room to read.
 const journalSlack = 256 << 10
 
-// journalSize is the size of a journal whose lines are at most maxLine.
-func journalSize(maxLine int) int { return journalHeader + 2*(2*maxLine+journalSlack) }
+// journalSize is the size of a journal whose lines are at most maxLine;
+// its buffers are a multiple of 64 KiB, so that they begin on a page and
+// zeroing can hand their pages back.
+func journalSize(maxLine int) int {
+	const align = 64 << 10
+	return journalHeader + 2*((2*maxLine+journalSlack+align-1)&^(align-1))
+}
 
 // journal is a mapping of the request journal.
 type journal struct {

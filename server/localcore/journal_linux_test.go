@@ -336,3 +336,21 @@ func TestIntakeStop(t *testing.T) {
 		})
 	}
 }
+
+// TestJournalSize: a journal keeps lines of the length it was made for,
+// and its buffers begin on a page, so that zeroing one hands its pages
+// back to the system instead of writing zeros over them.
+func TestJournalSize(t *testing.T) {
+	for _, maxLine := range []int{1, 4096, 1<<20 + 64<<10 + 3} {
+		a, _ := journaledAnswers(t, maxLine)
+		j := a.journal
+		if j.maxLine() < maxLine {
+			t.Errorf("made for %d, keeps %d", maxLine, j.maxLine())
+		}
+		for b := range 2 {
+			if off := journalHeader + b*j.size; off%os.Getpagesize() != 0 {
+				t.Errorf("made for %d: buffer %d at %d", maxLine, b, off)
+			}
+		}
+	}
+}
