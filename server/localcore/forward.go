@@ -284,7 +284,7 @@ func (f *Forwarder) recoverInput() {
 			f.inited = l.line
 		}
 		key := idKey(m.ID)
-		if key == "" || m.Method == "" || r.isWritten(l.seq) {
+		if key == "" || m.Method == "" || l.answered || r.isWritten(l.seq) {
 			continue
 		}
 		fl := &inflight{seq: l.seq, line: l.line}
@@ -646,8 +646,7 @@ func (f *Forwarder) handInput(c net.Conn, out *lineWriter) {
 			if l != nil {
 				// Marked answered: these copies are for replaying to a
 				// later core, not requests in flight.
-				records = append(records, record{seq: f.seq, line: l})
-				f.Answers.ring.end(f.seq)
+				records = append(records, record{seq: f.seq, line: l, answered: true})
 				f.seq++
 			}
 		}

@@ -27,11 +27,12 @@ type intake struct {
 	// stop is closed when the connection closes.
 	stop <-chan struct{}
 
-	b    int    // the active buffer
-	n    int    // its bytes in use
-	scan int    // the first byte of the raw part not yet handed on
-	seq  uint64 // the seq of the line at scan
-	skip bool   // the bytes at scan continue a line not kept
+	b      int    // the active buffer
+	rawSeq uint64 // the seq of its raw part's first line
+	n      int    // its bytes in use
+	scan   int    // the first byte of the raw part not yet handed on
+	seq    uint64 // the seq of the line at scan
+	skip   bool   // the bytes at scan continue a line not kept
 	// kept are the records and the lines handed on from this buffer that
 	// a compaction may have to keep.
 	kept     []keptLine
@@ -45,8 +46,9 @@ type keptLine struct {
 	// hand is the handshake message the line is, kept while it is the
 	// client's latest ("" for any other line).
 	hand string
-	// request: kept until answered.
-	request bool
+	// request: kept until answered; answered: known answered (a
+	// handshake line kept after its answer).
+	request, answered bool
 }
 
 // handshake returns the method of a handshake message, the lines a new
@@ -84,6 +86,10 @@ func (t *intake) keep(k keptLine) {
 // what it keeps into the other buffer.
 const compactAt = 128 << 10
 
+// maxRawLines bounds the lines of a buffer's raw part, well under
+// ringSlots, so that the ring says which of them were answered.
+const maxRawLines = ringSlots / 4
+
 // minRead is the least room the core reads into.
 const minRead = 16 << 10
 
@@ -98,12 +104,13 @@ func newIntake(j *journal, in *os.File, r *ring, k keyer, remember func(string, 
 	t.n = min(int(j.word(t.b, jLen).Load()), len(buf))
 	raw := min(int(j.word(t.b, jRawStart).Load()), t.n)
 	t.scan, t.seq, t.skip = raw, j.word(t.b, jRawSeq).Load(), j.word(t.b, jSkip).Load() != 0
+	t.rawSeq = t.seq
 	// The records a forwarder installed are the handshake, kept for a
 	// later core; they are not handed on.
 	for _, rec := range readRecords(buf[:raw]) {
 		var m message
 		_ = json.Unmarshal(buf[rec.off:rec.off+rec.n], &m)
-		t.keep(keptLine{seq: rec.seq, off: rec.off, n: rec.n, hand: handshake(m.Method)})
+		t.keep(keptLine{seq: rec.seq, off: rec.off, n: rec.n, hand: handshake(m.Method), answered: rec.answered})
 	}
 	return t
 }
@@ -190,7 +197,9 @@ func (t *intake) fill() error {
 		}
 		// keptSize bounds what a compaction keeps: it runs once it frees
 		// compactAt bytes or more, or when room to read runs out.
-		if t.n >= compactAt+t.keptSize || t.j.size-t.n < minRead {
+		// Also before the raw part spans maxRawLines: the ring speaks
+		// for the latest ringSlots seqs only.
+		if t.n >= compactAt+t.keptSize || t.j.size-t.n < minRead || t.seq-t.rawSeq >= maxRawLines {
 			if err := t.compact(); errors.Is(err, errJournalFull) {
 				// Wait for an answer to free a request's record.
 				select {
@@ -226,8 +235,10 @@ func (t *intake) compact() error {
 	var kept []keptLine
 	size := 0
 	for _, k := range t.kept {
-		if k.hand != "" || k.request && !t.ring.isWritten(k.seq) {
-			records = append(records, record{seq: k.seq, line: buf[k.off : k.off+k.n]})
+		written := k.answered || t.ring.isWritten(k.seq)
+		if k.hand != "" || k.request && !written {
+			k.answered = k.request && written
+			records = append(records, record{seq: k.seq, line: buf[k.off : k.off+k.n], answered: k.answered})
 			k.off = size + recordHeader
 			kept = append(kept, k)
 			size += recordSize(k.n)
@@ -246,6 +257,7 @@ func (t *intake) compact() error {
 		return errJournalFull
 	}
 	t.b, t.kept, t.keptSize = b, kept, size
+	t.rawSeq = t.seq
 	t.scan = size
 	t.n = size + len(partial)
 	return nil

@@ -50,8 +50,14 @@ const (
 // journalHeader is the size of the header before the buffers.
 const journalHeader = 4096
 
-// recordHeader is a record's header: seq (8 bytes), length (4), padding.
+// recordHeader is a record's header: seq (8 bytes), length (4), flags
+// (4: recordAnswered).
 const recordHeader = 16
+
+// recordAnswered flags a record whose request was answered: a handshake
+// line kept for replaying to a later core. (The ring cannot say it for
+// long: its slot is another request's after ringSlots more.)
+const recordAnswered = 1
 
 // journalSlack is what a buffer holds besides two lines of maxLine: the
 // records of small requests and room to read.
@@ -100,15 +106,21 @@ func (j *journal) word(b, w int) *atomic.Uint64 { return &j.words[jBuffers+4*b+w
 type record struct {
 	seq  uint64
 	line []byte
+	// answered: known answered, whatever the ring says now.
+	answered bool
 }
 
 func recordSize(n int) int { return recordHeader + (n+7)&^7 }
 
 // putRecord writes the record of line seq at buf[off:] and returns its
 // size.
-func putRecord(buf []byte, off int, seq uint64, line []byte) int {
+func putRecord(buf []byte, off int, r record) int {
+	seq, line := r.seq, r.line
 	binary.LittleEndian.PutUint64(buf[off:], seq)
 	binary.LittleEndian.PutUint32(buf[off+8:], uint32(len(line)))
+	if r.answered {
+		binary.LittleEndian.PutUint32(buf[off+12:], recordAnswered)
+	}
 	copy(buf[off+recordHeader:], line)
 	return recordSize(len(line))
 }
@@ -126,7 +138,7 @@ func (j *journal) install(records []record, partial []byte, rawSeq uint64, skip 
 		if off+recordSize(len(r.line))+len(partial) > len(dst) {
 			return 0, false
 		}
-		off += putRecord(dst, off, r.seq, r.line)
+		off += putRecord(dst, off, r)
 	}
 	if off+len(partial) > len(dst) {
 		return 0, false
@@ -193,7 +205,7 @@ func recoverJournal(j *journal) recovered {
 	raw := min(int(j.word(b, jRawStart).Load()), n)
 	r := recovered{next: j.word(b, jRawSeq).Load(), skip: j.word(b, jSkip).Load() != 0, eof: j.words[jEOF].Load() != 0}
 	for _, rr := range readRecords(buf[:raw]) {
-		r.lines = append(r.lines, record{seq: rr.seq, line: bytes.Clone(buf[rr.off : rr.off+rr.n])})
+		r.lines = append(r.lines, record{seq: rr.seq, line: bytes.Clone(buf[rr.off : rr.off+rr.n]), answered: rr.answered})
 	}
 	data := buf[raw:n]
 	if r.skip {
@@ -220,15 +232,17 @@ func recoverJournal(j *journal) recovered {
 
 // recordRef is where a record's line is in a buffer.
 type recordRef struct {
-	seq    uint64
-	off, n int
+	seq      uint64
+	off, n   int
+	answered bool
 }
 
 // readRecords returns the records of a buffer's records part b.
 func readRecords(b []byte) []recordRef {
 	var out []recordRef
 	for off := 0; off+recordHeader <= len(b); {
-		r := recordRef{seq: binary.LittleEndian.Uint64(b[off:]), off: off + recordHeader, n: int(binary.LittleEndian.Uint32(b[off+8:]))}
+		r := recordRef{seq: binary.LittleEndian.Uint64(b[off:]), off: off + recordHeader, n: int(binary.LittleEndian.Uint32(b[off+8:])),
+			answered: binary.LittleEndian.Uint32(b[off+12:])&recordAnswered != 0}
 		if r.off+r.n > len(b) {
 			break
 		}

@@ -85,7 +85,7 @@ const (
 // compaction it had not finished changes nothing.
 func TestIntakeRecover(t *testing.T) {
 	e := newIntakeEnv(t, 4096)
-	const calls = 3000 // about 400 KiB: several compactions
+	const calls = 8000 // about 1.7 MiB: several compactions
 	pending := map[int]bool{5: true, 1700: true, calls - 1: true}
 	go func() {
 		var b strings.Builder
@@ -127,7 +127,7 @@ func TestIntakeRecover(t *testing.T) {
 		rec := recoverJournal(e.a.journal)
 		var got []string
 		for _, l := range rec.lines {
-			if !e.a.ring.isWritten(l.seq) {
+			if !l.answered && !e.a.ring.isWritten(l.seq) {
 				got = append(got, strings.TrimSpace(string(l.line)))
 			}
 		}
@@ -202,24 +202,25 @@ func sameSet(a, b []string) bool {
 // numbered as the core numbered them.
 func TestIntakeOversized(t *testing.T) {
 	e := newIntakeEnv(t, 4096)
-	big := call(7, strings.Repeat("y", 20000))
-	go func() { _, _ = io.WriteString(e.w, big[:12000]) }()
-	got := readN(t, e.t, 12000)
+	long := e.a.journal.maxLine() + 1000 // the journal keeps a little more than it was made for
+	big := call(7, strings.Repeat("y", long+8000))
+	go func() { _, _ = io.WriteString(e.w, big[:long]) }()
+	got := readN(t, e.t, long)
 	// Killed now, the core leaves the line's beginning, or (once it has
 	// moved on) the line skipped: a new core hands it on, or not, as this
 	// one did.
 	rec := recoverJournal(e.a.journal)
-	if !(rec.skip && len(rec.partial) == 0 || !rec.skip && string(rec.partial) == big[:12000]) || len(rec.lines) != 0 {
+	if !(rec.skip && len(rec.partial) == 0 || !rec.skip && string(rec.partial) == big[:long]) || len(rec.lines) != 0 {
 		t.Errorf("inside an oversized line: skip %v, partial %d bytes, %d lines", rec.skip, len(rec.partial), len(rec.lines))
 	}
-	go func() { _, _ = io.WriteString(e.w, big[12000:14000]) }()
+	go func() { _, _ = io.WriteString(e.w, big[long:long+2000]) }()
 	got += readN(t, e.t, 2000)
 	rec = recoverJournal(e.a.journal)
 	if !rec.skip || len(rec.partial) != 0 || len(rec.lines) != 0 {
 		t.Errorf("further inside an oversized line: skip %v, partial %d bytes, %d lines", rec.skip, len(rec.partial), len(rec.lines))
 	}
-	go func() { _, _ = io.WriteString(e.w, big[14000:]+call(8, "after")) }()
-	got += readN(t, e.t, len(big)-14000)
+	go func() { _, _ = io.WriteString(e.w, big[long+2000:]+call(8, "after")) }()
+	got += readN(t, e.t, len(big)-long-2000)
 	if got != big {
 		t.Fatalf("oversized line handed on as %d bytes, want %d", len(got), len(big))
 	}
@@ -352,5 +353,35 @@ func TestJournalSize(t *testing.T) {
 				t.Errorf("made for %d: buffer %d at %d", maxLine, b, off)
 			}
 		}
+	}
+}
+
+// TestIntakeManySmallLines: however many short requests fit in a buffer,
+// the journal holds no more lines than the answer ring remembers, so
+// that requests answered long ago are not taken for requests in flight.
+func TestIntakeManySmallLines(t *testing.T) {
+	e := newIntakeEnv(t, 4096)
+	const n = 6000 // 40 bytes each: all of them would fit in one buffer
+	go func() {
+		var b strings.Builder
+		for i := range n {
+			fmt.Fprintf(&b, `{"jsonrpc":"2.0","id":%d,"method":"ping"}`+"\n", i)
+		}
+		_, _ = io.WriteString(e.w, b.String())
+	}()
+	for i := range n {
+		e.line(t)
+		seq := e.seqs[wireKey(idKey([]byte(fmt.Sprint(i))))]
+		e.a.ring.begin(seq, false)
+		e.a.ring.end(seq)
+	}
+	var unanswered []string
+	for _, l := range recoverJournal(e.a.journal).lines {
+		if !l.answered && !e.a.ring.isWritten(l.seq) {
+			unanswered = append(unanswered, string(l.line))
+		}
+	}
+	if len(unanswered) != 0 {
+		t.Errorf("%d answered requests taken for requests in flight, the first %q", len(unanswered), unanswered[0])
 	}
 }
