@@ -19,21 +19,23 @@ import (
 //
 // The journal holds two buffers, one active. A buffer holds records, the
 // lines already handed to a core that must be kept (requests not yet
-// answered, and the client's initialize and initialized, which a new core
-// is replayed), then the raw input from a line boundary: the lines read
-// but not yet handed on, the line being read. The lines of the raw part
-// are numbered (seq) from the buffer's rawSeq, one each, as the core
-// numbers them. When the active buffer fills, the core writes the records
-// and the unfinished line into the other buffer, which is zero, makes it
-// active with one atomic store, and zeroes the first: at every instant the
-// active buffer says what the forwarder must send again. A line longer
-// than the journal keeps (maxLine) is handed on as it is read and not
-// kept: the server refuses it; the buffer's skip says its raw part begins
-// inside such a line.
+// answered, and the client's latest initialize and initialized, which a
+// new core is replayed, flagged once answered), then the raw input from a
+// line boundary: every line read since, handed on or not, and the line
+// being read. The lines of the raw part are numbered (seq) from the
+// buffer's rawSeq, one each, as the core numbers them; the answer ring
+// says which were answered. When the active buffer fills, or its raw part
+// spans maxRawLines lines (the ring remembers only the latest ringSlots
+// seqs), the core writes the records and the unfinished line into the
+// other buffer, which is zero, makes it active with one atomic store, and
+// zeroes the first: at every instant the active buffer says what the
+// forwarder must send again. A line longer than the journal keeps
+// (maxLine) is handed on as it is read and not kept: the server refuses
+// it; the buffer's skip says its raw part begins inside such a line.
 //
 // The forwarder reads the journal only when its core has gone
 // (recoverJournal), and writes it only before it lets a new core read
-// the input (install).
+// the input (reset).
 
 // Word indices of the journal's header (atomic uint64s).
 const (
