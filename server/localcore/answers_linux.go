@@ -71,19 +71,32 @@ func (a *Answers) WithInput(in *os.File, maxLine int) error {
 
 // mapJournal maps the journal file f shared, as mapRing maps the ring.
 func mapJournal(f *os.File) (*journal, func(), error) {
+	mem, unmap, err := mapSealed(f, "the request journal", int64(journalSize(1)), 1<<40)
+	if err != nil {
+		return nil, nil, err
+	}
+	return newJournal(mem, zeroShared), unmap, nil
+}
+
+// mapSealed maps the memory file f, what, shared, and returns the
+// mapping and how to unmap it. The file must be sealed against shrinking
+// (sealedMemfd): the core maps what a client passed, and a mapped file
+// cut short would fault when the core writes it. Its size must be from
+// lo to hi bytes.
+func mapSealed(f *os.File, what string, lo, hi int64) ([]byte, func(), error) {
 	seals, err := unix.FcntlInt(f.Fd(), unix.F_GET_SEALS, 0)
 	if err != nil || seals&unix.F_SEAL_SHRINK == 0 {
-		return nil, nil, fmt.Errorf("localcore: the request journal is not sealed against shrinking")
+		return nil, nil, fmt.Errorf("localcore: %s is not sealed against shrinking", what)
 	}
 	st, err := f.Stat()
-	if err != nil || st.Size() < int64(journalSize(1)) || st.Size() > 1<<40 {
-		return nil, nil, fmt.Errorf("localcore: the request journal's size is wrong")
+	if err != nil || st.Size() < lo || st.Size() > hi {
+		return nil, nil, fmt.Errorf("localcore: %s is not of the size a client makes it", what)
 	}
 	mem, err := unix.Mmap(int(f.Fd()), 0, int(st.Size()), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 	if err != nil {
-		return nil, nil, fmt.Errorf("localcore: mapping the request journal: %w", err)
+		return nil, nil, fmt.Errorf("localcore: mapping %s: %w", what, err)
 	}
-	return newJournal(mem, zeroShared), func() { _ = unix.Munmap(mem) }, nil
+	return mem, func() { _ = unix.Munmap(mem) }, nil
 }
 
 // zeroShared zeroes b, part of a shared mapping, handing whole pages past
@@ -105,26 +118,17 @@ func zeroShared(b []byte) {
 	clear(b[end:])
 }
 
-// mapRing maps the ring file f shared and returns the ring and how to
-// unmap it. The file must be sealed against shrinking (NewAnswers): the
-// core maps what a client passed, and a mapped file cut short would fault
-// when the core marks an answer.
+// mapRing maps the ring file f shared (mapSealed) and returns the ring
+// and how to unmap it.
 func mapRing(f *os.File) (*ring, func(), error) {
-	seals, err := unix.FcntlInt(f.Fd(), unix.F_GET_SEALS, 0)
-	if err != nil || seals&unix.F_SEAL_SHRINK == 0 {
-		return nil, nil, fmt.Errorf("localcore: the answer ring is not sealed against shrinking")
-	}
-	if st, err := f.Stat(); err != nil || st.Size() != ringBytes {
-		return nil, nil, fmt.Errorf("localcore: the answer ring is not %d bytes", ringBytes)
-	}
-	mem, err := unix.Mmap(int(f.Fd()), 0, ringBytes, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	mem, unmap, err := mapSealed(f, "the answer ring", ringBytes, ringBytes)
 	if err != nil {
-		return nil, nil, fmt.Errorf("localcore: mapping the answer ring: %w", err)
+		return nil, nil, err
 	}
 	r := &ring{}
 	r.writing = (*[ringSlots]atomic.Uint64)(unsafe.Pointer(&mem[0]))
 	r.written = (*[ringSlots]atomic.Uint64)(unsafe.Pointer(&mem[ringBytes/2]))
-	return r, func() { _ = unix.Munmap(mem) }, nil
+	return r, unmap, nil
 }
 
 // sendAnswers passes the client's output and the ring over c, a byte

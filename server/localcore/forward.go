@@ -84,6 +84,7 @@ type Forwarder struct {
 	partial []byte
 	skip    bool
 	input   chan error // the end of the forwarder's own reading
+	keys    keyer      // f.keyer(), made once
 }
 
 type inflight struct {
@@ -122,6 +123,7 @@ func (f *Forwarder) Run(ctx context.Context, c net.Conn) error {
 	f.direct = f.Answers != nil && AnswersDirectly(c)
 	f.reads = f.direct && ReadsDirectly(c)
 	f.pending = map[string]*inflight{}
+	f.keys = f.keyer()
 	f.pruneAt, f.pruneAtBytes = minPruneAt, minPruneBytes
 	out := &lineWriter{w: f.Out} // the forwarder's own writes in order
 	f.input = make(chan error, 1)
@@ -215,7 +217,7 @@ func (f *Forwarder) send(line []byte) {
 			f.seq++
 			if m.Method == "tools/call" {
 				fl.tool = m.Params.Name
-				line, fl.keyed = f.keyer().line(line, m, key)
+				line, fl.keyed = f.keys.line(line, m, key)
 			}
 			fl.line = line
 			f.pending[key] = fl
@@ -253,16 +255,24 @@ func (f *Forwarder) prune() {
 	if len(f.pending) < f.pruneAt && f.held < f.pruneAtBytes {
 		return
 	}
-	r := f.Answers.ring
-	f.held = 0
+	f.held = f.dropAnswered()
+	f.pruneAt, f.pruneAtBytes = len(f.pending)+minPruneAt, f.held+minPruneBytes
+}
+
+// dropAnswered drops the pending requests the ring says the current core
+// answered (when it answers the client directly; a relayed answer drops
+// its request as it passes) and returns the bytes of those left. f.mu is
+// held.
+func (f *Forwarder) dropAnswered() int {
+	held := 0
 	for key, fl := range f.pending {
-		if r.isWritten(fl.seq) {
+		if f.direct && f.Answers.ring.isWritten(fl.seq) {
 			delete(f.pending, key)
 			continue
 		}
-		f.held += len(fl.line)
+		held += len(fl.line)
 	}
-	f.pruneAt, f.pruneAtBytes = len(f.pending)+minPruneAt, f.held+minPruneBytes
+	return held
 }
 
 // recoverInput takes from the journal of a core that read the client's
@@ -290,7 +300,7 @@ func (f *Forwarder) recoverInput() {
 		fl := &inflight{seq: l.seq, line: l.line}
 		if m.Method == "tools/call" {
 			fl.tool = m.Params.Name
-			fl.line, fl.keyed = f.keyer().line(l.line, m, key)
+			fl.line, fl.keyed = f.keys.line(l.line, m, key)
 		}
 		f.pending[key] = fl
 	}
@@ -300,21 +310,6 @@ func (f *Forwarder) recoverInput() {
 	f.reads = false
 }
 
-// unanswered is how many requests sent are not answered yet. f.mu is
-// held.
-func (f *Forwarder) unanswered() int {
-	if !f.direct {
-		return len(f.pending)
-	}
-	n := 0
-	for _, fl := range f.pending {
-		if !f.Answers.ring.isWritten(fl.seq) {
-			n++
-		}
-	}
-	return n
-}
-
 // settle drops the pending requests the dead core answered directly, and
 // ends with a newline an answer it may have left half written, before the
 // forwarder writes anything else to the client. f.mu is held.
@@ -322,16 +317,13 @@ func (f *Forwarder) settle(out *lineWriter) {
 	if !f.direct {
 		return
 	}
-	r, partial := f.Answers.ring, false
-	for key, fl := range f.pending {
-		if r.isWritten(fl.seq) {
-			delete(f.pending, key)
-			continue
-		}
+	f.dropAnswered()
+	partial := false
+	for _, fl := range f.pending {
 		// An answer begun but not marked written may have reached the
 		// client whole: the request is sent again all the same (the
 		// client may see a second answer to it, rather than none).
-		partial = partial || r.isPartial(fl.seq)
+		partial = partial || f.Answers.ring.isPartial(fl.seq)
 	}
 	if partial {
 		_, _ = out.Write([]byte("\n"))
@@ -541,7 +533,8 @@ func (f *Forwarder) fromCore(ctx context.Context, out *lineWriter) error {
 		if f.reads {
 			f.recoverInput()
 		}
-		end := f.inputEnd && f.unanswered() == 0
+		f.dropAnswered()
+		end := f.inputEnd && len(f.pending) == 0
 		f.mu.Unlock()
 		if end || ctx.Err() != nil {
 			return nil
