@@ -37,9 +37,9 @@ const (
 	// coreAnswersEnv set to "relay" has a forwarding coditect mcp relay
 	// the core's answers instead of passing the core its stdout.
 	coreAnswersEnv = "CODITECT_CORE_ANSWERS"
-	// coreProfileEnv names the file a core that coditect mcp starts writes
-	// its CPU profile to (--cpuprofile).
-	coreProfileEnv = "CODITECT_CORE_CPUPROFILE"
+	// profileEnv names the file a core that coditect mcp starts, or
+	// coditect serve, writes its CPU profile to (--cpuprofile).
+	profileEnv = "CODITECT_CPUPROFILE"
 )
 
 // defaultCoreIdle is how long a core with no connection waits before it
@@ -58,7 +58,7 @@ func newCoreCommand() *cobra.Command {
 		RunE: runCore,
 	}
 	cmd.Flags().Duration("idle", coreIdle(), "exit after this long with no connection (0: never); default $"+coreIdleEnv+" or 30s")
-	cmd.Flags().String("cpuprofile", os.Getenv(coreProfileEnv), "write a CPU profile (go tool pprof) to this file until the core stops; default $"+coreProfileEnv)
+	profileFlag(cmd)
 	return cmd
 }
 
@@ -103,14 +103,12 @@ func runCore(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return err
 	}
-	if p, _ := cmd.Flags().GetString("cpuprofile"); p != "" {
-		stopProfile, err := startCPUProfile(p)
-		if err != nil {
-			ln.Close()
-			return err
-		}
-		defer stopProfile()
+	stopProfile, err := startCPUProfile(cmd)
+	if err != nil {
+		ln.Close()
+		return err
 	}
+	defer stopProfile()
 	logger.Info("coditect core listening", "store", u, "socket", paths.Socket, "pid", os.Getpid(), "idle", idle)
 	core := server.NewCore(tenant.NewDirectory(st, "mcp"), u, strings.Fields(versionString())[1], logger)
 	core.Handle("ide", ideCoreOpener(tenant.NewDirectory(st, "ide"), u, logger))
@@ -127,9 +125,18 @@ func runCore(cmd *cobra.Command, _ []string) error {
 	return err
 }
 
-// startCPUProfile writes a CPU profile to path until the returned
-// function is called.
-func startCPUProfile(path string) (stop func(), err error) {
+// profileFlag adds --cpuprofile to a command that serves many agents.
+func profileFlag(cmd *cobra.Command) {
+	cmd.Flags().String("cpuprofile", os.Getenv(profileEnv), "write a CPU profile (go tool pprof) to this file until the process stops; default $"+profileEnv)
+}
+
+// startCPUProfile writes a CPU profile to the file --cpuprofile names, if
+// any, until the returned function is called.
+func startCPUProfile(cmd *cobra.Command) (stop func(), err error) {
+	path, _ := cmd.Flags().GetString("cpuprofile")
+	if path == "" {
+		return func() {}, nil
+	}
 	f, err := os.Create(path)
 	if err != nil {
 		return nil, fmt.Errorf("cpu profile: %w", err)

@@ -41,6 +41,7 @@ then the defaults; see docs/DAEMON.md. SIGTERM or Ctrl-C stops it gracefully.`,
 		RunE: runServe,
 	}
 	server.ConfigFlags(cmd.Flags())
+	profileFlag(cmd)
 	return cmd
 }
 
@@ -68,6 +69,11 @@ func runServe(cmd *cobra.Command, _ []string) error {
 		return err
 	}
 	defer st.Close()
+	stopProfile, err := startCPUProfile(cmd)
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	dir := tenant.NewDirectory(st, "serve")
 	ver := strings.Fields(versionString())[1]
 	opts := server.DaemonOptions{

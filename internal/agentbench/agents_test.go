@@ -36,9 +36,9 @@ const (
 	envDuration   = "CODITECT_AGENTBENCH_DURATION"    // per row and round, e.g. 5s
 	envRounds     = "CODITECT_AGENTBENCH_ROUNDS"      // interleaved rounds; medians over them
 	envBase       = "CODITECT_AGENTBENCH_BASE"        // path of a coditect binary built from another commit
-	// envCoreProfile: each row's local core writes a CPU profile to this
-	// path plus "." and the row's directory name (coditect core --cpuprofile).
-	envCoreProfile = "CODITECT_AGENTBENCH_CORE_PROFILE"
+	// envProfile: each row's local core or daemon writes a CPU profile to
+	// this path plus "." and the row's directory name (--cpuprofile).
+	envProfile = "CODITECT_AGENTBENCH_PROFILE"
 	// envOnly, when set, names the variants to run (bare, coditect,
 	// coditect-core, base, raw), to iterate on one of them.
 	envOnly = "CODITECT_AGENTBENCH_ONLY"

@@ -265,9 +265,10 @@ func storeEnv(dir string) []string {
 	env = append(env, "CODITECT_STORE="+filepath.Join(dir, "coditect.db"),
 		"XDG_RUNTIME_DIR="+dir, "XDG_DATA_HOME="+filepath.Join(dir, "data"), "XDG_STATE_HOME="+filepath.Join(dir, "state"),
 		"XDG_CONFIG_HOME="+filepath.Join(dir, "config"))
-	if p := os.Getenv(envCoreProfile); p != "" {
-		// A local core started for this row profiles itself to its own file.
-		env = append(env, "CODITECT_CORE_CPUPROFILE="+p+"."+filepath.Base(dir))
+	if p := os.Getenv(envProfile); p != "" {
+		// A local core or daemon started for this row profiles itself to
+		// its own file.
+		env = append(env, "CODITECT_CPUPROFILE="+p+"."+filepath.Base(dir))
 	}
 	return env
 }
