@@ -17,7 +17,7 @@ BENCHTIME ?= 1s
 FUZZ_TARGETS := storage/tuple:FuzzUnpack:40000 storage/tuple:FuzzRoundTrip:20000 storage/tuple:FuzzOrder:60000 \
 	storage/tuple:FuzzPackMatchesBinding:50000:storage/tuple/bindingtest.sh \
 	storage/keyspace:FuzzTenantIsolation:8000 storage/lease:FuzzOverlapSymmetric:2000 storage/audit:FuzzAppend:1500 \
-	tools:FuzzToolArgs:1000 internal/gitignore:FuzzIgnorePattern:1000 ide:FuzzReadObject:4000 webview:FuzzRESTQuery:1000
+	tools:FuzzToolArgs:1000 tools:FuzzRedactPrefilter:5000 internal/gitignore:FuzzIgnorePattern:1000 ide:FuzzReadObject:4000 webview:FuzzRESTQuery:1000
 FUZZTIME ?= 2m
 
 build:

@@ -1,25 +1,19 @@
 package tools
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"regexp"
-	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/coditect/coditect/storage/audit"
 	"github.com/coditect/coditect/storage/kv"
-	"github.com/coditect/coditect/storage/session"
 )
 
 // Limits of what a tool.called event records of the arguments.
@@ -586,90 +580,3 @@ func (c *Call) recordKey() string {
 
 // recordKeyPrefix starts the idempotency key of every tool.called record.
 const recordKeyPrefix = "tool.called/"
-
-// sessionArg returns the call's session_id argument when it is a well-formed
-// session id, so that the event lands in the session's index; "" otherwise.
-func sessionArg(args json.RawMessage) string {
-	var a struct {
-		SessionID any `json:"session_id"`
-	}
-	if json.Unmarshal(args, &a) != nil {
-		return ""
-	}
-	s, ok := a.SessionID.(string)
-	if !ok {
-		return ""
-	}
-	id, err := session.ParseID(s)
-	if err != nil {
-		return ""
-	}
-	return id
-}
-
-// secretKey matches argument names whose values are never recorded.
-var secretKey = regexp.MustCompile(`(?i)token|secret|passw|authori[sz]|api[-_]?key|credential|private[-_]?key|cookie|session[-_]?key`)
-
-// secretValue matches Coditect API tokens and common bearer credentials
-// inside any string value.
-var secretValue = regexp.MustCompile(`cdt_[A-Za-z0-9_-]{16,}|(?i)bearer\s+[A-Za-z0-9._~+/=-]{8,}`)
-
-// RedactArgs returns the arguments as recorded in the audit log: a JSON
-// value with the values of secret-looking keys replaced by "[redacted]",
-// token-looking substrings replaced likewise, strings cut to 256 bytes and,
-// when the result is still over 2 KiB, only the argument names.
-func RedactArgs(args json.RawMessage) any {
-	args = bytes.TrimSpace(args)
-	if len(args) == 0 {
-		return map[string]any{}
-	}
-	dec := json.NewDecoder(bytes.NewReader(args))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return map[string]any{"_unparsed": true, "_bytes": len(args)}
-	}
-	v = redact(v, 0)
-	b, err := json.Marshal(v)
-	if err == nil && len(b) <= maxAuditArgs {
-		return v
-	}
-	out := map[string]any{"_truncated": true, "_bytes": len(args)}
-	if m, ok := v.(map[string]any); ok {
-		keys := make([]string, 0, len(m))
-		for k := range m {
-			keys = append(keys, clip(k, 64))
-		}
-		slices.Sort(keys)
-		if len(keys) > 32 {
-			keys = keys[:32]
-		}
-		out["_keys"] = keys
-	}
-	return out
-}
-
-func redact(v any, depth int) any {
-	if depth > 8 {
-		return "[too deep]"
-	}
-	switch x := v.(type) {
-	case map[string]any:
-		for k, val := range x {
-			if secretKey.MatchString(k) && !strings.EqualFold(k, "session_id") {
-				x[k] = "[redacted]"
-				continue
-			}
-			x[k] = redact(val, depth+1)
-		}
-		return x
-	case []any:
-		for i := range x {
-			x[i] = redact(x[i], depth+1)
-		}
-		return x
-	case string:
-		return clip(secretValue.ReplaceAllString(x, "[redacted]"), maxAuditString)
-	}
-	return v
-}

@@ -143,7 +143,7 @@ func recordDiff(c *Call, rel string, old, new []byte, known bool) {
 	if d.Text == "" {
 		return
 	}
-	c.record("diff", secretValue.ReplaceAllString(d.Text, "[redacted]"))
+	c.record("diff", redactSecrets(d.Text))
 	if d.Binary {
 		c.record("diff_binary", true)
 		return

@@ -40,7 +40,8 @@ const (
 	// this path plus "." and the row's directory name (--cpuprofile).
 	envProfile = "CODITECT_AGENTBENCH_PROFILE"
 	// envOnly, when set, names the variants to run (bare, coditect,
-	// coditect-core, base, raw), to iterate on one of them.
+	// coditect-core, base, raw), or a variant of one transport
+	// (http/coditect, stdio/base), to iterate on one of them.
 	envOnly = "CODITECT_AGENTBENCH_ONLY"
 )
 
@@ -138,12 +139,13 @@ func BenchmarkAgents(b *testing.B) {
 		row row
 		run func(ctx context.Context) (result, error)
 	}
-	only := func(name string) bool {
+	only := func(transport, name string) bool {
 		v := os.Getenv(envOnly)
-		return v == "" || slices.Contains(strings.Split(v, ","), name)
+		names := strings.Split(v, ",")
+		return v == "" || slices.Contains(names, name) || slices.Contains(names, transport+"/"+name)
 	}
-	stdioVariants = slices.DeleteFunc(stdioVariants, func(v variant) bool { return !only(v.name) })
-	httpVariants = slices.DeleteFunc(httpVariants, func(v variant) bool { return !only(v.name) })
+	stdioVariants = slices.DeleteFunc(stdioVariants, func(v variant) bool { return !only("stdio", v.name) })
+	httpVariants = slices.DeleteFunc(httpVariants, func(v variant) bool { return !only("http", v.name) })
 	var jobs []job
 	for _, op := range cfg.ops {
 		counts := cfg.agents
@@ -163,7 +165,7 @@ func BenchmarkAgents(b *testing.B) {
 			}
 		}
 	}
-	if slices.ContainsFunc(cfg.ops, func(op string) bool { return op != "whoami" }) && only("raw") {
+	if slices.ContainsFunc(cfg.ops, func(op string) bool { return op != "whoami" }) && only("disk", "raw") {
 		for _, n := range cfg.agents {
 			jobs = append(jobs, job{row{"disk", "commit", n, "raw"}, func(ctx context.Context) (result, error) {
 				return runRaw(ctx, b, n, cfg.duration)
