@@ -52,7 +52,7 @@ var secretValue = regexp.MustCompile(`cdt_[A-Za-z0-9_-]{16,}|(?i)bearer\s+[A-Za-
 
 // isSecretName reports whether an argument's value is never recorded.
 func isSecretName(k string) bool {
-	if !slices.ContainsFunc(secretKeyWords, func(w string) bool { return mayContainFold([]byte(k), w) }) {
+	if !slices.ContainsFunc(secretKeyWords, func(w string) bool { return mayContainFold(k, w) }) {
 		return false
 	}
 	return secretKey.MatchString(k) && !strings.EqualFold(k, "session_id")
@@ -62,7 +62,7 @@ func isSecretName(k string) bool {
 // Text with neither "cdt_" nor "bearer" in any case is returned as it is,
 // without running the expression.
 func redactSecrets(s string) string {
-	if !strings.Contains(s, "cdt_") && !mayContainFold([]byte(s), "bearer") {
+	if !strings.Contains(s, "cdt_") && !mayContainFold(s, "bearer") {
 		return s
 	}
 	return secretValue.ReplaceAllString(s, "[redacted]")
@@ -72,9 +72,10 @@ func redactSecrets(s string) string {
 // the case folding of regexp's (?i) and encoding/json's key matching: true
 // when b holds it in some ASCII case, and whenever b holds a byte beyond
 // ASCII (under Unicode folding the Kelvin sign is a k, ſ an s).
-func mayContainFold(b []byte, word string) bool {
+func mayContainFold[T ~string | ~[]byte](b T, word string) bool {
 	n := len(word)
-	for i, c := range b {
+	for i := range len(b) {
+		c := b[i]
 		if c >= 0x80 {
 			return true
 		}
@@ -94,7 +95,7 @@ func lowerByte(c byte) byte {
 
 // equalLowerASCII reports whether b, lower-cased, is word; a byte beyond
 // ASCII counts as a match (see mayContainFold).
-func equalLowerASCII(b []byte, word string) bool {
+func equalLowerASCII[T ~string | ~[]byte](b T, word string) bool {
 	for i := range len(word) {
 		if b[i] >= 0x80 {
 			return true
