@@ -514,3 +514,65 @@ func TestCoreAnswersSetting(t *testing.T) {
 		t.Errorf("exit %v, stdout %q, stderr %q", err, out, stderr.String())
 	}
 }
+
+// TestCoreRequestIDReused: a host that gives later calls the id of an
+// earlier one, once that one was answered, has each call run, through
+// the core as in a direct process: the keys the forwarder (or a core
+// reading the input) adds name the request, not its id. The third call
+// repeats the first's arguments too, which a key drawn from the id would
+// have answered as a replay without running it.
+func TestCoreRequestIDReused(t *testing.T) {
+	for _, answers := range []string{"direct", "answers", "relay", "off"} {
+		t.Run(answers, func(t *testing.T) {
+			e := newCoreEnv(t)
+			e.env = []string{"CODITECT_CORE_ANSWERS=" + answers}
+			args := []string{"--tenant", "acme", "--user", "alice"}
+			if answers == "off" {
+				args = append(args, "--core", "off")
+				e.env = nil
+			}
+			cmd, stderr := e.mcp(t, "30s", args...)
+			stdin, stdout := testbin.StartPiped(t, cmd)
+			defer cmd.Wait()
+			defer stdin.Close()
+			lines := bufio.NewScanner(stdout)
+			send := func(line string) {
+				t.Helper()
+				if _, err := io.WriteString(stdin, line+"\n"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			answer := func() string {
+				t.Helper()
+				if !lines.Scan() {
+					t.Fatalf("no answer: %v\n%s", lines.Err(), stderr.String())
+				}
+				return lines.Text()
+			}
+			send(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`)
+			answer()
+			send(`{"jsonrpc":"2.0","method":"notifications/initialized"}`)
+			for _, text := range []string{"first", "second", "first"} {
+				send(`{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"note","arguments":{"text":"` + text + `"}}}`)
+				got := answer()
+				var res struct {
+					ID     int `json:"id"`
+					Result struct {
+						IsError           bool           `json:"isError"`
+						StructuredContent map[string]any `json:"structuredContent"`
+					} `json:"result"`
+				}
+				if err := json.Unmarshal([]byte(got), &res); err != nil || res.ID != 5 || res.Result.IsError || res.Result.StructuredContent["replayed"] != nil {
+					t.Errorf("note %q: answer %s", text, got)
+				}
+			}
+			count := map[string]int{}
+			for _, ev := range events(t, e.local(t, "acme", "alice"), audit.Filter{Kind: "note.added"}) {
+				count[ev.Summary]++
+			}
+			if count["first"] != 2 || count["second"] != 1 {
+				t.Errorf("notes in the store %v, want first twice and second once", count)
+			}
+		})
+	}
+}

@@ -5,7 +5,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -39,7 +39,7 @@ type ToolRetry struct {
 // client sees no second answer) and sends again the requests that were in
 // flight. Before it first sends a call of a keyed tool that carries no
 // idempotency_key, it adds one derived from its Instance and the request's
-// id, so that a call sent again runs at most once; an in-flight call that
+// seq (keyer.line), so that a call sent again runs at most once; an in-flight call that
 // can be neither sent again safely is answered with a tool error saying
 // the core restarted and its outcome is unknown.
 type Forwarder struct {
@@ -217,7 +217,7 @@ func (f *Forwarder) send(line []byte) {
 			f.seq++
 			if m.Method == "tools/call" {
 				fl.tool = m.Params.Name
-				line, fl.keyed = f.keys.line(line, m, key)
+				line, fl.keyed = f.keys.line(line, m, fl.seq)
 			}
 			fl.line = line
 			f.pending[key] = fl
@@ -300,7 +300,7 @@ func (f *Forwarder) recoverInput() {
 		fl := &inflight{seq: l.seq, line: l.line}
 		if m.Method == "tools/call" {
 			fl.tool = m.Params.Name
-			fl.line, fl.keyed = f.keys.line(l.line, m, key)
+			fl.line, fl.keyed = f.keys.line(l.line, m, l.seq)
 		}
 		f.pending[key] = fl
 	}
@@ -360,15 +360,29 @@ func newKeyer(instance string, keyed []string) keyer {
 	return keyer{keyed: func(t string) bool { return set[t] }, instance: instance}
 }
 
+// key returns the idempotency key of the request of line seq, as a JSON
+// string: the instance (JSON-escaped) and the seq in 16 hex digits.
+func (k keyer) key(seq uint64) []byte {
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], seq)
+	b, _ := json.Marshal("core-" + k.instance + "-" + hex.EncodeToString(n[:]))
+	return b
+}
+
 func (f *Forwarder) keyer() keyer {
 	return keyer{keyed: func(t string) bool { return f.Tools[t].Keyed }, instance: f.Instance}
 }
 
 // line returns the tools/call line with an idempotency_key when the
 // tool is keyed and the call has none, and whether the call has a key.
+// The key names the request by its seq, the number of its line in the
+// client's input, which every core it is sent to sees the same: not by its
+// id, which a host may give a later request once the earlier one was
+// answered (a direct process runs both). Keys of one forwarder grow with
+// the seq, so the results kept under them are appended side by side.
 // The line is rebuilt from its parsed members, in their order of the
 // JSON-RPC specification, the key first among the arguments.
-func (k keyer) line(line []byte, m message, key string) ([]byte, bool) {
+func (k keyer) line(line []byte, m message, seq uint64) ([]byte, bool) {
 	if k.keyed == nil || !k.keyed(m.Params.Name) {
 		return line, false
 	}
@@ -381,9 +395,8 @@ func (k keyer) line(line []byte, m message, key string) ([]byte, bool) {
 	if args.Key != nil {
 		return line, string(args.Key) != "null"
 	}
-	sum := sha256.Sum256([]byte(key))
-	kv, _ := json.Marshal("core-" + k.instance + "-" + hex.EncodeToString(sum[:12]))
-	a := append(append([]byte(`{"idempotency_key":`), kv...), '}')
+	a := append([]byte(`{"idempotency_key":`), k.key(seq)...)
+	a = append(a, '}')
 	if rest := bytes.TrimSpace(m.Params.Arguments); len(rest) > 2 && rest[0] == '{' && !bytes.Equal(bytes.TrimSpace(rest[1:]), []byte("}")) {
 		// A non-empty object (not null, not {}): its members after the key.
 		a = append(append(a[:len(a)-1], ','), rest[1:]...)

@@ -7,20 +7,22 @@ import (
 )
 
 // TestForwarderKeys: a call of a keyed tool without a key gets one, the
-// same for the same request id and different for another id or another
-// forwarder; a call with its own key (or null: none), a call of a tool
-// that is not keyed, and arguments that are not an object are sent as
-// they are.
+// same for the same line (its seq) and different for another line, also
+// one with the same request id, or another forwarder; keys grow with the
+// seq; a call with its own key (or null: none), a call of a tool that is
+// not keyed, and arguments that are not an object are sent as they are.
 func TestForwarderKeys(t *testing.T) {
 	f := &Forwarder{Instance: "AAAA", Tools: map[string]ToolRetry{"note": {Keyed: true}, "whoami": {Harmless: true}}}
 	g := &Forwarder{Instance: "BBBB", Tools: f.Tools}
+	seq := uint64(0)
 	key := func(f *Forwarder, line string) (string, bool) {
 		t.Helper()
 		var m message
 		if err := json.Unmarshal([]byte(line), &m); err != nil {
 			t.Fatal(err)
 		}
-		out, keyed := f.keyer().line([]byte(line), m, idKey(m.ID))
+		seq++
+		out, keyed := f.keyer().line([]byte(line), m, seq)
 		var got struct {
 			Params struct {
 				Arguments map[string]any `json:"arguments"`
@@ -42,13 +44,19 @@ func TestForwarderKeys(t *testing.T) {
 	if !keyed || !strings.HasPrefix(k1, "core-AAAA-") || len(k1) > 128 {
 		t.Errorf("added key %q (keyed %v)", k1, keyed)
 	}
-	if k, _ := key(f, call("7", "note", `{"text":"other"}`)); k != k1 {
-		t.Errorf("same id, key %q then %q", k1, k)
+	seq--
+	if k, _ := key(f, call("7", "note", `{"text":"x"}`)); k != k1 {
+		t.Errorf("the same line sent again, key %q then %q", k1, k)
 	}
-	if k, _ := key(f, call(`"7"`, "note", `{"text":"x"}`)); k == k1 {
-		t.Error("ids 7 and \"7\" share a key")
+	k2, _ := key(f, call("7", "note", `{"text":"x"}`))
+	if k2 == k1 {
+		t.Error("two requests with id 7 share a key")
 	}
-	if k, _ := key(g, call("7", "note", `{"text":"x"}`)); k == k1 {
+	if k2 <= k1 {
+		t.Errorf("key %q of a later line sorts before %q", k2, k1)
+	}
+	seq--
+	if k, _ := key(g, call("7", "note", `{"text":"x"}`)); k == k2 {
 		t.Error("two forwarders share a key")
 	}
 	if k, keyed := key(f, call("8", "note", `{"text":"x","idempotency_key":"mine"}`)); k != "mine" || !keyed {
@@ -138,7 +146,7 @@ func TestForwarderKeyKeepsTheRest(t *testing.T) {
 	if err := json.Unmarshal([]byte(line), &m); err != nil {
 		t.Fatal(err)
 	}
-	out, keyed := f.keyer().line([]byte(line), m, idKey(m.ID))
+	out, keyed := f.keyer().line([]byte(line), m, 1)
 	var got, want map[string]any
 	if err := json.Unmarshal(out, &got); err != nil || !keyed {
 		t.Fatalf("%s: %v (keyed %v)", out, err, keyed)
@@ -168,7 +176,7 @@ func TestForwarderKeySplice(t *testing.T) {
 		if err := json.Unmarshal([]byte(line), &m); err != nil {
 			t.Fatal(err)
 		}
-		out, keyed := f.keyer().line([]byte(line), m, idKey(m.ID))
+		out, keyed := f.keyer().line([]byte(line), m, 1)
 		if !keyed {
 			t.Fatalf("%s: not keyed", line)
 		}
@@ -205,10 +213,9 @@ func BenchmarkKeyerLine(b *testing.B) {
 	if err := json.Unmarshal(line, &m); err != nil {
 		b.Fatal(err)
 	}
-	key := idKey(m.ID)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, keyed := k.line(line, m, key); !keyed {
+		if _, keyed := k.line(line, m, 12); !keyed {
 			b.Fatal("not keyed")
 		}
 	}

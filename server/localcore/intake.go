@@ -175,7 +175,7 @@ func (t *intake) take(line []byte, off int) []byte {
 		t.remember(wireKey(key), seq)
 		k.request = true
 		if m.Method == "tools/call" {
-			line, _ = t.keyer.line(line, m, key)
+			line, _ = t.keyer.line(line, m, seq)
 		}
 	}
 	if k.request || k.hand != "" {
