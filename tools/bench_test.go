@@ -3,7 +3,11 @@ package tools
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -141,5 +145,70 @@ func BenchmarkLeaseCheck(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkOneTxParallel is the store's side of many agents writing at
+// once: 16 agents of one tenant, each on its own goroutine, make keyed
+// one-transaction calls (note, message_send to the next agent) through
+// the production middleware on a store opened as the server opens it
+// (group commit, synchronous=FULL), with keys shaped as a forwarder adds
+// them. Nothing else runs: calls/s is what the store's one writer commits
+// of such calls on this machine, without the MCP clients and transport
+// that share the CPU in internal/agentbench.
+func BenchmarkOneTxParallel(b *testing.B) {
+	const agents = 16
+	for _, name := range []string{"note", "message_send"} {
+		b.Run(name, func(b *testing.B) {
+			ctx := context.Background()
+			st, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "s.db"), sqlite.Options{Synchronous: sqlite.SyncFull, GroupCommit: true})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { st.Close() })
+			sc, err := tenant.NewDirectory(st, "bench").Local(ctx, "t1", "alice")
+			if err != nil {
+				b.Fatal(err)
+			}
+			scopes := make([]*tenant.Scope, agents)
+			ids := make([]string, agents)
+			for i := range agents {
+				ag, err := agent.Register(ctx, sc, agent.Registration{Name: "bench-" + strconv.Itoa(i), Client: "go-test", Model: "m"})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if scopes[i], err = sc.WithAgent(ag.ID); err != nil {
+					b.Fatal(err)
+				}
+				ids[i] = ag.ID
+			}
+			tool := findToolB(b, name)
+			q := NewAuditQueue(0, nil)
+			b.Cleanup(func() { q.Close(context.Background()) })
+			h := Chain(Heartbeat(time.Second, nil), Audit(nil, q))(tool.Handler)
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			b.ResetTimer()
+			start := time.Now()
+			for i := range agents {
+				wg.Go(func() {
+					for seq := 0; next.Add(1) <= int64(b.N); seq++ {
+						key := fmt.Sprintf("core-BENCH%08d-%016x", i, seq)
+						args := `{"idempotency_key":"` + key + `","text":"agentbench note"}`
+						if name == "message_send" {
+							args = `{"idempotency_key":"` + key + `","to":"` + ids[(i+1)%agents] + `","body":"agentbench message"}`
+						}
+						c := &Call{Caller: Caller{Scope: scopes[i], Client: mcp.Implementation{Name: "bench", Version: "1"}}, Tool: tool, Args: json.RawMessage(args), Started: time.Now()}
+						if _, err := h(ctx, c); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			el := time.Since(start)
+			b.ReportMetric(float64(b.N)/el.Seconds(), "calls/s")
+		})
 	}
 }
