@@ -111,7 +111,7 @@ func (c *Core) Open(ctx context.Context, h localcore.Hello) (func(context.Contex
 	}
 	c.logger.Info("core connection", "pid", h.PID, "workspace", h.Workspace, "toolsets", m.Toolsets, "agent", m.Agent)
 	return func(ctx context.Context, conn net.Conn) error {
-		return srv.ServeConn(ctx, sc, conn, conn)
+		return srv.ServeConn(ctx, sc, h.Instance, conn, conn)
 	}, nil
 }
 

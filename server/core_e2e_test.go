@@ -23,9 +23,11 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/coditect/coditect/internal/testbin"
+	"github.com/coditect/coditect/server"
 	"github.com/coditect/coditect/server/localcore"
 	"github.com/coditect/coditect/storage/agent"
 	"github.com/coditect/coditect/storage/audit"
+	"github.com/coditect/coditect/tools"
 )
 
 // coreTestEnv is a store whose `coditect mcp` processes share a local
@@ -520,7 +522,9 @@ func TestCoreAnswersSetting(t *testing.T) {
 // the core as in a direct process: the keys the forwarder (or a core
 // reading the input) adds name the request, not its id. The third call
 // repeats the first's arguments too, which a key drawn from the id would
-// have answered as a replay without running it.
+// have answered as a replay without running it. Each call's record shows
+// the arguments the host sent, as in a direct process: without the key
+// the forwarder added, with a key of the host's own.
 func TestCoreRequestIDReused(t *testing.T) {
 	for _, answers := range []string{"direct", "answers", "relay", "off"} {
 		t.Run(answers, func(t *testing.T) {
@@ -552,8 +556,9 @@ func TestCoreRequestIDReused(t *testing.T) {
 			send(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`)
 			answer()
 			send(`{"jsonrpc":"2.0","method":"notifications/initialized"}`)
-			for _, text := range []string{"first", "second", "first"} {
-				send(`{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"note","arguments":{"text":"` + text + `"}}}`)
+			sent := []string{`{"text":"first"}`, `{"text":"second"}`, `{"text":"first"}`, `{"idempotency_key":"mine-1","text":"own"}`}
+			for _, args := range sent {
+				send(`{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"note","arguments":` + args + `}}`)
 				got := answer()
 				var res struct {
 					ID     int `json:"id"`
@@ -563,15 +568,194 @@ func TestCoreRequestIDReused(t *testing.T) {
 					} `json:"result"`
 				}
 				if err := json.Unmarshal([]byte(got), &res); err != nil || res.ID != 5 || res.Result.IsError || res.Result.StructuredContent["replayed"] != nil {
-					t.Errorf("note %q: answer %s", text, got)
+					t.Errorf("note %s: answer %s", args, got)
 				}
 			}
+			sc := e.local(t, "acme", "alice")
 			count := map[string]int{}
-			for _, ev := range events(t, e.local(t, "acme", "alice"), audit.Filter{Kind: "note.added"}) {
+			for _, ev := range events(t, sc, audit.Filter{Kind: "note.added"}) {
 				count[ev.Summary]++
 			}
-			if count["first"] != 2 || count["second"] != 1 {
-				t.Errorf("notes in the store %v, want first twice and second once", count)
+			if count["first"] != 2 || count["second"] != 1 || count["own"] != 1 {
+				t.Errorf("notes in the store %v, want first twice, second and own once", count)
+			}
+			var recorded []string
+			for _, ev := range events(t, sc, audit.Filter{Kind: "tool.called"}) {
+				if ev.Attrs["tool"] == "note" {
+					b, _ := json.Marshal(ev.Attrs["args"])
+					recorded = append(recorded, fmt.Sprintf("%s %v", b, ev.Attrs["idempotency_key"]))
+				}
+			}
+			want := []string{`{"text":"first"} <nil>`, `{"text":"second"} <nil>`, `{"text":"first"} <nil>`, `{"text":"own"} mine-1`}
+			if !slices.Equal(recorded, want) {
+				t.Errorf("recorded arguments and keys\n%s\nwant\n%s", strings.Join(recorded, "\n"), strings.Join(want, "\n"))
+			}
+		})
+	}
+}
+
+// TestCoreAnswersAsDirect: a host that writes odd and hostile lines gets
+// the same answers through the core, in each of its modes, as from a
+// process serving the store itself (--core off): the same ids, results
+// and errors, compared once event ids and times are masked, whatever
+// their order.
+func TestCoreAnswersAsDirect(t *testing.T) {
+	lines := []string{
+		`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`,
+		`{"jsonrpc":"2.0","method":"notifications/initialized"}`,
+		`{not json`,
+		``,
+		`[]`,
+		`[{"jsonrpc":"2.0","id":3,"method":"ping"}]`,
+		`{"jsonrpc":"2.0","id":null,"method":"ping"}`,
+		`{"jsonrpc":"2.0","id":{"a":1},"method":"ping"}`,
+		`{"jsonrpc":"2.0","id":"1e400","method":"ping"}`,
+		`{"jsonrpc":"2.0","id":"a\"b\\c","method":"ping"}`,
+		`{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"note","arguments":null}}`,
+		`{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"note","arguments":{"text":null}}}`,
+		`{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"note","arguments":"text"}}`,
+		`{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"nope","arguments":{}}}`,
+		`{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"note","arguments":{"text":"x","idempotency_key":null}}}`,
+		`{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"note","arguments":{"text":"x","idempotency_key":5}}}`,
+		`{"jsonrpc":"2.0","id":10,"method":"nonexistent"}`,
+		`{"jsonrpc":"2.0","id":11}`,
+		`{"jsonrpc":"2.0","id":12,"method":"tools/call","params":{"name":"note","arguments":{"text":"y"}},"extra":1}`,
+		`{"jsonrpc":"2.0","id":13,"method":"tools/call","params":{"name":"note"}}`,
+		`{"jsonrpc":"2.0","id":14,"method":"tools/call","params":{"name":"message_send","arguments":{"to":"nobody","body":"hi"}}}`,
+		`{"jsonrpc":"2.0","method":"tools/call","params":{"name":"note","arguments":{"text":"a notification"}}}`,
+		`{"jsonrpc":"2.0","id":15,"method":"tools/call","params":{"name":"note","arguments":{"text":"` + strings.Repeat("z", 70000) + `"}}}`,
+		`{"jsonrpc":"2.0","id":16,"method":"ping"}`,
+		// Arguments just under the tool's limit (they name an unknown
+		// argument, which is refused once their size passed).
+		`{"jsonrpc":"2.0","id":17,"method":"tools/call","params":{"name":"note","arguments":{"text":"x","pad":"` + strings.Repeat("p", tools.MaxArgs-10-21) + `"}}}`,
+	}
+	// A line just under the line limit, its call's arguments small.
+	limit, err := server.MaxStdioMessage(server.CoreMCP{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := `{"jsonrpc":"2.0","id":18,"method":"tools/call","params":{"_meta":{"pad":"%s"},"name":"note","arguments":{"text":"near the line limit"}}}`
+	lines = append(lines, fmt.Sprintf(long, strings.Repeat("m", limit-8-len(long)+2)))
+	masks := []struct {
+		re   *regexp.Regexp
+		with string
+	}{
+		{regexp.MustCompile(`[0-9a-f]{24}`), "EVENT"},
+		{regexp.MustCompile(`\d{4}-\d\d-\d\dT[0-9:.]+Z`), "TIME"},
+	}
+	run := func(t *testing.T, answers string) []string {
+		e := newCoreEnv(t)
+		args := []string{"--tenant", "acme", "--user", "alice"}
+		if answers == "off" {
+			args = append(args, "--core", "off")
+		} else {
+			e.env = []string{"CODITECT_CORE_ANSWERS=" + answers}
+		}
+		cmd, stderr := e.mcp(t, "30s", args...)
+		stdin, stdout := testbin.StartPiped(t, cmd)
+		go func() {
+			_, _ = io.WriteString(stdin, strings.Join(lines, "\n")+"\n")
+			stdin.Close()
+		}()
+		out, err := io.ReadAll(stdout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("exit: %v\n%s", err, stderr.String())
+		}
+		var got []string
+		// The calls' records: tool, outcome, arguments and the other
+		// attributes a host's call determines.
+		for _, ev := range events(t, e.local(t, "acme", "alice"), audit.Filter{Kind: "tool.called"}) {
+			delete(ev.Attrs, "duration_ms")
+			b, _ := json.Marshal(ev.Attrs)
+			got = append(got, "record "+ev.Summary[:strings.LastIndex(ev.Summary, " in ")]+" "+string(b))
+		}
+		for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			var m map[string]any
+			if err := json.Unmarshal([]byte(l), &m); err != nil {
+				t.Errorf("stdout line is not JSON: %.200q", l)
+				continue
+			}
+			if r, ok := m["result"].(map[string]any); ok && r["tools"] != nil {
+				continue
+			}
+			for _, mk := range masks {
+				l = mk.re.ReplaceAllString(l, mk.with)
+			}
+			got = append(got, l)
+		}
+		slices.Sort(got)
+		return got
+	}
+	want := run(t, "off")
+	if len(want) < 30 {
+		t.Fatalf("a direct process gave %d answers:\n%s", len(want), strings.Join(want, "\n"))
+	}
+	for _, answers := range []string{"direct", "answers", "relay"} {
+		t.Run(answers, func(t *testing.T) {
+			if got := run(t, answers); !slices.Equal(got, want) {
+				t.Errorf("through the core:\n%s\n\ndirect:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+		})
+	}
+}
+
+// TestPipelinedInitialize: a host that writes its initialize and its first
+// calls at once, without waiting for the answer, has every call run as
+// the one agent of its clientInfo and recorded with it, through the core
+// and in a direct process.
+func TestPipelinedInitialize(t *testing.T) {
+	for _, mode := range []string{"core", "off"} {
+		t.Run(mode, func(t *testing.T) {
+			e := newCoreEnv(t)
+			args := []string{"--tenant", "acme", "--user", "alice"}
+			if mode == "off" {
+				args = append(args, "--core", "off")
+			}
+			cmd, stderr := e.mcp(t, "30s", args...)
+			stdin, stdout := testbin.StartPiped(t, cmd)
+			const calls = 40
+			lines := []string{
+				`{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"eager","version":"2"}}}`,
+				`{"jsonrpc":"2.0","method":"notifications/initialized"}`,
+			}
+			for i := range calls {
+				tool := "whoami"
+				if i%2 == 1 {
+					tool = "note"
+				}
+				lines = append(lines, fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"%s","arguments":{"text":"n%d"}}}`, i+1, tool, i))
+			}
+			go func() {
+				_, _ = io.WriteString(stdin, strings.Join(lines, "\n")+"\n")
+				stdin.Close()
+			}()
+			if _, err := io.Copy(io.Discard, stdout); err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Wait(); err != nil {
+				t.Fatalf("exit: %v\n%s", err, stderr.String())
+			}
+			sc := e.local(t, "acme", "alice")
+			agents := map[string]bool{}
+			recs := events(t, sc, audit.Filter{Kind: "tool.called"})
+			for _, ev := range recs {
+				agents[ev.Agent] = true
+				if ev.Attrs["client"] != "eager" || ev.Attrs["client_version"] != "2" {
+					t.Errorf("%s recorded with client %v %v, want eager 2", ev.Attrs["tool"], ev.Attrs["client"], ev.Attrs["client_version"])
+				}
+			}
+			if len(recs) != calls || len(agents) != 1 {
+				t.Errorf("%d records by agents %v, want %d by one agent", len(recs), agents, calls)
+			}
+			all, err := agent.List(context.Background(), sc, agent.Filter{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(all) != 1 || all[0].Client != "eager" {
+				t.Errorf("agents registered: %+v, want one, of client eager", all)
 			}
 		})
 	}

@@ -120,6 +120,9 @@ func osUser(current func() (*user.User, error), getenv func(string) string) stri
 type principal struct {
 	sc      *tenant.Scope
 	recheck time.Duration
+	// addedKeys starts the idempotency keys the connection's forwarder
+	// adds to calls (tools.Caller.AddedKeys); "" when it adds none.
+	addedKeys string
 
 	mu      sync.Mutex
 	checked time.Time

@@ -241,7 +241,7 @@ func (s *Server) resolve(ctx context.Context) (tools.Caller, error) {
 	case self != nil:
 		p.actedAs(bound)
 	}
-	return tools.Caller{Scope: bound, Client: info, Self: self, Unavailable: err}, nil
+	return tools.Caller{Scope: bound, Client: info, Self: self, Unavailable: err, AddedKeys: p.addedKeys}, nil
 }
 
 // afterInitialize remembers a legacy client's clientInfo by MCP session

@@ -31,7 +31,7 @@ import (
 func (s *Server) ServeStdio(ctx context.Context, sc *tenant.Scope, in io.Reader, out io.Writer) error {
 	pr := sc.Principal()
 	s.logger.Info("serving MCP on stdio", "tenant", pr.Tenant, "user", pr.User, "role", pr.Role, "local", pr.Local)
-	return s.serveLines(ctx, sc, in, out)
+	return s.serveLines(ctx, sc, "", in, out)
 }
 
 // endStdio ends a stdio connection whose serving ended with err: the

@@ -14,6 +14,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 	mcpserver "github.com/mark3labs/mcp-go/server"
 
+	"github.com/coditect/coditect/server/localcore"
 	"github.com/coditect/coditect/storage/tenant"
 )
 
@@ -21,21 +22,30 @@ import (
 // `coditect mcp`) exactly as ServeStdio serves a process's stdin and
 // stdout: the same line limit, the same identity for every call, and when
 // in ends, the connection's agents marked offline and its audit records
-// committed. Any number of connections may be served at once: each has an
-// MCP session of its own.
-func (s *Server) ServeConn(ctx context.Context, sc *tenant.Scope, in io.Reader, out io.Writer) error {
+// committed. instance is the forwarder's (localcore.Hello.Instance; ""
+// when it adds no keys): the idempotency keys it adds to calls count
+// neither against the limits nor in the calls' records. Any number of
+// connections may be served at once: each has an MCP session of its own.
+func (s *Server) ServeConn(ctx context.Context, sc *tenant.Scope, instance string, in io.Reader, out io.Writer) error {
 	pr := sc.Principal()
 	s.logger.Info("serving MCP on a core connection", "tenant", pr.Tenant, "user", pr.User, "role", pr.Role, "local", pr.Local)
-	return s.serveLines(ctx, sc, in, out)
+	return s.serveLines(ctx, sc, instance, in, out)
 }
 
 // serveLines serves one stream of newline-delimited JSON-RPC, a process's
 // stdio or a core connection, as the principal of sc, then ends it
 // (endStdio).
-func (s *Server) serveLines(ctx context.Context, sc *tenant.Scope, in io.Reader, out io.Writer) error {
+func (s *Server) serveLines(ctx context.Context, sc *tenant.Scope, instance string, in io.Reader, out io.Writer) error {
 	p := newPrincipal(sc, s.recheck)
+	limit := int(s.maxMessage())
+	if instance != "" {
+		// The forwarder's keys are not the host's: the host's calls keep
+		// the limits and records a direct process gives them.
+		p.addedKeys = localcore.KeyPrefix(instance)
+		limit += localcore.KeyRoom(instance)
+	}
 	w := &lockedWriter{w: out}
-	err := s.serveSession(ctx, p, bufio.NewReaderSize(LimitLines(in, w, int(s.maxMessage()), s.logger), 64<<10), w)
+	err := s.serveSession(ctx, p, bufio.NewReaderSize(LimitLines(in, w, limit, s.logger), 64<<10), w)
 	return s.endStdio(ctx, p, err)
 }
 
@@ -43,7 +53,8 @@ func (s *Server) serveLines(ctx context.Context, sc *tenant.Scope, in io.Reader,
 var connSeq atomic.Int64
 
 // serveSession reads the stream's messages and serves them: tool calls
-// on connWorkers workers, other requests each on its own goroutine,
+// on connWorkers workers, other requests each on its own goroutine but
+// initialize, which is served before the next message is read,
 // notifications in order. When the input ends, the calls already read
 // run to their end and are answered before the session ends (a host may
 // write its requests and close its end at once); only ctx's end cancels
@@ -133,6 +144,11 @@ func (s *Server) dispatch(ctx context.Context, line []byte, w *lockedWriter, cal
 		default:
 			s.answer(ctx, w, raw) // the queue is full: serve it in line
 		}
+	case parsed && base.Method == string(mcp.MethodInitialize):
+		// In line: the calls a host sends right behind its initialize,
+		// without waiting for the answer, run with its clientInfo, as the
+		// same agent.
+		s.answer(ctx, w, raw)
 	case parsed && base.ID != nil && base.Method != "":
 		wg.Go(func() { s.answer(ctx, w, raw) })
 	case parsed && base.Method == "":

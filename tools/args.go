@@ -57,8 +57,8 @@ func decodeArgs(c *Call, v any) error {
 // {}.
 func argsObject(c *Call) ([]byte, error) {
 	args := bytes.TrimSpace(c.Args)
-	if limit := c.Tool.MaxArgs(); len(args) > limit {
-		return nil, c.argError("the arguments are %d bytes; the limit is %d bytes: send shorter values", len(args), limit)
+	if n, limit := sentSize(args, c.AddedKeys), c.Tool.MaxArgs(); n > limit {
+		return nil, c.argError("the arguments are %d bytes; the limit is %d bytes: send shorter values", n, limit)
 	}
 	if len(args) == 0 || bytes.Equal(args, []byte("null")) {
 		return []byte("{}"), nil
@@ -67,6 +67,30 @@ func argsObject(c *Call) ([]byte, error) {
 		return nil, c.argError("arguments must be a JSON object")
 	}
 	return args, nil
+}
+
+// sentSize is the size of trimmed arguments as the caller sent them: less
+// the idempotency_key member the transport added, first among them, when
+// added (Caller.AddedKeys) starts its value. The transport's key is a JSON
+// string without escapes.
+func sentSize(args []byte, added string) int {
+	const member = `{"idempotency_key":"`
+	n := len(args)
+	if added == "" || !bytes.HasPrefix(args, []byte(member)) || !bytes.HasPrefix(args[len(member):], []byte(added)) {
+		return n
+	}
+	end := bytes.IndexByte(args[len(member):], '"')
+	if end < 0 || len(member)+end+1 >= n {
+		return n
+	}
+	after := len(member) + end + 1 // past the key's closing quote
+	switch args[after] {
+	case ',': // the caller's members follow: less "idempotency_key":"…",
+		return n - after
+	case '}': // the caller sent none: {}
+		return n - (after - 1)
+	}
+	return n
 }
 
 // argSchema is a tool's input schema as the tools enforce it before the

@@ -535,7 +535,7 @@ func ToolEvent(c *Call, err error, d time.Duration) audit.Event {
 		"tool":        c.Tool.Name(),
 		"outcome":     string(outcome),
 		"duration_ms": ms,
-		"args":        RedactArgs(c.Args),
+		"args":        redactArgs(c.Args, c.AddedKeys),
 	}
 	if c.Client.Name != "" {
 		attrs["client"] = clip(c.Client.Name, 128)

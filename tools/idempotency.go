@@ -210,7 +210,9 @@ func (c *Call) idempotencyKey() (key, digest string, err error) {
 	if err := c.text(idempotencyArg, k, maxIdempotencyKey, true, true); err != nil {
 		return "", "", err
 	}
-	c.record(idempotencyArg, k)
+	if !addedKey(k, c.AddedKeys) {
+		c.record(idempotencyArg, k)
+	}
 	// Null means absent for an optional argument (see argSchema), so a
 	// retry that sends every property matches one that sent only some.
 	for name, v := range obj {

@@ -111,23 +111,32 @@ func equalLowerASCII[T ~string | ~[]byte](b T, word string) bool {
 // value with the values of secret-looking keys replaced by "[redacted]",
 // token-looking substrings replaced likewise, strings cut to 256 bytes and,
 // when the result is still over 2 KiB, only the argument names.
-func RedactArgs(args json.RawMessage) any {
+func RedactArgs(args json.RawMessage) any { return redactArgs(args, "") }
+
+// redactArgs is RedactArgs leaving out an idempotency_key that starts with
+// added, a non-empty prefix of the keys the transport adds (Caller.AddedKeys).
+func redactArgs(args json.RawMessage, added string) any {
 	args = bytes.TrimSpace(args)
-	if len(args) == 0 {
+	if len(args) == 0 || string(args) == "null" { // no arguments, as a tool reads them
 		return map[string]any{}
 	}
 	dec := json.NewDecoder(bytes.NewReader(args))
 	dec.UseNumber()
 	var v any
 	if err := dec.Decode(&v); err != nil {
-		return map[string]any{"_unparsed": true, "_bytes": len(args)}
+		return map[string]any{"_unparsed": true, "_bytes": sentSize(args, added)}
+	}
+	if m, ok := v.(map[string]any); ok {
+		if k, ok := m[idempotencyArg].(string); ok && addedKey(k, added) {
+			delete(m, idempotencyArg)
+		}
 	}
 	v = redact(v, 0)
 	b, err := json.Marshal(v)
 	if err == nil && len(b) <= maxAuditArgs {
 		return v
 	}
-	out := map[string]any{"_truncated": true, "_bytes": len(args)}
+	out := map[string]any{"_truncated": true, "_bytes": sentSize(args, added)}
 	if m, ok := v.(map[string]any); ok {
 		keys := make([]string, 0, len(m))
 		for k := range m {

@@ -32,6 +32,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -61,7 +62,16 @@ type Caller struct {
 	// that may write then fails with it at once (see Heartbeat) instead of
 	// waiting a second lock timeout.
 	Unavailable error
+	// AddedKeys, when set, starts the idempotency keys the transport adds
+	// to calls that carry none (a local core's forwarder, so that a call
+	// it sends again runs at most once): the record of a call whose key
+	// has it shows the arguments the caller sent, without that key.
+	AddedKeys string
 }
+
+// addedKey reports whether idempotency key k is one the transport added
+// (its prefix is added, Caller.AddedKeys), not the caller's own.
+func addedKey(k, added string) bool { return added != "" && strings.HasPrefix(k, added) }
 
 // Self holds, per process, the record of one agent that process registered,
 // so that the tools that show who the caller is (whoami) and the writes

@@ -173,6 +173,7 @@ func TestRedactArgs(t *testing.T) {
 			[]string{`"_truncated":true`, `"_keys":["a","b"`}, []string{long}},
 		{`not json`, []string{`"_unparsed":true`}, nil},
 		{``, []string{`{}`}, nil},
+		{`null`, []string{`{}`}, nil},
 		{`{"session_id":"01JZ3K5V8Q2W7X9Y4N6M1P0R3T","n":12345678901234567890}`, []string{`"session_id":"01JZ3K5V8Q2W7X9Y4N6M1P0R3T"`, `12345678901234567890`}, nil},
 	} {
 		b, err := json.Marshal(RedactArgs(json.RawMessage(c.in)))
@@ -192,6 +193,56 @@ func TestRedactArgs(t *testing.T) {
 			if strings.Contains(got, w) {
 				t.Errorf("%.60s: recorded %.200s, must not contain %.40s", c.in, got, w)
 			}
+		}
+	}
+}
+
+// TestRedactArgsAddedKey: the record leaves out a top-level
+// idempotency_key the transport added (one with its prefix), and keeps a
+// key of the caller's own, a nested one and one that is not a string.
+func TestRedactArgsAddedKey(t *testing.T) {
+	const added = "core-ABCD-"
+	for in, want := range map[string]string{
+		`{"text":"x","idempotency_key":"core-ABCD-0000000000000007"}`: `{"text":"x"}`,
+		`{"idempotency_key":"core-ABCD-0000000000000007"}`:            `{}`,
+		`{"text":"x","idempotency_key":"mine"}`:                       `{"idempotency_key":"mine","text":"x"}`,
+		`{"text":"x","idempotency_key":"core-EFGH-0000000000000007"}`: `{"idempotency_key":"core-EFGH-0000000000000007","text":"x"}`,
+		`{"idempotency_key":7}`:                                       `{"idempotency_key":7}`,
+		`{"nested":{"idempotency_key":"core-ABCD-0000000000000007"}}`: `{"nested":{"idempotency_key":"core-ABCD-0000000000000007"}}`,
+		`["core-ABCD-0000000000000007"]`:                              `["core-ABCD-0000000000000007"]`,
+	} {
+		b, err := json.Marshal(redactArgs(json.RawMessage(in), added))
+		if err != nil || string(b) != want {
+			t.Errorf("%s: recorded %s (%v), want %s", in, b, err, want)
+		}
+		// Without a prefix (a direct process, HTTP) every key is the caller's.
+		if b, _ := json.Marshal(redactArgs(json.RawMessage(in), "")); strings.Contains(in, "core-ABCD") && !strings.Contains(string(b), "core-ABCD") {
+			t.Errorf("%s: without a prefix, recorded %s", in, b)
+		}
+	}
+}
+
+// TestSentSize: the size of the arguments a caller sent, without the key
+// the transport put first among them.
+func TestSentSize(t *testing.T) {
+	const added = "core-ABCD-"
+	key := `"idempotency_key":"core-ABCD-0000000000000007"`
+	for _, c := range []struct {
+		args  string
+		added string
+		want  int
+	}{
+		{`{` + key + `,"text":"x"}`, added, len(`{"text":"x"}`)},
+		{`{` + key + `}`, added, len(`{}`)},
+		{`{` + key + `,"text":"x"}`, "", len(`{` + key + `,"text":"x"}`)},
+		{`{"idempotency_key":"mine","text":"x"}`, added, len(`{"idempotency_key":"mine","text":"x"}`)},
+		{`{"text":"x",` + key + `}`, added, len(`{"text":"x",` + key + `}`)},
+		{`{"idempotency_key":"core-ABCD-`, added, len(`{"idempotency_key":"core-ABCD-`)},
+		{`{` + key, added, len(`{` + key)},
+		{`{` + key + ` `, added, len(`{` + key + ` `)},
+	} {
+		if got := sentSize([]byte(c.args), c.added); got != c.want {
+			t.Errorf("sentSize(%s, %q) = %d, want %d", c.args, c.added, got, c.want)
 		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -360,12 +361,26 @@ func newKeyer(instance string, keyed []string) keyer {
 	return keyer{keyed: func(t string) bool { return set[t] }, instance: instance}
 }
 
+// KeyPrefix starts every idempotency key that a forwarder whose Instance
+// is instance, or a core reading its client's input, adds to a call: a
+// call whose key has it did not carry one of its own.
+func KeyPrefix(instance string) string { return "core-" + instance + "-" }
+
+// KeyRoom is the most bytes by which adding a key of KeyPrefix(instance)
+// makes a line longer: a member "arguments" holding only the key, where
+// the call had no arguments. A core allows the lines of such a forwarder
+// that much more than a direct process does.
+func KeyRoom(instance string) int {
+	k, _ := json.Marshal(KeyPrefix(instance) + strings.Repeat("0", 16))
+	return len(`,"arguments":{"idempotency_key":}`) + len(k)
+}
+
 // key returns the idempotency key of the request of line seq, as a JSON
-// string: the instance (JSON-escaped) and the seq in 16 hex digits.
+// string: KeyPrefix and the seq in 16 hex digits.
 func (k keyer) key(seq uint64) []byte {
 	var n [8]byte
 	binary.BigEndian.PutUint64(n[:], seq)
-	b, _ := json.Marshal("core-" + k.instance + "-" + hex.EncodeToString(n[:]))
+	b, _ := json.Marshal(KeyPrefix(k.instance) + hex.EncodeToString(n[:]))
 	return b
 }
 
