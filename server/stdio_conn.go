@@ -53,9 +53,9 @@ func (s *Server) serveLines(ctx context.Context, sc *tenant.Scope, instance stri
 var connSeq atomic.Int64
 
 // serveSession reads the stream's messages and serves them: tool calls
-// on connWorkers workers, other requests each on its own goroutine but
-// initialize, which is served before the next message is read,
-// notifications in order. When the input ends, the calls already read
+// on connWorkers workers, other requests each on its own goroutine,
+// notifications in order; initialize, and the tool calls before it, are
+// served before the next message is read. When the input ends, the calls already read
 // run to their end and are answered before the session ends (a host may
 // write its requests and close its end at once); only ctx's end cancels
 // them.
@@ -105,10 +105,11 @@ const (
 )
 
 func (s *Server) readSession(ctx context.Context, in *bufio.Reader, w *lockedWriter, calls chan<- json.RawMessage, wg *sync.WaitGroup) error {
+	initialized := false // an initialize was read
 	for {
 		line, err := in.ReadBytes('\n')
 		if len(line) > 0 {
-			s.dispatch(ctx, line, w, calls, wg)
+			s.dispatch(ctx, line, w, calls, wg, &initialized)
 		}
 		if errors.Is(err, io.EOF) {
 			return nil
@@ -122,7 +123,7 @@ func (s *Server) readSession(ctx context.Context, in *bufio.Reader, w *lockedWri
 	}
 }
 
-func (s *Server) dispatch(ctx context.Context, line []byte, w *lockedWriter, calls chan<- json.RawMessage, wg *sync.WaitGroup) {
+func (s *Server) dispatch(ctx context.Context, line []byte, w *lockedWriter, calls chan<- json.RawMessage, wg *sync.WaitGroup, initialized *bool) {
 	// One parse: Unmarshal checks the whole line before it decodes, so a
 	// syntax error is malformed JSON, and any other error a message that is
 	// not a request object, which mcp-go answers.
@@ -138,6 +139,11 @@ func (s *Server) dispatch(ctx context.Context, line []byte, w *lockedWriter, cal
 	parsed := err == nil
 	raw := json.RawMessage(line)
 	switch {
+	case parsed && base.Method == string(mcp.MethodToolsCall) && !*initialized:
+		// A call before any initialize is served in line too: it runs
+		// without clientInfo, as its place in the stream says, not with
+		// that of an initialize read after it.
+		s.answer(ctx, w, raw)
 	case parsed && base.Method == string(mcp.MethodToolsCall):
 		select {
 		case calls <- raw:
@@ -149,6 +155,7 @@ func (s *Server) dispatch(ctx context.Context, line []byte, w *lockedWriter, cal
 		// without waiting for the answer, run with its clientInfo, as the
 		// same agent.
 		s.answer(ctx, w, raw)
+		*initialized = true
 	case parsed && base.ID != nil && base.Method != "":
 		wg.Go(func() { s.answer(ctx, w, raw) })
 	case parsed && base.Method == "":

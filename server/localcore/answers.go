@@ -164,11 +164,14 @@ type answerConn struct {
 	ring     *ring
 	unmap    func()
 
-	rmu       sync.Mutex // Read's state
-	midLine   bool       // Read is inside a request line
-	readErr   error
-	mu        sync.Mutex // the seqs of requests not answered yet
-	seqs      map[string]uint64
+	rmu     sync.Mutex // Read's state
+	midLine bool       // Read is inside a request line
+	readErr error
+	mu      sync.Mutex // the seqs of requests not answered yet
+	// seqs holds them by id key, oldest first: a host that reuses the id
+	// of a request in flight has its answers marked one a request.
+	seqs      map[string][]uint64
+	nseqs     int
 	wmu       sync.Mutex // whole lines to the client's output; closed
 	closed    bool       // the output closed and the ring unmapped
 	closeOnce sync.Once
@@ -218,10 +221,12 @@ func (a *answerConn) startIntake() {
 
 func (a *answerConn) remember(key string, seq uint64) {
 	a.mu.Lock()
-	if len(a.seqs) >= maxSeqs {
+	if a.nseqs >= maxSeqs {
 		clear(a.seqs)
+		a.nseqs = 0
 	}
-	a.seqs[key] = seq
+	a.seqs[key] = append(a.seqs[key], seq)
+	a.nseqs++
 	a.mu.Unlock()
 }
 
@@ -241,7 +246,7 @@ func (a *answerConn) readIntake(p []byte) (int, error) {
 const maxSeqs = 1 << 16
 
 func newAnswerConn(c net.Conn, in *bufio.Reader, out *os.File, r *ring, unmap func()) *answerConn {
-	return &answerConn{Conn: c, in: in, out: out, ring: r, unmap: unmap, seqs: map[string]uint64{}}
+	return &answerConn{Conn: c, in: in, out: out, ring: r, unmap: unmap, seqs: map[string][]uint64{}}
 }
 
 // Read returns the client's requests as the forwarder sent them, without
@@ -329,8 +334,15 @@ func (a *answerConn) writeLine(line []byte) error {
 		}
 		key = wireKey(key)
 		a.mu.Lock()
-		seq, numbered = a.seqs[key]
-		delete(a.seqs, key)
+		if q := a.seqs[key]; len(q) > 0 {
+			seq, numbered = q[0], true
+			if len(q) == 1 {
+				delete(a.seqs, key)
+			} else {
+				a.seqs[key] = q[1:]
+			}
+			a.nseqs--
+		}
 		a.mu.Unlock()
 	}
 	a.wmu.Lock()
