@@ -662,10 +662,21 @@ func TestCoreAnswersAsDirect(t *testing.T) {
 		{regexp.MustCompile(`[0-9a-f]{24}`), "EVENT"},
 		{regexp.MustCompile(`\d{4}-\d\d-\d\dT[0-9:.]+Z`), "TIME"},
 		{regexp.MustCompile(`\b[a-z]{2,8}_[0-9A-Z]{26}\b`), "ID"},
+		// The two keyed calls of handshake run at once: either is the
+		// one that creates, the other replays it.
+		{regexp.MustCompile(`^\{"jsonrpc":"2.0","id":1[23],`), `{"jsonrpc":"2.0","id":"12 or 13",`},
+	}
+	// A long call the host cancels, then a call behind it.
+	cancel := []string{
+		`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`,
+		`{"jsonrpc":"2.0","method":"notifications/initialized"}`,
+		`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"inbox","arguments":{"wait_seconds":60}}}`,
+		`{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":2,"reason":"the user gave up"}}`,
+		`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"agents_list","arguments":{}}}`,
 	}
 	run := func(t *testing.T, answers string, lines []string) []string {
 		e := newCoreEnv(t)
-		args := []string{"--tenant", "acme", "--user", "alice"}
+		args := []string{"--tenant", "acme", "--user", "alice", "--toolsets", "core,coord"}
 		if answers == "off" {
 			args = append(args, "--core", "off")
 		} else {
@@ -710,7 +721,7 @@ func TestCoreAnswersAsDirect(t *testing.T) {
 		slices.Sort(got)
 		return got
 	}
-	for name, lines := range map[string][]string{"hostile": lines, "handshake": append(handshake, handshake[len(handshake)-1])} {
+	for name, lines := range map[string][]string{"hostile": lines, "handshake": append(handshake, strings.Replace(handshake[len(handshake)-1], `"id":12`, `"id":13`, 1)), "cancel": cancel} {
 		t.Run(name, func(t *testing.T) {
 			want := run(t, "off", lines)
 			if len(want) < len(lines) {
@@ -781,6 +792,61 @@ func TestPipelinedInitialize(t *testing.T) {
 			}
 			if len(all) != 1 || all[0].Client != "eager" {
 				t.Errorf("agents registered: %+v, want one, of client eager", all)
+			}
+		})
+	}
+}
+
+// TestCancelledAtOnce: a host that cancels a call right behind it, in the
+// same write, has the call cancelled, through the core and in a direct
+// process, although the call had not started when the cancellation was
+// read: the inbox wait ends with the cancellation instead of running its
+// 60 s and answering that nothing came.
+func TestCancelledAtOnce(t *testing.T) {
+	for _, mode := range []string{"core", "off"} {
+		t.Run(mode, func(t *testing.T) {
+			e := newCoreEnv(t)
+			args := []string{"--tenant", "acme", "--user", "alice", "--toolsets", "core,coord"}
+			if mode == "off" {
+				args = append(args, "--core", "off")
+			}
+			cmd, stderr := e.mcp(t, "30s", args...)
+			stdin, stdout := testbin.StartPiped(t, cmd)
+			defer cmd.Wait()
+			defer stdin.Close()
+			lines := []string{
+				`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`,
+				`{"jsonrpc":"2.0","method":"notifications/initialized"}`,
+			}
+			for i := 2; i < 8; i++ {
+				lines = append(lines,
+					fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"inbox","arguments":{"wait_seconds":60}}}`, i),
+					fmt.Sprintf(`{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":%d,"reason":"the user gave up"}}`, i))
+			}
+			if _, err := io.WriteString(stdin, strings.Join(lines, "\n")+"\n"); err != nil {
+				t.Fatal(err)
+			}
+			sc := bufio.NewScanner(stdout)
+			for answered := 0; answered < 6; {
+				if !sc.Scan() {
+					t.Fatalf("output ended: %v\n%s", sc.Err(), stderr.String())
+				}
+				var m struct {
+					ID     int `json:"id"`
+					Result struct {
+						IsError bool `json:"isError"`
+						Content []struct {
+							Text string `json:"text"`
+						} `json:"content"`
+					} `json:"result"`
+				}
+				if json.Unmarshal(sc.Bytes(), &m) != nil || m.ID < 2 {
+					continue
+				}
+				answered++
+				if !m.Result.IsError || len(m.Result.Content) == 0 || !strings.Contains(m.Result.Content[0].Text, "cancel") {
+					t.Errorf("call %d, cancelled: answered %s", m.ID, sc.Bytes())
+				}
 			}
 		})
 	}

@@ -55,10 +55,11 @@ var connSeq atomic.Int64
 // serveSession reads the stream's messages and serves them: tool calls
 // on connWorkers workers, other requests each on its own goroutine,
 // notifications in order; initialize, and the tool calls before it, are
-// served before the next message is read. When the input ends, the calls already read
-// run to their end and are answered before the session ends (a host may
-// write its requests and close its end at once); only ctx's end cancels
-// them.
+// served before the next message is read. A cancellation reaches a
+// request read before it, whether it is running or still queued. When
+// the input ends, the calls already read run to their end and are
+// answered before the session ends (a host may write its requests and
+// close its end at once); only ctx's end cancels them.
 func (s *Server) serveSession(ctx context.Context, p *principal, in *bufio.Reader, w *lockedWriter) error {
 	sess := &connSession{id: "stdio-" + strconv.FormatInt(connSeq.Add(1), 10), notes: make(chan mcp.JSONRPCNotification, 100)}
 	if err := s.mcp.RegisterSession(ctx, sess); err != nil {
@@ -68,12 +69,11 @@ func (s *Server) serveSession(ctx context.Context, p *principal, in *bufio.Reade
 	ctx = withPrincipal(s.mcp.WithContext(ctx, sess), p)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var wg sync.WaitGroup // the calls' workers and requests' goroutines
-	calls := make(chan json.RawMessage, connQueue)
+	st := &stream{s: s, w: w, calls: make(chan request, connQueue), pending: map[string]map[uint64]context.CancelFunc{}}
 	for range connWorkers {
-		wg.Go(func() {
-			for msg := range calls {
-				s.answer(ctx, w, msg)
+		st.wg.Go(func() {
+			for r := range st.calls {
+				st.serve(r)
 			}
 		})
 	}
@@ -89,9 +89,9 @@ func (s *Server) serveSession(ctx context.Context, p *principal, in *bufio.Reade
 			}
 		}
 	}()
-	err := s.readSession(ctx, in, w, calls, &wg)
-	close(calls)
-	wg.Wait()
+	err := st.read(ctx, in)
+	close(st.calls)
+	st.wg.Wait()
 	cancel()
 	<-notes
 	return err
@@ -104,12 +104,82 @@ const (
 	connQueue   = 100
 )
 
-func (s *Server) readSession(ctx context.Context, in *bufio.Reader, w *lockedWriter, calls chan<- json.RawMessage, wg *sync.WaitGroup) error {
-	initialized := false // an initialize was read
+// stream is the state of one stream's serving.
+type stream struct {
+	s     *Server
+	w     *lockedWriter
+	calls chan request   // tool calls for the workers
+	wg    sync.WaitGroup // the workers and the requests' goroutines
+	// initialized: an initialize was read
+	initialized bool
+
+	// pending holds the cancels of the requests read and not answered,
+	// by id (mcp.RequestId's text), so that a cancellation reaches a
+	// request mcp-go has not started yet, which it would not see.
+	mu      sync.Mutex
+	pending map[string]map[uint64]context.CancelFunc
+	next    uint64
+}
+
+// request is a request read, with its context and what ends it.
+type request struct {
+	ctx  context.Context
+	raw  json.RawMessage
+	done func()
+}
+
+// start returns the context of a request with id read now, cancelled by a
+// cancellation of id, and what to call once it is answered.
+func (st *stream) start(ctx context.Context, id any) (context.Context, func()) {
+	key := mcp.NewRequestId(id).String()
+	ctx, cancel := context.WithCancel(ctx)
+	st.mu.Lock()
+	n := st.next
+	st.next++
+	if st.pending[key] == nil {
+		st.pending[key] = map[uint64]context.CancelFunc{}
+	}
+	st.pending[key][n] = cancel
+	st.mu.Unlock()
+	return ctx, func() {
+		st.mu.Lock()
+		delete(st.pending[key], n)
+		if len(st.pending[key]) == 0 {
+			delete(st.pending, key)
+		}
+		st.mu.Unlock()
+		cancel()
+	}
+}
+
+// cancel cancels the requests read with the id a cancellation names.
+func (st *stream) cancel(line []byte) {
+	var n struct {
+		Params struct {
+			RequestID any `json:"requestId"`
+		} `json:"params"`
+	}
+	if json.Unmarshal(line, &n) != nil || n.Params.RequestID == nil {
+		return
+	}
+	key := mcp.NewRequestId(n.Params.RequestID).String()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for _, cancel := range st.pending[key] {
+		cancel()
+	}
+}
+
+func (st *stream) serve(r request) {
+	defer r.done()
+	st.s.answer(r.ctx, st.w, r.raw)
+}
+
+func (st *stream) read(ctx context.Context, in *bufio.Reader) error {
 	for {
 		line, err := in.ReadBytes('\n')
 		if len(line) > 0 {
-			s.dispatch(ctx, line, w, calls, wg, &initialized)
+			st.dispatch(ctx, line)
 		}
 		if errors.Is(err, io.EOF) {
 			return nil
@@ -123,7 +193,7 @@ func (s *Server) readSession(ctx context.Context, in *bufio.Reader, w *lockedWri
 	}
 }
 
-func (s *Server) dispatch(ctx context.Context, line []byte, w *lockedWriter, calls chan<- json.RawMessage, wg *sync.WaitGroup, initialized *bool) {
+func (st *stream) dispatch(ctx context.Context, line []byte) {
 	// One parse: Unmarshal checks the whole line before it decodes, so a
 	// syntax error is malformed JSON, and any other error a message that is
 	// not a request object, which mcp-go answers.
@@ -133,35 +203,44 @@ func (s *Server) dispatch(ctx context.Context, line []byte, w *lockedWriter, cal
 	}
 	err := json.Unmarshal(line, &base)
 	if syn := (*json.SyntaxError)(nil); errors.As(err, &syn) {
-		writeStdioError(w, nil, mcp.PARSE_ERROR, "Parse error")
+		writeStdioError(st.w, nil, mcp.PARSE_ERROR, "Parse error")
 		return
 	}
 	parsed := err == nil
 	raw := json.RawMessage(line)
+	request := func() request {
+		rctx, done := st.start(ctx, base.ID)
+		return request{ctx: rctx, raw: raw, done: done}
+	}
 	switch {
-	case parsed && base.Method == string(mcp.MethodToolsCall) && !*initialized:
+	case parsed && base.Method == string(mcp.MethodToolsCall) && !st.initialized:
 		// A call before any initialize is served in line too: it runs
 		// without clientInfo, as its place in the stream says, not with
 		// that of an initialize read after it.
-		s.answer(ctx, w, raw)
-	case parsed && base.Method == string(mcp.MethodToolsCall):
+		st.s.answer(ctx, st.w, raw)
+	case parsed && base.Method == string(mcp.MethodToolsCall) && base.ID != nil:
+		r := request()
 		select {
-		case calls <- raw:
+		case st.calls <- r:
 		default:
-			s.answer(ctx, w, raw) // the queue is full: serve it in line
+			st.serve(r) // the queue is full: serve it in line
 		}
 	case parsed && base.Method == string(mcp.MethodInitialize):
 		// In line: the calls a host sends right behind its initialize,
 		// without waiting for the answer, run with its clientInfo, as the
 		// same agent.
-		s.answer(ctx, w, raw)
-		*initialized = true
+		st.s.answer(ctx, st.w, raw)
+		st.initialized = true
 	case parsed && base.ID != nil && base.Method != "":
-		wg.Go(func() { s.answer(ctx, w, raw) })
+		r := request()
+		st.wg.Go(func() { st.serve(r) })
 	case parsed && base.Method == "":
 		// An answer to a request of the server's: none are made.
+	case parsed && base.Method == string(mcp.MethodNotificationCancelled):
+		st.cancel(line)
+		st.s.answer(ctx, st.w, raw)
 	default:
-		s.answer(ctx, w, raw)
+		st.s.answer(ctx, st.w, raw)
 	}
 }
 

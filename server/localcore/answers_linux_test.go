@@ -355,7 +355,40 @@ func TestAnswerConnBoundsSeqs(t *testing.T) {
 	if _, err := io.ReadAll(ac); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(ac.seqs); n > maxSeqs || n == 0 {
+	if n := ac.nseqs; n > maxSeqs || n == 0 || len(ac.seqs) > n {
 		t.Errorf("%d seqs remembered, want at most %d", n, maxSeqs)
+	}
+}
+
+// TestAnswerConnReusedID: a host that sends a request with the id of one
+// still in flight has each answer marked against one of the two requests,
+// so both are known answered once both answers are written.
+func TestAnswerConnReusedID(t *testing.T) {
+	a, clientOut := newTestAnswers(t)
+	fc, cc := socketPair(t)
+	out, r, unmap := handOver(t, a, fc, cc)
+	req := `{"jsonrpc":"2.0","id":7,"method":"ping"}` + "\n"
+	in := &pieces{parts: []string{string(controlLine(0, "n7")) + req + string(controlLine(1, "n7")) + req}}
+	ac := newAnswerConn(cc, bufio.NewReader(in), out, r, unmap)
+	defer ac.Close()
+	if _, err := io.ReadAll(ac); err != nil {
+		t.Fatal(err)
+	}
+	answer := `{"jsonrpc":"2.0","id":7,"result":{}}` + "\n"
+	if _, err := ac.Write([]byte(answer)); err != nil {
+		t.Fatal(err)
+	}
+	if a.ring.isWritten(0) == a.ring.isWritten(1) {
+		t.Error("after one answer, the ring does not say exactly one request was answered")
+	}
+	if _, err := ac.Write([]byte(answer)); err != nil {
+		t.Fatal(err)
+	}
+	if !a.ring.isWritten(0) || !a.ring.isWritten(1) {
+		t.Error("after two answers, the ring does not say both requests were answered")
+	}
+	got := make([]byte, 2*len(answer))
+	if _, err := io.ReadFull(clientOut, got); err != nil || string(got) != answer+answer {
+		t.Errorf("the client read %q, %v", got, err)
 	}
 }
