@@ -208,7 +208,7 @@ func (st *stream) dispatch(ctx context.Context, line []byte) {
 	}
 	parsed := err == nil
 	raw := json.RawMessage(line)
-	request := func() request {
+	started := func() request {
 		rctx, done := st.start(ctx, base.ID)
 		return request{ctx: rctx, raw: raw, done: done}
 	}
@@ -219,7 +219,7 @@ func (st *stream) dispatch(ctx context.Context, line []byte) {
 		// that of an initialize read after it.
 		st.s.answer(ctx, st.w, raw)
 	case parsed && base.Method == string(mcp.MethodToolsCall) && base.ID != nil:
-		r := request()
+		r := started()
 		select {
 		case st.calls <- r:
 		default:
@@ -232,7 +232,7 @@ func (st *stream) dispatch(ctx context.Context, line []byte) {
 		st.s.answer(ctx, st.w, raw)
 		st.initialized = true
 	case parsed && base.ID != nil && base.Method != "":
-		r := request()
+		r := started()
 		st.wg.Go(func() { st.serve(r) })
 	case parsed && base.Method == "":
 		// An answer to a request of the server's: none are made.
