@@ -674,6 +674,14 @@ func TestCoreAnswersAsDirect(t *testing.T) {
 		`{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":2,"reason":"the user gave up"}}`,
 		`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"agents_list","arguments":{}}}`,
 	}
+	// Ids a host should not send, each on a call that writes.
+	ids := []string{
+		`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`,
+		`{"jsonrpc":"2.0","method":"notifications/initialized"}`,
+	}
+	for i, id := range []string{`1e400`, `9007199254740993`, `9007199254740992`, `-0`, `1.5`, `""`, `" "`, `"ü\u2028é"`, `"` + strings.Repeat("i", 5000) + `"`, `true`, `[2]`} {
+		ids = append(ids, `{"jsonrpc":"2.0","id":`+id+`,"method":"tools/call","params":{"name":"note","arguments":{"text":"id `+strconv.Itoa(i)+`"}}}`)
+	}
 	run := func(t *testing.T, answers string, lines []string) []string {
 		e := newCoreEnv(t)
 		args := []string{"--tenant", "acme", "--user", "alice", "--toolsets", "core,coord"}
@@ -704,12 +712,16 @@ func TestCoreAnswersAsDirect(t *testing.T) {
 			got = append(got, "record "+ev.Summary[:strings.LastIndex(ev.Summary, " in ")]+" "+string(b))
 		}
 		for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-			var m map[string]any
-			if err := json.Unmarshal([]byte(l), &m); err != nil {
+			if !json.Valid([]byte(l)) {
 				t.Errorf("stdout line is not JSON: %.200q", l)
 				continue
 			}
-			if r, ok := m["result"].(map[string]any); ok && r["tools"] != nil {
+			var m struct {
+				Result struct {
+					Tools json.RawMessage `json:"tools"`
+				} `json:"result"`
+			}
+			if json.Unmarshal([]byte(l), &m) == nil && m.Result.Tools != nil {
 				sum := sha256.Sum256([]byte(l))
 				l = fmt.Sprintf("tools/list %x", sum[:8])
 			}
@@ -721,7 +733,7 @@ func TestCoreAnswersAsDirect(t *testing.T) {
 		slices.Sort(got)
 		return got
 	}
-	for name, lines := range map[string][]string{"hostile": lines, "handshake": append(handshake, strings.Replace(handshake[len(handshake)-1], `"id":12`, `"id":13`, 1)), "cancel": cancel} {
+	for name, lines := range map[string][]string{"hostile": lines, "handshake": append(handshake, strings.Replace(handshake[len(handshake)-1], `"id":12`, `"id":13`, 1)), "cancel": cancel, "ids": ids} {
 		t.Run(name, func(t *testing.T) {
 			want := run(t, "off", lines)
 			if len(want) < len(lines) {
