@@ -210,7 +210,7 @@ func (c *Call) idempotencyKey() (key, digest string, err error) {
 	if err := c.text(idempotencyArg, k, maxIdempotencyKey, true, true); err != nil {
 		return "", "", err
 	}
-	if !addedKey(k, c.AddedKeys) {
+	if c.resent = addedKey(k, c.AddedKeys); !c.resent {
 		c.record(idempotencyArg, k)
 	}
 	// Null means absent for an optional argument (see argSchema), so a
@@ -425,6 +425,9 @@ var placeholderCommit = func() []byte {
 // replay answers a call whose key was used before.
 func (c *Call) replay(prior audit.Outcome, digest string) (Result, error) {
 	age := time.Since(prior.Time).Round(time.Second)
+	if c.resent && prior.Digest == digest {
+		return c.replayResent(prior, age)
+	}
 	switch {
 	case prior.Digest != digest:
 		return Result{}, c.argError("%q was already used in the last %d hours for a %s call with other arguments; "+
@@ -439,6 +442,24 @@ func (c *Call) replay(prior audit.Outcome, digest string) (Result, error) {
 	case len(prior.Result) == 0:
 		return Result{}, &toolError{err: lease.ErrConflict, msg: fmt.Sprintf("a %s call with this %s already ran %s ago; "+
 			"its result was too large to keep, and it was not run again", c.Tool.Name(), idempotencyArg, age)}
+	}
+	c.record("replayed", true)
+	return c.keptResult(prior, true)
+}
+
+// replayResent answers a call its transport sent again after the local
+// core that ran it died, in the words of a caller who sent no key: a call
+// it makes again is a new call, so it must not wait for the first to end.
+func (c *Call) replayResent(prior audit.Outcome, age time.Duration) (Result, error) {
+	const why = "the local Coditect core serving this connection stopped while %s ran, and the call was sent again to a new one: "
+	switch {
+	case !prior.Done:
+		return Result{}, &toolError{err: lease.ErrConflict, msg: fmt.Sprintf(why+
+			"it started %s ago and its outcome was not recorded, so it may or may not have made its change; "+
+			"check whether it did before calling it again", c.Tool.Name(), age)}
+	case len(prior.Result) == 0:
+		return Result{}, &toolError{err: lease.ErrConflict, msg: fmt.Sprintf(why+
+			"it had already run %s ago and was not run again; its result was too large to keep", c.Tool.Name(), age)}
 	}
 	c.record("replayed", true)
 	return c.keptResult(prior, true)
@@ -470,6 +491,9 @@ func (c *Call) keptResult(prior audit.Outcome, replayed bool) (Result, error) {
 	}
 	age := time.Since(prior.Time).Round(time.Second)
 	note := fmt.Sprintf("(Replayed: a call with this %s already did this %s ago; nothing was done again.)", idempotencyArg, age)
+	if c.resent {
+		note = fmt.Sprintf("(The local Coditect core stopped before this call was answered, and it was sent again: it had already done this %s ago, and nothing was done again.)", age)
+	}
 	return Result{Structured: structured, Text: kept.Text + "\n" + note}, nil
 }
 

@@ -424,3 +424,55 @@ func TestIdempotencyCallerGivesUp(t *testing.T) {
 		t.Errorf("retry answered %v; %d effects, want 1 and the first result replayed", res.Structured, effects)
 	}
 }
+
+// TestIdempotencyResent: a call whose key its transport added (a local
+// core's forwarder) and that finds the key used was sent again by the
+// transport, not by its caller, who sent no key: the answer says so in
+// those words, for a note (one transaction) and a task_create, replayed
+// or with its outcome unknown, and the calls' records name no key.
+func TestIdempotencyResent(t *testing.T) {
+	e := setup(t)
+	a := e.alice
+	const added = "core-TESTINSTANCE-"
+	call := func(tool, args string) (Result, error) {
+		h := Chain(Heartbeat(0, nil), Audit(nil, nil))(findTool(t, tool).Handler)
+		c := &Call{Caller: Caller{Scope: a, Client: mcp.Implementation{Name: "go-test"}, AddedKeys: added},
+			Tool: findTool(t, tool), Args: json.RawMessage(args), Started: time.Now()}
+		return h(context.Background(), c)
+	}
+	for _, tc := range []struct{ tool, args string }{
+		{"note", `{"idempotency_key":"` + added + `0000000000000001","text":"once"}`},
+		{"task_create", `{"idempotency_key":"` + added + `0000000000000002","title":"once"}`},
+	} {
+		first, err := call(tc.tool, tc.args)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.tool, err)
+		}
+		again, err := call(tc.tool, tc.args)
+		if err != nil || !strings.HasPrefix(again.Text, first.Text) || !strings.Contains(again.Text, "sent again") || strings.Contains(again.Text, idempotencyArg) {
+			t.Errorf("%s sent again: %q, %v", tc.tool, again.Text, err)
+		}
+	}
+	for _, ev := range events(t, a, audit.Filter{Kind: "tool.called"}) {
+		if k, ok := ev.Attrs[idempotencyArg]; ok {
+			t.Errorf("%s recorded with the transport's key %v", ev.Attrs["tool"], k)
+		}
+	}
+	// A call the dead core had reserved and not finished: its outcome is
+	// unknown, in the caller's words, also while the reservation is fresh.
+	for i, owner := range []string{"proc_other", processID} {
+		args := `{"idempotency_key":"` + added + `000000000000000` + strconv.Itoa(3+i) + `","title":"reserved"}`
+		key, digest := keyOf(t, a, "task_create", args)
+		if _, err := a.Store().Update(context.Background(), func(tx kv.Tx) error {
+			return a.Log().PutOutcome(tx, key, audit.Outcome{Digest: digest, Owner: owner})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		_, err := call("task_create", args)
+		text := errorText("task_create", err)
+		if Classify(err) != OutcomeConflict || !strings.Contains(text, "may or may not have made its change") || !strings.Contains(text, "check whether it did") ||
+			strings.Contains(text, idempotencyArg) || strings.Contains(text, "retry") {
+			t.Errorf("reserved by %s, sent again: %v %q", owner, Classify(err), text)
+		}
+	}
+}

@@ -151,6 +151,10 @@ type Call struct {
 	// keyed is the key of a keyed call to a one-transaction tool
 	// (Tool.oneTx), which its transaction claims (see claimKey).
 	keyed *txKey
+	// resent: the call's key is one its transport added (AddedKeys), so
+	// a key that finds an outcome means the transport sent the call again
+	// (a local core died), not that the caller did.
+	resent bool
 	// names caches the names of the projects the call showed (see
 	// projectName).
 	names map[string]string
