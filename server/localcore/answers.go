@@ -168,8 +168,8 @@ type answerConn struct {
 	midLine bool       // Read is inside a request line
 	readErr error
 	mu      sync.Mutex // the seqs of requests not answered yet
-	// seqs holds them by id key, oldest first: a host that reuses the id
-	// of a request in flight has its answers marked one a request.
+	// seqs holds them by id key, oldest first: when a host reuses the id
+	// of a request in flight, each answer marks one of the requests.
 	seqs      map[string][]uint64
 	nseqs     int
 	wmu       sync.Mutex // whole lines to the client's output; closed

@@ -40,9 +40,9 @@ type ToolRetry struct {
 // client sees no second answer) and sends again the requests that were in
 // flight. Before it first sends a call of a keyed tool that carries no
 // idempotency_key, it adds one derived from its Instance and the request's
-// seq (keyer.line), so that a call sent again runs at most once; an in-flight call that
-// can be neither sent again safely is answered with a tool error saying
-// the core restarted and its outcome is unknown.
+// seq (keyer.line), so that a call sent again runs at most once; an
+// in-flight call that can be neither sent again safely is answered with a
+// tool error saying the core restarted and its outcome is unknown.
 type Forwarder struct {
 	// In yields the client's messages, one a line.
 	In io.Reader
