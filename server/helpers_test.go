@@ -266,3 +266,25 @@ func (b *syncBuffer) Len() int {
 	defer b.mu.Unlock()
 	return b.buf.Len()
 }
+
+// answerLine is one answer a stdio server writes, as the tests read it.
+type answerLine struct {
+	ID     json.RawMessage `json:"id"`
+	Result struct {
+		IsError bool `json:"isError"`
+		Content []struct {
+			Text string `json:"text"`
+		} `json:"content"`
+		StructuredContent map[string]any `json:"structuredContent"`
+	} `json:"result"`
+	Error json.RawMessage `json:"error"`
+}
+
+// text is the answer's text content.
+func (a answerLine) text() string {
+	var b strings.Builder
+	for _, c := range a.Result.Content {
+		b.WriteString(c.Text)
+	}
+	return b.String()
+}

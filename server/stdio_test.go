@@ -335,27 +335,18 @@ func TestStdioAnswersCallsReadBeforeEOF(t *testing.T) {
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("coditect mcp: %v\n%s", err, stderr)
 	}
-	answered := map[float64]string{}
+	answered := map[string]string{}
 	for line := range strings.SplitSeq(strings.TrimSpace(stdout.String()), "\n") {
-		var msg struct {
-			ID     float64 `json:"id"`
-			Result struct {
-				IsError bool `json:"isError"`
-				Content []struct {
-					Text string `json:"text"`
-				} `json:"content"`
-			} `json:"result"`
-			Error json.RawMessage `json:"error"`
-		}
+		var msg answerLine
 		if err := json.Unmarshal([]byte(line), &msg); err != nil {
 			t.Fatalf("stdout line %q: %v", line, err)
 		}
 		if msg.Error != nil || msg.Result.IsError {
-			t.Errorf("request %v failed: %s", msg.ID, line)
+			t.Errorf("request %s failed: %s", msg.ID, line)
 		}
-		answered[msg.ID] = line
+		answered[string(msg.ID)] = line
 	}
-	for _, id := range []float64{1, 2, 3} {
+	for _, id := range []string{"1", "2", "3"} {
 		if answered[id] == "" {
 			t.Errorf("request %v was not answered; stdout:\n%s\nstderr:\n%s", id, stdout.String(), stderr)
 		}

@@ -33,15 +33,7 @@ type benchFiles struct {
 func benchAgent(b *testing.B, mode sqlite.Synchronous) (*tenant.Scope, agent.Agent) {
 	b.Helper()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "s.db"), sqlite.Options{Synchronous: mode})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { st.Close() })
-	sc, err := tenant.NewDirectory(st, "bench").Local(ctx, "t1", "alice")
-	if err != nil {
-		b.Fatal(err)
-	}
+	sc := benchTenant(b, sqlite.Options{Synchronous: mode})
 	ag, err := agent.Register(ctx, sc, agent.Registration{Name: "bench", Client: "go-test", Model: "m"})
 	if err != nil {
 		b.Fatal(err)
@@ -50,6 +42,23 @@ func benchAgent(b *testing.B, mode sqlite.Synchronous) (*tenant.Scope, agent.Age
 		b.Fatal(err)
 	}
 	return sc, ag
+}
+
+// benchTenant returns the scope of alice in tenant t1 on a fresh SQLite
+// store opened with opts.
+func benchTenant(b *testing.B, opts sqlite.Options) *tenant.Scope {
+	b.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "s.db"), opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	sc, err := tenant.NewDirectory(st, "bench").Local(ctx, "t1", "alice")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return sc
 }
 
 func newBenchFiles(b *testing.B) *benchFiles {
@@ -161,15 +170,7 @@ func BenchmarkOneTxParallel(b *testing.B) {
 	for _, name := range []string{"note", "message_send"} {
 		b.Run(name, func(b *testing.B) {
 			ctx := context.Background()
-			st, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "s.db"), sqlite.Options{Synchronous: sqlite.SyncFull, GroupCommit: true})
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { st.Close() })
-			sc, err := tenant.NewDirectory(st, "bench").Local(ctx, "t1", "alice")
-			if err != nil {
-				b.Fatal(err)
-			}
+			sc := benchTenant(b, sqlite.Options{Synchronous: sqlite.SyncFull, GroupCommit: true})
 			scopes := make([]*tenant.Scope, agents)
 			ids := make([]string, agents)
 			for i := range agents {
