@@ -1,11 +1,14 @@
 package server
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -30,6 +33,10 @@ const MCPPath = "/mcp"
 // accepts larger arguments (the file writes: tools.MaxArgsOf), in which
 // case the bound is that plus bodyEnvelope.
 const DefaultMaxBody = 1 << 20
+
+// batchRefused answers a JSON-RPC batch, on every transport: MCP removed
+// batches in its 2025-06-18 revision, and mcp-go serves none.
+const batchRefused = "JSON-RPC batches are not supported (MCP removed them in 2025-06-18): send one message at a time"
 
 // bodyEnvelope is room for the JSON-RPC envelope around a tool's arguments.
 const bodyEnvelope = 64 << 10
@@ -146,12 +153,44 @@ func (s *Server) HTTPHandler(opts HTTPOptions) http.Handler {
 		r = r.WithContext(withPrincipal(r.Context(), p))
 		if r.Body != nil {
 			r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+			if r.Method == http.MethodPost && refuseBatch(w, r) {
+				return
+			}
 		}
 		streamable.ServeHTTP(w, r)
 		if r.Method == http.MethodDelete && sid != "" {
 			s.disconnected(r.Context(), sc.Principal(), sid)
 		}
 	})
+}
+
+// refuseBatch answers a body that is a JSON-RPC batch (batchRefused) and
+// reports whether it did; any other body is left for mcp-go, which
+// answers one that is not JSON with a parse error. Only a body that starts
+// with '[' is read ahead.
+func refuseBatch(w http.ResponseWriter, r *http.Request) bool {
+	br := bufio.NewReaderSize(r.Body, 64) // one byte is looked at; larger reads pass through
+	r.Body = struct {
+		io.Reader
+		io.Closer
+	}{br, r.Body}
+	for {
+		b, err := br.Peek(1)
+		if err != nil || b[0] != ' ' && b[0] != '\t' && b[0] != '\r' && b[0] != '\n' {
+			if err != nil || b[0] != '[' {
+				return false
+			}
+			break
+		}
+		_, _ = br.ReadByte()
+	}
+	body, err := io.ReadAll(br)
+	if err != nil || !json.Valid(body) {
+		r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body), br))
+		return false
+	}
+	writeRPCError(w, http.StatusBadRequest, mcp.INVALID_REQUEST, batchRefused)
+	return true
 }
 
 // disconnected marks offline the agents a legacy HTTP client acted as in

@@ -248,3 +248,27 @@ func TestHTTPBadArguments(t *testing.T) {
 		t.Errorf("calling an unknown tool succeeded")
 	}
 }
+
+// TestHTTPBatchRefused: a JSON-RPC batch is refused with a clear error,
+// whatever whitespace leads it; a body that only starts like one gets the
+// parse error, and a request after whitespace is served.
+func TestHTTPBatchRefused(t *testing.T) {
+	ts := servertest.New(t, server.Options{}, server.HTTPOptions{})
+	auth := map[string]string{"Authorization": "Bearer " + ts.Token(t, "acme", "alice", tenant.RoleMember)}
+	for _, c := range []struct {
+		body   string
+		status int
+		want   string
+	}{
+		{`[{"jsonrpc":"2.0","id":3,"method":"ping"}]`, 400, `"code":-32600,"message":"JSON-RPC batches are not supported`},
+		{" \n\t[" + initialize + "]", 400, "batches are not supported"},
+		{`[]`, 400, "batches are not supported"},
+		{`[not json`, 400, `"code":-32700`},
+		{" \n" + initialize, 200, `"protocolVersion"`},
+	} {
+		resp, body := post(t, ts.URL, auth, c.body)
+		if resp.StatusCode != c.status || !strings.Contains(body, c.want) {
+			t.Errorf("%.40q: %d %q, want %d with %q", c.body, resp.StatusCode, body, c.status, c.want)
+		}
+	}
+}

@@ -206,6 +206,10 @@ func (st *stream) dispatch(ctx context.Context, line []byte) {
 		writeStdioError(st.w, nil, mcp.PARSE_ERROR, "Parse error")
 		return
 	}
+	if te := (*json.UnmarshalTypeError)(nil); errors.As(err, &te) && te.Value == "array" && te.Field == "" {
+		writeStdioError(st.w, nil, mcp.INVALID_REQUEST, batchRefused)
+		return
+	}
 	parsed := err == nil
 	raw := json.RawMessage(line)
 	started := func() request {

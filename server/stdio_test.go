@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -357,5 +358,29 @@ func TestStdioAnswersCallsReadBeforeEOF(t *testing.T) {
 	}
 	if len(page.Events) != 1 || page.Events[0].Summary != "written just before EOF" {
 		t.Errorf("notes in the log: %+v, want the one written before EOF", page.Events)
+	}
+}
+
+// TestStdioBatchRefused: a JSON-RPC batch line is refused with a clear
+// error; a line that only starts like one gets the parse error.
+func TestStdioBatchRefused(t *testing.T) {
+	e := newStdioEnv(t)
+	cmd, stderr := e.command(t, []string{"CODITECT_CORE=off"}, "--tenant", "acme", "--user", "ada")
+	cmd.Stdin = strings.NewReader(strings.Join([]string{
+		initializeLine,
+		`[{"jsonrpc":"2.0","id":3,"method":"ping"}]`,
+		` []`,
+		`[not json`,
+	}, "\n") + "\n")
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("coditect mcp: %v\n%s", err, stderr)
+	}
+	got := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	batch := `{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"JSON-RPC batches are not supported (MCP removed them in 2025-06-18): send one message at a time"}}`
+	want := []string{batch, batch, `{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"Parse error"}}`}
+	if len(got) != 4 || !slices.Equal(got[1:], want) {
+		t.Errorf("answers:\n%s\nwant the initialize's and\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
