@@ -70,17 +70,14 @@ func argsObject(c *Call) ([]byte, error) {
 }
 
 // sentSize is the size of trimmed arguments as the caller sent them: less
-// the idempotency_key member the transport added, first among them, when
-// added (Caller.AddedKeys) starts its value. The transport's key is a JSON
-// string without escapes.
+// the idempotency_key member the transport added (addedKey), which it puts
+// first among them. The transport's key is a JSON string without escapes.
 func sentSize(args []byte, added string) int {
 	const member = `{"idempotency_key":"`
 	n := len(args)
-	if added == "" || !bytes.HasPrefix(args, []byte(member)) || !bytes.HasPrefix(args[len(member):], []byte(added)) {
-		return n
-	}
-	end := bytes.IndexByte(args[len(member):], '"')
-	if end < 0 || len(member)+end+1 >= n {
+	rest, ok := bytes.CutPrefix(args, []byte(member))
+	end := bytes.IndexByte(rest, '"')
+	if !ok || end < 0 || end+1 >= len(rest) || !addedKey(string(rest[:end]), added) {
 		return n
 	}
 	after := len(member) + end + 1 // past the key's closing quote
