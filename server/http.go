@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -153,7 +152,7 @@ func (s *Server) HTTPHandler(opts HTTPOptions) http.Handler {
 		r = r.WithContext(withPrincipal(r.Context(), p))
 		if r.Body != nil {
 			r.Body = http.MaxBytesReader(w, r.Body, maxBody)
-			if r.Method == http.MethodPost && refuseBatch(w, r) {
+			if r.Method == http.MethodPost && refuseBody(w, r) {
 				return
 			}
 		}
@@ -164,34 +163,54 @@ func (s *Server) HTTPHandler(opts HTTPOptions) http.Handler {
 	})
 }
 
-// refuseBatch answers a body that is a JSON-RPC batch (batchRefused) and
-// reports whether it did; any other body is left for mcp-go, which
-// answers one that is not JSON with a parse error. Only a body that starts
-// with '[' is read ahead.
-func refuseBatch(w http.ResponseWriter, r *http.Request) bool {
-	br := bufio.NewReaderSize(r.Body, 64) // one byte is looked at; larger reads pass through
+// refuseBody answers a POST body that mcp-go would mishandle, and
+// reports whether it did: a JSON-RPC batch (batchRefused), and a request
+// whose id is neither a string nor a number (requestIDProblem), which the
+// stdio server refuses too. Any other body is left for mcp-go, which
+// answers one that is not JSON with a parse error; a body that could not
+// be read whole (over maxBody) reaches it with its read error.
+func refuseBody(w http.ResponseWriter, r *http.Request) bool {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		r.Body = struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(body), errReader{err}), r.Body}
+		return false
+	}
 	r.Body = struct {
 		io.Reader
 		io.Closer
-	}{br, r.Body}
-	for {
-		b, err := br.Peek(1)
-		if err != nil || b[0] != ' ' && b[0] != '\t' && b[0] != '\r' && b[0] != '\n' {
-			if err != nil || b[0] != '[' {
-				return false
-			}
-			break
+	}{bytes.NewReader(body), r.Body}
+	if start := bytes.TrimLeft(body, " \t\r\n"); len(start) > 0 && start[0] == '[' {
+		if !json.Valid(start) {
+			return false
 		}
-		_, _ = br.ReadByte()
+		writeRPCError(w, http.StatusBadRequest, mcp.INVALID_REQUEST, batchRefused)
+		return true
 	}
-	body, err := io.ReadAll(br)
-	if err != nil || !json.Valid(body) {
-		r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body), br))
+	if !mayHaveOddID(body) {
 		return false
 	}
-	writeRPCError(w, http.StatusBadRequest, mcp.INVALID_REQUEST, batchRefused)
+	var m struct {
+		Method string          `json:"method"`
+		ID     json.RawMessage `json:"id"`
+	}
+	if json.Unmarshal(body, &m) != nil {
+		return false
+	}
+	msg := requestIDProblem(m.ID, m.Method)
+	if msg == "" {
+		return false
+	}
+	writeRPCError(w, http.StatusBadRequest, mcp.INVALID_REQUEST, msg)
 	return true
 }
+
+// errReader fails every read with err.
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 
 // disconnected marks offline the agents a legacy HTTP client acted as in
 // its MCP session sid, which it just ended (DELETE): the one way an HTTP

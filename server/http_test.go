@@ -265,6 +265,13 @@ func TestHTTPBatchRefused(t *testing.T) {
 		{`[]`, 400, "batches are not supported"},
 		{`[not json`, 400, `"code":-32700`},
 		{" \n" + initialize, 200, `"protocolVersion"`},
+		// A request's id is a string or a number, as over stdio.
+		{`{"jsonrpc":"2.0","id":{"a":1},"method":"ping"}`, 400, `"code":-32600,"message":"invalid request: the id of a request must be a string or a number, not an object"`},
+		{`{"jsonrpc":"2.0","id" : [1],"method":"tools/call","params":{"name":"whoami"}}`, 400, "not an array"},
+		{`{"jsonrpc":"2.0","id":null,"method":"tools/call","params":{"name":"whoami"}}`, 400, "not null"},
+		{`{"jsonrpc":"2.0","\u0069d":true,"method":"ping"}`, 400, "not a boolean"},
+		// An id deeper in the message is not the request's.
+		{strings.Replace(initialize, `"capabilities":{}`, `"capabilities":{"x":{"id":{}}}`, 1), 200, `"protocolVersion"`},
 	} {
 		resp, body := post(t, ts.URL, auth, c.body)
 		if resp.StatusCode != c.status || !strings.Contains(body, c.want) {

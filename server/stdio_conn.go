@@ -198,8 +198,8 @@ func (st *stream) dispatch(ctx context.Context, line []byte) {
 	// syntax error is malformed JSON, and any other error a message that is
 	// not a request object, which mcp-go answers.
 	var base struct {
-		Method string `json:"method"`
-		ID     any    `json:"id,omitempty"`
+		Method string          `json:"method"`
+		ID     json.RawMessage `json:"id"`
 	}
 	err := json.Unmarshal(line, &base)
 	if syn := (*json.SyntaxError)(nil); errors.As(err, &syn) {
@@ -211,9 +211,18 @@ func (st *stream) dispatch(ctx context.Context, line []byte) {
 		return
 	}
 	parsed := err == nil
+	if msg := requestIDProblem(base.ID, base.Method); parsed && msg != "" {
+		writeStdioError(st.w, nil, mcp.INVALID_REQUEST, msg)
+		return
+	}
+	// A request has an id (a string or a number, as checked); "id": null
+	// is a notification's.
+	isRequest := len(base.ID) > 0 && string(base.ID) != "null"
 	raw := json.RawMessage(line)
 	started := func() request {
-		rctx, done := st.start(ctx, base.ID)
+		var id any
+		_ = json.Unmarshal(base.ID, &id)
+		rctx, done := st.start(ctx, id)
 		return request{ctx: rctx, raw: raw, done: done}
 	}
 	switch {
@@ -222,7 +231,7 @@ func (st *stream) dispatch(ctx context.Context, line []byte) {
 		// without clientInfo, as its place in the stream says, not with
 		// that of an initialize read after it.
 		st.s.answer(ctx, st.w, raw)
-	case parsed && base.Method == string(mcp.MethodToolsCall) && base.ID != nil:
+	case parsed && base.Method == string(mcp.MethodToolsCall) && isRequest:
 		r := started()
 		select {
 		case st.calls <- r:
@@ -235,7 +244,7 @@ func (st *stream) dispatch(ctx context.Context, line []byte) {
 		// same agent.
 		st.s.answer(ctx, st.w, raw)
 		st.initialized = true
-	case parsed && base.ID != nil && base.Method != "":
+	case parsed && isRequest && base.Method != "":
 		r := started()
 		st.wg.Go(func() { st.serve(r) })
 	case parsed && base.Method == "":

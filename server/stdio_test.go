@@ -363,6 +363,43 @@ func TestStdioAnswersCallsReadBeforeEOF(t *testing.T) {
 
 // TestStdioBatchRefused: a JSON-RPC batch line is refused with a clear
 // error; a line that only starts like one gets the parse error.
+// TestStdioOddIDRefused: a request whose id is neither a string nor a
+// number is refused as Invalid Request and does not run (mcp-go ran one
+// with an object, array or boolean id, and dropped one with a null id
+// unanswered), while a notification sent with "id": null stays one and
+// the lines after them are served.
+func TestStdioOddIDRefused(t *testing.T) {
+	e := newStdioEnv(t)
+	cmd, stderr := e.command(t, []string{"CODITECT_CORE=off"}, "--tenant", "acme", "--user", "ada")
+	call := func(id string) string {
+		return `{"jsonrpc":"2.0","id":` + id + `,"method":"tools/call","params":{"name":"whoami","arguments":{}}}`
+	}
+	cmd.Stdin = strings.NewReader(strings.Join([]string{
+		initializeLine,
+		`{"jsonrpc":"2.0","id":null,"method":"notifications/initialized"}`,
+		call(`{"a":1}`),
+		call(`[1]`),
+		call(`true`),
+		call(`null`),
+		`{"jsonrpc":"2.0","\u0069d":false,"method":"ping"}`,
+		call(`"w"`),
+	}, "\n") + "\n")
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("coditect mcp: %v\n%s", err, stderr)
+	}
+	got := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	refused := func(kind string) string {
+		return `{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"invalid request: the id of a request must be a string or a number, not ` + kind + `"}}`
+	}
+	want := []string{refused("an object"), refused("an array"), refused("a boolean"),
+		refused("null (a notification has no id member at all)"), refused("a boolean")}
+	if len(got) != 7 || !slices.Equal(got[1:6], want) || !strings.HasPrefix(got[6], `{"jsonrpc":"2.0","id":"w","result":{"content":[{"type":"text","text":"You are agent`) {
+		t.Errorf("answers:\n%s\nwant the initialize's,\n%s\nand whoami's to id \"w\"", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
 func TestStdioBatchRefused(t *testing.T) {
 	e := newStdioEnv(t)
 	cmd, stderr := e.command(t, []string{"CODITECT_CORE=off"}, "--tenant", "acme", "--user", "ada")
