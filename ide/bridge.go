@@ -17,6 +17,7 @@ import (
 
 	"github.com/sourcegraph/jsonrpc2"
 
+	"github.com/coditect/coditect/internal/textclip"
 	"github.com/coditect/coditect/storage/bridge"
 	"github.com/coditect/coditect/storage/errclass"
 	"github.com/coditect/coditect/storage/project"
@@ -636,11 +637,11 @@ func fit(res *bridge.Result, limit int) {
 	res.Editors = keep(res.Editors, limit, &res.More)
 	const budget = bridge.MaxAnswer * 3 / 4
 	if len(res.Contents) > budget/2 {
-		cut := clip(res.Contents, budget/2)
+		cut := textclip.Prefix(res.Contents, budget/2)
 		res.Contents = cut + fmt.Sprintf("\n… %d more bytes", len(res.Contents)-len(cut))
 	}
 	if res.Active != nil && len(res.Active.Text) > budget/8 {
-		res.Active.Text = clip(res.Active.Text, budget/8)
+		res.Active.Text = textclip.Clip(res.Active.Text, budget/8)
 	}
 	for {
 		b, _ := json.Marshal(res)
@@ -658,7 +659,7 @@ func fit(res *bridge.Result, limit int) {
 			res.Editors = keep(res.Editors, len(res.Editors)/2, &res.More)
 		default:
 			for i := range res.Diagnostics {
-				res.Diagnostics[i].Message = clip(res.Diagnostics[i].Message, 1000)
+				res.Diagnostics[i].Message = textclip.Clip(res.Diagnostics[i].Message, 1000)
 			}
 			return
 		}

@@ -12,6 +12,8 @@ import (
 	"unicode/utf8"
 
 	"go.lsp.dev/protocol"
+
+	"github.com/coditect/coditect/internal/textclip"
 )
 
 // buffer is the text of one open document as the client holds it, edited
@@ -131,14 +133,14 @@ func (b *buffer) lineCount() int { return len(b.lines) }
 func uriPath(uri string) (string, error) {
 	u, err := url.Parse(uri)
 	if err != nil {
-		return "", fmt.Errorf("uri %q: %w", clip(uri, 80), err)
+		return "", fmt.Errorf("uri %q: %w", textclip.Clip(uri, 80), err)
 	}
 	if u.Scheme != "file" {
-		return "", fmt.Errorf("uri %q is not a file: URI", clip(uri, 80))
+		return "", fmt.Errorf("uri %q is not a file: URI", textclip.Clip(uri, 80))
 	}
 	p := filepath.FromSlash(u.Path)
 	if !filepath.IsAbs(p) {
-		return "", fmt.Errorf("uri %q has no absolute path", clip(uri, 80))
+		return "", fmt.Errorf("uri %q has no absolute path", textclip.Clip(uri, 80))
 	}
 	return realPath(filepath.Clean(p)), nil
 }

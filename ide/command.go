@@ -12,6 +12,7 @@ import (
 
 	"go.lsp.dev/protocol"
 
+	"github.com/coditect/coditect/internal/textclip"
 	"github.com/coditect/coditect/storage/agent"
 	"github.com/coditect/coditect/storage/audit"
 	"github.com/coditect/coditect/storage/lease"
@@ -85,7 +86,7 @@ func (s *server) executeCommand(ctx context.Context, params json.RawMessage) (an
 	case "":
 		return nil, invalidParams("params.command is required")
 	}
-	return nil, invalidParams("unknown command %q: want one of %v", clip(p.Command, 80), commands)
+	return nil, invalidParams("unknown command %q: want one of %v", textclip.Clip(p.Command, 80), commands)
 }
 
 func (s *server) sessionStart(ctx context.Context, arg json.RawMessage) (any, error) {

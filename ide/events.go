@@ -11,6 +11,7 @@ import (
 
 	"go.lsp.dev/protocol"
 
+	"github.com/coditect/coditect/internal/textclip"
 	"github.com/coditect/coditect/storage/attrib"
 	"github.com/coditect/coditect/storage/audit"
 	"github.com/coditect/coditect/storage/lease"
@@ -234,7 +235,7 @@ func (s *server) broadcast(ctx context.Context, f *feed, ev audit.Event) string 
 	if subject == "" {
 		subject = "(no subject)"
 	}
-	return fmt.Sprintf("Coditect: %s messaged %s: %s", who.plain(), whom, clip(subject, 120))
+	return fmt.Sprintf("Coditect: %s messaged %s: %s", who.plain(), whom, textclip.Clip(subject, 120))
 }
 
 // who names ev's actor, caching agents' names.

@@ -12,6 +12,8 @@ import (
 	"sync"
 
 	"github.com/sourcegraph/jsonrpc2"
+
+	"github.com/coditect/coditect/internal/textclip"
 )
 
 // LSP base framing: a header block of "Name: value\r\n" lines ended by an
@@ -205,7 +207,7 @@ func (s *stream) readFrame() ([]byte, error) {
 		}
 		name, value, ok := strings.Cut(line, ":")
 		if !ok {
-			bad = fmt.Sprintf("malformed header line %q", clip(line, 60))
+			bad = fmt.Sprintf("malformed header line %q", textclip.Clip(line, 60))
 			continue
 		}
 		switch strings.ToLower(strings.TrimSpace(name)) {
@@ -213,7 +215,7 @@ func (s *stream) readFrame() ([]byte, error) {
 			lengths++
 			n, err := strconv.ParseInt(strings.TrimSpace(value), 10, 64)
 			if err != nil || n < 0 {
-				bad = fmt.Sprintf("Content-Length %q is not a byte count", clip(strings.TrimSpace(value), 40))
+				bad = fmt.Sprintf("Content-Length %q is not a byte count", textclip.Clip(strings.TrimSpace(value), 40))
 				conflict = conflict || lengths > 1
 				length = -1
 				continue
@@ -337,7 +339,7 @@ func checkMessage(body []byte) *frameError {
 		return &frameError{code: codeInvalidRequest, msg: `"jsonrpc" must be "2.0"`, id: id}
 	}
 	if m.ID != nil && !bytes.Equal(m.ID, []byte("null")) && id == nil {
-		return &frameError{code: codeInvalidRequest, msg: fmt.Sprintf("id %s must be a non-negative integer or a string", clip(string(m.ID), 40))}
+		return &frameError{code: codeInvalidRequest, msg: fmt.Sprintf("id %s must be a non-negative integer or a string", textclip.Clip(string(m.ID), 40))}
 	}
 	switch {
 	case m.Method != nil:
@@ -372,13 +374,6 @@ func messageID(body []byte) *jsonrpc2.ID {
 		return nil
 	}
 	return &id
-}
-
-func clip(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "…"
-	}
-	return s
 }
 
 // indexContentLength returns the byte offset in line of a Content-Length

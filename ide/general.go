@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"go.lsp.dev/protocol"
+
+	"github.com/coditect/coditect/internal/textclip"
 )
 
 // The lifecycle (LSP §Lifecycle Messages) as an explicit state machine:
@@ -169,7 +171,7 @@ func (s *server) initialize(ctx context.Context, params json.RawMessage) (any, e
 	}
 	s.mu.Lock()
 	s.state = stateInitialized
-	s.client = clip(client, 120)
+	s.client = textclip.Clip(client, 120)
 	s.roots = folders
 	s.signals = p.InitializationOptions != nil && p.InitializationOptions.HumanActivity
 	s.caps = parseCapabilities(p.Capabilities)

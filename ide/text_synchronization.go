@@ -14,6 +14,7 @@ import (
 
 	"go.lsp.dev/protocol"
 
+	"github.com/coditect/coditect/internal/textclip"
 	"github.com/coditect/coditect/storage/attrib"
 	"github.com/coditect/coditect/storage/audit"
 	"github.com/coditect/coditect/storage/kv"
@@ -208,7 +209,7 @@ func (s *server) didChange(ctx context.Context, params json.RawMessage) error {
 	doc, ok := d.m[p.TextDocument.URI]
 	if !ok {
 		d.mu.Unlock()
-		return fmt.Errorf("didChange of %s, which is not open", clip(p.TextDocument.URI, 120))
+		return fmt.Errorf("didChange of %s, which is not open", textclip.Clip(p.TextDocument.URI, 120))
 	}
 	if v := p.TextDocument.Version; v != nil {
 		if *v <= doc.version {

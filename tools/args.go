@@ -12,6 +12,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/coditect/coditect/internal/textclip"
 )
 
 // MaxArgs is the largest arguments object a tool accepts, in bytes, unless
@@ -281,7 +283,7 @@ func (s *argSchema) check(path string, v json.RawMessage) string {
 		return fmt.Sprintf("%q must be %s, not null", path, typeNames[s.typ])
 	case s.typ == "integer" && got == "number":
 		if _, err := strconv.ParseInt(string(v), 10, 64); err != nil {
-			return fmt.Sprintf("%q must be a whole number, not %s", path, clip(string(v), 40))
+			return fmt.Sprintf("%q must be a whole number, not %s", path, textclip.Clip(string(v), 40))
 		}
 	case s.typ != got:
 		return fmt.Sprintf("%q must be %s, not %s", path, typeNames[s.typ], article(got))
@@ -519,7 +521,7 @@ func (c *Call) oneOf(name, v string, allowed ...string) error {
 			return nil
 		}
 	}
-	return c.argError("%q must be one of %s, not %q", name, strings.Join(allowed, ", "), clip(v, 40))
+	return c.argError("%q must be one of %s, not %q", name, strings.Join(allowed, ", "), textclip.Clip(v, 40))
 }
 
 // limit checks a page size: 0 means def, else 1..max.
@@ -531,16 +533,4 @@ func (c *Call) limit(v, def, max int) (int, error) {
 		return 0, c.argError("\"limit\" must be between 1 and %d, not %d", max, v)
 	}
 	return v, nil
-}
-
-// clip shortens s to at most n bytes (on a rune boundary), marking the cut.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	i := n
-	for i > 0 && !utf8.RuneStart(s[i]) {
-		i--
-	}
-	return s[:i] + "…"
 }

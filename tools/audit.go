@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/coditect/coditect/internal/textclip"
 	"github.com/coditect/coditect/storage/audit"
 	"github.com/coditect/coditect/storage/kv"
 )
@@ -538,13 +539,13 @@ func ToolEvent(c *Call, err error, d time.Duration) audit.Event {
 		"args":        redactArgs(c.Args, c.AddedKeys),
 	}
 	if c.Client.Name != "" {
-		attrs["client"] = clip(c.Client.Name, 128)
+		attrs["client"] = textclip.Clip(c.Client.Name, 128)
 		if c.Client.Version != "" {
-			attrs["client_version"] = clip(c.Client.Version, 64)
+			attrs["client_version"] = textclip.Clip(c.Client.Version, 64)
 		}
 	}
 	if err != nil {
-		attrs["error"] = clip(errorText(c.Tool.Name(), err), 512)
+		attrs["error"] = textclip.Clip(errorText(c.Tool.Name(), err), 512)
 	}
 	for k, v := range c.attrs {
 		if _, taken := attrs[k]; !taken {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/coditect/coditect/internal/textclip"
 	"github.com/coditect/coditect/storage/agent"
 	"github.com/coditect/coditect/storage/lease"
 )
@@ -66,9 +67,9 @@ func (c *Call) resource(ctx context.Context, v, sessionID, ref string) (string, 
 	}
 	switch {
 	case strings.HasPrefix(v, "/"):
-		return "", c.argError("%q %q is an absolute path: send a file path or glob relative to the project root, e.g. src/a.go or src/**/*.go", "resource", clip(v, 80))
+		return "", c.argError("%q %q is an absolute path: send a file path or glob relative to the project root, e.g. src/a.go or src/**/*.go", "resource", textclip.Clip(v, 80))
 	case v == "." || v == ".." || strings.HasPrefix(v, "../") || path.Clean(v) != v:
-		return "", c.argError("%q %q is not a clean path inside the project: no \".\" or \"..\" segment, empty segment or trailing '/', e.g. src/a.go", "resource", clip(v, 80))
+		return "", c.argError("%q %q is not a clean path inside the project: no \".\" or \"..\" segment, empty segment or trailing '/', e.g. src/a.go", "resource", textclip.Clip(v, 80))
 	}
 	p, err := c.resolveProject(ctx, sessionID, ref)
 	if err != nil {

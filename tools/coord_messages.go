@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/coditect/coditect/internal/textclip"
 	"github.com/coditect/coditect/storage/agent"
 	"github.com/coditect/coditect/storage/audit"
 	"github.com/coditect/coditect/storage/kv"
@@ -92,10 +93,10 @@ func messageSend(ctx context.Context, c *Call) (Result, error) {
 		return Result{}, err
 	}
 	if errors.Is(err, agent.ErrNotFound) {
-		return Result{}, &toolError{err: err, msg: fmt.Sprintf("no agent %q in your tenant: call agents_list for the ids and names of the agents you can message", clip(a.To, 80))}
+		return Result{}, &toolError{err: err, msg: fmt.Sprintf("no agent %q in your tenant: call agents_list for the ids and names of the agents you can message", textclip.Clip(a.To, 80))}
 	}
 	if errors.Is(err, message.ErrNotFound) {
-		return Result{}, &toolError{err: err, msg: fmt.Sprintf("message %q is not in your inbox: reply_to takes a message_id that inbox showed you", clip(a.ReplyTo, 40))}
+		return Result{}, &toolError{err: err, msg: fmt.Sprintf("message %q is not in your inbox: reply_to takes a message_id that inbox showed you", textclip.Clip(a.ReplyTo, 40))}
 	}
 	if err != nil {
 		return Result{}, err
@@ -113,10 +114,10 @@ func (c *Call) address(ctx context.Context, to string) (message.To, error) {
 	}
 	a, err := message.Address(ctx, c.Scope, to)
 	if errors.Is(err, agent.ErrNotFound) {
-		return a, &toolError{err: err, msg: fmt.Sprintf("no active agent is named %q: call agents_list for the ids and names of the agents you can message; to reach a person, send to \"user:\" and their user id or name", clip(to, 80))}
+		return a, &toolError{err: err, msg: fmt.Sprintf("no active agent is named %q: call agents_list for the ids and names of the agents you can message; to reach a person, send to \"user:\" and their user id or name", textclip.Clip(to, 80))}
 	}
 	if errors.Is(err, message.ErrNoUser) {
-		return a, &toolError{err: err, msg: fmt.Sprintf("%q names no person of your tenant: \"user:\" takes a user id or display name (ask your human which); \"all\" reaches every agent", clip(to, 80))}
+		return a, &toolError{err: err, msg: fmt.Sprintf("%q names no person of your tenant: \"user:\" takes a user id or display name (ask your human which); \"all\" reaches every agent", textclip.Clip(to, 80))}
 	}
 	return a, err
 }

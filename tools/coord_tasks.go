@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/coditect/coditect/internal/textclip"
 	"github.com/coditect/coditect/storage/agent"
 	"github.com/coditect/coditect/storage/project"
 	"github.com/coditect/coditect/storage/task"
@@ -417,7 +418,7 @@ func taskList(ctx context.Context, c *Call) (Result, error) {
 	var b strings.Builder
 	for _, t := range page.Tasks {
 		o := c.taskOut(ctx, t)
-		o.Description = clip(o.Description, maxListedDescription)
+		o.Description = textclip.Clip(o.Description, maxListedDescription)
 		out.Tasks = append(out.Tasks, o)
 		b.WriteString(o.line(names, me))
 		b.WriteByte('\n')

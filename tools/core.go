@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/coditect/coditect/internal/textclip"
 	"github.com/coditect/coditect/storage/agent"
 	"github.com/coditect/coditect/storage/audit"
 	"github.com/coditect/coditect/storage/kv"
@@ -200,7 +201,7 @@ func (c *Call) sessionID(v string, required bool) (string, error) {
 	}
 	id, err := session.ParseID(v)
 	if err != nil {
-		return "", c.argError("%q %q is not a session id: use the 26-character session_id that session_start returned, or find one with session_list", "session_id", clip(v, 40))
+		return "", c.argError("%q %q is not a session id: use the 26-character session_id that session_start returned, or find one with session_list", "session_id", textclip.Clip(v, 40))
 	}
 	return id, nil
 }
@@ -251,7 +252,7 @@ func sessionStart(ctx context.Context, c *Call) (Result, error) {
 	}
 	if a.Workspace != "" {
 		if _, err := session.Workspace(a.Workspace); err != nil {
-			return Result{}, c.argError("%q %q is not an absolute path: send the directory you work in, e.g. /home/me/project", "workspace", clip(a.Workspace, 80))
+			return Result{}, c.argError("%q %q is not an absolute path: send the directory you work in, e.g. /home/me/project", "workspace", textclip.Clip(a.Workspace, 80))
 		}
 	}
 	if err := c.text("purpose", a.Purpose, session.MaxPurpose, false, false); err != nil {
@@ -290,7 +291,7 @@ func (c *Call) sessionAgentArgs(ctx context.Context, name, model string) error {
 	}
 	switch {
 	case name == "" && model != "":
-		return c.argError("%q goes with %q: send your name as agent too, e.g. {\"agent\":\"qwen-coder\",\"model\":%q}", "model", "agent", clip(model, 60))
+		return c.argError("%q goes with %q: send your name as agent too, e.g. {\"agent\":\"qwen-coder\",\"model\":%q}", "model", "agent", textclip.Clip(model, 60))
 	case name == "":
 		return nil
 	}
@@ -420,7 +421,7 @@ func sessionList(ctx context.Context, c *Call) (Result, error) {
 	}
 	if a.Workspace != "" {
 		if _, err := session.Workspace(a.Workspace); err != nil {
-			return Result{}, c.argError("%q %q is not an absolute path: send the project root, e.g. /home/me/project", "workspace", clip(a.Workspace, 80))
+			return Result{}, c.argError("%q %q is not an absolute path: send the project root, e.g. /home/me/project", "workspace", textclip.Clip(a.Workspace, 80))
 		}
 		q.Workspace = a.Workspace
 		if canon, err := project.Canonical(a.Workspace); err == nil {
@@ -509,7 +510,7 @@ func note(ctx context.Context, c *Call) (Result, error) {
 	case "decision":
 		kind = "decision.recorded"
 	default:
-		return Result{}, c.argError("%q must be \"note\" or \"decision\", not %q", "kind", clip(a.Kind, 40))
+		return Result{}, c.argError("%q must be \"note\" or \"decision\", not %q", "kind", textclip.Clip(a.Kind, 40))
 	}
 	id, err := c.sessionID(a.SessionID, false)
 	if err != nil {
@@ -650,7 +651,7 @@ func auditQuery(ctx context.Context, c *Call) (Result, error) {
 		return Result{}, err
 	}
 	if a.Kind != "" && !audit.KnownKind(a.Kind) {
-		return Result{}, c.argError("%q %q is not an event kind; use one of %s", "kind", clip(a.Kind, 40), strings.Join(audit.Kinds(), ", "))
+		return Result{}, c.argError("%q %q is not an event kind; use one of %s", "kind", textclip.Clip(a.Kind, 40), strings.Join(audit.Kinds(), ", "))
 	}
 	if a.Cursor != "" {
 		if _, err := audit.ParseID(a.Cursor); err != nil {
@@ -723,7 +724,7 @@ func (c *Call) eventOut(ctx context.Context, ev audit.Event) eventOut {
 		p, id = rel, pid
 	}
 	out := eventOut{ID: ev.ID, Time: ev.Time.UTC(), Kind: ev.Kind, User: ev.User, Agent: ev.Agent,
-		SessionID: ev.Session, Project: c.projectName(ctx, id), Path: p, Summary: clip(unqualifyText(ev.Summary, id), maxEventSummary)}
+		SessionID: ev.Session, Project: c.projectName(ctx, id), Path: p, Summary: textclip.Clip(unqualifyText(ev.Summary, id), maxEventSummary)}
 	if len(ev.Attrs) > 0 {
 		if b, err := json.Marshal(ev.Attrs); err == nil && len(b) <= maxEventAttrs {
 			out.Attrs = ev.Attrs

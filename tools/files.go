@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/coditect/coditect/internal/textclip"
 	"github.com/coditect/coditect/storage/lease"
 	"github.com/coditect/coditect/storage/project"
 	"github.com/coditect/coditect/storage/session"
@@ -222,12 +223,12 @@ func (f *files) place(ctx context.Context, c *Call, sessionID, p string, kind in
 	for _, prot := range f.protected {
 		if within(prot, pl.abs) {
 			c.record("resolved", pl.abs)
-			return place{}, c.outside("protected path", "%q is one of Coditect's own files (its store or audit spool), which no tool reads or writes", clip(p, 200))
+			return place{}, c.outside("protected path", "%q is one of Coditect's own files (its store or audit spool), which no tool reads or writes", textclip.Clip(p, 200))
 		}
 	}
 	r, err := filepath.Rel(projRoot, pl.abs)
 	if err != nil || !within(projRoot, pl.abs) {
-		return place{}, c.outside("outside the project root", "%q lies outside project %s", clip(p, 200), proj.Name)
+		return place{}, c.outside("outside the project root", "%q lies outside project %s", textclip.Clip(p, 200), proj.Name)
 	}
 	pl.session, pl.project = s.ID, proj
 	pl.file = project.File{Project: proj.ID, Rel: filepath.ToSlash(r)}
@@ -283,14 +284,14 @@ func (c *Call) lexical(p string) (string, error) {
 		return ".", nil
 	}
 	if strings.HasPrefix(p, "/") || filepath.IsAbs(p) || filepath.VolumeName(p) != "" {
-		return "", c.outside("absolute path", "%q is an absolute path: send a path relative to the workspace root, e.g. src/main.go", clip(p, 200))
+		return "", c.outside("absolute path", "%q is an absolute path: send a path relative to the workspace root, e.g. src/main.go", textclip.Clip(p, 200))
 	}
 	if strings.ContainsRune(p, '\\') {
-		return "", c.argError("%q contains '\\': use '/' between directories, e.g. src/main.go", clip(p, 200))
+		return "", c.argError("%q contains '\\': use '/' between directories, e.g. src/main.go", textclip.Clip(p, 200))
 	}
 	cl := path.Clean(p)
 	if cl == ".." || strings.HasPrefix(cl, "../") {
-		return "", c.outside("leaves the root (..)", "%q leaves the workspace: send a path inside it, relative to its root", clip(p, 200))
+		return "", c.outside("leaves the root (..)", "%q leaves the workspace: send a path inside it, relative to its root", textclip.Clip(p, 200))
 	}
 	return cl, nil
 }
@@ -307,7 +308,7 @@ func (c *Call) resolveBelow(root, rel, arg string) (place, error) {
 			break
 		}
 		if errors.Is(err, syscall.ENOTDIR) {
-			return place{}, &toolError{err: ErrNotFile, msg: fmt.Sprintf("%q goes through a file as if it were a directory", clip(arg, 200))}
+			return place{}, &toolError{err: ErrNotFile, msg: fmt.Sprintf("%q goes through a file as if it were a directory", textclip.Clip(arg, 200))}
 		}
 		if !errors.Is(err, fs.ErrNotExist) {
 			return place{}, err
@@ -324,21 +325,21 @@ func (c *Call) resolveBelow(root, rel, arg string) (place, error) {
 				link = filepath.Join(filepath.Dir(existing), link)
 			}
 			if !within(root, filepath.Clean(link)) {
-				return place{}, c.outside("symbolic link out", "%q goes through a symbolic link that points outside the workspace", clip(arg, 200))
+				return place{}, c.outside("symbolic link out", "%q goes through a symbolic link that points outside the workspace", textclip.Clip(arg, 200))
 			}
 		}
-		return place{}, &toolError{err: fs.ErrNotExist, msg: fmt.Sprintf("%q goes through a symbolic link whose target does not exist", clip(arg, 200))}
+		return place{}, &toolError{err: fs.ErrNotExist, msg: fmt.Sprintf("%q goes through a symbolic link whose target does not exist", textclip.Clip(arg, 200))}
 	}
 	if err != nil {
 		// A loop of links, a directory we may not read: say so.
-		return place{}, &toolError{err: ErrNotFile, msg: fmt.Sprintf("%q cannot be resolved: %v", clip(arg, 200), errors.Unwrap(err))}
+		return place{}, &toolError{err: ErrNotFile, msg: fmt.Sprintf("%q cannot be resolved: %v", textclip.Clip(arg, 200), errors.Unwrap(err))}
 	}
 	if rest != "" {
 		real = filepath.Join(real, rest)
 	}
 	if !within(root, real) {
 		c.record("resolved", real)
-		return place{}, c.outside("symbolic link out", "%q goes through a symbolic link that points outside the workspace: only files inside it can be used", clip(arg, 200))
+		return place{}, c.outside("symbolic link out", "%q goes through a symbolic link that points outside the workspace: only files inside it can be used", textclip.Clip(arg, 200))
 	}
 	r, err := filepath.Rel(root, real)
 	if err != nil {
@@ -380,14 +381,14 @@ func readFile(root *os.Root, rel, arg string, limit int) ([]byte, os.FileInfo, e
 		return nil, nil, err
 	}
 	if fi.Size() > int64(limit) {
-		return nil, nil, tooLarge(fmt.Sprintf("%q", clip(arg, 200)), fi.Size(), int64(limit), "the files tools handle smaller files")
+		return nil, nil, tooLarge(fmt.Sprintf("%q", textclip.Clip(arg, 200)), fi.Size(), int64(limit), "the files tools handle smaller files")
 	}
 	b, err := io.ReadAll(io.LimitReader(file, int64(limit)+1))
 	if err != nil {
 		return nil, nil, err
 	}
 	if len(b) > limit {
-		return nil, nil, tooLarge(fmt.Sprintf("%q", clip(arg, 200)), int64(len(b)), int64(limit), "the files tools handle smaller files")
+		return nil, nil, tooLarge(fmt.Sprintf("%q", textclip.Clip(arg, 200)), int64(len(b)), int64(limit), "the files tools handle smaller files")
 	}
 	return b, fi, nil
 }
@@ -396,9 +397,9 @@ func readFile(root *os.Root, rel, arg string, limit int) ([]byte, os.FileInfo, e
 func regular(fi os.FileInfo, arg string) error {
 	switch {
 	case fi.IsDir():
-		return &toolError{err: ErrNotFile, msg: fmt.Sprintf("%q is a directory: list it with fs_list", clip(arg, 200))}
+		return &toolError{err: ErrNotFile, msg: fmt.Sprintf("%q is a directory: list it with fs_list", textclip.Clip(arg, 200))}
 	case !fi.Mode().IsRegular():
-		return &toolError{err: ErrNotFile, msg: fmt.Sprintf("%q is not a regular file (%s)", clip(arg, 200), fi.Mode().Type())}
+		return &toolError{err: ErrNotFile, msg: fmt.Sprintf("%q is not a regular file (%s)", textclip.Clip(arg, 200), fi.Mode().Type())}
 	}
 	return nil
 }
@@ -406,7 +407,7 @@ func regular(fi os.FileInfo, arg string) error {
 // notExist rewrites a missing file's error for a model.
 func notExist(err error, arg string) error {
 	if errors.Is(err, fs.ErrNotExist) {
-		return &toolError{err: err, msg: fmt.Sprintf("%q does not exist: list the directory with fs_list", clip(arg, 200))}
+		return &toolError{err: err, msg: fmt.Sprintf("%q does not exist: list the directory with fs_list", textclip.Clip(arg, 200))}
 	}
 	return err
 }

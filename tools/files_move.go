@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/coditect/coditect/internal/atomicwrite"
+	"github.com/coditect/coditect/internal/textclip"
 	"github.com/coditect/coditect/storage/agent"
 	"github.com/coditect/coditect/storage/attrib"
 	"github.com/coditect/coditect/storage/kv"
@@ -101,7 +102,7 @@ func (f *files) move(ctx context.Context, c *Call) (res Result, err error) {
 	if _, created, err := target(root, to.rel, a.To); err != nil {
 		return Result{}, err
 	} else if !created {
-		return Result{}, &toolError{err: ErrExists, msg: fmt.Sprintf("%q exists: fs_move never replaces a file; choose another name, or delete it first with fs_delete", clip(a.To, 200))}
+		return Result{}, &toolError{err: ErrExists, msg: fmt.Sprintf("%q exists: fs_move never replaces a file; choose another name, or delete it first with fs_delete", textclip.Clip(a.To, 200))}
 	}
 	if res, ok, err := f.proposeMove(ctx, c, root, from, to, me, a.Token, size, hash); ok || err != nil {
 		return res, err
@@ -159,7 +160,7 @@ func (f *files) changeable(c *Call, root *os.Root, pl place, arg, op string) (in
 		return 0, "", err
 	}
 	if fi, err := root.Lstat(path.Clean(arg)); err == nil && fi.Mode()&os.ModeSymlink != 0 {
-		return 0, "", &toolError{err: ErrNotFile, msg: fmt.Sprintf("%q is a symbolic link (to %s): fs_%s works on files, not links; name the file itself", clip(arg, 200), pl.rel, op)}
+		return 0, "", &toolError{err: ErrNotFile, msg: fmt.Sprintf("%q is a symbolic link (to %s): fs_%s works on files, not links; name the file itself", textclip.Clip(arg, 200), pl.rel, op)}
 	}
 	fi, err := root.Stat(pl.rel)
 	if err != nil {

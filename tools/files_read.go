@@ -14,6 +14,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/coditect/coditect/internal/textclip"
 	"github.com/coditect/coditect/storage/attrib"
 )
 
@@ -101,7 +102,7 @@ func (f *files) read(ctx context.Context, c *Call) (Result, error) {
 	c.record("hash", out.Hash)
 	if !utf8.Valid(b) {
 		if a.StartLine > 0 || a.EndLine > 0 {
-			return Result{}, &toolError{err: ErrNotText, msg: fmt.Sprintf("%q is not UTF-8 text, so it has no lines: read it without start_line and end_line to get its first bytes, base64-encoded", clip(a.Path, 200))}
+			return Result{}, &toolError{err: ErrNotText, msg: fmt.Sprintf("%q is not UTF-8 text, so it has no lines: read it without start_line and end_line to get its first bytes, base64-encoded", textclip.Clip(a.Path, 200))}
 		}
 		return f.readBinary(out, b), nil
 	}
@@ -275,7 +276,7 @@ func (f *files) list(ctx context.Context, c *Call) (Result, error) {
 	if fi, err := root.Stat(pl.rel); err != nil {
 		return Result{}, notExist(err, a.Path)
 	} else if !fi.IsDir() {
-		return Result{}, &toolError{err: ErrNotFile, msg: fmt.Sprintf("%q is not a directory: read a file with fs_read", clip(a.Path, 200))}
+		return Result{}, &toolError{err: ErrNotFile, msg: fmt.Sprintf("%q is not a directory: read a file with fs_read", textclip.Clip(a.Path, 200))}
 	}
 	dir, err := root.Open(pl.rel)
 	if err != nil {

@@ -15,6 +15,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/coditect/coditect/internal/textclip"
 )
 
 // --- fs_search ---
@@ -252,7 +254,7 @@ func newLineMatcher(p string, regex, sensitive bool) (lineMatcher, error) {
 	if err != nil {
 		var se *syntax.Error
 		if errors.As(err, &se) {
-			return m, fmt.Errorf("%s in %q", se.Code, clip(se.Expr, 80))
+			return m, fmt.Errorf("%s in %q", se.Code, textclip.Clip(se.Expr, 80))
 		}
 		return m, err
 	}
@@ -411,7 +413,7 @@ func matchAt(b []byte, start, end, line int, rel string, context int) searchMatc
 // carriage return, at most maxShownLine bytes.
 func shownLine(b []byte) string {
 	b = bytes.TrimSuffix(b, []byte{'\r'})
-	return clip(strings.ToValidUTF8(string(b[:min(len(b), maxShownLine+4)]), "\uFFFD"), maxShownLine)
+	return textclip.Clip(strings.ToValidUTF8(string(b[:min(len(b), maxShownLine+4)]), "\uFFFD"), maxShownLine)
 }
 
 // out returns the search's result: the first q.max matching lines in path
@@ -452,19 +454,19 @@ func searchText(out *searchOut, a searchArgs, q searchQuery, files int, took tim
 	var b strings.Builder
 	shown := matchLines(&b, out.Matches)
 	out.Matches = out.Matches[:shown]
-	what := fmt.Sprintf("%q", clip(a.Pattern, 100))
+	what := fmt.Sprintf("%q", textclip.Clip(a.Pattern, 100))
 	if a.Regex {
-		what = "/" + clip(a.Pattern, 100) + "/"
+		what = "/" + textclip.Clip(a.Pattern, 100) + "/"
 	}
 	if !q.m.sensitive {
 		what += " (ignoring case)"
 	}
 	where := ""
 	if a.Path != "" && a.Path != "." {
-		where += " under " + clip(a.Path, 100)
+		where += " under " + textclip.Clip(a.Path, 100)
 	}
 	if a.Glob != "" {
-		where += " in files matching " + clip(a.Glob, 100)
+		where += " in files matching " + textclip.Clip(a.Glob, 100)
 	}
 	switch {
 	case out.TotalMatches == 0:

@@ -17,6 +17,7 @@ import (
 	"github.com/bmatcuk/doublestar/v4"
 
 	"github.com/coditect/coditect/internal/gitignore"
+	"github.com/coditect/coditect/internal/textclip"
 )
 
 // Finding code: fs_search looks for a literal or a regular expression in
@@ -317,7 +318,7 @@ func (c *Call) glob(name, g string) (fileGlob, error) {
 		return fileGlob{}, c.argError("%q is matched against paths relative to the workspace root: send one without a leading '/' or '..', e.g. src/**/*.go", name)
 	}
 	if !doublestar.ValidatePattern(g) {
-		return fileGlob{}, c.argError("%q is not a valid glob (%s): use * and ? within a name, ** for any directories, [abc] and {a,b}, e.g. **/*.go", name, clip(g, 100))
+		return fileGlob{}, c.argError("%q is not a valid glob (%s): use * and ? within a name, ** for any directories, [abc] and {a,b}, e.g. **/*.go", name, textclip.Clip(g, 100))
 	}
 	if strings.Count(g, "{") > maxGlobBraces || strings.Count(g, ",") > maxGlobCommas {
 		return fileGlob{}, c.argError("%q has too many {a,b} alternatives (at most %d groups and %d commas)", name, maxGlobBraces, maxGlobCommas)

@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/coditect/coditect/internal/atomicwrite"
+	"github.com/coditect/coditect/internal/textclip"
 	"github.com/coditect/coditect/storage/agent"
 	"github.com/coditect/coditect/storage/attrib"
 	"github.com/coditect/coditect/storage/kv"
@@ -184,7 +185,7 @@ func (f *files) edit(ctx context.Context, c *Call) (Result, error) {
 		return Result{}, err
 	}
 	if !utf8.Valid(b) {
-		return Result{}, &toolError{err: ErrNotText, msg: fmt.Sprintf("%q is not UTF-8 text: fs_edit edits text; replace the file whole with fs_write", clip(a.Path, 200))}
+		return Result{}, &toolError{err: ErrNotText, msg: fmt.Sprintf("%q is not UTF-8 text: fs_edit edits text; replace the file whole with fs_write", textclip.Clip(a.Path, 200))}
 	}
 	text, err := applyEdits(string(b), edits, a.Path)
 	if err != nil {
@@ -274,9 +275,9 @@ func applyEdits(text string, edits []edit, arg string) (string, error) {
 		switch n := strings.Count(text, e.search); n {
 		case 1:
 		case 0:
-			return "", &toolError{err: ErrNoMatch, msg: fmt.Sprintf("%s does not occur in %q; nothing was changed: read the file with fs_read and copy the exact text from its content (without the line numbers), spaces and line breaks included", which(i), clip(arg, 200))}
+			return "", &toolError{err: ErrNoMatch, msg: fmt.Sprintf("%s does not occur in %q; nothing was changed: read the file with fs_read and copy the exact text from its content (without the line numbers), spaces and line breaks included", which(i), textclip.Clip(arg, 200))}
 		default:
-			return "", &toolError{err: ErrNoMatch, msg: fmt.Sprintf("%s occurs %d times in %q; nothing was changed: add the lines around it so that it occurs exactly once", which(i), n, clip(arg, 200))}
+			return "", &toolError{err: ErrNoMatch, msg: fmt.Sprintf("%s occurs %d times in %q; nothing was changed: add the lines around it so that it occurs exactly once", which(i), n, textclip.Clip(arg, 200))}
 		}
 		at := strings.Index(text, e.search)
 		spans[i] = found{at, at + len(e.search), i}
@@ -288,7 +289,7 @@ func applyEdits(text string, edits []edit, arg string) (string, error) {
 	for k, s := range spans {
 		if k > 0 && s.at < spans[k-1].end {
 			x, y := min(spans[k-1].i, s.i), max(spans[k-1].i, s.i)
-			return "", &toolError{err: ErrNoMatch, msg: fmt.Sprintf("edits %d and %d overlap in %q (line %d); nothing was changed: merge them into one edit", x+1, y+1, clip(arg, 200), strings.Count(text[:s.at], "\n")+1)}
+			return "", &toolError{err: ErrNoMatch, msg: fmt.Sprintf("edits %d and %d overlap in %q (line %d); nothing was changed: merge them into one edit", x+1, y+1, textclip.Clip(arg, 200), strings.Count(text[:s.at], "\n")+1)}
 		}
 		b.WriteString(text[pos:s.at])
 		b.WriteString(edits[s.i].replace)
@@ -376,7 +377,7 @@ func leasable(c *Call, pl place, arg string) error {
 		return &toolError{err: ErrNotFile, msg: "the workspace root is a directory: send the path of a file in it"}
 	}
 	if strings.ContainsAny(pl.file.Rel, "*?[") {
-		return c.argError("%q: the files tools cannot lease a file whose path contains *, ? or [", clip(arg, 200))
+		return c.argError("%q: the files tools cannot lease a file whose path contains *, ? or [", textclip.Clip(arg, 200))
 	}
 	return nil
 }
@@ -386,9 +387,9 @@ func leasable(c *Call, pl place, arg string) error {
 func target(root *os.Root, rel, arg string) (mode fs.FileMode, created bool, err error) {
 	switch fi, err := root.Stat(rel); {
 	case err == nil && fi.IsDir():
-		return 0, false, &toolError{err: ErrNotFile, msg: fmt.Sprintf("%q is a directory: write a file inside it", clip(arg, 200))}
+		return 0, false, &toolError{err: ErrNotFile, msg: fmt.Sprintf("%q is a directory: write a file inside it", textclip.Clip(arg, 200))}
 	case err == nil && !fi.Mode().IsRegular():
-		return 0, false, &toolError{err: ErrNotFile, msg: fmt.Sprintf("%q is not a regular file (%s)", clip(arg, 200), fi.Mode().Type())}
+		return 0, false, &toolError{err: ErrNotFile, msg: fmt.Sprintf("%q is not a regular file (%s)", textclip.Clip(arg, 200), fi.Mode().Type())}
 	case err == nil:
 		return fi.Mode().Perm(), false, nil
 	case errors.Is(err, fs.ErrNotExist):

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/coditect/coditect/internal/textclip"
 	"github.com/coditect/coditect/storage/bridge"
 )
 
@@ -115,8 +116,8 @@ func showIDE(kind, ws string, ans bridge.Answered) Result {
 				o.Elsewhere++
 				continue
 			}
-			it := ideDiagOut{ideLoc: l, Severity: enumName(severityNames[:], d.Severity), Message: clip(d.Message, ideItemText),
-				Source: clip(d.Source, 64), Code: clip(d.Code, 64)}
+			it := ideDiagOut{ideLoc: l, Severity: enumName(severityNames[:], d.Severity), Message: textclip.Clip(d.Message, ideItemText),
+				Source: textclip.Clip(d.Source, 64), Code: textclip.Clip(d.Code, 64)}
 			if !o.line("%s %s: %s", l, it.Severity, strings.ReplaceAll(it.Message, "\n", " ")) {
 				o.More++
 				continue
@@ -147,7 +148,7 @@ func showIDE(kind, ws string, ans bridge.Answered) Result {
 				o.Elsewhere++
 				continue
 			}
-			so := ideSymbolOut{Name: clip(s.Name, ideItemText), Kind: enumName(symbolKinds[:], s.Kind), Container: clip(s.Container, ideItemText), Path: l.Path, Line: l.Line}
+			so := ideSymbolOut{Name: textclip.Clip(s.Name, ideItemText), Kind: enumName(symbolKinds[:], s.Kind), Container: textclip.Clip(s.Container, ideItemText), Path: l.Path, Line: l.Line}
 			in := ""
 			if so.Container != "" {
 				in = " in " + so.Container
@@ -162,7 +163,8 @@ func showIDE(kind, ws string, ans bridge.Answered) Result {
 	case bridge.KindHover:
 		c := r.Contents
 		if len(c) > ideHoverBudget {
-			c = clip(c, ideHoverBudget) + fmt.Sprintf("\n… %d more bytes", len(r.Contents)-len(clip(c, ideHoverBudget)))
+			cut := textclip.Prefix(c, ideHoverBudget)
+			c = cut + fmt.Sprintf("\n… %d more bytes", len(r.Contents)-len(cut))
 		}
 		o.Contents = &c
 		if c == "" {
@@ -187,7 +189,7 @@ func showIDE(kind, ws string, ans bridge.Answered) Result {
 		if a := r.Active; a != nil {
 			if l, ok := loc(ws, a.Selection); ok || a.Selection.Path == "" {
 				if p, ok := loc(ws, bridge.Location{Path: a.Path}); ok {
-					act := &ideActiveOut{Path: p.Path, Text: clip(a.Text, ideHoverBudget)}
+					act := &ideActiveOut{Path: p.Path, Text: textclip.Clip(a.Text, ideHoverBudget)}
 					if a.Selection.Line > 0 {
 						l.Path = p.Path
 						act.Selection = &l

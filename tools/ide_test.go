@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/coditect/coditect/storage/attrib"
 	"github.com/coditect/coditect/storage/bridge"
@@ -17,6 +18,9 @@ import (
 // ideBudget is the most bytes the ide toolset's definitions may take:
 // less than the other opt-in toolsets, since a host adds it to them.
 const ideBudget = 8 << 10
+
+// hoverContents is the editor's hover: a rune cut by ideHoverBudget.
+var hoverContents = "```go\nfunc main()\n```\n" + strings.Repeat("doc ", ideHoverBudget/4-7) + "x" + strings.Repeat("é", 2000)
 
 func TestIDEToolsListBudget(t *testing.T) {
 	n, defs := listSize(t, []Toolset{IDE(Config{})})
@@ -67,7 +71,7 @@ func (e *fakeEditor) handle(_ context.Context, r bridge.Request) (bridge.Result,
 		}
 		return bridge.Result{Locations: ls, More: 7}, nil
 	case bridge.KindHover:
-		return bridge.Result{Contents: "```go\nfunc main()\n```\n" + strings.Repeat("doc ", 2000)}, nil
+		return bridge.Result{Contents: hoverContents}, nil
 	case bridge.KindSymbols:
 		return bridge.Result{Symbols: []bridge.Symbol{{Name: "main", Kind: 12, Location: at("src/a.go", 3)}}}, nil
 	case bridge.KindContext:
@@ -162,7 +166,11 @@ func TestIDETools(t *testing.T) {
 		t.Fatalf("ide_references = %v\n%s", m, text)
 	}
 	m, text = mustCall(t, a, "ide_hover", w.args("path", "src/a.go", "line", 3, "column", 6))
-	if c := m["contents"].(string); len(c) > ideHoverBudget+100 || !strings.Contains(c, "more bytes") || !strings.Contains(text, "func main()") {
+	// The contents are cut on a rune boundary, and the bytes left out
+	// counted exactly.
+	if c := m["contents"].(string); len(c) > ideHoverBudget+100 || !strings.Contains(text, "func main()") ||
+		!strings.HasSuffix(c, fmt.Sprintf("\n… %d more bytes", len(hoverContents)-strings.Index(c, "\n… "))) ||
+		!strings.HasPrefix(hoverContents, c[:strings.Index(c, "\n… ")]) || !utf8.ValidString(c) {
 		t.Fatalf("ide_hover: %d bytes\n%s", len(c), text)
 	}
 	if m, _ = mustCall(t, a, "ide_symbols", w.args("query", "main")); m["symbols"].([]any)[0].(map[string]any)["kind"] != "function" {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/coditect/coditect/internal/textclip"
 	"github.com/coditect/coditect/storage/lease"
 	"github.com/coditect/coditect/storage/project"
 	"github.com/coditect/coditect/storage/session"
@@ -122,7 +123,7 @@ func (c *Call) resolveProject(ctx context.Context, sessionID, ref string) (proje
 			return p, err
 		}
 		if ref != "" && ref != p.ID && ref != p.Name {
-			return p, c.argError("session %s works in project %s, not %q: send one of session_id and project", id, p.Name, clip(ref, 80))
+			return p, c.argError("session %s works in project %s, not %q: send one of session_id and project", id, p.Name, textclip.Clip(ref, 80))
 		}
 	case ref != "":
 		if p, err = project.Get(ctx, c.Scope, ref); err != nil {
@@ -153,7 +154,7 @@ func (c *Call) projectError(ctx context.Context, ref string, err error) error {
 	if lerr != nil {
 		return err
 	}
-	return &toolError{err: err, msg: fmt.Sprintf("no project %q; %s", clip(ref, 120), describe(ps))}
+	return &toolError{err: err, msg: fmt.Sprintf("no project %q; %s", textclip.Clip(ref, 120), describe(ps))}
 }
 
 // outsideError rewrites the refusal of a workspace in none of the
@@ -165,7 +166,7 @@ func (c *Call) outsideError(ctx context.Context, workspace string, err error) er
 		return err
 	}
 	msg := fmt.Sprintf("%s lies in none of your projects on this machine: send %q (a project's name) or a workspace inside one of its roots; %s",
-		clip(workspace, 200), "project", describe(ps))
+		textclip.Clip(workspace, 200), "project", describe(ps))
 	if len(ps) > 0 {
 		msg += ". Only an admin registers another directory (coditect project add NAME DIR)"
 	}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/coditect/coditect/internal/textclip"
 	"github.com/coditect/coditect/storage/session"
 )
 
@@ -140,7 +141,7 @@ func redactArgs(args json.RawMessage, added string) any {
 	if m, ok := v.(map[string]any); ok {
 		keys := make([]string, 0, len(m))
 		for k := range m {
-			keys = append(keys, clip(k, 64))
+			keys = append(keys, textclip.Clip(k, 64))
 		}
 		slices.Sort(keys)
 		if len(keys) > 32 {
@@ -171,7 +172,7 @@ func redact(v any, depth int) any {
 		}
 		return x
 	case string:
-		return clip(redactSecrets(x), maxAuditString)
+		return textclip.Clip(redactSecrets(x), maxAuditString)
 	}
 	return v
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/mark3labs/mcp-go/mcp"
 
+	"github.com/coditect/coditect/internal/textclip"
 	"github.com/coditect/coditect/storage/agent"
 	"github.com/coditect/coditect/storage/audit"
 	"github.com/coditect/coditect/storage/keyspace"
@@ -395,12 +396,12 @@ func diff(a, b string) string {
 	var out []string
 	for _, l := range al {
 		if !slices.Contains(bl, l) {
-			out = append(out, "- "+clip(l, 200))
+			out = append(out, "- "+textclip.Clip(l, 200))
 		}
 	}
 	for _, l := range bl {
 		if !slices.Contains(al, l) {
-			out = append(out, "+ "+clip(l, 200))
+			out = append(out, "+ "+textclip.Clip(l, 200))
 		}
 	}
 	return strings.Join(out, "\n")

@@ -130,6 +130,8 @@ func TestImportsPointDown(t *testing.T) {
 
 		// The disk step of the files tools' and reviews' changes: a leaf.
 		"internal/atomicwrite": {"tools", "ide", "webview", "watch", "server", "cmd", "storage"},
+		// How text is shortened for messages and records: a leaf.
+		"internal/textclip": {"tools", "ide", "webview", "watch", "server", "cmd", "storage"},
 	}
 	for dir, banned := range rules {
 		for _, f := range parseTree(t, filepath.Join(r, dir)) {

@@ -51,6 +51,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/coditect/coditect/internal/textclip"
 	"github.com/coditect/coditect/storage/agent"
 	"github.com/coditect/coditect/storage/errclass"
 	"github.com/coditect/coditect/storage/keyspace"
@@ -153,10 +154,10 @@ func FormatHash(h hash.Hash) string {
 func CheckHash(h string) error {
 	hexPart, ok := strings.CutPrefix(h, HashPrefix)
 	if !ok || len(hexPart) != 2*sha256.Size {
-		return invalid("hash %q: want %s and %d hex digits (attrib.Hash)", clip(h), HashPrefix, 2*sha256.Size)
+		return invalid("hash %q: want %s and %d hex digits (attrib.Hash)", textclip.Clip(h, 80), HashPrefix, 2*sha256.Size)
 	}
 	if _, err := hex.DecodeString(hexPart); err != nil || strings.ToLower(hexPart) != hexPart {
-		return invalid("hash %q: want lower-case hex digits", clip(h))
+		return invalid("hash %q: want lower-case hex digits", textclip.Clip(h, 80))
 	}
 	return nil
 }
@@ -179,20 +180,13 @@ func CleanPath(p string) (string, error) {
 		return p, nil
 	}
 	if !filepath.IsAbs(p) {
-		return "", invalid("path %q is not absolute", clip(p))
+		return "", invalid("path %q is not absolute", textclip.Clip(p, 80))
 	}
 	p = filepath.Clean(p)
 	if len(p) > MaxPath {
 		return "", invalid("path of %d bytes exceeds %d", len(p), MaxPath)
 	}
 	return p, nil
-}
-
-func clip(s string) string {
-	if len(s) > 80 {
-		return s[:80] + "…"
-	}
-	return s
 }
 
 // normalize checks r and fills its defaults at now.

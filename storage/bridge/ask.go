@@ -8,8 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 
+	"github.com/coditect/coditect/internal/textclip"
 	"github.com/coditect/coditect/storage/audit"
 	"github.com/coditect/coditect/storage/errclass"
 	"github.com/coditect/coditect/storage/kv"
@@ -318,18 +318,7 @@ func event(sc *tenant.Scope, q Question, ed Presence, outcome string, d time.Dur
 		ev.Attrs["editor_kind"] = ed.Kind
 	}
 	if err != nil {
-		ev.Attrs["error"] = clip(err.Error(), 512)
+		ev.Attrs["error"] = textclip.Within(err.Error(), 512)
 	}
 	return ev
-}
-
-// clip cuts s to at most n bytes, on a rune boundary.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
 }

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/coditect/coditect/internal/textclip"
 	"github.com/coditect/coditect/storage/errclass"
 	"github.com/coditect/coditect/storage/keyspace"
 	"github.com/coditect/coditect/storage/kv"
@@ -301,7 +302,7 @@ func (e *Editor) Next(ctx context.Context) (Request, error) {
 func (e *Editor) Answer(ctx context.Context, r Request, res Result, herr error) error {
 	a := answer{Result: &res}
 	if herr != nil {
-		a = answer{Error: clip(herr.Error(), 4000)}
+		a = answer{Error: textclip.Within(herr.Error(), 4000)}
 		if c := errclass.Of(herr); c != nil {
 			a.Class = c.Name()
 		}

@@ -42,6 +42,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/coditect/coditect/internal/textclip"
 	"github.com/coditect/coditect/storage/agent"
 	"github.com/coditect/coditect/storage/audit"
 	"github.com/coditect/coditect/storage/errclass"
@@ -181,7 +182,7 @@ func load(tx kv.ReadTx, sc *tenant.Scope, id string) (Project, []byte, error) {
 }
 
 func notFound(sc *tenant.Scope, ref string) error {
-	return fmt.Errorf("project: %w: no project %q in tenant %q: list the projects to find its name", ErrNotFound, clip(ref, 120), sc.Tenant())
+	return fmt.Errorf("project: %w: no project %q in tenant %q: list the projects to find its name", ErrNotFound, textclip.Clip(ref, 120), sc.Tenant())
 }
 
 // find loads a project by id or name.
@@ -348,11 +349,4 @@ func Remove(ctx context.Context, sc *tenant.Scope, ref string) (Project, error) 
 		return err
 	})
 	return p, err
-}
-
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return strings.ToValidUTF8(s[:n], "") + "…"
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/coditect/coditect/internal/textclip"
 	"github.com/coditect/coditect/storage/audit"
 	"github.com/coditect/coditect/storage/keyspace"
 	"github.com/coditect/coditect/storage/kv"
@@ -33,7 +34,7 @@ func Canonical(p string) (string, error) {
 		}
 	}
 	if !filepath.IsAbs(p) {
-		return "", invalid("%q is not an absolute path: send the directory's full path, e.g. /home/alice/src/app", clip(p, 200))
+		return "", invalid("%q is not an absolute path: send the directory's full path, e.g. /home/alice/src/app", textclip.Clip(p, 200))
 	}
 	p = filepath.Clean(p)
 	existing, rest := p, ""
@@ -46,7 +47,7 @@ func Canonical(p string) (string, error) {
 			return real, nil
 		}
 		if !errors.Is(err, fs.ErrNotExist) {
-			return "", fmt.Errorf("project: resolving %q: %w", clip(p, 200), err)
+			return "", fmt.Errorf("project: resolving %q: %w", textclip.Clip(p, 200), err)
 		}
 		parent := filepath.Dir(existing)
 		if parent == existing {
@@ -166,9 +167,9 @@ func checkRoot(sc *tenant.Scope, dir string, opts RootOptions) (string, string, 
 		fi, err := os.Stat(canon)
 		switch {
 		case err != nil:
-			return "", "", invalid("%s: %v: a root is an existing directory on this machine", clip(dir, 200), errors.Unwrap(err))
+			return "", "", invalid("%s: %v: a root is an existing directory on this machine", textclip.Clip(dir, 200), errors.Unwrap(err))
 		case !fi.IsDir():
-			return "", "", invalid("%s is not a directory", clip(dir, 200))
+			return "", "", invalid("%s is not a directory", textclip.Clip(dir, 200))
 		}
 	}
 	own := opts.Protected
@@ -182,7 +183,7 @@ func checkRoot(sc *tenant.Scope, dir string, opts RootOptions) (string, string, 
 		}
 	}
 	if why := forbiddenRoot(canon, protected); why != "" {
-		return "", "", fmt.Errorf("project: %w: %s cannot be registered: %s", tenant.ErrForbidden, clip(canon, 200), why)
+		return "", "", fmt.Errorf("project: %w: %s cannot be registered: %s", tenant.ErrForbidden, textclip.Clip(canon, 200), why)
 	}
 	return machine, canon, nil
 }
@@ -247,7 +248,7 @@ func overlap(sc *tenant.Scope, e *rootEntry, canon, at string) error {
 		// where a symbolic link leads) is told.
 		return fmt.Errorf("project: %w: the directory overlaps a directory registered by another tenant", ErrOverlap)
 	}
-	return fmt.Errorf("project: %w: %s overlaps %s, a root of project %s: roots may not contain one another", ErrOverlap, clip(canon, 200), clip(at, 200), e.Project)
+	return fmt.Errorf("project: %w: %s overlaps %s, a root of project %s: roots may not contain one another", ErrOverlap, textclip.Clip(canon, 200), textclip.Clip(at, 200), e.Project)
 }
 
 // RemoveRoot unregisters a root of the project ref on machine (Machine()
@@ -276,7 +277,7 @@ func RemoveRoot(ctx context.Context, sc *tenant.Scope, ref, machine, dir string)
 			}
 		}
 		if i < 0 {
-			return fmt.Errorf("project: %w: project %s has no root %s on %s", ErrNotFound, p.Name, clip(canon, 200), machine)
+			return fmt.Errorf("project: %w: project %s has no root %s on %s", ErrNotFound, p.Name, textclip.Clip(canon, 200), machine)
 		}
 		r := p.Roots[i]
 		p.Roots = append(p.Roots[:i], p.Roots[i+1:]...)
@@ -400,7 +401,7 @@ func outside(tx kv.ReadTx, sc *tenant.Scope, machine, canon string) error {
 	if err != nil {
 		return err
 	}
-	return fmt.Errorf("project: %w: %s is in no project of tenant %q on this machine (%s); %s", ErrOutside, clip(canon, 200), sc.Tenant(), machine, Describe(ps, machine))
+	return fmt.Errorf("project: %w: %s is in no project of tenant %q on this machine (%s); %s", ErrOutside, textclip.Clip(canon, 200), sc.Tenant(), machine, Describe(ps, machine))
 }
 
 // Describe names projects and their roots on machine for an error

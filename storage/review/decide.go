@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/coditect/coditect/internal/atomicwrite"
+	"github.com/coditect/coditect/internal/textclip"
 	"github.com/coditect/coditect/storage/agent"
 	"github.com/coditect/coditect/storage/attrib"
 	"github.com/coditect/coditect/storage/audit"
@@ -199,7 +200,7 @@ func decide(ctx context.Context, sc *tenant.Scope, id string, st State, reason s
 		tx.Clear(pend)
 		who := cmpOr(p.AgentName, p.Agent)
 		w := sc.Log().Writer(tx)
-		var ev = sc.Event(KindAccepted, clip(fmt.Sprintf("%s of %s by agent %s, approved by %s (%s)", p.Kind, describe(p), who, human, p.ID), 1000))
+		var ev = sc.Event(KindAccepted, textclip.Clip(fmt.Sprintf("%s of %s by agent %s, approved by %s (%s)", p.Kind, describe(p), who, human, p.ID), 1000))
 		ev.Attrs = p.attrs(p.Diff)
 		subject := fmt.Sprintf("review %s accepted: %s", p.ID, describe(p))
 		body := fmt.Sprintf("%s accepted your proposed %s of %s (%s); it is now on disk. Your lease on the file is released: acquire it again before changing the file further.", human, p.Kind, describe(p), p.ID)
@@ -209,7 +210,7 @@ func decide(ctx context.Context, sc *tenant.Scope, id string, st State, reason s
 			ev.Attribution = &audit.Attribution{Actor: audit.ActorAgent, AgentID: p.Agent, Model: p.Model, Evidence: "review approved by " + human, Confidence: 1}
 			ev.Attrs["approved_by"] = human
 		} else {
-			ev = sc.Event(KindRejected, clip(fmt.Sprintf("%s of %s by agent %s rejected by %s (%s): %s", p.Kind, describe(p), who, human, p.ID, reason), 1000))
+			ev = sc.Event(KindRejected, textclip.Clip(fmt.Sprintf("%s of %s by agent %s rejected by %s (%s): %s", p.Kind, describe(p), who, human, p.ID, reason), 1000))
 			ev.Attrs = p.attrs("")
 			ev.Attrs["rejected_by"], ev.Attrs["reason"], ev.Attrs["agent"] = human, reason, p.Agent
 			subject = fmt.Sprintf("review %s rejected: %s", p.ID, describe(p))
@@ -220,7 +221,7 @@ func decide(ctx context.Context, sc *tenant.Scope, id string, st State, reason s
 			return err
 		}
 		if _, err := agent.Read(tx, sc, p.Agent, now); err == nil {
-			if _, err := message.NewWriter(tx, w, sc, now).Send(message.Outgoing{To: message.To{Agent: p.Agent}, Subject: clip(subject, 180), Body: body}); err != nil {
+			if _, err := message.NewWriter(tx, w, sc, now).Send(message.Outgoing{To: message.To{Agent: p.Agent}, Subject: textclip.Clip(subject, 180), Body: body}); err != nil {
 				return err
 			}
 		} else if !errors.Is(err, agent.ErrNotFound) {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/coditect/coditect/internal/textclip"
 	"github.com/coditect/coditect/storage/agent"
 	"github.com/coditect/coditect/storage/attrib"
 	"github.com/coditect/coditect/storage/kv"
@@ -209,7 +210,7 @@ func Propose(ctx context.Context, sc *tenant.Scope, s Spec) (Proposal, error) {
 		if err := putBlob(tx, sc, p.ID, "new", s.New); err != nil {
 			return err
 		}
-		ev := sc.Event(KindProposed, clip(fmt.Sprintf("agent %s proposed to %s %s for review (%s)", cmpOr(s.AgentName, s.Agent), s.Kind, describe(p), p.ID), 1000))
+		ev := sc.Event(KindProposed, textclip.Clip(fmt.Sprintf("agent %s proposed to %s %s for review (%s)", cmpOr(s.AgentName, s.Agent), s.Kind, describe(p), p.ID), 1000))
 		ev.Project, ev.Path, ev.Session = p.Project, p.Path, p.Session
 		if ev.Attribution != nil {
 			ev.Attribution.Model = s.Model
@@ -295,7 +296,7 @@ func getBlob(tx kv.ReadTx, sc *tenant.Scope, id, part string) ([]byte, error) {
 // load reads a proposal's record in tx.
 func load(tx kv.ReadTx, sc *tenant.Scope, id string) (Proposal, error) {
 	if !strings.HasPrefix(id, "rv_") || len(id) != 29 {
-		return Proposal{}, fmt.Errorf("review: %w: %q is not a proposal id (rv_ and 26 characters)", ErrNotFound, clip(id, 80))
+		return Proposal{}, fmt.Errorf("review: %w: %q is not a proposal id (rv_ and 26 characters)", ErrNotFound, textclip.Clip(id, 80))
 	}
 	key, err := sc.Space().Review(id)
 	if err != nil {

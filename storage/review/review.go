@@ -41,6 +41,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/coditect/coditect/internal/textclip"
 	"github.com/coditect/coditect/storage/agent"
 	"github.com/coditect/coditect/storage/errclass"
 	"github.com/coditect/coditect/storage/kv"
@@ -271,7 +272,7 @@ func SetPolicy(ctx context.Context, sc *tenant.Scope, projectRef string, rules [
 		} else {
 			tx.Set(key, b)
 		}
-		ev := sc.Event(KindPolicySet, clip(summary, 1000))
+		ev := sc.Event(KindPolicySet, textclip.Clip(summary, 1000))
 		ev.Project = pr.ID
 		ev.Attrs = map[string]any{"rules": rules}
 		_, err := sc.Log().Writer(tx).Append(ev)
@@ -286,15 +287,4 @@ func SetPolicy(ctx context.Context, sc *tenant.Scope, projectRef string, rules [
 // ClearPolicy removes a project's review policy (SetPolicy with no rules).
 func ClearPolicy(ctx context.Context, sc *tenant.Scope, projectRef string) (Policy, error) {
 	return SetPolicy(ctx, sc, projectRef, nil)
-}
-
-// clip cuts s to n bytes at a rune boundary.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && (s[n]&0xC0) == 0x80 {
-		n--
-	}
-	return s[:n] + "…"
 }

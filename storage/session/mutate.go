@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
-	"unicode/utf8"
 
+	"github.com/coditect/coditect/internal/textclip"
 	"github.com/coditect/coditect/storage/audit"
 	"github.com/coditect/coditect/storage/keyspace"
 	"github.com/coditect/coditect/storage/kv"
@@ -98,7 +98,7 @@ func (l layer) start(ctx context.Context, sc *tenant.Scope, in Spec) (Session, e
 			if err := indexEntries(tx, sc, s, true); err != nil {
 				return err
 			}
-			ev := sc.Event("session.started", clip(fmt.Sprintf("session %q started in %s", s.Title, where(pl.project.Name, s.Dir))))
+			ev := sc.Event("session.started", clipSummary(fmt.Sprintf("session %q started in %s", s.Title, where(pl.project.Name, s.Dir))))
 			ev.Session, ev.Project, ev.Time = id, s.Project, now
 			ev.Attrs = map[string]any{"title": s.Title, "workspace": s.Workspace, "project": pl.project.Name, "dir": s.Dir}
 			if s.Purpose != "" {
@@ -197,7 +197,7 @@ func (l layer) join(ctx context.Context, sc *tenant.Scope, id string) (Session, 
 		if p.Agent != "" {
 			who = fmt.Sprintf("agent %s (for %s)", p.Agent, p.User)
 		}
-		ev := sc.Event("session.joined", clip(fmt.Sprintf("%s joined session %q", who, s.Title)))
+		ev := sc.Event("session.joined", clipSummary(fmt.Sprintf("%s joined session %q", who, s.Title)))
 		ev.Session, ev.Time = id, now
 		_, err = sc.Log().Writer(tx).Append(ev)
 		return err
@@ -248,7 +248,7 @@ func (l layer) end(ctx context.Context, sc *tenant.Scope, id string, out Outcome
 		if out.Summary != "" {
 			summary += ": " + out.Summary
 		}
-		ev := sc.Event("session.ended", clip(summary))
+		ev := sc.Event("session.ended", clipSummary(summary))
 		ev.Session, ev.Time = id, now
 		ev.Attrs = map[string]any{"status": string(out.Status), "duration_ms": now.Sub(s.Started).Milliseconds()}
 		_, err = sc.Log().Writer(tx).Append(ev)
@@ -276,15 +276,5 @@ func notOpen(s Session, op string) error {
 	}
 }
 
-// clip shortens an event summary to what the audit log accepts, on a rune
-// boundary.
-func clip(s string) string {
-	if len(s) <= audit.MaxSummary {
-		return s
-	}
-	cut := audit.MaxSummary - len("…")
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
-}
+// clipSummary shortens an event summary to what the audit log accepts.
+func clipSummary(s string) string { return textclip.Within(s, audit.MaxSummary) }

@@ -160,7 +160,7 @@ func (l layer) abandon(ctx context.Context, sc *tenant.Scope, id string, idle ti
 		if err := indexEntry(tx, sc, keyspace.SessionByState, string(Abandoned), id, true); err != nil {
 			return err
 		}
-		ev := sc.Event("session.abandoned", clip(fmt.Sprintf("session %q abandoned: no activity since %s (idle limit %v)",
+		ev := sc.Event("session.abandoned", clipSummary(fmt.Sprintf("session %q abandoned: no activity since %s (idle limit %v)",
 			s.Title, s.LastActivity.Format(time.RFC3339), idle)))
 		ev.Session, ev.Time = id, now
 		ev.Attrs = map[string]any{"idle_limit_ms": idle.Milliseconds(), "last_activity": s.LastActivity}
