@@ -54,6 +54,20 @@ func (e *stdioEnv) command(t *testing.T, env []string, args ...string) (*exec.Cm
 	return cmd, &stderr
 }
 
+// answers runs `coditect mcp` serving the store itself, with args, on the
+// lines as its whole input, and returns its output's lines once it exited.
+func (e *stdioEnv) answers(t *testing.T, lines []string, args ...string) []string {
+	t.Helper()
+	cmd, stderr := e.command(t, []string{"CODITECT_CORE=off"}, args...)
+	cmd.Stdin = strings.NewReader(strings.Join(lines, "\n") + "\n")
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("coditect mcp: %v\n%s", err, stderr)
+	}
+	return strings.Split(strings.TrimSpace(stdout.String()), "\n")
+}
+
 func (e *stdioEnv) local(t *testing.T, ten, user string) *tenant.Scope {
 	t.Helper()
 	sc, err := e.dir.Local(context.Background(), ten, user)
@@ -369,12 +383,10 @@ func TestStdioAnswersCallsReadBeforeEOF(t *testing.T) {
 // unanswered), while a notification sent with "id": null stays one and
 // the lines after them are served.
 func TestStdioOddIDRefused(t *testing.T) {
-	e := newStdioEnv(t)
-	cmd, stderr := e.command(t, []string{"CODITECT_CORE=off"}, "--tenant", "acme", "--user", "ada")
 	call := func(id string) string {
 		return `{"jsonrpc":"2.0","id":` + id + `,"method":"tools/call","params":{"name":"whoami","arguments":{}}}`
 	}
-	cmd.Stdin = strings.NewReader(strings.Join([]string{
+	got := newStdioEnv(t).answers(t, []string{
 		initializeLine,
 		`{"jsonrpc":"2.0","id":null,"method":"notifications/initialized"}`,
 		call(`{"a":1}`),
@@ -383,13 +395,7 @@ func TestStdioOddIDRefused(t *testing.T) {
 		call(`null`),
 		`{"jsonrpc":"2.0","\u0069d":false,"method":"ping"}`,
 		call(`"w"`),
-	}, "\n") + "\n")
-	var stdout bytes.Buffer
-	cmd.Stdout = &stdout
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("coditect mcp: %v\n%s", err, stderr)
-	}
-	got := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	}, "--tenant", "acme", "--user", "ada")
 	refused := func(kind string) string {
 		return `{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"invalid request: the id of a request must be a string or a number, not ` + kind + `"}}`
 	}
@@ -401,20 +407,12 @@ func TestStdioOddIDRefused(t *testing.T) {
 }
 
 func TestStdioBatchRefused(t *testing.T) {
-	e := newStdioEnv(t)
-	cmd, stderr := e.command(t, []string{"CODITECT_CORE=off"}, "--tenant", "acme", "--user", "ada")
-	cmd.Stdin = strings.NewReader(strings.Join([]string{
+	got := newStdioEnv(t).answers(t, []string{
 		initializeLine,
 		`[{"jsonrpc":"2.0","id":3,"method":"ping"}]`,
 		` []`,
 		`[not json`,
-	}, "\n") + "\n")
-	var stdout bytes.Buffer
-	cmd.Stdout = &stdout
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("coditect mcp: %v\n%s", err, stderr)
-	}
-	got := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	}, "--tenant", "acme", "--user", "ada")
 	batch := `{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"JSON-RPC batches are not supported (MCP removed them in 2025-06-18): send one message at a time"}}`
 	want := []string{batch, batch, `{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"Parse error"}}`}
 	if len(got) != 4 || !slices.Equal(got[1:], want) {
