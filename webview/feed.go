@@ -12,6 +12,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/coder/websocket/wsjson"
 
+	"github.com/coditect/coditect/internal/textclip"
 	"github.com/coditect/coditect/storage/audit"
 	"github.com/coditect/coditect/storage/project"
 	"github.com/coditect/coditect/storage/tenant"
@@ -186,7 +187,7 @@ func (h *Handler) feed(w http.ResponseWriter, r *http.Request) {
 			if err := sc.Check(ctx); err != nil {
 				if tenant.Refused(err) {
 					h.authFail.Add(1)
-					c.Close(StatusUnauthorized, truncate(clean(err), 120))
+					c.Close(StatusUnauthorized, textclip.Prefix(clean(err), 120))
 					return
 				}
 				if ctx.Err() == nil {
@@ -303,7 +304,7 @@ func (h *Handler) subscribe(ctx context.Context, c *websocket.Conn, sc *tenant.S
 				return sub, nil, StatusRateLimited, fmt.Sprintf("too many failed authentications; retry after %d s", int(limited.RetryAfter/time.Second))
 			}
 			if tenant.Refused(err) {
-				return sub, nil, StatusUnauthorized, truncate(clean(err), 120)
+				return sub, nil, StatusUnauthorized, textclip.Prefix(clean(err), 120)
 			}
 			h.opts.Logger.Error("webview: feed authentication failed", "err", err)
 			return sub, nil, websocket.StatusInternalError, "the store is unavailable; retry"
@@ -313,7 +314,7 @@ func (h *Handler) subscribe(ctx context.Context, c *websocket.Conn, sc *tenant.S
 		p, err := project.Get(ctx, sc, sub.Filter.Project)
 		switch {
 		case errors.Is(err, project.ErrNotFound), errors.Is(err, project.ErrInvalid):
-			return sub, nil, StatusBadRequest, truncate(clean(err), 120)
+			return sub, nil, StatusBadRequest, textclip.Prefix(clean(err), 120)
 		case err != nil:
 			h.opts.Logger.Error("webview: feed project", "err", err)
 			return sub, nil, websocket.StatusInternalError, "the store is unavailable; retry"
@@ -321,7 +322,7 @@ func (h *Handler) subscribe(ctx context.Context, c *websocket.Conn, sc *tenant.S
 		sub.Filter.Project = p.ID
 	}
 	if err := feedFilter(sub.Filter).Validate(); err != nil {
-		return sub, nil, StatusBadRequest, truncate(clean(err), 120)
+		return sub, nil, StatusBadRequest, textclip.Prefix(clean(err), 120)
 	}
 	if sub.Cursor != "" && sub.Cursor != "head" {
 		if _, err := audit.ParseID(sub.Cursor); err != nil {
@@ -429,14 +430,6 @@ func (h *Handler) follow(ctx context.Context, sc *tenant.Scope, key tailKey, f a
 			pos = st.lastOf(fl)
 		}
 	}
-}
-
-// truncate keeps a close reason within the 123 bytes a close frame allows.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
 }
 
 // feedSlots counts the open feeds of each token and each tenant.

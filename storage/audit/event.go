@@ -21,6 +21,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/coditect/coditect/internal/textclip"
 	"github.com/coditect/coditect/storage/errclass"
 	"github.com/coditect/coditect/storage/keyspace"
 	"github.com/coditect/coditect/storage/kv"
@@ -249,14 +250,7 @@ func pathValue(project, p string) string {
 func ParseID(id string) (kv.Versionstamp, error) {
 	vs, ok := kv.ParseVersionstamp(id)
 	if !ok || !vs.IsComplete() || vs.IsZero() {
-		return vs, fmt.Errorf("audit: %w: %q is not an event id (24 hex digits)", ErrBadCursor, truncate(id, 64))
+		return vs, fmt.Errorf("audit: %w: %q is not an event id (24 hex digits)", ErrBadCursor, textclip.Clip(id, 64))
 	}
 	return vs, nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }

@@ -65,6 +65,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/coditect/coditect/internal/textclip"
 	"github.com/coditect/coditect/storage/agent"
 	"github.com/coditect/coditect/storage/audit"
 	"github.com/coditect/coditect/storage/errclass"
@@ -947,7 +948,7 @@ func ForceRelease(ctx context.Context, sc *tenant.Scope, resource, reason string
 			}
 			if _, err := mw.Send(message.Outgoing{
 				To:      message.To{Agent: g.Agent},
-				Subject: "lease force-released: " + truncate(res.raw, 120),
+				Subject: "lease force-released: " + textclip.Clip(res.raw, 120),
 				Body: fmt.Sprintf("Your %s lease on %q (fencing token %d) was force-released by %s: %s\n"+
 					"Writes with that token are refused from now on; acquire the lease again before writing.",
 					g.Mode, res.raw, g.Token, p.User, reason),

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/coditect/coditect/internal/textclip"
 	"github.com/coditect/coditect/storage/agent"
 	"github.com/coditect/coditect/storage/keyspace"
 )
@@ -52,18 +53,7 @@ type token struct {
 const resourceHelp = `send a project-relative path such as "src/a.go", a glob such as "src/**/*.go" or a key such as "task:tk_1"`
 
 func badResource(raw, why string) error {
-	return fmt.Errorf("lease: %w: resource %q: %s; %s", ErrInvalid, truncate(raw, 80), why, resourceHelp)
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	i := n
-	for i > 0 && !utf8.RuneStart(s[i]) {
-		i--
-	}
-	return s[:i] + "…"
+	return fmt.Errorf("lease: %w: resource %q: %s; %s", ErrInvalid, textclip.Clip(raw, 80), why, resourceHelp)
 }
 
 // IsKey reports whether the resource s is a key, "scheme:name" (see the

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/coditect/coditect/internal/textclip"
 	"github.com/coditect/coditect/storage/agent"
 	"github.com/coditect/coditect/storage/tenant"
 )
@@ -47,7 +48,7 @@ func Address(ctx context.Context, sc *tenant.Scope, s string) (To, error) {
 	case 1:
 		return To{Agent: ids[0]}, nil
 	case 0:
-		return To{}, fmt.Errorf("message: %w: no active agent is named %q (a person is user:NAME)", agent.ErrNotFound, truncate(s, 80))
+		return To{}, fmt.Errorf("message: %w: no active agent is named %q (a person is user:NAME)", agent.ErrNotFound, textclip.Clip(s, 80))
 	}
-	return To{}, invalid("%d agents are named %q (%s): send one of their ids", len(ids), truncate(s, 80), strings.Join(ids, ", "))
+	return To{}, invalid("%d agents are named %q (%s): send one of their ids", len(ids), textclip.Clip(s, 80), strings.Join(ids, ", "))
 }

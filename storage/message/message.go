@@ -28,6 +28,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/coditect/coditect/internal/textclip"
 	"github.com/coditect/coditect/storage/agent"
 	"github.com/coditect/coditect/storage/audit"
 	"github.com/coditect/coditect/storage/errclass"
@@ -179,7 +180,7 @@ func self(sc *tenant.Scope) (string, error) {
 	}
 	if strings.HasPrefix(p.Agent, userPrefix) {
 		// Acting as "agent user:bob" must not open bob's inbox.
-		return "", invalid("agent id %q is not an agent's", truncate(p.Agent, 80))
+		return "", invalid("agent id %q is not an agent's", textclip.Clip(p.Agent, 80))
 	}
 	return p.Agent, nil
 }
@@ -188,16 +189,9 @@ func self(sc *tenant.Scope) (string, error) {
 func parseID(field, id string) (kv.Versionstamp, error) {
 	vs, ok := kv.ParseVersionstamp(id)
 	if !ok || !vs.IsComplete() || vs.IsZero() {
-		return vs, invalid("%s %q is not a message id; send the 24 hex digits of a Message.ID", field, truncate(id, 40))
+		return vs, invalid("%s %q is not a message id; send the 24 hex digits of a Message.ID", field, textclip.Clip(id, 40))
 	}
 	return vs, nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }
 
 // Receipt reports a send.
@@ -386,7 +380,7 @@ func (w *Writer) Send(m Outgoing) (Pending, error) {
 		w.tx.Add(head, 1)
 		w.tx.Add(unread, 1)
 	}
-	ev := w.sc.Event("message.sent", fmt.Sprintf("message %q sent to %s (%d recipients)", truncate(m.Subject, 80), m.To, len(recipients)))
+	ev := w.sc.Event("message.sent", fmt.Sprintf("message %q sent to %s (%d recipients)", textclip.Clip(m.Subject, 80), m.To, len(recipients)))
 	shown := recipients
 	if len(shown) > 20 {
 		shown = shown[:20]

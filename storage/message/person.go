@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/coditect/coditect/internal/textclip"
 	"github.com/coditect/coditect/storage/keyspace"
 	"github.com/coditect/coditect/storage/kv"
 	"github.com/coditect/coditect/storage/tenant"
@@ -58,14 +59,14 @@ func userExists(tx kv.ReadTx, sc *tenant.Scope, id string) error {
 		return err
 	}
 	if v == nil {
-		return fmt.Errorf("message: %w: tenant %s has no user %q", ErrNoUser, sc.Tenant(), truncate(id, 80))
+		return fmt.Errorf("message: %w: tenant %s has no user %q", ErrNoUser, sc.Tenant(), textclip.Clip(id, 80))
 	}
 	var u tenant.User
 	if err := json.Unmarshal(v, &u); err != nil {
-		return fmt.Errorf("message: corrupt record of user %q: %w", truncate(id, 80), err)
+		return fmt.Errorf("message: corrupt record of user %q: %w", textclip.Clip(id, 80), err)
 	}
 	if u.Disabled {
-		return fmt.Errorf("message: %w: user %q is disabled", ErrNoUser, truncate(id, 80))
+		return fmt.Errorf("message: %w: user %q is disabled", ErrNoUser, textclip.Clip(id, 80))
 	}
 	return nil
 }
@@ -94,7 +95,7 @@ func person(ctx context.Context, sc *tenant.Scope, name string) (To, error) {
 	case 1:
 		return To{User: ids[0]}, nil
 	case 0:
-		return To{}, fmt.Errorf("message: %w: no enabled user of tenant %s has the id or name %q", ErrNoUser, sc.Tenant(), truncate(name, 80))
+		return To{}, fmt.Errorf("message: %w: no enabled user of tenant %s has the id or name %q", ErrNoUser, sc.Tenant(), textclip.Clip(name, 80))
 	}
-	return To{}, invalid("%d users are named %q (%s): send user: and one of their ids", len(ids), truncate(name, 80), strings.Join(ids, ", "))
+	return To{}, invalid("%d users are named %q (%s): send user: and one of their ids", len(ids), textclip.Clip(name, 80), strings.Join(ids, ", "))
 }

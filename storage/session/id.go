@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/coditect/coditect/internal/textclip"
 )
 
 // A session id is 128 bits: the start time in milliseconds since the Unix
@@ -89,7 +91,7 @@ func encodeID(b [16]byte) string {
 func ParseID(id string) (string, error) {
 	if len(id) != idLen {
 		return "", fmt.Errorf("session: %w: %q is not a session id: want the %d-character id that starting a session returned (e.g. 01JZ3K5V8Q2W7X9Y4N6M1P0R3T)",
-			ErrInvalid, truncate(id, 64), idLen)
+			ErrInvalid, textclip.Clip(id, 64), idLen)
 	}
 	up := strings.ToUpper(id)
 	for i := 0; i < len(up); i++ {
@@ -102,11 +104,4 @@ func ParseID(id string) (string, error) {
 		return "", fmt.Errorf("session: %w: session id %q is out of range: its first character is at most 7", ErrInvalid, id)
 	}
 	return up, nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/coditect/coditect/internal/textclip"
 	"github.com/coditect/coditect/storage/keyspace"
 	"github.com/coditect/coditect/storage/kv"
 	"github.com/coditect/coditect/storage/project"
@@ -191,7 +192,7 @@ func List(ctx context.Context, sc *tenant.Scope, q Query) (Page, error) {
 	cursor := ""
 	if q.Cursor != "" {
 		if cursor, err = ParseID(q.Cursor); err != nil {
-			return Page{}, fmt.Errorf("session: %w: %q is not a cursor this listing returned", ErrBadCursor, truncate(q.Cursor, 64))
+			return Page{}, fmt.Errorf("session: %w: %q is not a cursor this listing returned", ErrBadCursor, textclip.Clip(q.Cursor, 64))
 		}
 	}
 	w, err := f.source(sc)

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/coditect/coditect/internal/textclip"
 	"github.com/coditect/coditect/storage/keyspace"
 	"github.com/coditect/coditect/storage/kv"
 	"github.com/coditect/coditect/storage/project"
@@ -130,7 +131,7 @@ func AssignProjects(ctx context.Context, sc *tenant.Scope, opts project.RootOpti
 	for _, ws := range wss {
 		pl, p, err := placeOld(ctx, sc, ws, opts, rootless)
 		if err != nil {
-			return a, fmt.Errorf("session: placing the sessions of %s: %w", truncate(ws, 200), err)
+			return a, fmt.Errorf("session: placing the sessions of %s: %w", textclip.Clip(ws, 200), err)
 		}
 		n, err := assign(ctx, sc, byWS[ws], p, pl)
 		if err != nil {

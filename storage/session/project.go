@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/coditect/coditect/internal/textclip"
 	"github.com/coditect/coditect/storage/project"
 	"github.com/coditect/coditect/storage/tenant"
 )
@@ -40,11 +41,11 @@ func place(ctx context.Context, sc *tenant.Scope, in Spec) (placed, error) {
 		}
 		pl, err := project.Resolve(ctx, sc, in.Workspace)
 		if err == nil && pl.Project.ID != p.ID {
-			err = fmt.Errorf("session: %w: workspace %s belongs to project %s, not %s", ErrInvalid, truncate(in.Workspace, 200), pl.Project.Name, p.Name)
+			err = fmt.Errorf("session: %w: workspace %s belongs to project %s, not %s", ErrInvalid, textclip.Clip(in.Workspace, 200), pl.Project.Name, p.Name)
 		}
 		if errors.Is(err, project.ErrOutside) {
 			err = fmt.Errorf("session: %w: workspace %s is not inside project %s on this machine (its roots here: %v); send a directory inside one, or only the project",
-				project.ErrOutside, truncate(in.Workspace, 200), p.Name, p.RootsOn(project.Machine()))
+				project.ErrOutside, textclip.Clip(in.Workspace, 200), p.Name, p.RootsOn(project.Machine()))
 		}
 		if err != nil {
 			return placed{}, err

@@ -30,6 +30,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/coditect/coditect/internal/textclip"
 	"github.com/coditect/coditect/storage/audit"
 	"github.com/coditect/coditect/storage/errclass"
 	"github.com/coditect/coditect/storage/keyspace"
@@ -271,7 +272,7 @@ func Workspace(ws string) (string, error) {
 	if strings.HasPrefix(strings.ToLower(ws), "file:") {
 		u, err := url.Parse(ws)
 		if err != nil || (u.Host != "" && u.Host != "localhost") || u.Path == "" {
-			return "", invalid("workspace %q is not a local file URI: send file:///abs/path or the path itself", truncate(ws, 200))
+			return "", invalid("workspace %q is not a local file URI: send file:///abs/path or the path itself", textclip.Clip(ws, 200))
 		}
 		ws = u.Path
 		if isDrivePath(strings.TrimPrefix(ws, "/")) {
@@ -292,7 +293,7 @@ func Workspace(ws string) (string, error) {
 		w := strings.ReplaceAll(ws, "/", `\`)
 		return strings.TrimRight(w, `\`), nil
 	}
-	return "", invalid("workspace %q is not an absolute path: send the workspace root, e.g. /home/alice/project or C:\\src\\project", truncate(ws, 200))
+	return "", invalid("workspace %q is not an absolute path: send the workspace root, e.g. /home/alice/project or C:\\src\\project", textclip.Clip(ws, 200))
 }
 
 // isDrivePath reports whether p starts with a Windows drive and separator.
