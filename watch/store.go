@@ -10,6 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/coditect/coditect/internal/textclip"
 	"github.com/coditect/coditect/storage/attrib"
 	"github.com/coditect/coditect/storage/audit"
 	"github.com/coditect/coditect/storage/kv"
@@ -124,7 +125,7 @@ func (w *Watcher) event(c *Change) (audit.Event, bool) {
 	p := clean(c.Rel, attrs, "path_quoted")
 	// The log indexes the path as the project's path (project.File).
 	if len(project.File{Project: c.Project, Rel: p}.String()) > audit.MaxPath {
-		w.log.Warn("a path too long for the audit log; its event is not stored", "path", p[:200]+"…", "bytes", len(p))
+		w.log.Warn("a path too long for the audit log; its event is not stored", "path", textclip.Clip(p, 200), "bytes", len(p))
 		return audit.Event{}, false
 	}
 	ev := audit.Event{Time: c.Time, Kind: c.Kind, Project: c.Project, Path: p, Session: c.Session, User: c.User, Summary: summary(c), Attrs: attrs}
@@ -157,9 +158,7 @@ func summary(c *Change) string {
 	if c.LinesDelta != nil {
 		s += fmt.Sprintf(" (%+d lines)", *c.LinesDelta)
 	}
-	if len(s) > audit.MaxSummary {
-		s = s[:audit.MaxSummary-3] + "…"
-		s = strings.ToValidUTF8(s, "")
-	}
-	return strings.ToValidUTF8(s, "\uFFFD")
+	// A path need not be UTF-8: its bytes that are not are replaced
+	// before the cut, which counts what the summary will hold.
+	return textclip.Within(strings.ToValidUTF8(s, "\uFFFD"), audit.MaxSummary)
 }

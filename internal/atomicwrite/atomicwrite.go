@@ -9,7 +9,8 @@ import (
 	"os"
 	"path"
 	"strings"
-	"unicode/utf8"
+
+	"github.com/coditect/coditect/internal/textclip"
 )
 
 // NotDirError is the error of a directory a change needs whose path
@@ -156,7 +157,7 @@ func SyncDir(root *os.Root, dir string) {
 func writeTemp(root *os.Root, dir, base string, data []byte, mode fs.FileMode, created bool) (string, error) {
 	var rnd [6]byte
 	_, _ = rand.Read(rnd[:])
-	name := path.Join(dir, "."+clip(base, 64)+".coditect-"+hex.EncodeToString(rnd[:])+"~")
+	name := path.Join(dir, "."+textclip.Clip(base, 64)+".coditect-"+hex.EncodeToString(rnd[:])+"~")
 	perm := fs.FileMode(0o600)
 	if created {
 		perm = mode
@@ -180,17 +181,4 @@ func writeTemp(root *os.Root, dir, base string, data []byte, mode fs.FileMode, c
 		return "", err
 	}
 	return name, nil
-}
-
-// clip shortens s to at most n bytes (on a rune boundary), marking the
-// cut, so that a long file name leaves room in its temporary's name.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	i := n
-	for i > 0 && !utf8.RuneStart(s[i]) {
-		i--
-	}
-	return s[:i] + "…"
 }
