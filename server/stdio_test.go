@@ -375,8 +375,6 @@ func TestStdioAnswersCallsReadBeforeEOF(t *testing.T) {
 	}
 }
 
-// TestStdioBatchRefused: a JSON-RPC batch line is refused with a clear
-// error; a line that only starts like one gets the parse error.
 // TestStdioOddIDRefused: a request whose id is neither a string nor a
 // number is refused as Invalid Request and does not run (mcp-go ran one
 // with an object, array or boolean id, and dropped one with a null id
@@ -406,6 +404,8 @@ func TestStdioOddIDRefused(t *testing.T) {
 	}
 }
 
+// TestStdioBatchRefused: a JSON-RPC batch line is refused with a clear
+// error; a line that only starts like one gets the parse error.
 func TestStdioBatchRefused(t *testing.T) {
 	got := newStdioEnv(t).answers(t, []string{
 		initializeLine,
