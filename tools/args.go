@@ -72,24 +72,46 @@ func argsObject(c *Call) ([]byte, error) {
 }
 
 // sentSize is the size of trimmed arguments as the caller sent them: less
-// the idempotency_key member the transport added (addedKey), which it puts
-// first among them. The transport's key is a JSON string without escapes.
+// the idempotency_key member the transport added (splitAddedKey).
 func sentSize(args []byte, added string) int {
-	const member = `{"idempotency_key":"`
-	n := len(args)
-	rest, ok := bytes.CutPrefix(args, []byte(member))
-	end := bytes.IndexByte(rest, '"')
-	if !ok || end < 0 || end+1 >= len(rest) || !addedKey(string(rest[:end]), added) {
-		return n
+	if _, sent, ok := splitAddedKey(args, added); ok {
+		return len(sent)
 	}
+	return len(args)
+}
+
+// splitAddedKey returns the idempotency key the transport added to
+// trimmed arguments (addedKey), which it puts first among them, and the
+// arguments as the caller sent them; ok is false when the transport added
+// none. The transport's key is a JSON string without escapes.
+func splitAddedKey(args []byte, added string) (key string, sent []byte, ok bool) {
+	const member = `{"idempotency_key":"`
+	rest, found := bytes.CutPrefix(args, []byte(member))
+	end := bytes.IndexByte(rest, '"')
+	if !found || end < 0 || end+1 >= len(rest) || !addedKey(string(rest[:end]), added) {
+		return "", nil, false
+	}
+	key = string(rest[:end])
 	after := len(member) + end + 1 // past the key's closing quote
 	switch args[after] {
-	case ',': // the caller's members follow: less "idempotency_key":"…",
-		return n - after
+	case ',': // the caller's members follow
+		return key, append([]byte{'{'}, args[after+1:]...), true
 	case '}': // the caller sent none: {}
-		return n - (after - 1)
+		return key, []byte("{}"), true
 	}
-	return n
+	return "", nil, false
+}
+
+// takeAddedKey takes out of the arguments of a call to a tool that takes
+// no idempotency_key the one its transport added (a local core's
+// forwarder adds one to every call it may send again), so that the call
+// is checked, run and recorded with the arguments the caller sent, and
+// its record keyed by it (recordKey): a harmless call sent again after a
+// core died runs again, but is recorded once.
+func (c *Call) takeAddedKey() {
+	if key, sent, ok := splitAddedKey(bytes.TrimSpace(c.Args), c.AddedKeys); ok {
+		c.Args, c.sentAs = sent, key
+	}
 }
 
 // argSchema is a tool's input schema as the tools enforce it before the

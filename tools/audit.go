@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -263,9 +264,13 @@ func (q *AuditQueue) add(l *audit.Log, ev audit.Event, relaxed bool) <-chan stru
 			it.ev.Time = time.Now() // the call's time, also when recovered later
 		}
 		// A spooled record is appended exactly once by its spool number
-		// (audit.Log.AppendSpool), so it writes no idempotency marker.
+		// (audit.Log.AppendSpool), so it writes no idempotency marker;
+		// but one whose call the transport may send again (to another
+		// process, with another spool) keeps the key it was sent with.
 		sev := it.ev
-		sev.IdempotencyKey = ""
+		if !strings.HasPrefix(sev.IdempotencyKey, sentRecordPrefix) {
+			sev.IdempotencyKey = ""
+		}
 		q.spoolMu.Lock()
 		seq, ok := q.spool.write(l, sev)
 		if ok {
@@ -565,11 +570,17 @@ func ToolEvent(c *Call, err error, d time.Duration) audit.Event {
 // unknown (FoundationDB's commit_unknown_result), the queue's retry of a
 // chunk whose commit ran past its deadline — so an append that landed
 // already writes nothing the second time. (A read's record, spooled, goes
-// without: its spool number does that; see AuditQueue.add.) The key starts
+// without: its spool number does that; see AuditQueue.add.) The record of
+// a call whose transport added a key (sentAs) is keyed by it, spooled or
+// not, so that the call sent again to another process is recorded once.
+// Any other key starts
 // with the time, so that the markers of consecutive calls sit side by side
 // in the store, at the end of the markers' range, instead of one in a
 // random place of it each; random bytes after the time keep keys unique.
 func (c *Call) recordKey() string {
+	if c.recordID == "" && c.sentAs != "" {
+		c.recordID = sentRecordPrefix + c.sentAs
+	}
 	if c.recordID == "" {
 		var b [16]byte
 		binary.BigEndian.PutUint64(b[:8], uint64(time.Now().UnixNano()))
@@ -581,3 +592,9 @@ func (c *Call) recordKey() string {
 
 // recordKeyPrefix starts the idempotency key of every tool.called record.
 const recordKeyPrefix = "tool.called/"
+
+// sentRecordPrefix starts the idempotency key of the record of a call
+// whose transport added a key to it (Call.sentAs): the same for every run
+// of the call however often the transport sends it, so that it is
+// recorded once. A spooled record keeps it.
+const sentRecordPrefix = recordKeyPrefix + "sent/"

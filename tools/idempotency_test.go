@@ -476,3 +476,56 @@ func TestIdempotencyResent(t *testing.T) {
 		}
 	}
 }
+
+// TestHarmlessResentRecordedOnce: a read whose transport added a key (a
+// local core's forwarder, which sends it again to the next core when its
+// core dies) is checked and answered as the caller sent it, and however
+// often it runs, in one process or in two with spools of their own, it
+// has one tool.called record, showing the caller's arguments; a read
+// with another key has its own.
+func TestHarmlessResentRecordedOnce(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	const added = "core-TESTINSTANCE-"
+	queue := func() *AuditQueue {
+		q := NewAuditQueue(0, nil)
+		if _, err := q.UseSpool(ctx, filepath.Join(t.TempDir(), "spool"), e.dir.AuditLog); err != nil {
+			t.Fatal(err)
+		}
+		return q
+	}
+	first, second := queue(), queue() // the dead core's and the next one's
+	call := func(q *AuditQueue, args string) {
+		t.Helper()
+		tool := findTool(t, "whoami")
+		c := &Call{Caller: Caller{Scope: e.alice, Client: mcp.Implementation{Name: "go-test"}, AddedKeys: added},
+			Tool: tool, Args: json.RawMessage(args), Started: time.Now()}
+		res, err := Chain(Heartbeat(0, nil), Audit(nil, q))(tool.Handler)(ctx, c)
+		if err != nil || !strings.Contains(res.Text, "You are agent") {
+			t.Fatalf("whoami %s: %q, %v", args, res.Text, err)
+		}
+	}
+	sent := `{"idempotency_key":"` + added + `0000000000000001"}`
+	call(first, sent)
+	call(first, sent)
+	call(second, sent)
+	call(second, `{"idempotency_key":"`+added+`0000000000000002"}`)
+	for _, q := range []*AuditQueue{first, second} {
+		if err := q.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var n int
+	for _, ev := range events(t, e.alice, audit.Filter{Kind: "tool.called"}) {
+		if ev.Attrs["tool"] != "whoami" {
+			continue
+		}
+		n++
+		if args, _ := json.Marshal(ev.Attrs["args"]); string(args) != `{}` {
+			t.Errorf("recorded with arguments %s, want the caller's {}", args)
+		}
+	}
+	if n != 2 {
+		t.Errorf("%d whoami records, want 2: one per key", n)
+	}
+}

@@ -64,8 +64,9 @@ type Caller struct {
 	Unavailable error
 	// AddedKeys, when set, starts the idempotency keys the transport adds
 	// to calls that carry none (a local core's forwarder, so that a call
-	// it sends again runs at most once): the record of a call whose key
-	// has it shows the arguments the caller sent, without that key.
+	// it sends again runs at most once, or, for a tool that takes no key,
+	// is recorded once): the record of a call whose key has it shows the
+	// arguments the caller sent, without that key.
 	AddedKeys string
 }
 
@@ -148,6 +149,9 @@ type Call struct {
 	// recordID is the idempotency key of the call's tool.called event
 	// (see recordKey).
 	recordID string
+	// sentAs is the key the transport added to the call of a tool that
+	// takes none (see takeAddedKey): the call's record is keyed by it.
+	sentAs string
 	// keyed is the key of a keyed call to a one-transaction tool
 	// (Tool.oneTx), which its transaction claims (see claimKey).
 	keyed *txKey
@@ -317,6 +321,9 @@ func (s spec) tool() *Tool {
 			Annotations:     s.hints.annotation(s.title),
 		},
 		Handler: func(ctx context.Context, c *Call) (Result, error) {
+			if !keyed {
+				c.takeAddedKey()
+			}
 			if err := c.checkArgs(); err != nil {
 				return Result{}, err
 			}

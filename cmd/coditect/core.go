@@ -227,7 +227,7 @@ func forwardMCP(ctx context.Context, cmd *cobra.Command, u string, m server.Core
 	instance := newInstanceID()
 	hello.Instance = instance
 	for name, r := range retry {
-		if r.Keyed {
+		if r.AddsKey() {
 			hello.Keyed = append(hello.Keyed, name)
 		}
 	}

@@ -54,7 +54,11 @@ func Dial(ctx context.Context, paths Paths, h Hello) (net.Conn, Reply, error) {
 	_ = c.SetDeadline(time.Time{})
 	if !r.OK {
 		c.Close()
-		return nil, r, &RefusedError{Reason: r.Error, Direct: r.Direct}
+		// A core of another build (the binary was upgraded while it ran)
+		// refuses the hello; the client serves itself until that core
+		// exits idle. Cores before hello version 2 did not say so.
+		direct := r.Direct || strings.HasPrefix(r.Error, versionRefused)
+		return nil, r, &RefusedError{Reason: r.Error, Direct: direct}
 	}
 	direct := r.Answers && h.answers != nil
 	reads := direct && r.Reads && h.Reads

@@ -32,6 +32,12 @@ type ToolRetry struct {
 	Harmless bool
 }
 
+// AddsKey reports whether a forwarder (or a core reading its client's
+// input) adds an idempotency key to the tool's calls: a keyed tool's call
+// then runs at most once, and a harmless tool's, which may run again when
+// sent again, is recorded once (its tool.called record is keyed by it).
+func (r ToolRetry) AddsKey() bool { return r.Keyed || r.Harmless }
+
 // Forwarder relays one MCP stdio client (newline-delimited JSON-RPC on In
 // and Out) to a local core, which writes its answers to Out itself when
 // it agreed to (Answers; see answers.go) and otherwise sends them back to
@@ -385,11 +391,12 @@ func (k keyer) key(seq uint64) []byte {
 }
 
 func (f *Forwarder) keyer() keyer {
-	return keyer{keyed: func(t string) bool { return f.Tools[t].Keyed }, instance: f.Instance}
+	return keyer{keyed: func(t string) bool { return f.Tools[t].AddsKey() }, instance: f.Instance}
 }
 
 // line returns the tools/call line with an idempotency_key when the
-// tool is keyed and the call has none, and whether the call has a key.
+// tool takes one from the transport (ToolRetry.AddsKey) and the call has
+// none, and whether the call has a key.
 // The key names the request by its seq, the number of its line in the
 // client's input, which every core it is sent to sees the same: not by its
 // id, which a host may give a later request once the earlier one was

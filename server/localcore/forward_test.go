@@ -9,10 +9,12 @@ import (
 // TestForwarderKeys: a call of a keyed tool without a key gets one, the
 // same for the same line (its seq) and different for another line, also
 // one with the same request id, or another forwarder; keys grow with the
-// seq; a call with its own key (or null: none), a call of a tool that is
-// not keyed, and arguments that are not an object are sent as they are.
+// seq; a call of a harmless tool gets one too (its record is keyed by
+// it); a call with its own key (or null: none), a call of a tool neither
+// keyed nor harmless, and arguments that are not an object are sent as
+// they are.
 func TestForwarderKeys(t *testing.T) {
-	f := &Forwarder{Instance: "AAAA", Tools: map[string]ToolRetry{"note": {Keyed: true}, "whoami": {Harmless: true}}}
+	f := &Forwarder{Instance: "AAAA", Tools: map[string]ToolRetry{"note": {Keyed: true}, "whoami": {Harmless: true}, "fs_delete": {}}}
 	g := &Forwarder{Instance: "BBBB", Tools: f.Tools}
 	seq := uint64(0)
 	key := func(f *Forwarder, line string) (string, bool) {
@@ -65,8 +67,11 @@ func TestForwarderKeys(t *testing.T) {
 	if k, keyed := key(f, call("9", "note", `{"text":"x","idempotency_key":null}`)); k != "" || keyed {
 		t.Errorf("a null key: %q %v", k, keyed)
 	}
-	if k, keyed := key(f, call("10", "whoami", `{}`)); k != "" || keyed {
-		t.Errorf("a tool without keys: %q %v", k, keyed)
+	if k, keyed := key(f, call("10", "whoami", `{}`)); !keyed || !strings.HasPrefix(k, "core-AAAA-") {
+		t.Errorf("a harmless tool: %q %v", k, keyed)
+	}
+	if k, keyed := key(f, call("10", "fs_delete", `{"path":"a"}`)); k != "" || keyed {
+		t.Errorf("a tool neither keyed nor harmless: %q %v", k, keyed)
 	}
 	if _, keyed := key(f, call("11", "note", `"text"`)); keyed {
 		t.Error("arguments that are not an object got a key")

@@ -9,8 +9,13 @@ import (
 	"net"
 )
 
-// Version is the version of the hello protocol; a core refuses another.
-const Version = 1
+// versionRefused begins a core's refusal of a hello of another version.
+const versionRefused = "localcore: hello of version"
+
+// Version is the version of the hello protocol; a core refuses another,
+// telling the client to serve the store itself.
+// Version 2: harmless tools' calls carry the transport's keys too.
+const Version = 2
 
 // Hello is the first line a client sends on a core connection: who it
 // is, exactly as a stdio process would resolve it, and what it serves.
@@ -42,8 +47,8 @@ type Hello struct {
 	// by Dial when the Answers offer the input.
 	Reads bool `json:"reads,omitempty"`
 	// Instance and Keyed are how the client adds idempotency keys (the
-	// Forwarder's Instance, the tools its Tools say are keyed): a core
-	// that reads the input adds the same.
+	// Forwarder's Instance, the tools its Tools add keys to, AddsKey): a
+	// core that reads the input adds the same.
 	Instance string   `json:"instance,omitempty"`
 	Keyed    []string `json:"keyed,omitempty"`
 
@@ -129,7 +134,7 @@ func readHello(r io.Reader) (*bufio.Reader, Hello, error) {
 		return br, h, err
 	}
 	if h.V != Version {
-		return br, h, fmt.Errorf("localcore: hello of version %d; this core speaks version %d (restart it, or the client, so both are the same build)", h.V, Version)
+		return br, h, &DirectError{Reason: fmt.Sprintf(versionRefused+" %d; this core speaks version %d (the client serves the store itself until this core exits idle)", h.V, Version)}
 	}
 	return br, h, nil
 }

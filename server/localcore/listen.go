@@ -209,7 +209,8 @@ func serveConn(ctx context.Context, logger *slog.Logger, c net.Conn, open Opener
 	br, h, err := readHello(c)
 	if err != nil {
 		logger.Warn("core connection without a valid hello", "err", err)
-		_ = writeLine(c, Reply{Error: err.Error()})
+		var d *DirectError
+		_ = writeLine(c, Reply{Error: err.Error(), Direct: errors.As(err, &d)})
 		return
 	}
 	_ = c.SetReadDeadline(time.Time{})

@@ -3,6 +3,7 @@ package localcore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -267,8 +268,31 @@ func TestHelloRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	var reply Reply
-	if _, err := readLine(c, &reply); err != nil || reply.OK || !strings.Contains(reply.Error, "version") {
-		t.Errorf("hello of another version: %+v, %v", reply, err)
+	if _, err := readLine(c, &reply); err != nil || reply.OK || !strings.Contains(reply.Error, "version") || !reply.Direct {
+		t.Errorf("hello of another version: %+v, %v; want a refusal telling the client to serve itself", reply, err)
+	}
+}
+
+// TestHelloRefusedByOldCore: a core of hello version 1 (a binary from
+// before version 2, still running after an upgrade) refused another
+// version without saying the client may serve itself; Dial says it may.
+func TestHelloRefusedByOldCore(t *testing.T) {
+	p, l := listenTemp(t)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		var h Hello
+		if _, err := readLine(c, &h); err == nil {
+			_ = writeLine(c, Reply{Error: fmt.Sprintf("localcore: hello of version %d; this core speaks version 1 (restart it, or the client, so both are the same build)", h.V)})
+		}
+	}()
+	_, _, err := Dial(context.Background(), p, Hello{Kind: "mcp"})
+	var r *RefusedError
+	if !errors.As(err, &r) || !r.Direct || !strings.Contains(r.Reason, "speaks version 1") {
+		t.Errorf("Dial: %#v, want the old core's refusal, to serve directly", err)
 	}
 }
 
