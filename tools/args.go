@@ -72,34 +72,36 @@ func argsObject(c *Call) ([]byte, error) {
 }
 
 // sentSize is the size of trimmed arguments as the caller sent them: less
-// the idempotency_key member the transport added (splitAddedKey).
+// the idempotency_key member the transport added (addedKeyMember).
 func sentSize(args []byte, added string) int {
-	if _, sent, ok := splitAddedKey(args, added); ok {
-		return len(sent)
+	_, after, ok := addedKeyMember(args, added)
+	switch {
+	case !ok:
+		return len(args)
+	case args[after] == ',': // the caller's members follow: less "idempotency_key":"…",
+		return len(args) - after
+	default: // the caller sent none: {}
+		return len(args) - (after - 1)
 	}
-	return len(args)
 }
 
-// splitAddedKey returns the idempotency key the transport added to
+// addedKeyMember returns the idempotency key the transport added to
 // trimmed arguments (addedKey), which it puts first among them, and the
-// arguments as the caller sent them; ok is false when the transport added
-// none. The transport's key is a JSON string without escapes.
-func splitAddedKey(args []byte, added string) (key string, sent []byte, ok bool) {
+// offset just past the key's closing quote, where a ',' or the closing
+// '}' follows; ok is false when the transport added none. The transport's
+// key is a JSON string without escapes.
+func addedKeyMember(args []byte, added string) (key string, after int, ok bool) {
 	const member = `{"idempotency_key":"`
 	rest, found := bytes.CutPrefix(args, []byte(member))
 	end := bytes.IndexByte(rest, '"')
 	if !found || end < 0 || end+1 >= len(rest) || !addedKey(string(rest[:end]), added) {
-		return "", nil, false
+		return "", 0, false
 	}
-	key = string(rest[:end])
-	after := len(member) + end + 1 // past the key's closing quote
-	switch args[after] {
-	case ',': // the caller's members follow
-		return key, append([]byte{'{'}, args[after+1:]...), true
-	case '}': // the caller sent none: {}
-		return key, []byte("{}"), true
+	after = len(member) + end + 1
+	if c := args[after]; c != ',' && c != '}' {
+		return "", 0, false
 	}
-	return "", nil, false
+	return string(rest[:end]), after, true
 }
 
 // takeAddedKey takes out of the arguments of a call to a tool that takes
@@ -109,8 +111,16 @@ func splitAddedKey(args []byte, added string) (key string, sent []byte, ok bool)
 // its record keyed by it (recordKey): a harmless call sent again after a
 // core died runs again, but is recorded once.
 func (c *Call) takeAddedKey() {
-	if key, sent, ok := splitAddedKey(bytes.TrimSpace(c.Args), c.AddedKeys); ok {
-		c.Args, c.sentAs = sent, key
+	args := bytes.TrimSpace(c.Args)
+	key, after, ok := addedKeyMember(args, c.AddedKeys)
+	if !ok {
+		return
+	}
+	c.sentAs = key
+	if args[after] == ',' {
+		c.Args = append([]byte{'{'}, args[after+1:]...)
+	} else {
+		c.Args = []byte("{}")
 	}
 }
 
